@@ -1,0 +1,63 @@
+/* bench_spike: W s for binary spikes, dense sgemm against the event path
+ * (adding the rows of W^T of active neurons), over spike densities. Prints
+ * microseconds per product for one batch and their ratio, side by side in one
+ * run. The crossover sets NEURON_EVENT_DENSITY (src/neuron.h).
+ *
+ *   bench_spike [B] [n] [threads]     defaults: 128 400 1 (the F400 net) */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "blas.h"
+#include "clock.h"
+#include "neuron.h"
+#include "rng.h"
+
+static double bench_time(const float *s, const float *W, const float *Wt, float *cur, int *idx,
+                         int B, int n, int event) {
+    int reps = 0;
+    double t0 = clock_seconds(), el = 0.0;
+    do {
+        neuron_spike_product(s, W, Wt, cur, idx, B, n, event);
+        reps++;
+        el = clock_seconds() - t0;
+    } while (el < 0.2);
+    return el / reps;
+}
+
+int main(int argc, char **argv) {
+    int B = argc > 1 ? atoi(argv[1]) : 128, n = argc > 2 ? atoi(argv[2]) : 400;
+    int threads = argc > 3 ? atoi(argv[3]) : 1;
+    if (B <= 0 || n <= 0 || threads < 0) {
+        fprintf(stderr, "usage: bench_spike [B > 0] [n > 0] [threads >= 0]\n");
+        return 2;
+    }
+    threads = blas_set_threads(threads);
+    long bn = (long)B * n;
+    float *W = malloc(sizeof(float) * n * n), *Wt = malloc(sizeof(float) * n * n);
+    float *s = malloc(sizeof(float) * bn), *cur = malloc(sizeof(float) * bn);
+    float *r = malloc(sizeof(float) * bn);
+    int *idx = malloc(sizeof(int) * n);
+    if (!W || !Wt || !s || !cur || !r || !idx) return 1;
+    rng_uniform_fill(1, RNG_TEST, 0, 0, W, (long)n * n);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) Wt[(long)j * n + i] = W[(long)i * n + j];
+    rng_uniform_fill(1, RNG_TEST, 0, 1, r, bn);
+    printf("W s for one batch: B = %d, n = %d, %d BLAS thread(s)\n", B, n, threads);
+    printf("%10s %12s %12s %8s\n", "density", "dense us", "event us", "speedup");
+    const double dens[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4};
+    for (size_t q = 0; q < sizeof dens / sizeof dens[0]; q++) {
+        for (long k = 0; k < bn; k++) s[k] = r[k] < dens[q] ? 1.0f : 0.0f;
+        double td = bench_time(s, W, Wt, cur, idx, B, n, 0) * 1e6;
+        double te = bench_time(s, W, Wt, cur, idx, B, n, 1) * 1e6;
+        printf("%10.3f %12.1f %12.1f %8.2f\n", dens[q], td, te, td / te);
+    }
+    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f\n",
+           NEURON_EVENT_DENSITY);
+    free(W);
+    free(Wt);
+    free(s);
+    free(cur);
+    free(r);
+    free(idx);
+    return 0;
+}

@@ -1,0 +1,24 @@
+/* par: the process environment. The only module of fsnn that calls MPI
+ * directly; everything else receives ranks and sizes as plain values. */
+#ifndef FSNN_PAR_H
+#define FSNN_PAR_H
+
+typedef struct {
+    int rank;
+    int size;
+} par_env;
+
+/* Initialises MPI (thread level FUNNELED) and fills *env. Collective. */
+int par_init(int *argc, char ***argv, par_env *env);
+
+/* Finalises MPI. Collective. */
+void par_finalize(void);
+
+/* Ends every rank of the job at once, after printing `why` with the rank. */
+_Noreturn void par_abort(const par_env *env, int code, const char *why);
+
+/* 1 if every rank passes ok != 0 (logical AND over ranks). Collective: used
+ * so that errors found on one rank stop all ranks together. */
+int par_all_ok(int ok);
+
+#endif

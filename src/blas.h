@@ -1,0 +1,20 @@
+/* blas: row-major matrix products over OpenBLAS, and thread control.
+ *
+ * All matrices are row-major float32 with explicit leading dimensions.
+ * C[M x N] = alpha * op(A) * op(B) + beta * C, op = transpose when t* != 0. */
+#ifndef FSNN_BLAS_H
+#define FSNN_BLAS_H
+
+void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Sets the number of BLAS threads; 0 = one per core. Returns the number set. */
+int blas_set_threads(int threads);
+
+/* Process-wide totals of the floating-point operations done by blas_gemm
+ * and the wall time spent in it, for reporting GFLOP/s of the dense parts
+ * (bench/). Counting costs one clock read per call. */
+void blas_counters(double *flops, double *seconds);
+void blas_counters_reset(void);
+
+#endif

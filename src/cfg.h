@@ -1,0 +1,63 @@
+/* cfg: the resolved settings of one run, as plain values.
+ *
+ * The numerics read this struct; io/config fills it from an INI file and
+ * command-line overrides through one option table (io/config.c), which is also
+ * what `fsnn --help-config` and docs/config.md print. Defaults are those of
+ * SPEC §4-5 (the reference code's). */
+#ifndef FSNN_CFG_H
+#define FSNN_CFG_H
+
+#include <stdint.h>
+
+#define CFG_PATH_MAX 512
+#define CFG_NET_MAX 128
+#define CFG_MILESTONES_MAX 16
+
+typedef enum { DATASET_FMNIST = 0, DATASET_MNIST = 1 } cfg_dataset;
+typedef enum { SOLVER_BROYDEN = 0, SOLVER_FIXED_POINT, SOLVER_ANDERSON, SOLVER_EXACT } cfg_solver;
+typedef enum { OPTIM_SGD = 0, OPTIM_ADAM = 1 } cfg_optim;
+typedef enum { SPIKE_AUTO = 0, SPIKE_DENSE, SPIKE_EVENT } cfg_spike_product;
+
+typedef struct {
+    /* [run] */
+    char run_dir[CFG_PATH_MAX];
+    uint64_t run_seed;
+    int run_threads;      /* BLAS threads; 0 = one per core */
+    int run_progress;     /* -1 auto (bar on a terminal), 0 plain lines, 1 bar */
+    /* [data] */
+    cfg_dataset data_dataset;
+    char data_path[CFG_PATH_MAX];
+    long data_train_limit; /* first N samples; 0 = all */
+    long data_test_limit;
+    /* [model] */
+    char model_net[CFG_NET_MAX];
+    int model_hidden; /* derived from model_net by config_resolve */
+    int model_time_steps;
+    cfg_spike_product model_spike_product;
+    /* [neuron] */
+    float neuron_vth;
+    float neuron_leak; /* 1 = IF */
+    /* [solver] */
+    cfg_solver solver_kind;
+    int solver_max_iters;
+    double solver_tol; /* stop when ||g_i|| < tol * sqrt(n) per sample (SPEC §3) */
+    int solver_anderson_m;
+    /* [train] */
+    int train_epochs;
+    int train_batch;
+    int train_test_batch;
+    double train_lr;
+    double train_momentum;
+    double train_weight_decay;
+    cfg_optim train_optimizer;
+    int train_lr_milestones[CFG_MILESTONES_MAX];
+    int train_n_milestones;
+    double train_lr_gamma;
+    int train_warmup_iters;
+    float train_dropout;
+    double train_adam_beta1;
+    double train_adam_beta2;
+    double train_adam_eps;
+} fsnn_cfg;
+
+#endif

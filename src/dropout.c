@@ -1,0 +1,14 @@
+/* dropout: masks from counter-based uniforms. */
+#include "dropout.h"
+
+#include "rng.h"
+
+void dropout_mask(float *mask, int B, int n, float p, uint64_t seed, uint32_t stream,
+                  uint32_t epoch, const long *sample_ids) {
+    float keep = 1.0f / (1.0f - p);
+    for (int i = 0; i < B; i++) {
+        float *row = mask + (long)i * n;
+        rng_uniform_fill(seed, stream, epoch, (uint32_t)sample_ids[i], row, n);
+        for (int j = 0; j < n; j++) row[j] = row[j] >= p ? keep : 0.0f;
+    }
+}

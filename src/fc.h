@@ -1,0 +1,17 @@
+/* fc: fully-connected layer with bias, y = x W^T + b.
+ * Shapes: x [B x in], W [out x in] row-major, b [out], y [B x out]. */
+#ifndef FSNN_FC_H
+#define FSNN_FC_H
+
+void fc_forward(const float *x, const float *W, const float *b, float *y, int B, int in, int out);
+
+/* Accumulates dW += dy^T x and db += sum_b dy; writes dx = dy W when dx is
+ * not NULL. */
+void fc_vjp(const float *x, const float *W, const float *dy, float *dW, float *db, float *dx, int B,
+            int in, int out);
+
+/* SPEC §4: every row drawn uniform in [-1, 1] (counter RNG, tensor id `tid`)
+ * and scaled to unit L2 norm. */
+void fc_init_rows(float *W, int rows, int cols, unsigned long long seed, unsigned tid);
+
+#endif

@@ -1,0 +1,133 @@
+/* model: the single-layer feedback SNN of the Fashion-MNIST experiments,
+ * "400 (F400)" in the paper's notation (SPEC §5):
+ *
+ *   x1 = drop_x( BN( F x + b ) )                input branch, once per sample
+ *   a  = simulate IF/LIF for T steps            (neuron.h), a* := a[T]
+ *   o  = W_o a + b_o                            readout
+ *   W  = g V / sigma(V)                         spectral restriction (specnorm.h)
+ *
+ * Training takes a[T] as the equilibrium of f (equil.h), solves the adjoint
+ * equilibrium (solver.h) and takes the VJP of f: memory does not grow with T.
+ * All trainable tensors live in one allocation (`params`), their gradients in
+ * another of the same layout (`grads`), so optimisers and reductions see one
+ * flat array. */
+#ifndef FSNN_MODEL_H
+#define FSNN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "neuron.h"
+#include "solver.h"
+
+/* Pointers into params (or grads) in this fixed order. */
+typedef struct {
+    float *F;    /* [n x n_in] input weight */
+    float *Fb;   /* [n] */
+    float *bn_w; /* [n] BatchNorm weight */
+    float *bn_b; /* [n] BatchNorm bias */
+    float *V;    /* [n x n] feedback weight before the restriction */
+    float *g;    /* [1] restriction scale, kept in [-1, 1] */
+    float *Wo;   /* [n_out x n] readout */
+    float *bo;   /* [n_out] */
+} model_tensors;
+
+#define MODEL_N_TENSORS 8
+
+typedef struct {
+    const char *name;
+    int rank;
+    int dims[2];
+    size_t offset; /* into params */
+    size_t count;
+} model_tensor_info;
+
+typedef struct {
+    int n_in, n, n_out, T;
+    float vth, leak, dropout;
+    cfg_spike_product spike_mode;
+    size_t n_params;
+    float *params, *grads; /* owned */
+    model_tensors p, d;    /* views of params and grads */
+    model_tensor_info info[MODEL_N_TENSORS];
+    /* state that is saved but not trained */
+    float *bn_mean, *bn_var; /* [n] running statistics */
+    float *sn_u, *sn_v;      /* [n] power-iteration vectors */
+    float sigma;             /* last estimate of sigma(V) */
+    /* derived from V and g before each forward */
+    float *W, *Wt; /* [n x n] */
+    float *gW;     /* [n x n] dL/dW before the restriction's VJP */
+    float *work;   /* [n] */
+} fsnn_model;
+
+typedef struct model_ws model_ws;
+
+typedef struct {
+    double loss;          /* summed over samples */
+    long correct;
+    long samples;
+    double fwd_res_sum;   /* sum over samples of ||f(a[T]) - a[T]|| */
+    double fwd_res_max;
+    double adj_iters_sum; /* sum over batches of mean iterations */
+    double adj_res_sum;   /* sum over batches of the batch residual */
+    long batches;
+    neuron_stats sim;
+    double t_input, t_sim, t_adj, t_grad; /* seconds per phase */
+} model_stats;
+
+/* Creates an uninitialised model for inputs of n_in features and n_out classes
+ * with the sizes and neuron settings of cfg. */
+int model_create(fsnn_model **m, const fsnn_cfg *cfg, int n_in, int n_out);
+void model_destroy(fsnn_model **m);
+
+/* SPEC §4 initialisation from `seed`; 10 power iterations; g = clamp(sigma). */
+void model_init(fsnn_model *m, uint64_t seed);
+
+/* Neurons (input + hidden + readout, the paper's count) and parameters. */
+long model_neurons(const fsnn_model *m);
+
+/* Buffers for batches of up to Bmax samples, and the adjoint solver. */
+int model_ws_create(model_ws **ws, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax);
+void model_ws_destroy(model_ws **ws);
+
+/* Computes W (and W^T) from V and g; in training also one power iteration. */
+void model_prepare_weights(fsnn_model *m, int power_iters);
+
+/* Input branch: x [B x n_in] (normalised) -> x1, with BatchNorm in training or
+ * evaluation mode and, in training, the dropout masks of (seed, epoch,
+ * sample_ids). */
+void model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
+                 const long *sample_ids, uint32_t epoch, uint64_t seed);
+
+/* The spiking simulation: a = a[T]. */
+void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st);
+
+/* Replaces a by `iters` iterations of a <- f(a) from a = 0 (tests: the exact
+ * equilibrium, independently of the simulation). */
+void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters);
+
+/* At the current a: evaluates f (forward residual), the readout and the loss;
+ * when `grads` is set also the adjoint solve and all parameter gradients,
+ * written (not accumulated) into m->grads. `scale` divides the loss gradient
+ * (the global batch size). */
+int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double scale, int grads,
+               model_stats *st);
+
+/* Loss of the current a only, averaged over the batch (tests). */
+double model_loss_value(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B);
+
+/* Views into the workspace (tests, diagnostics): a [B x n], x1 [B x n],
+ * beta [B x n] (the last adjoint), logits [B x n_out]. */
+float *model_ws_a(model_ws *ws);
+float *model_ws_x1(model_ws *ws);
+float *model_ws_beta(model_ws *ws);
+float *model_ws_logits(model_ws *ws);
+
+/* Spectral norm ||W||_2 estimated by `iters` power iterations on W itself. */
+double model_spectral_norm(const fsnn_model *m, int iters);
+
+/* After an optimiser step: keep g in [-1, 1]. */
+void model_after_step(fsnn_model *m);
+
+#endif

@@ -1,0 +1,84 @@
+/* neuron: membrane dynamics; no allocation inside the time loop. */
+#include "neuron.h"
+
+#include <string.h>
+
+#include "blas.h"
+
+double neuron_rate_norm(int T, float leak) {
+    double norm = 0.0, w = 1.0;
+    for (int t = 0; t < T; t++) {
+        norm += w;
+        w *= leak;
+    }
+    return norm;
+}
+
+/* Threshold, reset by subtraction, leak, and the weighted spike sum for one
+ * step; returns the number of spikes. */
+static long neuron_fire(float *u, float *s, float *acc, long count, float vth, float leak) {
+    long spikes = 0;
+    for (long k = 0; k < count; k++) {
+        float sp = u[k] >= vth ? 1.0f : 0.0f;
+        s[k] = sp;
+        u[k] = (u[k] - vth * sp) * leak;
+        acc[k] = acc[k] * leak + sp;
+        spikes += (long)sp;
+    }
+    return spikes;
+}
+
+/* cur = s W^T by adding, for each sample, the rows of Wt of its active neurons. */
+static void neuron_event_product(const float *s, const float *Wt, float *cur, int *idx, int B,
+                                 int n) {
+    for (int b = 0; b < B; b++) {
+        const float *sb = s + (long)b * n;
+        float *cb = cur + (long)b * n;
+        int nnz = 0;
+        for (int j = 0; j < n; j++)
+            if (sb[j] != 0.0f) idx[nnz++] = j;
+        memset(cb, 0, sizeof(float) * (size_t)n);
+        for (int q = 0; q < nnz; q++) {
+            const float *row = Wt + (long)idx[q] * n;
+            for (int i = 0; i < n; i++) cb[i] += row[i];
+        }
+    }
+}
+
+void neuron_spike_product(const float *s, const float *W, const float *Wt, float *cur, int *idx,
+                          int B, int n, int event) {
+    if (event) neuron_event_product(s, Wt, cur, idx, B, n);
+    else blas_gemm(0, 1, B, n, n, 1.0f, s, n, W, n, 0.0f, cur, n);
+}
+
+void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
+                     const float *drop, float *a, float *u, float *s, float *cur, int *idx,
+                     neuron_stats *st) {
+    const int B = d->B, n = d->n;
+    const long count = (long)B * n;
+    memcpy(u, x1, sizeof(float) * (size_t)count);
+    memset(a, 0, sizeof(float) * (size_t)count);
+    long spikes = neuron_fire(u, s, a, count, d->vth, d->leak);
+    double total = (double)spikes;
+    for (int t = 2; t <= d->T; t++) {
+        double density = (double)spikes / (double)count;
+        int event = d->mode == SPIKE_EVENT ||
+                    (d->mode == SPIKE_AUTO && density < NEURON_EVENT_DENSITY);
+        if (spikes == 0) {
+            memset(cur, 0, sizeof(float) * (size_t)count);
+        } else {
+            neuron_spike_product(s, W, Wt, cur, idx, B, n, event);
+        }
+        if (event) st->event_steps++;
+        else st->dense_steps++;
+        if (drop)
+            for (long k = 0; k < count; k++) u[k] += drop[k] * cur[k] + x1[k];
+        else
+            for (long k = 0; k < count; k++) u[k] += cur[k] + x1[k];
+        spikes = neuron_fire(u, s, a, count, d->vth, d->leak);
+        total += (double)spikes;
+    }
+    float inv = (float)(1.0 / neuron_rate_norm(d->T, d->leak));
+    for (long k = 0; k < count; k++) a[k] *= inv;
+    st->spikes += total;
+}

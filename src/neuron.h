@@ -1,0 +1,47 @@
+/* neuron: the IF/LIF simulation of one feedback layer (SPEC §1, Eq. 1-2).
+ *
+ *   u[1] = x1 ; s = (u >= V_th) ; u -= V_th s ; u *= lambda
+ *   u[t] = u[t-1] + drop_s(W s[t-1]) + x1        (t = 2..T)
+ *   a    = sum_t lambda^(T-t) s[t] / sum_t lambda^(T-t)
+ *
+ * lambda = 1 is IF (a is the plain firing rate). Spikes are 0/1, so W s is
+ * the sum of the columns of W for the active neurons: the event path adds
+ * rows of W^T for each spike instead of a dense product, and `mode` or the
+ * measured spike density picks the path for each step. */
+#ifndef FSNN_NEURON_H
+#define FSNN_NEURON_H
+
+#include "cfg.h"
+
+/* Below this fraction of active neurons the event path is cheaper than sgemm
+ * (crossover 0.2-0.25 measured by bench/bench_spike, docs/performance.md). */
+#define NEURON_EVENT_DENSITY 0.15
+
+typedef struct {
+    double spikes;   /* total spikes over batch, neurons and steps */
+    int dense_steps; /* steps whose W s ran as sgemm */
+    int event_steps; /* steps whose W s ran event-driven */
+} neuron_stats;
+
+typedef struct {
+    int B, n, T;
+    float vth, leak;
+    cfg_spike_product mode;
+} neuron_dims;
+
+/* x1 [B x n] input current, W [n x n] and Wt = W^T (row-major), drop [B x n]
+ * feedback dropout mask or NULL. Writes a [B x n]. Work buffers u, s, cur
+ * [B x n] and idx [n] (ints) are borrowed. Adds to *st. */
+void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
+                     const float *drop, float *a, float *u, float *s, float *cur, int *idx,
+                     neuron_stats *st);
+
+/* cur [B x n] = s W^T for 0/1 spikes s [B x n]: sgemm with W, or (event != 0)
+ * the sum of the rows of Wt = W^T of the active neurons. idx [n] borrowed. */
+void neuron_spike_product(const float *s, const float *W, const float *Wt, float *cur, int *idx,
+                          int B, int n, int event);
+
+/* sum_{t=1..T} lambda^(T-t), the normaliser of the weighted rate. */
+double neuron_rate_norm(int T, float leak);
+
+#endif

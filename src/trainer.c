@@ -1,0 +1,221 @@
+/* trainer: the epoch loop, batching, progress and per-epoch metrics. */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "clock.h"
+#include "log.h"
+#include "optim.h"
+#include "rng.h"
+#include "status.h"
+
+/* Buffers of one training or evaluation pass, sized once. */
+typedef struct {
+    model_ws *ws;
+    float *x;
+    uint8_t *labels;
+    long *ids, *perm;
+} trainer_bufs;
+
+static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn_model *m,
+                               long n_train, int dim) {
+    int bmax = cfg->train_batch > cfg->train_test_batch ? cfg->train_batch : cfg->train_test_batch;
+    CHECK(model_ws_create(&tb->ws, m, cfg, bmax));
+    CHECK(XCALLOC(&tb->x, (size_t)bmax * dim));
+    CHECK(XCALLOC(&tb->labels, (size_t)bmax));
+    CHECK(XCALLOC(&tb->ids, (size_t)bmax));
+    CHECK(XCALLOC(&tb->perm, (size_t)(n_train > 0 ? n_train : 1)));
+    return FSNN_OK;
+}
+
+static void trainer_bufs_destroy(trainer_bufs *tb) {
+    model_ws_destroy(&tb->ws);
+    free(tb->x);
+    free(tb->labels);
+    free(tb->ids);
+    free(tb->perm);
+    memset(tb, 0, sizeof *tb);
+}
+
+/* Normalised float inputs and labels of the samples ids[0..B). */
+static void trainer_gather(const trainer_data *d, const long *ids, int B, float *x,
+                           uint8_t *labels) {
+    const float scale = 1.0f / (255.0f * d->std), shift = d->mean / d->std;
+    for (int b = 0; b < B; b++) {
+        const uint8_t *img = d->images + (size_t)ids[b] * d->dim;
+        float *xb = x + (size_t)b * d->dim;
+        for (int k = 0; k < d->dim; k++) xb[k] = (float)img[k] * scale - shift;
+        labels[b] = d->labels[ids[b]];
+    }
+}
+
+typedef struct {
+    int bar;
+    double start, last_print;
+    int last_decile;
+} trainer_progress;
+
+static void trainer_progress_start(trainer_progress *p, const fsnn_cfg *cfg) {
+    p->bar = cfg->run_progress < 0 ? isatty(STDOUT_FILENO) : cfg->run_progress;
+    p->start = clock_seconds();
+    p->last_print = 0.0;
+    p->last_decile = 0;
+}
+
+static void trainer_progress_show(trainer_progress *p, int epoch, int epochs, long done, long total,
+                                  const model_stats *st) {
+    if (!log_is_printer()) return;
+    double now = clock_seconds(), el = now - p->start;
+    double rate = el > 0 ? done / el : 0.0, eta = rate > 0 ? (total - done) / rate : 0.0;
+    double loss = st->samples ? st->loss / st->samples : 0.0;
+    double acc = st->samples ? 100.0 * st->correct / st->samples : 0.0;
+    if (p->bar) {
+        if (now - p->last_print < 0.2 && done < total) return;
+        p->last_print = now;
+        int width = 30, fill = (int)(width * (double)done / total);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        printf("\repoch %d/%d [%s] %5.1f%% %7.0f samples/s loss %.4f acc %.2f%% ETA %4.0fs ",
+               epoch, epochs, bar, 100.0 * done / total, rate, loss, acc, eta);
+        if (done == total) printf("\n");
+        fflush(stdout);
+    } else {
+        int decile = (int)(10 * done / total);
+        if (decile == p->last_decile && done < total) return;
+        p->last_decile = decile;
+        if (done == total) return;
+        printf("epoch %d/%d %3.0f%% %.0f samples/s loss %.4f acc %.2f%% ETA %.0fs\n", epoch, epochs,
+               100.0 * done / total, rate, loss, acc, eta);
+        fflush(stdout);
+    }
+}
+
+static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+                             trainer_bufs *tb, trainer_epoch *row, double *firing) {
+    model_stats st;
+    memset(&st, 0, sizeof st);
+    double t0 = clock_seconds();
+    model_prepare_weights(m, 0);
+    const int bs = cfg->train_test_batch;
+    for (long i = 0; i < data->n; i += bs) {
+        int B = (int)(data->n - i < bs ? data->n - i : bs);
+        for (int b = 0; b < B; b++) tb->ids[b] = i + b;
+        trainer_gather(data, tb->ids, B, tb->x, tb->labels);
+        model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed);
+        model_simulate(m, tb->ws, B, &st);
+        CHECK(model_loss(m, tb->ws, tb->labels, B, (double)B, 0, &st));
+    }
+    double el = clock_seconds() - t0;
+    long n = st.samples > 0 ? st.samples : 1;
+    row->test_loss = st.loss / n;
+    row->test_acc = 100.0 * st.correct / n;
+    row->test_fwd_residual = st.fwd_res_sum / n;
+    row->test_samples_per_s = el > 0 ? st.samples / el : 0.0;
+    if (firing) *firing = st.sim.spikes / ((double)n * m->n * m->T);
+    return FSNN_OK;
+}
+
+int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+                     trainer_epoch *row, double *firing) {
+    trainer_bufs tb;
+    memset(&tb, 0, sizeof tb);
+    int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
+    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing);
+    trainer_bufs_destroy(&tb);
+    return rc;
+}
+
+static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, optim *opt,
+                             const trainer_data *train, trainer_bufs *tb, int epoch, long *iter,
+                             model_stats *st, double *lr_used) {
+    const int bs = cfg->train_batch;
+    trainer_progress prog;
+    trainer_progress_start(&prog, cfg);
+    rng_permutation(cfg->run_seed, (uint32_t)epoch, tb->perm, train->n);
+    for (long i = 0; i < train->n; i += bs) {
+        int B = (int)(train->n - i < bs ? train->n - i : bs);
+        memcpy(tb->ids, tb->perm + i, sizeof(long) * (size_t)B);
+        trainer_gather(train, tb->ids, B, tb->x, tb->labels);
+        double lr = optim_lr(cfg, epoch, *iter);
+        *lr_used = lr;
+        double t0 = clock_seconds();
+        model_prepare_weights(m, 1);
+        model_input(m, tb->ws, tb->x, B, 1, tb->ids, (uint32_t)epoch, cfg->run_seed);
+        double t1 = clock_seconds();
+        model_simulate(m, tb->ws, B, st);
+        double t2 = clock_seconds();
+        st->t_input += t1 - t0;
+        st->t_sim += t2 - t1;
+        CHECK(model_loss(m, tb->ws, tb->labels, B, (double)B, 1, st));
+        optim_step(opt, m->params, m->grads, lr);
+        model_after_step(m);
+        (*iter)++;
+        trainer_progress_show(&prog, epoch + 1, cfg->train_epochs, i + B, train->n, st);
+    }
+    return FSNN_OK;
+}
+
+int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
+                const trainer_data *test, const trainer_hooks *hooks) {
+    trainer_bufs tb;
+    memset(&tb, 0, sizeof tb);
+    optim *opt = NULL;
+    int rc = trainer_bufs_create(&tb, cfg, m, train->n, train->dim);
+    if (rc == 0) rc = optim_create(&opt, cfg, m->n_params);
+    long iter = 0;
+    for (int epoch = 0; rc == 0 && epoch < cfg->train_epochs; epoch++) {
+        model_stats st;
+        memset(&st, 0, sizeof st);
+        trainer_epoch row;
+        memset(&row, 0, sizeof row);
+        double t0 = clock_seconds(), lr = 0.0, gflop = 0.0, gsec = 0.0;
+        blas_counters_reset();
+        rc = trainer_epoch_run(cfg, m, opt, train, &tb, epoch, &iter, &st, &lr);
+        if (rc) break;
+        double t_train = clock_seconds() - t0;
+        blas_counters(&gflop, &gsec);
+        row.gemm_gflops = gsec > 0 ? gflop / gsec * 1e-9 : 0.0;
+        long n = st.samples > 0 ? st.samples : 1;
+        row.epoch = epoch + 1;
+        row.lr = lr;
+        row.train_loss = st.loss / n;
+        row.train_acc = 100.0 * st.correct / n;
+        row.fwd_residual = st.fwd_res_sum / n;
+        row.fwd_residual_max = st.fwd_res_max;
+        row.adj_iters = st.batches ? st.adj_iters_sum / st.batches : 0.0;
+        row.adj_residual = st.batches ? st.adj_res_sum / st.batches : 0.0;
+        row.firing_rate = st.sim.spikes / ((double)n * m->n * m->T);
+        row.train_samples_per_s = t_train > 0 ? st.samples / t_train : 0.0;
+        row.t_input = st.t_input;
+        row.t_sim = st.t_sim;
+        row.t_adj = st.t_adj;
+        row.t_grad = st.t_grad;
+        row.dense_steps = st.sim.dense_steps;
+        row.event_steps = st.sim.event_steps;
+        rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL);
+        if (rc) break;
+        row.spectral_norm = model_spectral_norm(m, 30);
+        row.peak_rss_mb = clock_peak_rss_mb();
+        row.seconds = clock_seconds() - t0;
+        if (!isfinite(row.train_loss)) {
+            rc = FAIL("epoch %d: the training loss is not finite (%g); lower train.lr", epoch + 1,
+                      row.train_loss);
+            break;
+        }
+        log_info("epoch %d/%d: lr %.4g loss %.4f train %.2f%% test %.2f%% | residual %.3g adjoint "
+                 "%.1f it %.2g | rate %.4f ||W|| %.3f | %.0f samples/s %.0f MB %.1fs",
+                 row.epoch, cfg->train_epochs, row.lr, row.train_loss, row.train_acc, row.test_acc,
+                 row.fwd_residual, row.adj_iters, row.adj_residual, row.firing_rate,
+                 row.spectral_norm, row.train_samples_per_s, row.peak_rss_mb, row.seconds);
+        if (hooks && hooks->on_epoch) rc = hooks->on_epoch(hooks->ctx, &row, m);
+    }
+    optim_destroy(&opt);
+    trainer_bufs_destroy(&tb);
+    return rc;
+}

@@ -1,0 +1,55 @@
+/* trainer: epochs of IDE training and evaluation on data held in memory.
+ *
+ * The trainer sees plain arrays; the program (main.c) loads the data, and
+ * writes metrics and model files through the hooks, so this module needs no
+ * file or communicator. Progress goes to stdout through log.h: a bar on a
+ * terminal, otherwise a plain line every 10% of an epoch. */
+#ifndef FSNN_TRAINER_H
+#define FSNN_TRAINER_H
+
+#include <stdint.h>
+
+#include "cfg.h"
+#include "model.h"
+
+typedef struct {
+    const uint8_t *images; /* [n x dim] */
+    const uint8_t *labels; /* [n] */
+    long n;
+    int dim;
+    float mean, std; /* x = (pixel / 255 - mean) / std (SPEC §4) */
+} trainer_data;
+
+/* One row of metrics.csv. */
+typedef struct {
+    int epoch; /* 1-based */
+    double lr;
+    double train_loss, train_acc, test_loss, test_acc;
+    double fwd_residual, fwd_residual_max, test_fwd_residual;
+    double adj_iters, adj_residual;
+    double firing_rate;   /* spikes per neuron per time step */
+    double spectral_norm; /* ||W||_2 by power iteration */
+    double train_samples_per_s, test_samples_per_s;
+    double peak_rss_mb, seconds;
+    double t_input, t_sim, t_adj, t_grad; /* seconds in each phase of training */
+    double gemm_gflops;                   /* rate of the dense products in training */
+    long dense_steps, event_steps;
+} trainer_epoch;
+
+typedef struct {
+    /* Called after every epoch with its row; a non-zero return stops training. */
+    int (*on_epoch)(void *ctx, const trainer_epoch *row, const fsnn_model *m);
+    void *ctx;
+} trainer_hooks;
+
+/* Trains for cfg->train_epochs epochs, evaluating on `test` after each. */
+int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
+                const trainer_data *test, const trainer_hooks *hooks);
+
+/* Evaluates on `data`: fills test_loss, test_acc, test_fwd_residual and
+ * test_samples_per_s of *row; `firing` receives spikes per neuron per step
+ * when not NULL. */
+int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+                     trainer_epoch *row, double *firing);
+
+#endif
