@@ -187,6 +187,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "--help-config")) {
         int md = argc > 2 && !strcmp(argv[2], "--markdown");
         if (env.rank == 0) config_help(stdout, md);
+    } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3 && env.size > 1) {
+        /* Every rank would train the whole model and write the same run
+         * directory: refuse rather than race. */
+        if (env.rank == 0)
+            log_error("this version of fsnn trains on one rank; started with %d ranks", env.size);
+        code = EXIT_USAGE;
     } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3) {
         int rc = !strcmp(cmd, "train") ? main_train(argv[2], argc - 3, argv + 3)
                                        : main_eval(argv[2], argc - 3, argv + 3);
