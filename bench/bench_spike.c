@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     float *W = malloc(sizeof(float) * n * n), *Wt = malloc(sizeof(float) * n * n);
     float *s = malloc(sizeof(float) * bn), *cur = malloc(sizeof(float) * bn);
     float *r = malloc(sizeof(float) * bn);
-    int *idx = malloc(sizeof(int) * n);
+    int *idx = malloc(sizeof(int) * bn);
     if (!W || !Wt || !s || !cur || !r || !idx) return 1;
     rng_uniform_fill(1, RNG_TEST, 0, 0, W, (long)n * n);
     for (int i = 0; i < n; i++)

@@ -16,8 +16,9 @@
 typedef struct {
     int ndim;
     uint32_t dims[IDX_MAX_DIMS];
-    size_t count; /* product of dims */
-    uint8_t *data; /* owned; free with idx_free */
+    size_t count;        /* product of dims */
+    uint32_t file_items; /* dims[0] as stored in the file, before max_items */
+    uint8_t *data;       /* owned; free with idx_free */
 } idx_array;
 
 /* Reads `path` into `out`. Fails unless the file has exactly `want_ndim`

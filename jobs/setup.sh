@@ -26,7 +26,7 @@ packages=(
     build-essential cmake pkg-config
     clang libclang-rt-14-dev # clang's libFuzzer runtime, for the fuzz harnesses
     libopenmpi-dev openmpi-bin
-    libopenblas-dev liblapacke-dev libscalapack-openmpi-dev
+    libopenblas-dev libopenblas-openmp-dev liblapacke-dev libscalapack-openmpi-dev
     libhdf5-openmpi-dev hdf5-tools
     libinih-dev zlib1g-dev
     dataset-fashion-mnist

@@ -2,6 +2,7 @@
 #include "blas.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -24,6 +25,7 @@ int blas_set_threads(int threads) {
         threads = cores > 0 ? (int)cores : 1;
     }
     openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
     return threads;
 }
 

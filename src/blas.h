@@ -5,10 +5,16 @@
 #ifndef FSNN_BLAS_H
 #define FSNN_BLAS_H
 
+/* fsnn's own OpenMP loops over fewer elements than this run on one thread:
+ * below it, waking the thread team costs more than the loop. */
+#define BLAS_PARALLEL_MIN 16384L
+
 void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Sets the number of BLAS threads; 0 = one per core. Returns the number set. */
+/* Sets the number of BLAS threads and of the OpenMP threads of fsnn's own
+ * per-sample loops (they never run at the same time); 0 = one per core.
+ * Returns the number set. */
 int blas_set_threads(int threads);
 
 /* Process-wide totals of the floating-point operations done by blas_gemm

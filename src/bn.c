@@ -3,8 +3,11 @@
 
 #include <math.h>
 
+#include "blas.h"
+
 void bn_forward_train(const float *x, const float *gamma, const float *beta, float *run_mean,
                       float *run_var, float *xhat, float *invstd, float *y, int B, int n) {
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int j = 0; j < n; j++) {
         double s = 0.0, ss = 0.0;
         for (int i = 0; i < B; i++) s += x[(long)i * n + j];
@@ -38,6 +41,7 @@ void bn_forward_eval(const float *x, const float *gamma, const float *beta, cons
 
 void bn_vjp(const float *dy, const float *xhat, const float *invstd, const float *gamma,
             float *dgamma, float *dbeta, float *dx, int B, int n) {
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int j = 0; j < n; j++) {
         double sdy = 0.0, sdyx = 0.0;
         for (int i = 0; i < B; i++) {

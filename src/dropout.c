@@ -1,11 +1,13 @@
 /* dropout: masks from counter-based uniforms. */
 #include "dropout.h"
 
+#include "blas.h"
 #include "rng.h"
 
 void dropout_mask(float *mask, int B, int n, float p, uint64_t seed, uint32_t stream,
                   uint32_t epoch, const long *sample_ids) {
     float keep = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int i = 0; i < B; i++) {
         float *row = mask + (long)i * n;
         rng_uniform_fill(seed, stream, epoch, (uint32_t)sample_ids[i], row, n);

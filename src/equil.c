@@ -9,6 +9,7 @@ void equil_eval(const float *a, const float *x1, const float *W, const float *dr
                 float vth, float *f, float *mv, float *jac, float *res) {
     blas_gemm(0, 1, B, n, n, 1.0f, a, n, W, n, 0.0f, f, n);
     const float inv = 1.0f / vth;
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         double r2 = 0.0;
         for (int j = 0; j < n; j++) {

@@ -87,44 +87,55 @@ static void main_setup_blas(const fsnn_cfg *cfg) {
     cpuinfo_report_blas();
 }
 
+/* Creates the run directory with the resolved config and an empty
+ * metrics.csv. Refuses a directory that already holds a run. */
+static int main_open_run(const fsnn_cfg *cfg, main_run *run) {
+    CHECK(fsutil_join(run->metrics, sizeof run->metrics, cfg->run_dir, "metrics.csv"));
+    CHECK(fsutil_join(run->model, sizeof run->model, cfg->run_dir, "model.h5"));
+    if (fsutil_is_file(run->metrics))
+        return FAIL("%s already holds a run (metrics.csv); set another run.dir or move it away",
+                    cfg->run_dir);
+    CHECK(fsutil_mkdirs(cfg->run_dir));
+    char cfg_path[CFG_PATH_MAX + 32];
+    CHECK(fsutil_join(cfg_path, sizeof cfg_path, cfg->run_dir, "config.ini"));
+    CHECK(main_config_text(cfg, &run->config_text));
+    CHECK(fsutil_write_atomic(cfg_path, run->config_text, strlen(run->config_text)));
+    CHECK(metrics_create(run->metrics));
+    return FSNN_OK;
+}
+
+static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m) {
+    log_info("model: %d-%d (F%d) %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters; "
+             "adjoint solver %s (at most %d iterations)",
+             m->n_in, m->n, m->n, m->leak == 1.0f ? "IF" : "LIF", m->T, m->vth, m->leak,
+             model_neurons(m), m->n_params, solver_name(cfg->solver_kind), cfg->solver_max_iters);
+}
+
+/* Everything that can be checked (config, data, model) is checked before the
+ * run directory is created, so a bad input leaves nothing behind. */
 static int main_train(const char *config_path, int argc, char **argv) {
     fsnn_cfg cfg;
     CHECK(main_read_config(&cfg, config_path, argc, argv));
     main_setup_blas(&cfg);
     main_run run;
     memset(&run, 0, sizeof run);
-    CHECK(fsutil_join(run.metrics, sizeof run.metrics, cfg.run_dir, "metrics.csv"));
-    CHECK(fsutil_join(run.model, sizeof run.model, cfg.run_dir, "model.h5"));
-    if (fsutil_is_file(run.metrics))
-        return FAIL("%s already holds a run (metrics.csv); set another run.dir or move it away",
-                    cfg.run_dir);
-    CHECK(fsutil_mkdirs(cfg.run_dir));
-    char cfg_path[CFG_PATH_MAX + 32];
-    CHECK(fsutil_join(cfg_path, sizeof cfg_path, cfg.run_dir, "config.ini"));
-    CHECK(main_config_text(&cfg, &run.config_text));
-    int rc = fsutil_write_atomic(cfg_path, run.config_text, strlen(run.config_text));
-    if (rc == 0) rc = metrics_create(run.metrics);
-
     dataset data;
     memset(&data, 0, sizeof data);
     fsnn_model *m = NULL;
-    if (rc == 0)
-        rc = dataset_load(cfg.data_dataset, cfg.data_path, cfg.data_train_limit,
-                          cfg.data_test_limit, &data);
     trainer_data train, test;
+    int rc = dataset_load(cfg.data_dataset, cfg.data_path, cfg.data_train_limit,
+                          cfg.data_test_limit, &data);
     if (rc == 0) {
         main_data_views(&data, &train, &test);
-        log_info("data: %s from %s: %ld training and %ld test samples", cfg.data_dataset ? "mnist" : "fmnist",
-                 cfg.data_path, train.n, test.n);
+        log_info("data: %s from %s: %ld training and %ld test samples",
+                 cfg.data_dataset == DATASET_MNIST ? "mnist" : "fmnist", cfg.data_path, train.n,
+                 test.n);
         rc = model_create(&m, &cfg, train.dim, data.classes);
     }
+    if (rc == 0) rc = main_open_run(&cfg, &run);
     if (rc == 0) {
         model_init(m, cfg.run_seed);
-        log_info("model: %d-%d (F%d) %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters; "
-                 "adjoint solver %s (%d iterations)",
-                 m->n_in, m->n, m->n, m->leak == 1.0f ? "IF" : "LIF", m->T, m->vth, m->leak,
-                 model_neurons(m), m->n_params, solver_name(cfg.solver_kind),
-                 cfg.solver_max_iters);
+        main_log_model(&cfg, m);
         trainer_hooks hooks = {main_on_epoch, &run};
         rc = trainer_fit(&cfg, m, &train, &test, &hooks);
     }

@@ -169,7 +169,7 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
                       &w->beta, &w->dx1, &w->tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) CHECK(XCALLOC(bufs[i], bn));
     CHECK(XCALLOC(&w->invstd, (size_t)m->n));
-    CHECK(XCALLOC(&w->idx, (size_t)m->n));
+    CHECK(XCALLOC(&w->idx, bn));
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
     CHECK(XCALLOC(&w->logits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->dlogits, (size_t)Bmax * m->n_out));

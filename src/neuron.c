@@ -18,6 +18,7 @@ double neuron_rate_norm(int T, float leak) {
  * step; returns the number of spikes. */
 static long neuron_fire(float *u, float *s, float *acc, long count, float vth, float leak) {
     long spikes = 0;
+#pragma omp parallel for reduction(+ : spikes) schedule(static) if (count > BLAS_PARALLEL_MIN)
     for (long k = 0; k < count; k++) {
         float sp = u[k] >= vth ? 1.0f : 0.0f;
         s[k] = sp;
@@ -28,18 +29,21 @@ static long neuron_fire(float *u, float *s, float *acc, long count, float vth, f
     return spikes;
 }
 
-/* cur = s W^T by adding, for each sample, the rows of Wt of its active neurons. */
+/* cur = s W^T by adding, for each sample, the rows of Wt of its active
+ * neurons. Samples run in parallel, each with its own index list. */
 static void neuron_event_product(const float *s, const float *Wt, float *cur, int *idx, int B,
                                  int n) {
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const float *sb = s + (long)b * n;
         float *cb = cur + (long)b * n;
+        int *ib = idx + (long)b * n;
         int nnz = 0;
         for (int j = 0; j < n; j++)
-            if (sb[j] != 0.0f) idx[nnz++] = j;
+            if (sb[j] != 0.0f) ib[nnz++] = j;
         memset(cb, 0, sizeof(float) * (size_t)n);
         for (int q = 0; q < nnz; q++) {
-            const float *row = Wt + (long)idx[q] * n;
+            const float *row = Wt + (long)ib[q] * n;
             for (int i = 0; i < n; i++) cb[i] += row[i];
         }
     }

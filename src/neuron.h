@@ -31,13 +31,13 @@ typedef struct {
 
 /* x1 [B x n] input current, W [n x n] and Wt = W^T (row-major), drop [B x n]
  * feedback dropout mask or NULL. Writes a [B x n]. Work buffers u, s, cur
- * [B x n] and idx [n] (ints) are borrowed. Adds to *st. */
+ * [B x n] and idx [B x n] (ints) are borrowed. Adds to *st. */
 void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
                      const float *drop, float *a, float *u, float *s, float *cur, int *idx,
                      neuron_stats *st);
 
 /* cur [B x n] = s W^T for 0/1 spikes s [B x n]: sgemm with W, or (event != 0)
- * the sum of the rows of Wt = W^T of the active neurons. idx [n] borrowed. */
+ * the sum of the rows of Wt = W^T of the active neurons. idx [B x n] borrowed. */
 void neuron_spike_product(const float *s, const float *W, const float *Wt, float *cur, int *idx,
                           int B, int n, int event);
 

@@ -1,12 +1,12 @@
 /* solver: Broyden, fixed point, Anderson and exact adjoint solves. */
 #include "solver.h"
 
-#include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "status.h"
 
 struct solver_ws {
@@ -20,7 +20,6 @@ struct solver_ws {
     lapack_int *piv;
     double *A, *bvec;           /* exact solve [n x n], [n] */
     float *lowest;              /* [Bmax] */
-    float *coef;                /* [max_iters] low-rank coefficients */
     int *rows, *iters, *nstep, *done;
 };
 
@@ -47,7 +46,6 @@ int solver_ws_create(solver_ws **out, cfg_solver kind, int Bmax, int n, int max_
     CHECK(XCALLOC(&w->in, bn));
     CHECK(XCALLOC(&w->out, bn));
     CHECK(XCALLOC(&w->lowest, (size_t)Bmax));
-    CHECK(XCALLOC(&w->coef, (size_t)max_iters));
     CHECK(XCALLOC(&w->rows, (size_t)Bmax));
     CHECK(XCALLOC(&w->iters, (size_t)Bmax));
     CHECK(XCALLOC(&w->nstep, (size_t)Bmax));
@@ -88,7 +86,6 @@ void solver_ws_destroy(solver_ws **ws) {
     free(w->A);
     free(w->bvec);
     free(w->lowest);
-    free(w->coef);
     free(w->rows);
     free(w->iters);
     free(w->nstep);
@@ -97,14 +94,19 @@ void solver_ws_destroy(solver_ws **ws) {
     *ws = NULL;
 }
 
-/* Float dot products and norms (vectorised in OpenBLAS): the solver's
- * tolerance is far above float rounding of these sums. */
+/* Float sums vectorised through `omp simd` (the solver's tolerance is far
+ * above their rounding). Plain loops rather than BLAS calls because they run
+ * inside the per-sample parallel loop, where a threaded BLAS must not be
+ * entered. */
 static double solver_dot(const float *a, const float *b, int n) {
-    return cblas_sdot(n, a, 1, b, 1);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
 }
 
 static double solver_norm(const float *a, int n) {
-    return cblas_snrm2(n, a, 1);
+    return sqrt(solver_dot(a, a, n));
 }
 
 /* Gathers the samples not yet done into ws->rows; returns how many. */
@@ -142,22 +144,16 @@ static void solver_start(solver_ws *w, const float *g, int B, double thr) {
 }
 
 /* The low-rank inverse Jacobian estimate B = -I + sum_i u_i vt_i^T of
- * Broyden's method, as the reference's matvec (B x) and rmatvec (x^T B).
- * U and Vt hold k rows of n. */
+ * Broyden's method: out = B x (the reference's matvec). U and Vt hold k rows
+ * of n; x^T B (rmatvec) is the same with U and Vt swapped. */
 static void solver_lr_matvec(const float *U, const float *Vt, int k, int n, const float *x,
-                             float *out, float *c) {
-    memcpy(out, x, sizeof(float) * (size_t)n);
-    if (k == 0) {
-        cblas_sscal(n, -1.0f, out, 1);
-        return;
+                             float *out) {
+    for (int j = 0; j < n; j++) out[j] = -x[j];
+    for (int i = 0; i < k; i++) {
+        float c = (float)solver_dot(Vt + (long)i * n, x, n);
+        const float *ui = U + (long)i * n;
+        for (int j = 0; j < n; j++) out[j] += c * ui[j];
     }
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, k, n, 1.0f, Vt, n, x, 1, 0.0f, c, 1);
-    cblas_sgemv(CblasRowMajor, CblasTrans, k, n, 1.0f, U, n, c, 1, -1.0f, out, 1);
-}
-
-static void solver_lr_rmatvec(const float *U, const float *Vt, int k, int n, const float *x,
-                              float *out, float *c) {
-    solver_lr_matvec(Vt, U, k, n, x, out, c);
 }
 
 static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, int B, int max_iters,
@@ -172,6 +168,7 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
             for (int j = 0; j < n; j++) w->in[(long)r * n + j] = w->x[o + j] + w->upd[o + j];
         }
         op->apply(op->ctx, w->rows, nr, w->in, w->out);
+#pragma omp parallel for schedule(dynamic, 4) if ((long)nr * n > BLAS_PARALLEL_MIN)
         for (int r = 0; r < nr; r++) {
             int b = w->rows[r];
             long o = (long)b * n;
@@ -196,14 +193,14 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
             int k = w->nstep[b];
             float *U = w->U + o * max_iters, *Vt = w->Vt + o * max_iters;
             float *u = U + (long)k * n, *vt = Vt + (long)k * n;
-            solver_lr_rmatvec(U, Vt, k, n, upd, vt, w->coef);
-            solver_lr_matvec(U, Vt, k, n, gxn, u, w->coef);
+            solver_lr_matvec(Vt, U, k, n, upd, vt);
+            solver_lr_matvec(U, Vt, k, n, gxn, u);
             double den = solver_dot(vt, gxn, n);
             if (den != 0.0 && isfinite(den)) {
                 for (int j = 0; j < n; j++) u[j] = (float)((upd[j] - u[j]) / den);
                 w->nstep[b] = k + 1;
             }
-            solver_lr_matvec(U, Vt, w->nstep[b], n, gx, upd, w->coef);
+            solver_lr_matvec(U, Vt, w->nstep[b], n, gx, upd);
             for (int j = 0; j < n; j++) upd[j] = -upd[j];
         }
     }
@@ -224,6 +221,7 @@ static void solver_fixed_point(solver_ws *w, const solver_op *op, const float *g
             }
         }
         op->apply(op->ctx, w->rows, nr, w->in, w->out);
+#pragma omp parallel for schedule(dynamic, 4) if ((long)nr * n > BLAS_PARALLEL_MIN)
         for (int r = 0; r < nr; r++) {
             int b = w->rows[r];
             long o = (long)b * n;

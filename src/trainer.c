@@ -46,6 +46,7 @@ static void trainer_bufs_destroy(trainer_bufs *tb) {
 static void trainer_gather(const trainer_data *d, const long *ids, int B, float *x,
                            uint8_t *labels) {
     const float scale = 1.0f / (255.0f * d->std), shift = d->mean / d->std;
+#pragma omp parallel for schedule(static) if ((long)B * d->dim > BLAS_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const uint8_t *img = d->images + (size_t)ids[b] * d->dim;
         float *xb = x + (size_t)b * d->dim;

@@ -1,0 +1,108 @@
+/* dataset: the MNIST family from four IDX files, checked against each other. */
+#include "dataset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fsutil.h" // defines: fsutil_join, fsutil_is_file
+#include "idx.h"    // defines: idx_read, idx_free
+#include "status.h" // defines: FAIL, CHECK
+
+#define DATASET_SIDE 28
+#define DATASET_CLASSES 10
+/* Far above the largest file (47 MB of training images) and far below what
+ * a corrupt header could ask for. */
+#define DATASET_MAX_BYTES ((size_t)200 << 20)
+#define DATASET_PATH_MAX (CFG_PATH_MAX + 64)
+
+/* SPEC §4: the same normalisation for MNIST and Fashion-MNIST. */
+#define DATASET_MEAN 0.1307f
+#define DATASET_STD 0.3081f
+
+/* Finds NAME or NAME.gz in dir. */
+static int dataset_find(const char *dir, const char *name, char *path, size_t size) {
+    CHECK(fsutil_join(path, size, dir, name));
+    if (fsutil_is_file(path)) return FSNN_OK;
+    size_t len = strlen(path);
+    if (len + 4 > size) return FAIL("%s.gz: path too long", path);
+    memcpy(path + len, ".gz", 4);
+    if (fsutil_is_file(path)) return FSNN_OK;
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return FAIL("data folder '%s' cannot be read (%s); set data.path to the folder with the "
+                    "IDX files, or run jobs/setup.sh to fetch them into data/",
+                    dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return FAIL("data.path '%s' is not a folder; set it to the folder with the IDX files", dir);
+    return FAIL("data folder '%s' has neither %s nor %s.gz; set data.path to the folder with "
+                "the IDX files, or run jobs/setup.sh to fetch them into data/",
+                dir, name, name);
+}
+
+static int dataset_split_load(const char *dir, const char *prefix, long limit, dataset_split *out) {
+    if (limit < 0) return FAIL("sample limit for '%s' is %ld; it must be >= 0", prefix, limit);
+    char img_path[DATASET_PATH_MAX], lab_path[DATASET_PATH_MAX], name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    CHECK(dataset_find(dir, name, img_path, sizeof img_path));
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    CHECK(dataset_find(dir, name, lab_path, sizeof lab_path));
+
+    idx_array img, lab;
+    memset(&lab, 0, sizeof lab);
+    CHECK(idx_read(img_path, 3, DATASET_MAX_BYTES, (size_t)limit, &img));
+    int rc = FSNN_OK;
+    if (img.dims[1] != DATASET_SIDE || img.dims[2] != DATASET_SIDE)
+        rc = FAIL("%s: images are %u x %u, expected %d x %d", img_path, img.dims[1], img.dims[2],
+                  DATASET_SIDE, DATASET_SIDE);
+    if (rc == 0) rc = idx_read(lab_path, 1, DATASET_MAX_BYTES, (size_t)limit, &lab);
+    /* Compare the files' own counts: two files of different length would
+     * otherwise pass whenever the limit is below both. */
+    if (rc == 0 && img.file_items != lab.file_items)
+        rc = FAIL("%s: %u labels, but %s has %u images (count mismatch)", lab_path, lab.file_items,
+                  img_path, img.file_items);
+    for (size_t i = 0; rc == 0 && i < lab.count; i++)
+        if (lab.data[i] >= DATASET_CLASSES)
+            rc = FAIL("%s: label %u at index %zu is out of range (classes are 0 to %d)", lab_path,
+                      lab.data[i], i, DATASET_CLASSES - 1);
+    if (rc != 0) {
+        idx_free(&img);
+        idx_free(&lab);
+        return rc;
+    }
+    out->n = (long)img.dims[0];
+    out->channels = 1;
+    out->height = DATASET_SIDE;
+    out->width = DATASET_SIDE;
+    out->images = img.data;
+    out->labels = lab.data;
+    return FSNN_OK;
+}
+
+int dataset_load(cfg_dataset kind, const char *dir, long train_limit, long test_limit,
+                 dataset *out) {
+    memset(out, 0, sizeof *out);
+    if (kind != DATASET_FMNIST && kind != DATASET_MNIST)
+        return FAIL("unknown data set kind %d", (int)kind);
+    int rc = dataset_split_load(dir, "train", train_limit, &out->train);
+    if (rc == 0) rc = dataset_split_load(dir, "t10k", test_limit, &out->test);
+    if (rc != 0) {
+        status_trace(__FILE__, __LINE__);
+        dataset_destroy(out);
+        return rc;
+    }
+    out->classes = DATASET_CLASSES;
+    out->mean = DATASET_MEAN;
+    out->std = DATASET_STD;
+    return FSNN_OK;
+}
+
+void dataset_destroy(dataset *d) {
+    free(d->train.images);
+    free(d->train.labels);
+    free(d->test.images);
+    free(d->test.labels);
+    memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,389 @@
+/* solver: the adjoint equilibrium beta = J^T beta + g (SPEC §3), and the full
+ * implicit gradient of the model against finite differences.
+ *
+ * Part 1 — each solver kind against an independent reference: (I - J^T) is
+ * formed here per sample in double from W and the diagonal factor jac of
+ * equil_eval (J^T[r][c] = W[c][r] jac[c]) and solved with LAPACKE_dgesv.
+ * ||J^T||_2 <= ||W||_2 max(jac) = 0.95 * 1.25 / 2 < 0.6, so
+ * ||beta - beta_ref|| <= residual / (1 - 0.6): with tol = 1e-5 (stopping at
+ * ||G|| < tol sqrt(n) = 5.5e-5) the iterative solutions must agree to
+ * 2.5 * 5.5e-5 + float rounding: tolerance 5e-4 absolute per entry. The exact
+ * solve (dgesv in double, rounded to float) agrees to 1e-5 relative.
+ *
+ * Part 2 — model gradient (SPEC §3.3): for a small model (12-16-5, B = 4,
+ * IF, V_th = 2), without and with dropout, the gradient of the batch-mean loss
+ * L(a*(theta)) returned in m->grads by model_loss (exact and Broyden
+ * adjoints) is compared with central differences of model_loss_value after
+ * recomputing the whole forward (weights with the same u, v; input branch;
+ * 50 fixed-point iterations to the exact a*, a contraction of factor
+ * <= 1.25 / 2, so 0.625^50 < 1e-10, below float rounding). Entries: all of the small tensors, a
+ * random third of F and V. The point is checked to be away from the clamp
+ * kinks: every z = (drop_s ⊙ W a* + x1) / V_th that is not identically 0 is
+ * at least 0.02 from 0 and 1, while a perturbation of eps = 2e-3 moves z by
+ * less than ~3 eps; f is then smooth along every FD segment. Float forward
+ * (a* and L carry ~1e-7 rounding, i.e. ~5e-5 in the FD quotient): tolerance
+ * per entry 3e-2 |grad| + 2e-4 max|grad of the tensor| + 1e-4, every entry
+ * must meet it; over the larger tensors the cosine between the analytic and
+ * the FD gradient must also exceed 0.999 and their norm ratio be within 3%.
+ * A sign error or a missing factor (e.g. 1/V_th) fails all of these. */
+#include <lapacke.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "check.h"
+#include "dropout.h"
+#include "equil.h"
+#include "model.h"
+#include "rng.h"
+#include "solver.h"
+#include "status.h"
+
+/* ---------- part 1 ---------- */
+
+enum { SB = 4, SN = 30 };
+
+typedef struct {
+    const float *W, *jac;
+    int n;
+    float *tmp;
+} jt_ctx;
+
+static void op_apply(void *ctx, const int *rows, int nrows, const float *in, float *out) {
+    jt_ctx *c = ctx;
+    equil_jt(c->W, c->jac, rows, nrows, c->n, in, out, c->tmp);
+}
+
+static void op_dense(void *ctx, int b, double *Jt) {
+    jt_ctx *c = ctx;
+    equil_jt_dense(c->W, c->jac + (long)b * c->n, c->n, Jt);
+}
+
+static double spectral_norm(const float *A, int n) {
+    double *a = malloc(sizeof(double) * (size_t)n * n), *sv = malloc(sizeof(double) * (size_t)n);
+    double *sup = malloc(sizeof(double) * (size_t)n);
+    for (long i = 0; i < (long)n * n; i++) a[i] = A[i];
+    lapack_int info =
+        LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', n, n, a, n, sv, NULL, 1, NULL, 1, sup);
+    double s = info == 0 ? sv[0] : NAN;
+    free(a);
+    free(sv);
+    free(sup);
+    return s;
+}
+
+/* ||J^T beta + g - beta|| of sample b, in double. */
+static double residual(const float *W, const float *jac, const float *g, const float *beta, int b,
+                       int n) {
+    double r2 = 0.0;
+    for (int r = 0; r < n; r++) {
+        double v = g[b * n + r] - (double)beta[b * n + r];
+        for (int c = 0; c < n; c++) v += (double)W[c * n + r] * jac[b * n + c] * beta[b * n + c];
+        r2 += v * v;
+    }
+    return sqrt(r2);
+}
+
+static void test_solvers(void) {
+    const float vth = 2.0f;
+    static float W[SN * SN], a[SB * SN], x1[SB * SN], drop[SB * SN], f[SB * SN], mv[SB * SN],
+        jac[SB * SN], res[SB], g[SB * SN], beta[SB * SN], tmp[SB * SN];
+    static double ref[SB * SN];
+    rng_uniform_fill(31, RNG_TEST, 0, 0, W, SN * SN);
+    for (int k = 0; k < SN * SN; k++) W[k] = 2.0f * W[k] - 1.0f;
+    double s0 = spectral_norm(W, SN);
+    for (int k = 0; k < SN * SN; k++) W[k] = (float)(W[k] * 0.95 / s0);
+    EXPECT(spectral_norm(W, SN) <= 0.95 + 1e-5, "||W||_2 = %g", spectral_norm(W, SN));
+    rng_uniform_fill(31, RNG_TEST, 0, 1, a, SB * SN);
+    rng_uniform_fill(31, RNG_TEST, 0, 2, x1, SB * SN);
+    rng_uniform_fill(31, RNG_TEST, 0, 3, drop, SB * SN);
+    rng_uniform_fill(31, RNG_TEST, 0, 4, g, SB * SN);
+    for (int k = 0; k < SB * SN; k++) {
+        x1[k] = -1.0f + 3.5f * x1[k];
+        drop[k] = drop[k] < 0.2f ? 0.0f : 1.25f;
+        g[k] = 2.0f * g[k] - 1.0f;
+    }
+    equil_eval(a, x1, W, drop, SB, SN, vth, f, mv, jac, res);
+    int zeros = 0;
+    for (int k = 0; k < SB * SN; k++) zeros += jac[k] == 0.0f;
+    EXPECT(zeros > SB * SN / 10 && zeros < SB * SN * 3 / 4,
+           "jac should have a mixed zero pattern: %d zeros of %d", zeros, SB * SN);
+
+    /* Reference: (I - J^T) beta = g per sample, dgesv in double. */
+    for (int b = 0; b < SB; b++) {
+        double A[SN * SN], rhs[SN];
+        lapack_int piv[SN];
+        for (int r = 0; r < SN; r++) {
+            for (int c = 0; c < SN; c++)
+                A[r * SN + c] = (r == c) - (double)W[c * SN + r] * jac[b * SN + c];
+            rhs[r] = g[b * SN + r];
+        }
+        lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, SN, 1, A, SN, piv, rhs, 1);
+        EXPECT(info == 0, "reference dgesv info %d", (int)info);
+        for (int r = 0; r < SN; r++) ref[b * SN + r] = rhs[r];
+    }
+
+    jt_ctx ctx = {W, jac, SN, tmp};
+    solver_op op = {op_apply, op_dense, &ctx, SN};
+    const cfg_solver kinds[4] = {SOLVER_BROYDEN, SOLVER_FIXED_POINT, SOLVER_ANDERSON, SOLVER_EXACT};
+    const int max_iters[4] = {60, 200, 100, 1};
+    const double tol = 1e-5, thr = tol * sqrt((double)SN);
+    for (int ki = 0; ki < 4; ki++) {
+        const char *name = solver_name(kinds[ki]);
+        solver_ws *ws = NULL;
+        EXPECT_OK(solver_ws_create(&ws, kinds[ki], SB, SN, max_iters[ki], 5));
+        solver_stats st;
+        memset(&st, 0, sizeof st);
+        for (int k = 0; k < SB * SN; k++) beta[k] = NAN;
+        EXPECT_OK(solver_solve(ws, &op, g, beta, SB, max_iters[ki], tol, &st));
+        double maxd = 0.0, r2 = 0.0;
+        for (int k = 0; k < SB * SN; k++) maxd = fmax(maxd, fabs(beta[k] - ref[k]));
+        for (int b = 0; b < SB; b++) {
+            double rb = residual(W, jac, g, beta, b, SN);
+            r2 += rb * rb;
+        }
+        printf("%-12s max|beta - ref| = %.3g  iters mean %.1f max %d  residual %.3g (own %.3g)  "
+               "converged %d\n",
+               name, maxd, st.iters_mean, st.iters_max, st.residual, sqrt(r2), st.converged);
+        if (kinds[ki] == SOLVER_EXACT) {
+            double maxr = 0.0;
+            for (int k = 0; k < SB * SN; k++)
+                maxr = fmax(maxr, fabs(beta[k] - ref[k]) / (1e-3 + fabs(ref[k])));
+            EXPECT(maxr <= 1e-5, "exact: relative error to the reference %g", maxr);
+            EXPECT(st.iters_max == 1, "exact: iters_max %d", st.iters_max);
+        } else {
+            EXPECT(maxd <= 5e-4, "%s: max |beta - ref| = %g > 5e-4", name, maxd);
+            EXPECT(st.iters_max > 0 && st.iters_max <= max_iters[ki], "%s: iters_max %d", name,
+                   st.iters_max);
+        }
+        EXPECT(st.iters_mean > 0.0 && st.iters_mean <= st.iters_max, "%s: iters_mean %g", name,
+               st.iters_mean);
+        EXPECT(st.converged == SB, "%s: %d of %d samples converged", name, st.converged, SB);
+        /* The reported residual is that of the returned beta (up to float
+         * rounding of the solver's own sums), and below the tolerance. */
+        EXPECT(st.residual <= thr * sqrt((double)SB), "%s: reported residual %g", name,
+               st.residual);
+        EXPECT(fabs(st.residual - sqrt(r2)) <= 1e-5 + 0.1 * sqrt(r2),
+               "%s: reported residual %g, recomputed %g", name, st.residual, sqrt(r2));
+
+        /* A sample's solution does not depend on its batch: sample 2 alone. */
+        if (kinds[ki] != SOLVER_EXACT) {
+            jt_ctx c1 = {W, jac + 2 * SN, SN, tmp};
+            solver_op op1 = {op_apply, op_dense, &c1, SN};
+            float beta1[SN];
+            solver_stats st1;
+            EXPECT_OK(solver_solve(ws, &op1, g + 2 * SN, beta1, 1, max_iters[ki], tol, &st1));
+            double d1 = 0.0;
+            for (int j = 0; j < SN; j++) d1 = fmax(d1, fabs(beta1[j] - beta[2 * SN + j]));
+            EXPECT(d1 <= 1e-5, "%s: sample 2 alone differs from its batch result by %g", name, d1);
+        }
+        /* Too few iterations: reported as not converged, counts capped. */
+        if (kinds[ki] == SOLVER_FIXED_POINT) {
+            EXPECT_OK(solver_solve(ws, &op, g, beta, SB, 3, tol, &st));
+            EXPECT(st.iters_max == 3 && st.converged < SB,
+                   "fixed_point capped at 3: iters_max %d, converged %d", st.iters_max,
+                   st.converged);
+            EXPECT(st.residual > thr, "fixed_point capped at 3: residual %g", st.residual);
+        }
+        solver_ws_destroy(&ws);
+        EXPECT(ws == NULL, "solver_ws_destroy clears the pointer");
+    }
+}
+
+/* ---------- part 2 ---------- */
+
+enum { MB = 4, MIN = 12, MN = 16, MOUT = 5 };
+
+static void fill_cfg(fsnn_cfg *c, cfg_solver kind, float dropout) {
+    memset(c, 0, sizeof *c);
+    c->run_seed = 17;
+    c->model_hidden = MN;
+    c->model_time_steps = 5;
+    c->model_spike_product = SPIKE_AUTO;
+    c->neuron_vth = 2.0f;
+    c->neuron_leak = 1.0f;
+    c->solver_kind = kind;
+    c->solver_max_iters = 60;
+    c->solver_tol = 1e-12;
+    c->solver_anderson_m = 5;
+    c->train_batch = MB;
+    c->train_dropout = dropout;
+}
+
+static const long sample_ids[MB] = {101, 7, 55, 3};
+static const uint8_t labels[MB] = {0, 3, 1, 4};
+enum { EPOCH = 2 };
+static const uint64_t SEED = 17;
+
+static void forward(fsnn_model *m, model_ws *ws, const float *x) {
+    model_prepare_weights(m, 0);
+    model_input(m, ws, x, MB, 1, sample_ids, EPOCH, SEED);
+    model_fixed_point(m, ws, MB, 50);
+}
+
+/* The distance of z = (drop_s ⊙ W a + x1) / V_th from the kinks 0 and 1 over
+ * the entries where z is not identically 0 (both masks 0). The feedback mask
+ * is that of dropout.h for (seed, RNG_DROP_S, epoch, sample id). */
+static double kink_margin(const fsnn_model *m, model_ws *ws) {
+    float ds[MB * MN], wa[MB * MN];
+    const float *a = model_ws_a(ws), *x1 = model_ws_x1(ws);
+    if (m->dropout > 0.0f)
+        dropout_mask(ds, MB, MN, m->dropout, SEED, RNG_DROP_S, EPOCH, sample_ids);
+    else
+        for (int k = 0; k < MB * MN; k++) ds[k] = 1.0f;
+    for (int b = 0; b < MB; b++)
+        for (int i = 0; i < MN; i++) {
+            double s = 0.0;
+            for (int j = 0; j < MN; j++) s += (double)m->W[i * MN + j] * a[b * MN + j];
+            wa[b * MN + i] = (float)s;
+        }
+    double mg = INFINITY;
+    for (int k = 0; k < MB * MN; k++) {
+        if (ds[k] == 0.0f && x1[k] == 0.0f) continue;
+        double z = ((double)ds[k] * wa[k] + x1[k]) / m->vth;
+        mg = fmin(mg, fmin(fabs(z), fabs(z - 1.0)));
+    }
+    return mg;
+}
+
+static void test_model_grad(float dropout) {
+    const char *tag = dropout > 0.0f ? "model(dropout)" : "model";
+    fsnn_cfg ce, cb;
+    fill_cfg(&ce, SOLVER_EXACT, dropout);
+    fill_cfg(&cb, SOLVER_BROYDEN, dropout);
+    fsnn_model *m = NULL;
+    model_ws *wse = NULL, *wsb = NULL;
+    EXPECT_OK(model_create(&m, &ce, MIN, MOUT));
+    EXPECT_OK(model_ws_create(&wse, m, &ce, MB));
+    EXPECT_OK(model_ws_create(&wsb, m, &cb, MB));
+    if (!m || !wse || !wsb) return;
+    model_init(m, SEED);
+    /* Move away from the initial state so every tensor has a generic value:
+     * BN weights and biases, readout bias and g (< 1, so it is not at the
+     * clamp) all non-trivial. */
+    float r[64];
+    rng_uniform_fill(41, RNG_TEST, 0, 0, r, 64);
+    for (int j = 0; j < MN; j++) {
+        m->p.bn_w[j] = 0.7f + 0.6f * r[j];
+        m->p.bn_b[j] = 0.8f * r[MN + j];
+        m->p.Fb[j] = r[2 * MN + j] - 0.5f;
+    }
+    for (int k = 0; k < MOUT; k++) m->p.bo[k] = r[3 * MN + k] - 0.5f;
+    m->p.g[0] = 0.9f;
+
+    static float x[MB * MIN];
+    rng_uniform_fill(41, RNG_TEST, 0, 27, x, MB * MIN);
+    for (int k = 0; k < MB * MIN; k++) x[k] = 4.0f * x[k] - 2.0f;
+
+    /* Analytic gradients, exact and Broyden adjoints. */
+    static float ge[4096], gb[4096];
+    EXPECT(m->n_params <= 4096, "n_params %zu", m->n_params);
+    model_stats st;
+    memset(&st, 0, sizeof st);
+    forward(m, wse, x);
+    EXPECT_OK(model_loss(m, wse, labels, MB, (double)MB, 1, &st));
+    EXPECT(st.fwd_res_max < 1e-5, "%s: forward residual at a* = %g", tag, st.fwd_res_max);
+    memcpy(ge, m->grads, sizeof(float) * m->n_params);
+    float *a = model_ws_a(wse);
+    int inside = 0;
+    for (int k = 0; k < MB * MN; k++) inside += a[k] > 0.0f && a[k] < 1.0f;
+    EXPECT(inside >= MB * MN / 4, "%s: only %d of %d rates strictly inside (0, 1)", tag, inside,
+           MB * MN);
+    double margin = kink_margin(m, wse);
+    EXPECT(margin > 0.02, "%s: some z is %g from a clamp kink: move the test point", tag, margin);
+    double L0 = model_loss_value(m, wse, labels, MB);
+    EXPECT_NEAR(st.loss / MB, L0, 1e-9, 1e-6, "model_loss vs model_loss_value");
+
+    memset(&st, 0, sizeof st);
+    forward(m, wsb, x);
+    EXPECT_OK(model_loss(m, wsb, labels, MB, (double)MB, 1, &st));
+    memcpy(gb, m->grads, sizeof(float) * m->n_params);
+    EXPECT(st.adj_iters_sum > 0.0 && st.adj_iters_sum <= 60.0, "%s: broyden iterations %g", tag,
+           st.adj_iters_sum);
+
+    /* Exact vs Broyden: the same solution up to the float residual. */
+    double dmax = 0.0, gmax = 0.0;
+    for (size_t k = 0; k < m->n_params; k++) {
+        dmax = fmax(dmax, fabs(ge[k] - gb[k]));
+        gmax = fmax(gmax, fabs(ge[k]));
+    }
+    EXPECT(dmax <= 1e-4 * gmax, "%s: exact vs broyden gradients differ by %g (max %g)", tag, dmax,
+           gmax);
+
+    /* Finite differences: every entry of the small tensors, a random third
+     * of F and V. */
+    static double fd[4096];
+    static unsigned char pick[4096];
+    float u01[4096];
+    rng_uniform_fill(41, RNG_TEST, 1, 0, u01, (long)m->n_params);
+    for (size_t k = 0; k < m->n_params; k++) {
+        int big = (k >= m->info[0].offset && k < m->info[0].offset + m->info[0].count) ||
+                  (k >= m->info[4].offset && k < m->info[4].offset + m->info[4].count);
+        pick[k] = !big || u01[k] < 1.0f / 3.0f;
+    }
+    const float eps = 2e-3f;
+    for (size_t k = 0; k < m->n_params; k++) {
+        if (!pick[k]) continue;
+        float p0 = m->params[k];
+        float pp = p0 + eps, pm = p0 - eps;
+        m->params[k] = pp;
+        forward(m, wse, x);
+        double lp = model_loss_value(m, wse, labels, MB);
+        m->params[k] = pm;
+        forward(m, wse, x);
+        double lm = model_loss_value(m, wse, labels, MB);
+        m->params[k] = p0;
+        fd[k] = (lp - lm) / ((double)pp - (double)pm);
+    }
+    forward(m, wse, x);
+
+    for (int t = 0; t < MODEL_N_TENSORS; t++) {
+        const model_tensor_info *ti = &m->info[t];
+        const float *an = ge + ti->offset;
+        const double *num = fd + ti->offset;
+        const unsigned char *pk = pick + ti->offset;
+        double amax = 0.0, dot = 0.0, na = 0.0, nf = 0.0;
+        for (size_t k = 0; k < ti->count; k++) amax = fmax(amax, fabs(an[k]));
+        int bad = 0, used = 0;
+        for (size_t k = 0; k < ti->count; k++) {
+            if (!pk[k]) continue;
+            used++;
+            double tolk = 3e-2 * fabs(an[k]) + 2e-4 * amax + 1e-4;
+            if (fabs(an[k] - num[k]) > tolk) {
+                if (bad < 3)
+                    fprintf(stderr, "  %s %s[%zu]: analytic %.6g, FD %.6g\n", tag, ti->name, k,
+                            an[k], num[k]);
+                bad++;
+            }
+            dot += an[k] * num[k];
+            na += (double)an[k] * an[k];
+            nf += num[k] * num[k];
+        }
+        printf("%-16s %-16s max|grad| %.3g  |grad| %.4g  |FD| %.4g  misses %d/%d\n", tag,
+               ti->name, amax, sqrt(na), sqrt(nf), bad, used);
+        if (t == 1) {
+            /* The input bias is followed by BatchNorm in training mode, which
+             * subtracts the batch mean: its gradient is exactly 0. */
+            EXPECT(amax <= 1e-6, "%s: input.bias gradient should be 0, max %g", tag, amax);
+            EXPECT(sqrt(nf) <= 1e-3, "%s: input.bias FD should be ~0, |FD| %g", tag, sqrt(nf));
+            continue;
+        }
+        EXPECT(amax > 1e-3, "%s %s: gradient is (nearly) zero: max %g", tag, ti->name, amax);
+        EXPECT(bad == 0, "%s %s: %d of %d entries differ from FD", tag, ti->name, bad, used);
+        if (used < 8) continue;
+        double cosv = dot / sqrt(na * nf + 1e-300);
+        EXPECT(cosv > 0.999, "%s %s: cosine(analytic, FD) = %.6f", tag, ti->name, cosv);
+        EXPECT(fabs(sqrt(na / nf) - 1.0) < 0.03, "%s %s: |analytic| / |FD| = %.4f", tag, ti->name,
+               sqrt(na / nf));
+    }
+    model_ws_destroy(&wse);
+    model_ws_destroy(&wsb);
+    model_destroy(&m);
+}
+
+int main(void) {
+    test_solvers();
+    test_model_grad(0.0f);
+    test_model_grad(0.2f);
+    return check_finish("solver");
+}
