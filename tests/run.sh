@@ -3,7 +3,8 @@
 #   1. set-up and a Release build with -Werror in build/, then ctest;
 #   2. a Debug build with AddressSanitizer + UndefinedBehaviorSanitizer in
 #      build-asan/, then ctest (leaks are errors, Open MPI's own excepted);
-#   3. the fuzz harnesses, when tests/fuzz/run.sh exists (FUZZ_SECONDS, default 30).
+#   3. the libFuzzer harnesses of the IDX and config readers (FUZZ_SECONDS each,
+#      default 30).
 # Ends with one summary line; exits non-zero if any stage failed.
 set -euo pipefail
 
@@ -64,11 +65,7 @@ LD_PRELOAD="$nodlclose" \
     ctest --test-dir build-asan "${ctest_args[@]}"
 passed+=("asan-ctest")
 
-if [ -f tests/fuzz/run.sh ]; then
-    begin "fuzz"
-    FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash tests/fuzz/run.sh
-    passed+=("fuzz ${FUZZ_SECONDS:-30}s")
-else
-    passed+=("fuzz skipped: no tests/fuzz/run.sh")
-fi
+begin "fuzz"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash tests/fuzz/run.sh
+passed+=("fuzz ${FUZZ_SECONDS:-30}s")
 stage="done"
