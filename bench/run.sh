@@ -2,8 +2,9 @@
 # Training benchmark: the paper's Fashion-MNIST LIF net (configs/fmnist_fc_lif.ini)
 # for one epoch at T = 5, 30 and 100, each in a fresh process so that peak RSS
 # is that run's own. Prints train and test samples/s, GFLOP/s of the dense
-# products, peak RSS, and the OpenBLAS core; then the dense-vs-event spike
-# product table of bench_spike.
+# products, peak RSS, the forward residual, adjoint iterations, firing rate,
+# how many time steps computed W s densely (sgemm) or event-driven, and the
+# OpenBLAS core; then the dense-vs-event spike product table of bench_spike.
 #
 #   bench/run.sh                 all 60,000 training samples per T
 #   BENCH_SAMPLES=20000 BENCH_STEPS="5 30" bench/run.sh
@@ -17,7 +18,8 @@ steps=${BENCH_STEPS:-5 30 100}
 out=$(mktemp -d /tmp/fsnn-bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-printf '%-5s %12s %12s %12s %10s %10s %8s  %s\n' T "train smp/s" "test smp/s" "GEMM GF/s" "RSS MB" "residual" "adj it" "OpenBLAS core"
+printf '%-5s %12s %12s %10s %8s %9s %7s %7s %15s  %s\n' T "train smp/s" "test smp/s" "GEMM GF/s" \
+  "RSS MB" "residual" "adj it" "rate" "W s dense/event" "OpenBLAS core"
 for T in $steps; do
   log=$out/T$T.log
   "$fsnn" train "$repo/configs/fmnist_fc_lif.ini" \
@@ -27,9 +29,10 @@ for T in $steps; do
   core=$(sed -n 's/^blas: .*; core \([A-Za-z0-9_]*\),.*/\1/p' "$log" | head -n 1)
   awk -F, -v T="$T" -v core="${core:-?}" '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    { printf "%-5s %12.0f %12.0f %12.1f %10.1f %10.4g %8.1f  %s\n", T,
+    { printf "%-5s %12.0f %12.0f %10.1f %8.1f %9.4g %7.1f %7.4f %15s  %s\n", T,
         $col["train_samples_per_s"], $col["test_samples_per_s"], $col["gemm_gflops"],
-        $col["peak_rss_mb"], $col["fwd_residual"], $col["adj_iters"], core }' "$out/T$T/metrics.csv"
+        $col["peak_rss_mb"], $col["fwd_residual"], $col["adj_iters"], $col["firing_rate"],
+        $col["dense_steps"] "/" $col["event_steps"], core }' "$out/T$T/metrics.csv"
 done
 echo
 "$build/bench_spike" 128 400 1

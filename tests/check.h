@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "status.h"
 
 static int check_passed_, check_failed_;
 
@@ -17,7 +20,7 @@ static int check_passed_, check_failed_;
             check_passed_++;                                                                       \
         } else {                                                                                   \
             check_failed_++;                                                                       \
-            fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond);                    \
+            fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond);                     \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fputc('\n', stderr);                                                                   \
         }                                                                                          \
@@ -27,7 +30,7 @@ static int check_passed_, check_failed_;
 #define EXPECT_NEAR(got, want, tol_abs, tol_rel, what)                                             \
     do {                                                                                           \
         double g_ = (double)(got), w_ = (double)(want);                                            \
-        EXPECT(fabs(g_ - w_) <= (tol_abs) + (tol_rel) * fabs(w_), "%s: got %.9g want %.9g", (what), \
+        EXPECT(fabs(g_ - w_) <= (tol_abs) + (tol_rel)*fabs(w_), "%s: got %.9g want %.9g", (what),  \
                g_, w_);                                                                            \
     } while (0)
 
@@ -35,7 +38,20 @@ static int check_passed_, check_failed_;
 #define EXPECT_OK(call)                                                                            \
     do {                                                                                           \
         int ok_rc_ = (call);                                                                       \
-        EXPECT(ok_rc_ == 0, "%s returned %d: %s", #call, ok_rc_, status_message());               \
+        EXPECT(ok_rc_ == 0, "%s returned %d: %s", #call, ok_rc_, status_message());                \
+        status_clear();                                                                            \
+    } while (0)
+
+/* A call returning an fsnn status that must fail, with a message containing
+ * every listed string (e.g. the file name and what was wrong). */
+#define EXPECT_FAILS(call, ...)                                                                    \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        const char *needles_[] = {__VA_ARGS__, NULL};                                              \
+        EXPECT(rc_ != 0, "%s succeeded", #call);                                                   \
+        for (int k_ = 0; needles_[k_]; k_++)                                                       \
+            EXPECT(strstr(status_message(), needles_[k_]) != NULL, "message \"%s\" lacks \"%s\"",  \
+                   status_message(), needles_[k_]);                                                \
         status_clear();                                                                            \
     } while (0)
 

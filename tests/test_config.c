@@ -11,18 +11,7 @@
 #include "check.h"
 #include "config.h"
 #include "status.h"
-
-/* The call must fail and its message contain every listed string. */
-#define EXPECT_FAILS(call, ...)                                                                    \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        const char *needles_[] = {__VA_ARGS__, NULL};                                              \
-        EXPECT(rc_ != 0, "%s succeeded", #call);                                                   \
-        for (int k_ = 0; needles_[k_]; k_++)                                                       \
-            EXPECT(strstr(status_message(), needles_[k_]) != NULL, "message \"%s\" lacks \"%s\"",  \
-                   status_message(), needles_[k_]);                                                \
-        status_clear();                                                                            \
-    } while (0)
+#include "testutil.h"
 
 static char tmp_dir[] = "/tmp/fsnn_test_config_XXXXXX";
 
@@ -41,19 +30,6 @@ static const char *put_bytes(const char *name, const char *text, size_t len) {
 
 static const char *put(const char *name, const char *text) {
     return put_bytes(name, text, strlen(text));
-}
-
-static void remove_tmp_dir(void) {
-    DIR *d = opendir(tmp_dir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        unlink(path);
-    }
-    if (d) closedir(d);
-    rmdir(tmp_dir);
 }
 
 /* Loads `text` as file `name` over the defaults. */
@@ -459,6 +435,6 @@ int main(int argc, char **argv) {
     test_resolve();
     test_round_trip();
     test_help();
-    remove_tmp_dir();
+    testutil_remove_tree(tmp_dir);
     return check_finish("config");
 }

@@ -14,40 +14,11 @@
 #include "check.h"
 #include "dataset.h"
 #include "status.h"
-
-/* The call must fail and its message contain every listed string. */
-#define EXPECT_FAILS(call, ...)                                                                    \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        const char *needles_[] = {__VA_ARGS__, NULL};                                              \
-        EXPECT(rc_ != 0, "%s succeeded", #call);                                                   \
-        for (int k_ = 0; needles_[k_]; k_++)                                                       \
-            EXPECT(strstr(status_message(), needles_[k_]) != NULL, "message \"%s\" lacks \"%s\"",  \
-                   status_message(), needles_[k_]);                                                \
-        status_clear();                                                                            \
-    } while (0)
+#include "testutil.h"
 
 #define REAL_DIR "/usr/share/datasets/fashion-mnist"
 
 static char tmp_dir[] = "/tmp/fsnn_test_dataset_XXXXXX";
-
-/* Removes every file in every sub-folder of tmp_dir, then the folders. */
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 /* Writes an IDX file: ndim 3 (n x h x w, pixel p of image i = (i + p) mod
  * 256) or ndim 1 (n labels, label i = i mod 10 unless bad_at == i, which
@@ -223,6 +194,6 @@ int main(void) {
     test_good();
     test_bad();
     test_real();
-    remove_tree(tmp_dir);
+    testutil_remove_tree(tmp_dir);
     return check_finish("dataset");
 }

@@ -9,37 +9,9 @@
 #include "check.h"
 #include "fsutil.h"
 #include "status.h"
-
-/* The call must fail and its message contain every listed string. */
-#define EXPECT_FAILS(call, ...)                                                                    \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        const char *needles_[] = {__VA_ARGS__, NULL};                                              \
-        EXPECT(rc_ != 0, "%s succeeded", #call);                                                   \
-        for (int k_ = 0; needles_[k_]; k_++)                                                       \
-            EXPECT(strstr(status_message(), needles_[k_]) != NULL, "message \"%s\" lacks \"%s\"",  \
-                   status_message(), needles_[k_]);                                                \
-        status_clear();                                                                            \
-    } while (0)
+#include "testutil.h"
 
 static char tmp_dir[] = "/tmp/fsnn_test_fsutil_XXXXXX";
-
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 static int is_dir(const char *path) {
     struct stat st;
@@ -104,6 +76,6 @@ int main(void) {
     test_join();
     test_mkdirs();
     test_write_atomic();
-    remove_tree(tmp_dir);
+    testutil_remove_tree(tmp_dir);
     return check_finish("fsutil");
 }

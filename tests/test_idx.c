@@ -11,18 +11,7 @@
 #include "check.h"
 #include "idx.h"
 #include "status.h"
-
-/* The call must fail and its message contain every listed string. */
-#define EXPECT_FAILS(call, ...)                                                                    \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        const char *needles_[] = {__VA_ARGS__, NULL};                                              \
-        EXPECT(rc_ != 0, "%s succeeded", #call);                                                   \
-        for (int k_ = 0; needles_[k_]; k_++)                                                       \
-            EXPECT(strstr(status_message(), needles_[k_]) != NULL, "message \"%s\" lacks \"%s\"",  \
-                   status_message(), needles_[k_]);                                                \
-        status_clear();                                                                            \
-    } while (0)
+#include "testutil.h"
 
 #define MAX_BYTES ((size_t)1 << 20)
 
@@ -34,19 +23,6 @@ static const char *tmp_path(const char *name) {
     char *p = path[next++ % 4];
     snprintf(p, sizeof path[0], "%s/%s", tmp_dir, name);
     return p;
-}
-
-static void remove_tmp_dir(void) {
-    DIR *d = opendir(tmp_dir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        unlink(path);
-    }
-    if (d) closedir(d);
-    rmdir(tmp_dir);
 }
 
 /* An IDX image in memory: header for `dims` then `payload` bytes of the
@@ -261,6 +237,6 @@ int main(void) {
     }
     test_good();
     test_bad();
-    remove_tmp_dir();
+    testutil_remove_tree(tmp_dir);
     return check_finish("idx");
 }

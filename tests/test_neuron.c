@@ -30,7 +30,8 @@ static neuron_stats run(int B, int n, int T, float vth, float leak, cfg_spike_pr
     float *cur = malloc(sizeof(float) * (size_t)B * n);
     int *idx = malloc(sizeof(int) * (size_t)B * n);
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) Wt[j * n + i] = W[i * n + j];
+        for (int j = 0; j < n; j++)
+            Wt[j * n + i] = W[i * n + j];
     neuron_dims d = {B, n, T, vth, leak, mode};
     neuron_stats st = {0.0, 0, 0};
     neuron_simulate(&d, x1, W, Wt, drop, a, u, s, cur, idx, &st);
@@ -175,22 +176,27 @@ static void case_c(void) {
 static void case_auto(void) {
     enum { B = 2, n = 4, T = 5 };
     float W[n * n], x1[B * n], a[B * n];
-    for (int k = 0; k < n * n; k++) W[k] = (k % 3 == 0) ? 0.25f : -0.125f;
-    for (int k = 0; k < B * n; k++) x1[k] = 0.0f;
+    for (int k = 0; k < n * n; k++)
+        W[k] = (k % 3 == 0) ? 0.25f : -0.125f;
+    for (int k = 0; k < B * n; k++)
+        x1[k] = 0.0f;
     neuron_stats st = run(B, n, T, 2.0f, 1.0f, SPIKE_AUTO, x1, W, NULL, a);
     EXPECT(st.event_steps == T - 1 && st.dense_steps == 0,
            "auto, silent: %d event, %d dense steps (want all event)", st.event_steps,
            st.dense_steps);
     EXPECT(st.spikes == 0.0, "auto, silent: %g spikes", st.spikes);
-    for (int k = 0; k < B * n; k++) EXPECT(a[k] == 0.0f, "silent a[%d] = %g", k, a[k]);
+    for (int k = 0; k < B * n; k++)
+        EXPECT(a[k] == 0.0f, "silent a[%d] = %g", k, a[k]);
     /* x1 = 5 >= 2 V_th + max |W row sum|: every neuron fires every step. */
-    for (int k = 0; k < B * n; k++) x1[k] = 5.0f;
+    for (int k = 0; k < B * n; k++)
+        x1[k] = 5.0f;
     st = run(B, n, T, 2.0f, 1.0f, SPIKE_AUTO, x1, W, NULL, a);
     EXPECT(st.dense_steps == T - 1 && st.event_steps == 0,
            "auto, saturated: %d dense, %d event steps (want all dense)", st.dense_steps,
            st.event_steps);
     EXPECT(st.spikes == (double)B * n * T, "auto, saturated: %g spikes", st.spikes);
-    for (int k = 0; k < B * n; k++) EXPECT_NEAR(a[k], 1.0, 1e-6, 0.0, "saturated a");
+    for (int k = 0; k < B * n; k++)
+        EXPECT_NEAR(a[k], 1.0, 1e-6, 0.0, "saturated a");
 }
 
 /* An independent simulation in double, for the random dyadic case. */
@@ -199,15 +205,18 @@ static void reference_sim(int B, int n, int T, double vth, double leak, const fl
     double *u = calloc((size_t)n, sizeof(double)), *s = calloc((size_t)n, sizeof(double));
     double *sn = calloc((size_t)n, sizeof(double));
     double norm = 0.0;
-    for (int t = 1; t <= T; t++) norm += pow(leak, T - t);
+    for (int t = 1; t <= T; t++)
+        norm += pow(leak, T - t);
     for (int b = 0; b < B; b++) {
-        for (int i = 0; i < n; i++) a[b * n + i] = 0.0;
+        for (int i = 0; i < n; i++)
+            a[b * n + i] = 0.0;
         for (int t = 1; t <= T; t++) {
             for (int i = 0; i < n; i++) {
                 double in = x1[b * n + i];
                 if (t > 1) {
                     double c = 0.0;
-                    for (int j = 0; j < n; j++) c += (double)W[i * n + j] * s[j];
+                    for (int j = 0; j < n; j++)
+                        c += (double)W[i * n + j] * s[j];
                     in += (drop ? drop[b * n + i] : 1.0) * c;
                     u[i] += in;
                 } else {
@@ -221,7 +230,8 @@ static void reference_sim(int B, int n, int T, double vth, double leak, const fl
             }
             memcpy(s, sn, sizeof(double) * (size_t)n);
         }
-        for (int i = 0; i < n; i++) a[b * n + i] /= norm;
+        for (int i = 0; i < n; i++)
+            a[b * n + i] /= norm;
     }
     free(u);
     free(s);
@@ -241,7 +251,8 @@ static void case_random(void) {
     rng_uniform_fill(7, RNG_TEST, 0, 0, W, n * n);
     rng_uniform_fill(7, RNG_TEST, 0, 1, x1, B * n);
     rng_uniform_fill(7, RNG_TEST, 0, 2, drop, B * n);
-    for (int k = 0; k < n * n; k++) W[k] = floorf((W[k] * 2.0f - 1.0f) * 5.0f) / 16.0f;
+    for (int k = 0; k < n * n; k++)
+        W[k] = floorf((W[k] * 2.0f - 1.0f) * 5.0f) / 16.0f;
     for (int k = 0; k < B * n; k++) {
         x1[k] = floorf(x1[k] * 32.0f) / 16.0f;
         drop[k] = drop[k] < 0.2f ? 0.0f : 1.25f;
@@ -254,13 +265,15 @@ static void case_random(void) {
             const float *dm = di ? drop : NULL;
             reference_sim(B, n, T, 2.0, leaks[li], x1, W, dm, want);
             double nspk = 0.0;
-            for (int k = 0; k < B * n; k++) nspk += want[k];
+            for (int k = 0; k < B * n; k++)
+                nspk += want[k];
             EXPECT(nspk > 0.05 * B * n && nspk < 0.95 * B * n,
                    "random case should have mixed activity (sum of rates %g)", nspk);
             for (int mi = 0; mi < 3; mi++) {
                 neuron_stats st = run(B, n, T, 2.0f, leaks[li], modes[mi], x1, W, dm, a);
                 double maxd = 0.0;
-                for (int k = 0; k < B * n; k++) maxd = fmax(maxd, fabs(a[k] - want[k]));
+                for (int k = 0; k < B * n; k++)
+                    maxd = fmax(maxd, fabs(a[k] - want[k]));
                 EXPECT(maxd <= 1e-6, "random leak %g drop %d mode %s: max |a - ref| = %g",
                        leaks[li], di, mode_names[mi], maxd);
                 EXPECT(st.dense_steps + st.event_steps == T - 1, "random: step counts %d + %d",
@@ -279,26 +292,30 @@ static void product_case(int B, int n, int reps) {
     int *idx = malloc(sizeof(int) * (size_t)B * n);
     rng_uniform_fill(8, RNG_TEST, 0, (uint32_t)n, W, (long)n * n);
     rng_uniform_fill(8, RNG_TEST, 1, (uint32_t)n, s, (long)B * n);
-    for (long k = 0; k < (long)B * n; k++) s[k] = s[k] < 0.1f ? 1.0f : 0.0f;
+    for (long k = 0; k < (long)B * n; k++)
+        s[k] = s[k] < 0.1f ? 1.0f : 0.0f;
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) Wt[(long)j * n + i] = W[(long)i * n + j];
+        for (int j = 0; j < n; j++)
+            Wt[(long)j * n + i] = W[(long)i * n + j];
     double *ref = malloc(sizeof(double) * (size_t)B * n);
     for (int b = 0; b < B; b++)
         for (int i = 0; i < n; i++) {
             double c = 0.0;
-            for (int j = 0; j < n; j++) c += (double)W[(long)i * n + j] * s[(long)b * n + j];
+            for (int j = 0; j < n; j++)
+                c += (double)W[(long)i * n + j] * s[(long)b * n + j];
             ref[(long)b * n + i] = c;
         }
     /* Repeated so that an ordering-dependent fault shows in one run. */
     for (int rep = 0; rep < 2 * reps; rep++) {
         int ev = rep % 2;
-        for (long k = 0; k < (long)B * n; k++) cur[k] = 123.0f; /* must be overwritten */
+        for (long k = 0; k < (long)B * n; k++)
+            cur[k] = 123.0f; /* must be overwritten */
         neuron_spike_product(s, W, Wt, cur, idx, B, n, ev);
         double maxd = 0.0;
-        for (long k = 0; k < (long)B * n; k++) maxd = fmax(maxd, fabs(cur[k] - ref[k]));
+        for (long k = 0; k < (long)B * n; k++)
+            maxd = fmax(maxd, fabs(cur[k] - ref[k]));
         /* float sums of <= n terms in [0, 1), value <= n: 1e-6 * n absolute. */
-        EXPECT(maxd < 1e-6 * n, "spike product B=%d n=%d (event %d): max error %g", B, n, ev,
-               maxd);
+        EXPECT(maxd < 1e-6 * n, "spike product B=%d n=%d (event %d): max error %g", B, n, ev, maxd);
     }
     free(ref);
     free(W);

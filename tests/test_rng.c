@@ -65,15 +65,19 @@ static void test_uniform(void) {
     double mean = s / N, var = ss / N - mean * mean;
     EXPECT_NEAR(mean, 0.5, 0.01, 0.0, "uniform mean over 1e5 draws");
     EXPECT_NEAR(var, 1.0 / 12.0, 0.005, 0.0, "uniform variance over 1e5 draws");
-    for (int b = 0; b < 10; b++) EXPECT_NEAR(bins[b], N / 10, 0.0, 0.05, "uniform histogram bin");
+    for (int b = 0; b < 10; b++)
+        EXPECT_NEAR(bins[b], N / 10, 0.0, 0.05, "uniform histogram bin");
     /* Different stream, epoch or sample: different numbers. */
     int differ[3] = {0, 0, 0};
     rng_uniform_fill(1, RNG_INIT, 0, 0, y, 1000);
-    for (int i = 0; i < 1000; i++) differ[0] += x[i] != y[i];
+    for (int i = 0; i < 1000; i++)
+        differ[0] += x[i] != y[i];
     rng_uniform_fill(1, RNG_TEST, 1, 0, y, 1000);
-    for (int i = 0; i < 1000; i++) differ[1] += x[i] != y[i];
+    for (int i = 0; i < 1000; i++)
+        differ[1] += x[i] != y[i];
     rng_uniform_fill(1, RNG_TEST, 0, 1, y, 1000);
-    for (int i = 0; i < 1000; i++) differ[2] += x[i] != y[i];
+    for (int i = 0; i < 1000; i++)
+        differ[2] += x[i] != y[i];
     EXPECT(differ[0] > 990, "other stream: only %d of 1000 differ", differ[0]);
     EXPECT(differ[1] > 990, "other epoch: only %d of 1000 differ", differ[1]);
     EXPECT(differ[2] > 990, "other sample: only %d of 1000 differ", differ[2]);
@@ -113,8 +117,10 @@ static int is_permutation(const long *p, long n) {
     char *seen = calloc((size_t)n + 1, 1);
     int ok = 1;
     for (long i = 0; i < n; i++) {
-        if (p[i] < 0 || p[i] >= n || seen[p[i]]) ok = 0;
-        else seen[p[i]] = 1;
+        if (p[i] < 0 || p[i] >= n || seen[p[i]])
+            ok = 0;
+        else
+            seen[p[i]] = 1;
     }
     free(seen);
     return ok;
@@ -139,7 +145,8 @@ static void test_permutation(void) {
     EXPECT(fixed < 10, "order has %d fixed points: not shuffled", fixed);
     rng_permutation(10, 0, q, N);
     diff = 0;
-    for (int i = 0; i < N; i++) diff += p0[i] != q[i];
+    for (int i = 0; i < N; i++)
+        diff += p0[i] != q[i];
     EXPECT(diff > N * 9 / 10, "seeds 9 and 10 should give different orders (%d differ)", diff);
     /* Uniformity: over 3000 shuffles of 3, each of the 6 orders ~500
      * (sd ~20; tolerance 20%). */
@@ -153,7 +160,8 @@ static void test_permutation(void) {
         if (code >= 0 && code < 6) count[code]++;
     }
     EXPECT(all_perm, "n = 3: not always a permutation");
-    for (int c = 0; c < 6; c++) EXPECT_NEAR(count[c], 500, 0.0, 0.2, "order frequency of n = 3");
+    for (int c = 0; c < 6; c++)
+        EXPECT_NEAR(count[c], 500, 0.0, 0.2, "order frequency of n = 3");
     long one[1] = {-1};
     rng_permutation(9, 0, one, 1);
     EXPECT(one[0] == 0, "n = 1: (0)");
@@ -168,15 +176,18 @@ static void test_dropout(void) {
     dropout_mask(m, B, N, p, 77, RNG_DROP_S, 3, ids);
     long zeros = 0, others = 0;
     for (long k = 0; k < (long)B * N; k++) {
-        if (m[k] == 0.0f) zeros++;
-        else if (m[k] != keep) others++;
+        if (m[k] == 0.0f)
+            zeros++;
+        else if (m[k] != keep)
+            others++;
     }
     EXPECT(others == 0, "%ld mask entries neither 0 nor 1/(1-p)", others);
     EXPECT_NEAR((double)zeros / (B * N), p, 0.01, 0.0, "dropped fraction");
     /* Per row too: each sample's fraction near p (sd 0.004, tolerance 0.02). */
     for (int b = 0; b < B; b++) {
         long zb = 0;
-        for (int j = 0; j < N; j++) zb += m[(long)b * N + j] == 0.0f;
+        for (int j = 0; j < N; j++)
+            zb += m[(long)b * N + j] == 0.0f;
         EXPECT_NEAR((double)zb / N, p, 0.02, 0.0, "dropped fraction of one sample");
     }
     /* Same (seed, epoch, id) -> same row, wherever the sample sits. */
@@ -187,13 +198,17 @@ static void test_dropout(void) {
     EXPECT(memcmp(m2 + 2L * N, m + 0L * N, sizeof(float) * N) == 0, "id 5 row moved");
     /* Rows of different samples differ; epoch, stream and seed change a row. */
     long d01 = 0, de = 0, ds = 0, dseed = 0;
-    for (int j = 0; j < N; j++) d01 += m[j] != m[N + j];
+    for (int j = 0; j < N; j++)
+        d01 += m[j] != m[N + j];
     dropout_mask(m2, 1, N, p, 77, RNG_DROP_S, 4, ids);
-    for (int j = 0; j < N; j++) de += m[j] != m2[j];
+    for (int j = 0; j < N; j++)
+        de += m[j] != m2[j];
     dropout_mask(m2, 1, N, p, 77, RNG_DROP_X, 3, ids);
-    for (int j = 0; j < N; j++) ds += m[j] != m2[j];
+    for (int j = 0; j < N; j++)
+        ds += m[j] != m2[j];
     dropout_mask(m2, 1, N, p, 78, RNG_DROP_S, 3, ids);
-    for (int j = 0; j < N; j++) dseed += m[j] != m2[j];
+    for (int j = 0; j < N; j++)
+        dseed += m[j] != m2[j];
     /* Two independent masks differ in 2 p (1-p) = 32% of entries. */
     EXPECT(d01 > N / 4, "masks of samples 5 and 9 differ in only %ld entries", d01);
     EXPECT(de > N / 4, "epoch 3 and 4 masks differ in only %ld entries", de);
@@ -202,14 +217,17 @@ static void test_dropout(void) {
     /* p = 0 keeps everything at scale 1. */
     dropout_mask(m2, 1, N, 0.0f, 77, RNG_DROP_S, 3, ids);
     long ones = 0;
-    for (int j = 0; j < N; j++) ones += m2[j] == 1.0f;
+    for (int j = 0; j < N; j++)
+        ones += m2[j] == 1.0f;
     EXPECT(ones == N, "p = 0: %ld of %d entries are 1", ones, N);
     /* p = 0.5: scale 2. */
     dropout_mask(m2, 1, N, 0.5f, 77, RNG_DROP_S, 3, ids);
     zeros = others = 0;
     for (int j = 0; j < N; j++) {
-        if (m2[j] == 0.0f) zeros++;
-        else if (m2[j] != 2.0f) others++;
+        if (m2[j] == 0.0f)
+            zeros++;
+        else if (m2[j] != 2.0f)
+            others++;
     }
     EXPECT(others == 0, "p = 0.5: %ld entries neither 0 nor 2", others);
     EXPECT_NEAR((double)zeros / N, 0.5, 0.02, 0.0, "p = 0.5 dropped fraction");

@@ -38,6 +38,7 @@
 #include "rng.h"
 #include "solver.h"
 #include "status.h"
+#include "testutil.h"
 
 /* ---------- part 1 ---------- */
 
@@ -59,26 +60,14 @@ static void op_dense(void *ctx, int b, double *Jt) {
     equil_jt_dense(c->W, c->jac + (long)b * c->n, c->n, Jt);
 }
 
-static double spectral_norm(const float *A, int n) {
-    double *a = malloc(sizeof(double) * (size_t)n * n), *sv = malloc(sizeof(double) * (size_t)n);
-    double *sup = malloc(sizeof(double) * (size_t)n);
-    for (long i = 0; i < (long)n * n; i++) a[i] = A[i];
-    lapack_int info =
-        LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', n, n, a, n, sv, NULL, 1, NULL, 1, sup);
-    double s = info == 0 ? sv[0] : NAN;
-    free(a);
-    free(sv);
-    free(sup);
-    return s;
-}
-
 /* ||J^T beta + g - beta|| of sample b, in double. */
 static double residual(const float *W, const float *jac, const float *g, const float *beta, int b,
                        int n) {
     double r2 = 0.0;
     for (int r = 0; r < n; r++) {
         double v = g[b * n + r] - (double)beta[b * n + r];
-        for (int c = 0; c < n; c++) v += (double)W[c * n + r] * jac[b * n + c] * beta[b * n + c];
+        for (int c = 0; c < n; c++)
+            v += (double)W[c * n + r] * jac[b * n + c] * beta[b * n + c];
         r2 += v * v;
     }
     return sqrt(r2);
@@ -90,10 +79,13 @@ static void test_solvers(void) {
         jac[SB * SN], res[SB], g[SB * SN], beta[SB * SN], tmp[SB * SN];
     static double ref[SB * SN];
     rng_uniform_fill(31, RNG_TEST, 0, 0, W, SN * SN);
-    for (int k = 0; k < SN * SN; k++) W[k] = 2.0f * W[k] - 1.0f;
-    double s0 = spectral_norm(W, SN);
-    for (int k = 0; k < SN * SN; k++) W[k] = (float)(W[k] * 0.95 / s0);
-    EXPECT(spectral_norm(W, SN) <= 0.95 + 1e-5, "||W||_2 = %g", spectral_norm(W, SN));
+    for (int k = 0; k < SN * SN; k++)
+        W[k] = 2.0f * W[k] - 1.0f;
+    double s0 = testutil_spectral_norm(W, SN, SN);
+    for (int k = 0; k < SN * SN; k++)
+        W[k] = (float)(W[k] * 0.95 / s0);
+    EXPECT(testutil_spectral_norm(W, SN, SN) <= 0.95 + 1e-5, "||W||_2 = %g",
+           testutil_spectral_norm(W, SN, SN));
     rng_uniform_fill(31, RNG_TEST, 0, 1, a, SB * SN);
     rng_uniform_fill(31, RNG_TEST, 0, 2, x1, SB * SN);
     rng_uniform_fill(31, RNG_TEST, 0, 3, drop, SB * SN);
@@ -105,7 +97,8 @@ static void test_solvers(void) {
     }
     equil_eval(a, x1, W, drop, SB, SN, vth, f, mv, jac, res);
     int zeros = 0;
-    for (int k = 0; k < SB * SN; k++) zeros += jac[k] == 0.0f;
+    for (int k = 0; k < SB * SN; k++)
+        zeros += jac[k] == 0.0f;
     EXPECT(zeros > SB * SN / 10 && zeros < SB * SN * 3 / 4,
            "jac should have a mixed zero pattern: %d zeros of %d", zeros, SB * SN);
 
@@ -120,7 +113,8 @@ static void test_solvers(void) {
         }
         lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, SN, 1, A, SN, piv, rhs, 1);
         EXPECT(info == 0, "reference dgesv info %d", (int)info);
-        for (int r = 0; r < SN; r++) ref[b * SN + r] = rhs[r];
+        for (int r = 0; r < SN; r++)
+            ref[b * SN + r] = rhs[r];
     }
 
     jt_ctx ctx = {W, jac, SN, tmp};
@@ -134,10 +128,12 @@ static void test_solvers(void) {
         EXPECT_OK(solver_ws_create(&ws, kinds[ki], SB, SN, max_iters[ki], 5));
         solver_stats st;
         memset(&st, 0, sizeof st);
-        for (int k = 0; k < SB * SN; k++) beta[k] = NAN;
+        for (int k = 0; k < SB * SN; k++)
+            beta[k] = NAN;
         EXPECT_OK(solver_solve(ws, &op, g, beta, SB, max_iters[ki], tol, &st));
         double maxd = 0.0, r2 = 0.0;
-        for (int k = 0; k < SB * SN; k++) maxd = fmax(maxd, fabs(beta[k] - ref[k]));
+        for (int k = 0; k < SB * SN; k++)
+            maxd = fmax(maxd, fabs(beta[k] - ref[k]));
         for (int b = 0; b < SB; b++) {
             double rb = residual(W, jac, g, beta, b, SN);
             r2 += rb * rb;
@@ -174,7 +170,8 @@ static void test_solvers(void) {
             solver_stats st1;
             EXPECT_OK(solver_solve(ws, &op1, g + 2 * SN, beta1, 1, max_iters[ki], tol, &st1));
             double d1 = 0.0;
-            for (int j = 0; j < SN; j++) d1 = fmax(d1, fabs(beta1[j] - beta[2 * SN + j]));
+            for (int j = 0; j < SN; j++)
+                d1 = fmax(d1, fabs(beta1[j] - beta[2 * SN + j]));
             EXPECT(d1 <= 1e-5, "%s: sample 2 alone differs from its batch result by %g", name, d1);
         }
         /* Too few iterations: reported as not converged, counts capped. */
@@ -230,11 +227,13 @@ static double kink_margin(const fsnn_model *m, model_ws *ws) {
     if (m->dropout > 0.0f)
         dropout_mask(ds, MB, MN, m->dropout, SEED, RNG_DROP_S, EPOCH, sample_ids);
     else
-        for (int k = 0; k < MB * MN; k++) ds[k] = 1.0f;
+        for (int k = 0; k < MB * MN; k++)
+            ds[k] = 1.0f;
     for (int b = 0; b < MB; b++)
         for (int i = 0; i < MN; i++) {
             double s = 0.0;
-            for (int j = 0; j < MN; j++) s += (double)m->W[i * MN + j] * a[b * MN + j];
+            for (int j = 0; j < MN; j++)
+                s += (double)m->W[i * MN + j] * a[b * MN + j];
             wa[b * MN + i] = (float)s;
         }
     double mg = INFINITY;
@@ -268,12 +267,14 @@ static void test_model_grad(float dropout) {
         m->p.bn_b[j] = 0.8f * r[MN + j];
         m->p.Fb[j] = r[2 * MN + j] - 0.5f;
     }
-    for (int k = 0; k < MOUT; k++) m->p.bo[k] = r[3 * MN + k] - 0.5f;
+    for (int k = 0; k < MOUT; k++)
+        m->p.bo[k] = r[3 * MN + k] - 0.5f;
     m->p.g[0] = 0.9f;
 
     static float x[MB * MIN];
     rng_uniform_fill(41, RNG_TEST, 0, 27, x, MB * MIN);
-    for (int k = 0; k < MB * MIN; k++) x[k] = 4.0f * x[k] - 2.0f;
+    for (int k = 0; k < MB * MIN; k++)
+        x[k] = 4.0f * x[k] - 2.0f;
 
     /* Analytic gradients, exact and Broyden adjoints. */
     static float ge[4096], gb[4096];
@@ -286,7 +287,8 @@ static void test_model_grad(float dropout) {
     memcpy(ge, m->grads, sizeof(float) * m->n_params);
     float *a = model_ws_a(wse);
     int inside = 0;
-    for (int k = 0; k < MB * MN; k++) inside += a[k] > 0.0f && a[k] < 1.0f;
+    for (int k = 0; k < MB * MN; k++)
+        inside += a[k] > 0.0f && a[k] < 1.0f;
     EXPECT(inside >= MB * MN / 4, "%s: only %d of %d rates strictly inside (0, 1)", tag, inside,
            MB * MN);
     double margin = kink_margin(m, wse);
@@ -343,7 +345,8 @@ static void test_model_grad(float dropout) {
         const double *num = fd + ti->offset;
         const unsigned char *pk = pick + ti->offset;
         double amax = 0.0, dot = 0.0, na = 0.0, nf = 0.0;
-        for (size_t k = 0; k < ti->count; k++) amax = fmax(amax, fabs(an[k]));
+        for (size_t k = 0; k < ti->count; k++)
+            amax = fmax(amax, fabs(an[k]));
         int bad = 0, used = 0;
         for (size_t k = 0; k < ti->count; k++) {
             if (!pk[k]) continue;
@@ -359,8 +362,8 @@ static void test_model_grad(float dropout) {
             na += (double)an[k] * an[k];
             nf += num[k] * num[k];
         }
-        printf("%-16s %-16s max|grad| %.3g  |grad| %.4g  |FD| %.4g  misses %d/%d\n", tag,
-               ti->name, amax, sqrt(na), sqrt(nf), bad, used);
+        printf("%-16s %-16s max|grad| %.3g  |grad| %.4g  |FD| %.4g  misses %d/%d\n", tag, ti->name,
+               amax, sqrt(na), sqrt(nf), bad, used);
         if (t == 1) {
             /* The input bias is followed by BatchNorm in training mode, which
              * subtracts the batch mean: its gradient is exactly 0. */

@@ -26,20 +26,7 @@
 #include "rng.h"
 #include "specnorm.h"
 #include "status.h"
-
-static double sv_max(const float *A, int rows, int cols) {
-    double *a = malloc(sizeof(double) * (size_t)rows * cols);
-    int k = rows < cols ? rows : cols;
-    double *sv = malloc(sizeof(double) * (size_t)k), *sup = malloc(sizeof(double) * (size_t)k);
-    for (long i = 0; i < (long)rows * cols; i++) a[i] = A[i];
-    lapack_int info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', rows, cols, a, cols, sv, NULL, 1,
-                                     NULL, 1, sup);
-    double s = info == 0 ? sv[0] : NAN;
-    free(a);
-    free(sv);
-    free(sup);
-    return s;
-}
+#include "testutil.h"
 
 static void test_power(int rows, int cols, uint32_t sample) {
     float *V = malloc(sizeof(float) * (size_t)rows * cols);
@@ -47,22 +34,26 @@ static void test_power(int rows, int cols, uint32_t sample) {
     float *u = malloc(sizeof(float) * (size_t)rows), *v = malloc(sizeof(float) * (size_t)cols);
     float *work = malloc(sizeof(float) * (size_t)rows);
     rng_uniform_fill(51, RNG_TEST, 0, sample, V, (long)rows * cols);
-    for (long i = 0; i < (long)rows * cols; i++) V[i] = 2.0f * V[i] - 1.0f;
+    for (long i = 0; i < (long)rows * cols; i++)
+        V[i] = 2.0f * V[i] - 1.0f;
     specnorm_init_vectors(u, rows, v, cols, 99);
     double nu = 0.0, nv = 0.0;
-    for (int i = 0; i < rows; i++) nu += (double)u[i] * u[i];
-    for (int j = 0; j < cols; j++) nv += (double)v[j] * v[j];
+    for (int i = 0; i < rows; i++)
+        nu += (double)u[i] * u[i];
+    for (int j = 0; j < cols; j++)
+        nv += (double)v[j] * v[j];
     EXPECT_NEAR(sqrt(nu), 1.0, 1e-5, 0.0, "init u is a unit vector");
     EXPECT_NEAR(sqrt(nv), 1.0, 1e-5, 0.0, "init v is a unit vector");
 
     /* 0 iterations: sigma = u^T V v for the vectors as they are. */
     double uvv = 0.0;
     for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) uvv += (double)u[i] * V[(long)i * cols + j] * v[j];
+        for (int j = 0; j < cols; j++)
+            uvv += (double)u[i] * V[(long)i * cols + j] * v[j];
     float s0 = specnorm_power(V, rows, cols, u, v, 0, work);
     EXPECT_NEAR(s0, uvv, 1e-5, 1e-5, "specnorm_power(0) = u^T V v");
 
-    const double ref = sv_max(V, rows, cols);
+    const double ref = testutil_spectral_norm(V, rows, cols);
     float sigma = specnorm_power(V, rows, cols, u, v, 300, work);
     char what[96];
     snprintf(what, sizeof what, "sigma of %dx%d vs LAPACK", rows, cols);
@@ -71,7 +62,8 @@ static void test_power(int rows, int cols, uint32_t sample) {
     double r2 = 0.0;
     for (int i = 0; i < rows; i++) {
         double s = 0.0;
-        for (int j = 0; j < cols; j++) s += (double)V[(long)i * cols + j] * v[j];
+        for (int j = 0; j < cols; j++)
+            s += (double)V[(long)i * cols + j] * v[j];
         r2 += (s - sigma * (double)u[i]) * (s - sigma * (double)u[i]);
     }
     EXPECT(sqrt(r2) <= 1e-3 * sigma, "%dx%d: ||V v - sigma u|| = %g", rows, cols, sqrt(r2));
@@ -82,7 +74,7 @@ static void test_power(int rows, int cols, uint32_t sample) {
         specnorm_weight(V, gs[q], sigma, W, (long)rows * cols);
         for (long i = 0; i < (long)rows * cols; i += 37)
             EXPECT_NEAR(W[i], gs[q] * V[i] / sigma, 1e-7, 1e-6, "W = g V / sigma entry");
-        double wn = sv_max(W, rows, cols);
+        double wn = testutil_spectral_norm(W, rows, cols);
         snprintf(what, sizeof what, "||W||_2 of %dx%d with g = %g", rows, cols, gs[q]);
         EXPECT_NEAR(wn, fabs(gs[q]), 0.0, 1e-3, what);
         if (gs[q] == 1.0f)
@@ -114,22 +106,24 @@ static void test_model_init(int n) {
     EXPECT_OK(model_create(&m, &c, 8, 3));
     if (!m) return;
     model_init(m, 1234);
-    double sv = sv_max(m->p.V, n, n);
-    EXPECT(m->sigma <= sv * (1.0 + 1e-5), "n=%d: power estimate %g exceeds sigma_1 %g", n,
-           m->sigma, sv);
+    double sv = testutil_spectral_norm(m->p.V, n, n);
+    EXPECT(m->sigma <= sv * (1.0 + 1e-5), "n=%d: power estimate %g exceeds sigma_1 %g", n, m->sigma,
+           sv);
     EXPECT(m->p.g[0] == 1.0f, "n=%d: g = clamp(sigma(V_init)) should be 1, got %g", n, m->p.g[0]);
-    double wn = sv_max(m->W, n, n);
+    double wn = testutil_spectral_norm(m->W, n, n);
     printf("n=%d: sigma_1(V) %.5f, estimate %.5f, ||W||_2 %.5f\n", n, sv, m->sigma, wn);
     EXPECT(wn <= 1.0 + 2e-2, "n=%d: after model_init ||W||_2 = %.5f > 1 + 2e-2", n, wn);
     EXPECT(wn < m->vth, "n=%d: ||W||_2 = %g >= V_th", n, wn);
     /* W^T is W transposed. */
     int bad = 0;
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) bad += m->Wt[j * n + i] != m->W[i * n + j];
+        for (int j = 0; j < n; j++)
+            bad += m->Wt[j * n + i] != m->W[i * n + j];
     EXPECT(bad == 0, "n=%d: %d entries of Wt differ from W^T", n, bad);
     /* Training forwards run one power iteration each: the estimate converges. */
-    for (int it = 0; it < 300; it++) model_prepare_weights(m, 1);
-    wn = sv_max(m->W, n, n);
+    for (int it = 0; it < 300; it++)
+        model_prepare_weights(m, 1);
+    wn = testutil_spectral_norm(m->W, n, n);
     EXPECT(wn <= 1.0 + 1e-3, "n=%d: after 300 power iterations ||W||_2 = %.6f", n, wn);
     EXPECT_NEAR(m->sigma, sv, 0.0, 1e-3, "model sigma vs LAPACK after 300 iterations");
     EXPECT_NEAR(model_spectral_norm(m, 300), wn, 0.0, 1e-3, "model_spectral_norm vs LAPACK");

@@ -25,23 +25,9 @@
 #include "equil.h"
 #include "neuron.h"
 #include "rng.h"
+#include "testutil.h"
 
 enum { N = 30, B = 3 };
-
-/* ||A||_2 of a rows x cols float matrix, by dgesvd. */
-static double spectral_norm(const float *A, int rows, int cols) {
-    double *a = malloc(sizeof(double) * (size_t)rows * cols);
-    int k = rows < cols ? rows : cols;
-    double *sv = malloc(sizeof(double) * (size_t)k), *sup = malloc(sizeof(double) * (size_t)k);
-    for (long i = 0; i < (long)rows * cols; i++) a[i] = A[i];
-    lapack_int info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', rows, cols, a, cols, sv, NULL, 1,
-                                     NULL, 1, sup);
-    double s = info == 0 ? sv[0] : NAN;
-    free(a);
-    free(sv);
-    free(sup);
-    return s;
-}
 
 int main(void) {
     const float vth = 2.0f;
@@ -52,29 +38,35 @@ int main(void) {
 
     /* W uniform in [-1, 1], scaled so that ||W||_2 = 0.9 = 0.45 V_th. */
     rng_uniform_fill(11, RNG_TEST, 0, 0, W, N * N);
-    for (int k = 0; k < N * N; k++) W[k] = 2.0f * W[k] - 1.0f;
-    double s0 = spectral_norm(W, N, N);
-    for (int k = 0; k < N * N; k++) W[k] = (float)(W[k] * 0.9 / s0);
-    double wn = spectral_norm(W, N, N);
+    for (int k = 0; k < N * N; k++)
+        W[k] = 2.0f * W[k] - 1.0f;
+    double s0 = testutil_spectral_norm(W, N, N);
+    for (int k = 0; k < N * N; k++)
+        W[k] = (float)(W[k] * 0.9 / s0);
+    double wn = testutil_spectral_norm(W, N, N);
     EXPECT_NEAR(wn, 0.9, 1e-5, 0.0, "||W||_2 after scaling");
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++) Wt[j * N + i] = W[i * N + j];
+        for (int j = 0; j < N; j++)
+            Wt[j * N + i] = W[i * N + j];
     /* Constant input x1 in (0.2, 2.2): z > 0 without feedback, and with the
      * feedback some neurons end up inside (0, 1), some clamped. */
     rng_uniform_fill(11, RNG_TEST, 0, 1, x1, B * N);
-    for (int k = 0; k < B * N; k++) x1[k] = 0.2f + 2.0f * x1[k];
+    for (int k = 0; k < B * N; k++)
+        x1[k] = 0.2f + 2.0f * x1[k];
 
     /* The exact fixed point, in double. */
     for (int b = 0; b < B; b++) {
         double *ab = astar + b * N, next[N];
-        for (int i = 0; i < N; i++) ab[i] = 0.0;
+        for (int i = 0; i < N; i++)
+            ab[i] = 0.0;
         double diff = 1.0;
         int it = 0;
         for (; it < 1000 && diff > 1e-12; it++) {
             diff = 0.0;
             for (int i = 0; i < N; i++) {
                 double z = x1[b * N + i];
-                for (int j = 0; j < N; j++) z += (double)W[i * N + j] * ab[j];
+                for (int j = 0; j < N; j++)
+                    z += (double)W[i * N + j] * ab[j];
                 z /= vth;
                 next[i] = z < 0.0 ? 0.0 : (z > 1.0 ? 1.0 : z);
                 diff = fmax(diff, fabs(next[i] - ab[i]));
@@ -84,7 +76,8 @@ int main(void) {
         EXPECT(diff <= 1e-12, "fixed point of sample %d did not converge (%d iterations)", b, it);
     }
     int inside = 0;
-    for (int k = 0; k < B * N; k++) inside += astar[k] > 1e-6 && astar[k] < 1.0 - 1e-6;
+    for (int k = 0; k < B * N; k++)
+        inside += astar[k] > 1e-6 && astar[k] < 1.0 - 1e-6;
     EXPECT(inside >= B * N / 4, "only %d of %d neurons have a* strictly inside (0, 1)", inside,
            B * N);
 
@@ -96,14 +89,16 @@ int main(void) {
         neuron_stats st = {0.0, 0, 0};
         neuron_simulate(&d, x1, W, Wt, NULL, a, u, s, cur, idx, &st);
         double emax = 0.0;
-        for (int k = 0; k < B * N; k++) emax = fmax(emax, fabs(a[k] - astar[k]));
+        for (int k = 0; k < B * N; k++)
+            emax = fmax(emax, fabs(a[k] - astar[k]));
         err[ti] = emax;
         /* The bound with the measured remainder r = (W s[T] + u[T]) / V_th. */
         for (int b = 0; b < B; b++) {
             double e2 = 0.0, r2 = 0.0;
             for (int i = 0; i < N; i++) {
                 double ws = 0.0;
-                for (int j = 0; j < N; j++) ws += (double)W[i * N + j] * s[b * N + j];
+                for (int j = 0; j < N; j++)
+                    ws += (double)W[i * N + j] * s[b * N + j];
                 double r = (ws + u[b * N + i]) / vth;
                 r2 += r * r;
                 double e = a[b * N + i] - astar[b * N + i];
@@ -114,7 +109,8 @@ int main(void) {
                    T * sqrt(e2), sqrt(r2) / 0.55);
         }
         equil_eval(a, x1, W, NULL, B, N, vth, f, mv, jac, res);
-        for (int b = 0; b < B; b++) res_b[ti][b] = res[b];
+        for (int b = 0; b < B; b++)
+            res_b[ti][b] = res[b];
         printf("T=%4d  max|a[T]-a*| = %.3g  residuals %.3g %.3g %.3g\n", T, emax, res[0], res[1],
                res[2]);
     }
@@ -126,14 +122,16 @@ int main(void) {
     for (int b = 0; b < B; b++) {
         EXPECT(res_b[1][b] < res_b[0][b], "sample %d residual T=10 %g, T=100 %g", b, res_b[0][b],
                res_b[1][b]);
-        EXPECT(res_b[2][b] < res_b[1][b], "sample %d residual T=100 %g, T=1000 %g", b,
-               res_b[1][b], res_b[2][b]);
+        EXPECT(res_b[2][b] < res_b[1][b], "sample %d residual T=100 %g, T=1000 %g", b, res_b[1][b],
+               res_b[2][b]);
         EXPECT(res_b[2][b] < 0.02, "sample %d residual at T=1000 = %g, want < 0.02", b,
                res_b[2][b]);
     }
     /* The residual of the exact a* itself is ~0 (float rounding only). */
-    for (int k = 0; k < B * N; k++) a[k] = (float)astar[k];
+    for (int k = 0; k < B * N; k++)
+        a[k] = (float)astar[k];
     equil_eval(a, x1, W, NULL, B, N, vth, f, mv, jac, res);
-    for (int b = 0; b < B; b++) EXPECT(res[b] < 1e-5, "residual at a* = %g", res[b]);
+    for (int b = 0; b < B; b++)
+        EXPECT(res[b] < 1e-5, "residual at a* = %g", res[b]);
     return check_finish("theorem2");
 }

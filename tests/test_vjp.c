@@ -27,12 +27,14 @@
 
 static void uniform(float *x, long n, uint32_t sample, float lo, float hi) {
     rng_uniform_fill(21, RNG_TEST, 0, sample, x, n);
-    for (long i = 0; i < n; i++) x[i] = lo + (hi - lo) * x[i];
+    for (long i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * x[i];
 }
 
 static double dot(const float *a, const float *b, long n) {
     double s = 0.0;
-    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
+    for (long i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
     return s;
 }
 
@@ -63,7 +65,8 @@ static void test_equil(int with_drop) {
     uniform(p.a, EB * EN, 2, 0.0f, 1.0f);
     uniform(p.x1, EB * EN, 3, -0.5f, 2.5f);
     uniform(p.drop, EB * EN, 4, 0.0f, 1.0f);
-    for (int k = 0; k < EB * EN; k++) p.drop[k] = p.drop[k] < 0.2f ? 0.0f : 1.25f;
+    for (int k = 0; k < EB * EN; k++)
+        p.drop[k] = p.drop[k] < 0.2f ? 0.0f : 1.25f;
     p.dp = with_drop ? p.drop : NULL;
 
     float f[EB * EN], mv[EB * EN], jac[EB * EN], res[EB];
@@ -74,7 +77,8 @@ static void test_equil(int with_drop) {
         double r2 = 0.0;
         for (int i = 0; i < EN; i++) {
             double wa = 0.0;
-            for (int j = 0; j < EN; j++) wa += (double)p.W[i * EN + j] * p.a[b * EN + j];
+            for (int j = 0; j < EN; j++)
+                wa += (double)p.W[i * EN + j] * p.a[b * EN + j];
             double d = p.dp ? p.dp[b * EN + i] : 1.0;
             double z = (d * wa + p.x1[b * EN + i]) / p.vth;
             double fz = z < 0 ? 0 : (z > 1 ? 1 : z);
@@ -98,7 +102,8 @@ static void test_equil(int with_drop) {
     /* J^T v for the rows {2, 0} in that order (compact buffers). */
     const int rows[2] = {2, 0};
     float vc[2 * EN], out[2 * EN], tmp[2 * EN];
-    for (int r = 0; r < 2; r++) memcpy(vc + r * EN, v + rows[r] * EN, sizeof(float) * EN);
+    for (int r = 0; r < 2; r++)
+        memcpy(vc + r * EN, v + rows[r] * EN, sizeof(float) * EN);
     equil_jt(p.W, jac, rows, 2, EN, vc, out, tmp);
     int used = 0, skipped = 0;
     for (int r = 0; r < 2; r++) {
@@ -110,7 +115,8 @@ static void test_equil(int with_drop) {
         equil_jt_dense(p.W, jac + b * EN, EN, Jt);
         for (int j = 0; j < EN; j++) {
             double dense = 0.0;
-            for (int c = 0; c < EN; c++) dense += Jt[j * EN + c] * v[b * EN + c];
+            for (int c = 0; c < EN; c++)
+                dense += Jt[j * EN + c] * v[b * EN + c];
             EXPECT_NEAR(dense, out[r * EN + j], 1e-5, 1e-5, "equil_jt_dense vs equil_jt");
             float ap[EB * EN], mp[EB * EN], mm[EB * EN];
             memcpy(ap, p.a, sizeof ap);
@@ -131,7 +137,8 @@ static void test_equil(int with_drop) {
 
     /* equil_vjp_params: dx1 = beta ⊙ mv, dW += (beta ⊙ jac)^T a. */
     float dx1[EB * EN], dW[EN * EN], tmp2[EB * EN];
-    for (int k = 0; k < EN * EN; k++) dW[k] = 0.5f; /* accumulates */
+    for (int k = 0; k < EN * EN; k++)
+        dW[k] = 0.5f; /* accumulates */
     equil_vjp_params(v, p.a, mv, jac, EB, EN, dx1, dW, tmp2);
     used = skipped = 0;
     for (int k = 0; k < EB * EN; k++) {
@@ -173,9 +180,11 @@ enum { BB = 5, BNN = 4 };
 static void bn_ref(const double *x, const double *gamma, const double *beta, double *y) {
     for (int j = 0; j < BNN; j++) {
         double mean = 0.0, var = 0.0;
-        for (int i = 0; i < BB; i++) mean += x[i * BNN + j];
+        for (int i = 0; i < BB; i++)
+            mean += x[i * BNN + j];
         mean /= BB;
-        for (int i = 0; i < BB; i++) var += (x[i * BNN + j] - mean) * (x[i * BNN + j] - mean);
+        for (int i = 0; i < BB; i++)
+            var += (x[i * BNN + j] - mean) * (x[i * BNN + j] - mean);
         var /= BB; /* biased, as torch normalises */
         for (int i = 0; i < BB; i++)
             y[i * BNN + j] = gamma[j] * (x[i * BNN + j] - mean) / sqrt(var + BN_EPS) + beta[j];
@@ -185,7 +194,8 @@ static void bn_ref(const double *x, const double *gamma, const double *beta, dou
 static double bn_obj(const double *x, const double *gamma, const double *beta, const float *G) {
     double y[BB * BNN], s = 0.0;
     bn_ref(x, gamma, beta, y);
-    for (int k = 0; k < BB * BNN; k++) s += G[k] * y[k];
+    for (int k = 0; k < BB * BNN; k++)
+        s += G[k] * y[k];
     return s;
 }
 
@@ -196,26 +206,33 @@ static void test_bn(void) {
     uniform(beta, BNN, 12, -0.5f, 0.5f);
     uniform(G, BB * BNN, 13, -1.0f, 1.0f);
     /* Column 3 gets a small spread so BN_EPS matters in the derivative. */
-    for (int i = 0; i < BB; i++) x[i * BNN + 3] = 0.5f + 0.002f * (float)i;
+    for (int i = 0; i < BB; i++)
+        x[i * BNN + 3] = 0.5f + 0.002f * (float)i;
     float rm[BNN] = {0}, rv[BNN] = {1, 1, 1, 1}, xhat[BB * BNN], invstd[BNN], y[BB * BNN];
     bn_forward_train(x, gamma, beta, rm, rv, xhat, invstd, y, BB, BNN);
     double xd[BB * BNN], gd[BNN], bd[BNN], yd[BB * BNN];
-    for (int k = 0; k < BB * BNN; k++) xd[k] = x[k];
-    for (int j = 0; j < BNN; j++) gd[j] = gamma[j], bd[j] = beta[j];
+    for (int k = 0; k < BB * BNN; k++)
+        xd[k] = x[k];
+    for (int j = 0; j < BNN; j++)
+        gd[j] = gamma[j], bd[j] = beta[j];
     bn_ref(xd, gd, bd, yd);
-    for (int k = 0; k < BB * BNN; k++) EXPECT_NEAR(y[k], yd[k], 1e-5, 1e-5, "bn forward");
+    for (int k = 0; k < BB * BNN; k++)
+        EXPECT_NEAR(y[k], yd[k], 1e-5, 1e-5, "bn forward");
     /* Running statistics: momentum 0.1, unbiased variance (torch). */
     for (int j = 0; j < BNN; j++) {
         double mean = 0.0, ss = 0.0;
-        for (int i = 0; i < BB; i++) mean += xd[i * BNN + j];
+        for (int i = 0; i < BB; i++)
+            mean += xd[i * BNN + j];
         mean /= BB;
-        for (int i = 0; i < BB; i++) ss += (xd[i * BNN + j] - mean) * (xd[i * BNN + j] - mean);
+        for (int i = 0; i < BB; i++)
+            ss += (xd[i * BNN + j] - mean) * (xd[i * BNN + j] - mean);
         EXPECT_NEAR(rm[j], 0.1 * mean, 1e-6, 1e-5, "bn running mean");
         EXPECT_NEAR(rv[j], 0.9 + 0.1 * ss / (BB - 1), 1e-6, 1e-5, "bn running var");
     }
 
     float dgamma[BNN], dbeta[BNN], dx[BB * BNN];
-    for (int j = 0; j < BNN; j++) dgamma[j] = dbeta[j] = 0.25f; /* accumulates */
+    for (int j = 0; j < BNN; j++)
+        dgamma[j] = dbeta[j] = 0.25f; /* accumulates */
     bn_vjp(G, xhat, invstd, gamma, dgamma, dbeta, dx, BB, BNN);
     const double h = 1e-6;
     for (int k = 0; k < BB * BNN; k++) {
@@ -253,7 +270,8 @@ static double fc_obj(const double *x, const double *W, const double *b, const fl
     for (int i = 0; i < FB; i++)
         for (int o = 0; o < FOUT; o++) {
             double y = b[o];
-            for (int k = 0; k < FIN; k++) y += W[o * FIN + k] * x[i * FIN + k];
+            for (int k = 0; k < FIN; k++)
+                y += W[o * FIN + k] * x[i * FIN + k];
             s += G[i * FOUT + o] * y;
         }
     return s;
@@ -267,18 +285,24 @@ static void test_fc(void) {
     uniform(G, FB * FOUT, 23, -1.0f, 1.0f);
     fc_forward(x, W, b, y, FB, FIN, FOUT);
     double xd[FB * FIN], Wd[FOUT * FIN], bd[FOUT];
-    for (int k = 0; k < FB * FIN; k++) xd[k] = x[k];
-    for (int k = 0; k < FOUT * FIN; k++) Wd[k] = W[k];
-    for (int k = 0; k < FOUT; k++) bd[k] = b[k];
+    for (int k = 0; k < FB * FIN; k++)
+        xd[k] = x[k];
+    for (int k = 0; k < FOUT * FIN; k++)
+        Wd[k] = W[k];
+    for (int k = 0; k < FOUT; k++)
+        bd[k] = b[k];
     for (int i = 0; i < FB; i++)
         for (int o = 0; o < FOUT; o++) {
             double yy = bd[o];
-            for (int k = 0; k < FIN; k++) yy += Wd[o * FIN + k] * xd[i * FIN + k];
+            for (int k = 0; k < FIN; k++)
+                yy += Wd[o * FIN + k] * xd[i * FIN + k];
             EXPECT_NEAR(y[i * FOUT + o], yy, 1e-6, 1e-5, "fc forward");
         }
     float dW[FOUT * FIN], db[FOUT], dx[FB * FIN];
-    for (int k = 0; k < FOUT * FIN; k++) dW[k] = 1.0f; /* accumulates */
-    for (int k = 0; k < FOUT; k++) db[k] = -1.0f;
+    for (int k = 0; k < FOUT * FIN; k++)
+        dW[k] = 1.0f; /* accumulates */
+    for (int k = 0; k < FOUT; k++)
+        db[k] = -1.0f;
     fc_vjp(x, W, G, dW, db, dx, FB, FIN, FOUT);
     const double h = 1e-6;
     for (int k = 0; k < FB * FIN; k++) {
@@ -320,8 +344,10 @@ static double xent_ref(const double *z, const uint8_t *labels) {
     double total = 0.0;
     for (int b = 0; b < LB; b++) {
         double mx = z[b * LK], s = 0.0;
-        for (int k = 1; k < LK; k++) mx = fmax(mx, z[b * LK + k]);
-        for (int k = 0; k < LK; k++) s += exp(z[b * LK + k] - mx);
+        for (int k = 1; k < LK; k++)
+            mx = fmax(mx, z[b * LK + k]);
+        for (int k = 0; k < LK; k++)
+            s += exp(z[b * LK + k] - mx);
         total += mx + log(s) - z[b * LK + labels[b]];
     }
     return total;
@@ -333,7 +359,8 @@ static void test_loss(void) {
     z[LK + 2] = 60.0f; /* a large logit: stability of the log-sum-exp */
     const uint8_t labels[LB] = {1, 2, 5, 0};
     double zd[LB * LK];
-    for (int k = 0; k < LB * LK; k++) zd[k] = z[k];
+    for (int k = 0; k < LB * LK; k++)
+        zd[k] = z[k];
     long correct = 0;
     const double scale = 8.0; /* a global batch of 8 */
     double L = loss_softmax_xent(z, labels, LB, LK, dz, scale, &correct);
@@ -373,9 +400,11 @@ enum { SR = 5, SC = 4 };
 static double sn_obj(const double *V, double g, const float *u, const float *v, const float *G) {
     double sigma = 0.0;
     for (int i = 0; i < SR; i++)
-        for (int j = 0; j < SC; j++) sigma += u[i] * V[i * SC + j] * v[j];
+        for (int j = 0; j < SC; j++)
+            sigma += u[i] * V[i * SC + j] * v[j];
     double s = 0.0;
-    for (int k = 0; k < SR * SC; k++) s += G[k] * g * V[k] / sigma;
+    for (int k = 0; k < SR * SC; k++)
+        s += G[k] * g * V[k] / sigma;
     return s;
 }
 
@@ -387,14 +416,17 @@ static void test_specnorm(void) {
     float sigma = specnorm_power(V, SR, SC, u, v, 3, work);
     const float g = 0.7f;
     double Vd[SR * SC];
-    for (int k = 0; k < SR * SC; k++) Vd[k] = V[k];
+    for (int k = 0; k < SR * SC; k++)
+        Vd[k] = V[k];
     /* sigma = u^T V v with the vectors after the iterations. */
     double sref = 0.0;
     for (int i = 0; i < SR; i++)
-        for (int j = 0; j < SC; j++) sref += (double)u[i] * Vd[i * SC + j] * v[j];
+        for (int j = 0; j < SC; j++)
+            sref += (double)u[i] * Vd[i * SC + j] * v[j];
     EXPECT_NEAR(sigma, sref, 1e-6, 1e-5, "sigma = u^T V v");
     float dV[SR * SC], dg = 0.125f;
-    for (int k = 0; k < SR * SC; k++) dV[k] = 0.5f; /* accumulates */
+    for (int k = 0; k < SR * SC; k++)
+        dV[k] = 0.5f; /* accumulates */
     specnorm_vjp(V, u, v, g, sigma, G, dV, &dg, SR, SC);
     const double h = 1e-6;
     for (int k = 0; k < SR * SC; k++) {
