@@ -8,6 +8,8 @@
 #
 #   bench/run.sh                 all 60,000 training samples per T
 #   BENCH_SAMPLES=20000 BENCH_STEPS="5 30" bench/run.sh
+#   BENCH_CORES="Haswell SkylakeX" bench/run.sh   one row per OpenBLAS core
+#                                (OPENBLAS_CORETYPE), side by side
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build}
@@ -20,19 +22,24 @@ trap 'rm -rf "$out"' EXIT
 
 printf '%-5s %12s %12s %10s %8s %9s %7s %7s %15s  %s\n' T "train smp/s" "test smp/s" "GEMM GF/s" \
   "RSS MB" "residual" "adj it" "rate" "W s dense/event" "OpenBLAS core"
-for T in $steps; do
-  log=$out/T$T.log
-  "$fsnn" train "$repo/configs/fmnist_fc_lif.ini" \
-    "run.dir=$out/T$T" "model.time_steps=$T" train.epochs=1 \
-    "data.path=$repo/data/fashion-mnist" "data.train_limit=$samples" \
-    run.progress=plain >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
-  core=$(sed -n 's/^blas: .*; core \([A-Za-z0-9_]*\),.*/\1/p' "$log" | head -n 1)
-  awk -F, -v T="$T" -v core="${core:-?}" '
-    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    { printf "%-5s %12.0f %12.0f %10.1f %8.1f %9.4g %7.1f %7.4f %15s  %s\n", T,
-        $col["train_samples_per_s"], $col["test_samples_per_s"], $col["gemm_gflops"],
-        $col["peak_rss_mb"], $col["fwd_residual"], $col["adj_iters"], $col["firing_rate"],
-        $col["dense_steps"] "/" $col["event_steps"], core }' "$out/T$T/metrics.csv"
+cores=${BENCH_CORES:-}
+for core_req in ${cores:-default}; do
+  for T in $steps; do
+    log=$out/T$T-$core_req.log
+    run=$out/T$T-$core_req
+    if [ "$core_req" = default ]; then env_core=(); else env_core=(env "OPENBLAS_CORETYPE=$core_req"); fi
+    "${env_core[@]}" "$fsnn" train "$repo/configs/fmnist_fc_lif.ini" \
+      "run.dir=$run" "model.time_steps=$T" train.epochs=1 \
+      "data.path=$repo/data/fashion-mnist" "data.train_limit=$samples" \
+      run.progress=plain >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    core=$(sed -n 's/^blas: .*; core \([A-Za-z0-9_]*\),.*/\1/p' "$log" | head -n 1)
+    awk -F, -v T="$T" -v core="${core:-?}" '
+      NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      { printf "%-5s %12.0f %12.0f %10.1f %8.1f %9.4g %7.1f %7.4f %15s  %s\n", T,
+          $col["train_samples_per_s"], $col["test_samples_per_s"], $col["gemm_gflops"],
+          $col["peak_rss_mb"], $col["fwd_residual"], $col["adj_iters"], $col["firing_rate"],
+          $col["dense_steps"] "/" $col["event_steps"], core }' "$run/metrics.csv"
+  done
 done
 echo
-"$build/bench_spike" 128 400 1
+"$build/bench/bench_spike" 128 400 1
