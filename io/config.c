@@ -79,6 +79,7 @@ static const config_choice config_solver_names[] = {{"broyden", SOLVER_BROYDEN},
                                                     {NULL, 0}};
 static const config_choice config_optim_names[] = {
     {"sgd", OPTIM_SGD}, {"adam", OPTIM_ADAM}, {NULL, 0}};
+static const config_choice config_onoff_names[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
 
 #define CONFIG_AT(field) offsetof(fsnn_cfg, field)
 #define CONFIG_SIZE(field) sizeof(((fsnn_cfg *)0)->field)
@@ -107,7 +108,7 @@ static const config_opt config_opts[] = {
     CONFIG_INTEGER("run.seed", CONFIG_U64, run_seed, "1", 0, 0,
                    "seed of every random stream (initialisation, shuffling, dropout)"),
     CONFIG_INTEGER("run.threads", CONFIG_INT, run_threads, "0", 0, 256,
-                   "BLAS threads; 0 = one per core"),
+                   "threads per process (BLAS and per-sample loops); 0 = one per core"),
     CONFIG_ENUMS("run.progress", run_progress, "auto", config_progress_names,
                  "progress display: a bar on a terminal (auto), plain lines, or always a bar"),
     CONFIG_ENUMS("data.dataset", data_dataset, "fmnist", config_dataset_names,
@@ -173,6 +174,10 @@ static const config_opt config_opts[] = {
                "Adam: decay of the second moment"),
     CONFIG_NUM("train.adam_eps", CONFIG_DOUBLE, train_adam_eps, "1e-8", 0, 1, HUGE_VAL, 0,
                "Adam: denominator offset"),
+    CONFIG_ENUMS("parallel.deterministic", parallel_deterministic, "on", config_onoff_names,
+                 "on: the same weights bit for bit for any number of ranks; off: faster sums"),
+    CONFIG_INTEGER("parallel.micro_batch", CONFIG_INT, parallel_micro_batch, "32", 1, 65536,
+                   "samples per micro-shard of a batch (deterministic mode's unit of work)"),
 };
 
 #define CONFIG_N_OPTS (sizeof config_opts / sizeof config_opts[0])

@@ -17,6 +17,9 @@ void par_finalize(void);
 /* Ends every rank of the job at once, after printing `why` with the rank. */
 _Noreturn void par_abort(const par_env *env, int code, const char *why);
 
+/* Ranks of this job on this node (MPI_COMM_TYPE_SHARED); 1 when alone. */
+int par_local_ranks(void);
+
 /* 1 if every rank passes ok != 0 (logical AND over ranks). Collective: used
  * so that errors found on one rank stop all ranks together. */
 int par_all_ok(int ok);

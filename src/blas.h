@@ -17,6 +17,16 @@ void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
  * Returns the number set. */
 int blas_set_threads(int threads);
 
+/* y = alpha op(A) x + beta y for row-major A [M x N], op = transpose when
+ * ta != 0 (unit strides). */
+void blas_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const float *x,
+               float beta, float *y);
+
+/* Serial mode (deterministic training): every BLAS call runs on one thread,
+ * because OpenBLAS's results depend on its thread count; fsnn's own OpenMP
+ * loops keep their threads. */
+void blas_set_serial(int on);
+
 /* Process-wide totals of the floating-point operations done by blas_gemm
  * and the wall time spent in it, for reporting GFLOP/s of the dense parts
  * (bench/). Counting costs one clock read per call. */

@@ -5,27 +5,35 @@
 
 #include "blas.h"
 
-void bn_forward_train(const float *x, const float *gamma, const float *beta, float *run_mean,
-                      float *run_var, float *xhat, float *invstd, float *y, int B, int n) {
+void bn_batch_stats(const float *x, int B, int n, double *mean, double *var) {
 #pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int j = 0; j < n; j++) {
         double s = 0.0, ss = 0.0;
         for (int i = 0; i < B; i++) s += x[(long)i * n + j];
-        double mean = s / B;
+        double mu = B > 0 ? s / B : 0.0;
         for (int i = 0; i < B; i++) {
-            double d = x[(long)i * n + j] - mean;
+            double d = x[(long)i * n + j] - mu;
             ss += d * d;
         }
-        double var = ss / B;
-        float is = (float)(1.0 / sqrt(var + BN_EPS));
+        mean[j] = mu;
+        var[j] = B > 0 ? ss / B : 0.0;
+    }
+}
+
+void bn_normalize_train(const float *x, const float *gamma, const float *beta, const double *mean,
+                        const double *var, long count, float *run_mean, float *run_var,
+                        float *xhat, float *invstd, float *y, int B, int n) {
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
+    for (int j = 0; j < n; j++) {
+        float is = (float)(1.0 / sqrt(var[j] + BN_EPS));
         invstd[j] = is;
         for (int i = 0; i < B; i++) {
             long k = (long)i * n + j;
-            xhat[k] = (float)((x[k] - mean) * is);
+            xhat[k] = (float)((x[k] - mean[j]) * is);
             y[k] = gamma[j] * xhat[k] + beta[j];
         }
-        double unbiased = B > 1 ? ss / (B - 1) : var;
-        run_mean[j] = (1.0f - BN_MOMENTUM) * run_mean[j] + BN_MOMENTUM * (float)mean;
+        double unbiased = count > 1 ? var[j] * count / (count - 1) : var[j];
+        run_mean[j] = (1.0f - BN_MOMENTUM) * run_mean[j] + BN_MOMENTUM * (float)mean[j];
         run_var[j] = (1.0f - BN_MOMENTUM) * run_var[j] + BN_MOMENTUM * (float)unbiased;
     }
 }
@@ -39,22 +47,28 @@ void bn_forward_eval(const float *x, const float *gamma, const float *beta, cons
     }
 }
 
-void bn_vjp(const float *dy, const float *xhat, const float *invstd, const float *gamma,
-            float *dgamma, float *dbeta, float *dx, int B, int n) {
+void bn_grad_sums(const float *dy, const float *xhat, int B, int n, double *sdy, double *sdyx) {
 #pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int j = 0; j < n; j++) {
-        double sdy = 0.0, sdyx = 0.0;
+        double a = 0.0, b = 0.0;
         for (int i = 0; i < B; i++) {
             long k = (long)i * n + j;
-            sdy += dy[k];
-            sdyx += (double)dy[k] * xhat[k];
+            a += dy[k];
+            b += (double)dy[k] * xhat[k];
         }
-        dgamma[j] += (float)sdyx;
-        dbeta[j] += (float)sdy;
-        double c = gamma[j] * invstd[j] / B;
+        sdy[j] = a;
+        sdyx[j] = b;
+    }
+}
+
+void bn_vjp_apply(const float *dy, const float *xhat, const float *invstd, const float *gamma,
+                  const double *sdy, const double *sdyx, long count, float *dx, int B, int n) {
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
+    for (int j = 0; j < n; j++) {
+        double c = gamma[j] * invstd[j] / (double)count;
         for (int i = 0; i < B; i++) {
             long k = (long)i * n + j;
-            dx[k] = (float)(c * (B * (double)dy[k] - sdy - xhat[k] * sdyx));
+            dx[k] = (float)(c * ((double)count * dy[k] - sdy[j] - xhat[k] * sdyx[j]));
         }
     }
 }

@@ -58,6 +58,9 @@ typedef struct {
     double train_adam_beta1;
     double train_adam_beta2;
     double train_adam_eps;
+    /* [parallel] */
+    int parallel_deterministic; /* 1: reproducible sums, same bits for any rank count */
+    int parallel_micro_batch;   /* samples per micro-shard of a global batch */
 } fsnn_cfg;
 
 #endif

@@ -20,7 +20,8 @@
 #include "metrics.h"    // defines: metrics_create, metrics_append
 #include "model.h"      // defines: fsnn_model
 #include "modelfile.h"  // defines: modelfile_write, modelfile_read
-#include "par.h"        // defines: par_init, par_finalize
+#include "par.h"        // defines: par_init, par_finalize, par_all_ok
+#include "reducer.h"    // defines: reducer_world
 #include "status.h"     // defines: CHECK, FAIL
 #include "trainer.h"    // defines: trainer_fit, trainer_evaluate
 
@@ -38,6 +39,7 @@ static const char main_usage[] =
     "Run under mpirun/srun or alone. docs/user-guide.md explains the run directory.\n";
 
 typedef struct {
+    int rank; /* only rank 0 writes the run directory */
     char metrics[CFG_PATH_MAX + 32];
     char model[CFG_PATH_MAX + 32];
     char *config_text;
@@ -53,12 +55,22 @@ static int main_config_text(const fsnn_cfg *cfg, char **text) {
     return rc;
 }
 
+/* A failure on any rank stops every rank: the others would otherwise wait in
+ * the next collective for ever. Collective. */
+static int main_agree(int rc) {
+    if (par_all_ok(rc == 0)) return FSNN_OK;
+    return rc ? rc : FAIL("stopped because another rank failed (its message is above)");
+}
+
 static int main_on_epoch(void *ctx, const trainer_epoch *row, const fsnn_model *m) {
     main_run *run = ctx;
     run->last = *row;
-    CHECK(metrics_append(run->metrics, row));
-    CHECK(modelfile_write(run->model, m, row->epoch, run->config_text));
-    return FSNN_OK;
+    int rc = FSNN_OK;
+    if (run->rank == 0) {
+        rc = metrics_append(run->metrics, row);
+        if (rc == 0) rc = modelfile_write(run->model, m, row->epoch, run->config_text);
+    }
+    return main_agree(rc);
 }
 
 static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **argv) {
@@ -82,8 +94,17 @@ static void main_data_views(const dataset *d, trainer_data *train, trainer_data 
     }
 }
 
+/* Threads per process: run.threads, or the cores of the node shared among
+ * the ranks on it. */
 static void main_setup_blas(const fsnn_cfg *cfg) {
-    blas_set_threads(cfg->run_threads);
+    int threads = cfg->run_threads;
+    if (threads == 0) {
+        int cores = blas_set_threads(0), local = par_local_ranks();
+        threads = cores / local > 0 ? cores / local : 1;
+    }
+    blas_set_threads(threads);
+    /* From initialisation on, so that every rank count computes the same. */
+    blas_set_serial(cfg->parallel_deterministic);
     cpuinfo_report_blas();
 }
 
@@ -117,8 +138,11 @@ static int main_train(const char *config_path, int argc, char **argv) {
     fsnn_cfg cfg;
     CHECK(main_read_config(&cfg, config_path, argc, argv));
     main_setup_blas(&cfg);
+    reduce_ops red;
+    CHECK(reducer_world(&red));
     main_run run;
     memset(&run, 0, sizeof run);
+    run.rank = red.rank;
     dataset data;
     memset(&data, 0, sizeof data);
     fsnn_model *m = NULL;
@@ -132,12 +156,17 @@ static int main_train(const char *config_path, int argc, char **argv) {
                  test.n);
         rc = model_create(&m, &cfg, train.dim, data.classes);
     }
-    if (rc == 0) rc = main_open_run(&cfg, &run);
+    if (rc == 0 && red.rank == 0) rc = main_open_run(&cfg, &run);
+    rc = main_agree(rc);
     if (rc == 0) {
         model_init(m, cfg.run_seed);
         main_log_model(&cfg, m);
         trainer_hooks hooks = {main_on_epoch, &run};
-        rc = trainer_fit(&cfg, m, &train, &test, &hooks);
+        if (red.size > 1)
+            log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)",
+                     red.size, cfg.parallel_deterministic ? "deterministic" : "fast",
+                     cfg.parallel_micro_batch);
+        rc = trainer_fit(&cfg, m, &train, &test, &hooks, &red);
     }
     if (rc == 0 && run.last.epoch > 0)
         log_info("done: test accuracy %.2f%% after %d epochs; run directory: %s", run.last.test_acc,
@@ -156,6 +185,8 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     CHECK(fsutil_join(model_path, sizeof model_path, run_dir, "model.h5"));
     fsnn_cfg cfg;
     CHECK(main_read_config(&cfg, cfg_path, argc, argv));
+    reduce_ops red;
+    CHECK(reducer_world(&red));
     main_setup_blas(&cfg);
     dataset data;
     memset(&data, 0, sizeof data);
@@ -168,10 +199,11 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
         rc = model_create(&m, &cfg, test.dim, data.classes);
     }
     if (rc == 0) rc = modelfile_read(model_path, m, &epoch);
+    rc = main_agree(rc);
     trainer_epoch row;
     memset(&row, 0, sizeof row);
     double firing = 0.0;
-    if (rc == 0) rc = trainer_evaluate(&cfg, m, &test, &row, &firing);
+    if (rc == 0) rc = trainer_evaluate(&cfg, m, &test, &row, &firing, &red);
     if (rc == 0)
         log_info("eval %s (epoch %d): test accuracy %.2f%% loss %.4f on %ld samples; forward "
                  "residual %.4g; firing rate %.4f; %.0f samples/s",
@@ -198,17 +230,15 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "--help-config")) {
         int md = argc > 2 && !strcmp(argv[2], "--markdown");
         if (env.rank == 0) config_help(stdout, md);
-    } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3 && env.size > 1) {
-        /* Every rank would train the whole model and write the same run
-         * directory: refuse rather than race. */
-        if (env.rank == 0)
-            log_error("this version of fsnn trains on one rank; started with %d ranks", env.size);
-        code = EXIT_USAGE;
     } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3) {
         int rc = !strcmp(cmd, "train") ? main_train(argv[2], argc - 3, argv + 3)
                                        : main_eval(argv[2], argc - 3, argv + 3);
         if (rc != 0) {
-            log_error("%s", status_message());
+            /* Every rank reports its own failure; agreement failures only on rank 0. */
+            if (env.rank == 0)
+                log_error("%s", status_message());
+            else if (!strstr(status_message(), "another rank failed"))
+                fprintf(stderr, "error: rank %d: %s\n", env.rank, status_message());
             log_debug("at %s", status_where());
             code = EXIT_FAILED;
         }

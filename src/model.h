@@ -19,6 +19,7 @@
 
 #include "cfg.h"
 #include "neuron.h"
+#include "reduce.h"
 #include "solver.h"
 
 /* Pointers into params (or grads) in this fixed order. */
@@ -69,9 +70,9 @@ typedef struct {
     long samples;
     double fwd_res_sum;   /* sum over samples of ||f(a[T]) - a[T]|| */
     double fwd_res_max;
-    double adj_iters_sum; /* sum over batches of mean iterations */
-    double adj_res_sum;   /* sum over batches of the batch residual */
-    long batches;
+    double adj_iters_sum; /* adjoint iterations summed over samples */
+    double adj_res2_sum;  /* squared adjoint residuals summed over samples */
+    long adj_samples;     /* samples that went through the adjoint solve */
     neuron_stats sim;
     double t_input, t_sim, t_adj, t_grad; /* seconds per phase */
 } model_stats;
@@ -94,10 +95,18 @@ void model_ws_destroy(model_ws **ws);
 /* Computes W (and W^T) from V and g; in training also one power iteration. */
 void model_prepare_weights(fsnn_model *m, int power_iters);
 
+/* Declares how the next training batch is spread over ranks: this rank holds
+ * n_shards micro-shards of shard_len[i] consecutive rows (deterministic mode;
+ * fast mode uses only the total), of a batch of global_batch samples over all
+ * ranks of `red`. Without a call the batch is one process's alone. */
+void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, int n_shards,
+                        const int *shard_len);
+
 /* Input branch: x [B x n_in] (normalised) -> x1, with BatchNorm in training or
  * evaluation mode and, in training, the dropout masks of (seed, epoch,
- * sample_ids). */
-void model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
+ * sample_ids). In training BatchNorm uses the statistics of the whole batch:
+ * collective over the ranks given to model_ws_set_batch. */
+int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
                  const long *sample_ids, uint32_t epoch, uint64_t seed);
 
 /* The spiking simulation: a = a[T]. */
@@ -108,8 +117,9 @@ void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st);
 void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters);
 
 /* At the current a: evaluates f (forward residual), the readout and the loss;
- * when `grads` is set also the adjoint solve and all parameter gradients,
- * written (not accumulated) into m->grads. `scale` divides the loss gradient
+ * when `grads` is set also the adjoint solve and all parameter gradients of
+ * the whole batch, written (not accumulated) into m->grads, identical on all
+ * ranks (collective when grads is set). `scale` divides the loss gradient
  * (the global batch size). */
 int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double scale, int grads,
                model_stats *st);

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "blas.h"
 #include "rng.h"
 
 static void specnorm_normalise(float *x, int n) {
@@ -25,12 +26,12 @@ void specnorm_init_vectors(float *u, int rows, float *v, int cols, uint64_t seed
 float specnorm_power(const float *V, int rows, int cols, float *u, float *v, int iters,
                      float *work) {
     for (int it = 0; it < iters; it++) {
-        cblas_sgemv(CblasRowMajor, CblasTrans, rows, cols, 1.0f, V, cols, u, 1, 0.0f, v, 1);
+        blas_gemv(1, rows, cols, 1.0f, V, cols, u, 0.0f, v);
         specnorm_normalise(v, cols);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, V, cols, v, 1, 0.0f, u, 1);
+        blas_gemv(0, rows, cols, 1.0f, V, cols, v, 0.0f, u);
         specnorm_normalise(u, rows);
     }
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, V, cols, v, 1, 0.0f, work, 1);
+    blas_gemv(0, rows, cols, 1.0f, V, cols, v, 0.0f, work);
     return cblas_sdot(rows, u, 1, work, 1);
 }
 

@@ -20,6 +20,7 @@ typedef struct {
     float *x;
     uint8_t *labels;
     long *ids, *perm;
+    int *shard_len;
 } trainer_bufs;
 
 static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn_model *m,
@@ -30,6 +31,7 @@ static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn
     CHECK(XCALLOC(&tb->labels, (size_t)bmax));
     CHECK(XCALLOC(&tb->ids, (size_t)bmax));
     CHECK(XCALLOC(&tb->perm, (size_t)(n_train > 0 ? n_train : 1)));
+    CHECK(XCALLOC(&tb->shard_len, (size_t)bmax));
     return FSNN_OK;
 }
 
@@ -39,6 +41,7 @@ static void trainer_bufs_destroy(trainer_bufs *tb) {
     free(tb->labels);
     free(tb->ids);
     free(tb->perm);
+    free(tb->shard_len);
     memset(tb, 0, sizeof *tb);
 }
 
@@ -68,6 +71,8 @@ static void trainer_progress_start(trainer_progress *p, const fsnn_cfg *cfg) {
     p->last_decile = 0;
 }
 
+/* `done` counts samples over all ranks; the loss and accuracy shown are the
+ * printing rank's share (the epoch line has the reduced figures). */
 static void trainer_progress_show(trainer_progress *p, int epoch, int epochs, long done, long total,
                                   const model_stats *st) {
     if (!log_is_printer()) return;
@@ -97,21 +102,53 @@ static void trainer_progress_show(trainer_progress *p, int epoch, int epochs, lo
     }
 }
 
+/* Sums the per-rank statistics of a pass over all ranks (for reporting; the
+ * rounding of these sums does not touch the weights). Collective. */
+static int trainer_reduce_stats(const reduce_ops *red, model_stats *st) {
+    if (red->size == 1) return FSNN_OK;
+    double v[9] = {st->loss,          (double)st->correct,      (double)st->samples,
+                   st->fwd_res_sum,   st->adj_iters_sum,        st->adj_res2_sum,
+                   (double)st->adj_samples, st->sim.spikes,     0.0};
+    CHECK(red->sum_f64(red->ctx, v, 8));
+    v[8] = st->fwd_res_max;
+    CHECK(red->max_f64(red->ctx, v + 8, 1));
+    st->loss = v[0];
+    st->correct = (long)v[1];
+    st->samples = (long)v[2];
+    st->fwd_res_sum = v[3];
+    st->adj_iters_sum = v[4];
+    st->adj_res2_sum = v[5];
+    st->adj_samples = (long)v[6];
+    st->sim.spikes = v[7];
+    st->fwd_res_max = v[8];
+    return FSNN_OK;
+}
+
+/* This rank's part [lo, hi) of n items split in contiguous blocks. */
+static void trainer_block(long n, const reduce_ops *red, long *lo, long *hi) {
+    *lo = n * red->rank / red->size;
+    *hi = n * (red->rank + 1) / red->size;
+}
+
 static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
-                             trainer_bufs *tb, trainer_epoch *row, double *firing) {
+                             trainer_bufs *tb, trainer_epoch *row, double *firing,
+                             const reduce_ops *red) {
     model_stats st;
     memset(&st, 0, sizeof st);
     double t0 = clock_seconds();
     model_prepare_weights(m, 0);
     const int bs = cfg->train_test_batch;
-    for (long i = 0; i < data->n; i += bs) {
-        int B = (int)(data->n - i < bs ? data->n - i : bs);
+    long lo, hi;
+    trainer_block(data->n, red, &lo, &hi);
+    for (long i = lo; i < hi; i += bs) {
+        int B = (int)(hi - i < bs ? hi - i : bs);
         for (int b = 0; b < B; b++) tb->ids[b] = i + b;
         trainer_gather(data, tb->ids, B, tb->x, tb->labels);
-        model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed);
+        CHECK(model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed));
         model_simulate(m, tb->ws, B, &st);
         CHECK(model_loss(m, tb->ws, tb->labels, B, (double)B, 0, &st));
     }
+    CHECK(trainer_reduce_stats(red, &st));
     double el = clock_seconds() - t0;
     long n = st.samples > 0 ? st.samples : 1;
     row->test_loss = st.loss / n;
@@ -123,47 +160,74 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
 }
 
 int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
-                     trainer_epoch *row, double *firing) {
+                     trainer_epoch *row, double *firing, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
     int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
-    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing);
+    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, red);
     trainer_bufs_destroy(&tb);
     return rc;
 }
 
+/* This rank's rows of a global batch of Bg samples: in deterministic mode a
+ * contiguous block of whole micro-shards (their lengths in lens), in fast mode
+ * a contiguous block of samples. Returns the number of shards. */
+static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, int *first,
+                          int *rows, int *lens) {
+    long lo, hi;
+    if (!cfg->parallel_deterministic) {
+        trainer_block(Bg, red, &lo, &hi);
+        *first = (int)lo;
+        *rows = (int)(hi - lo);
+        lens[0] = *rows;
+        return 1;
+    }
+    const int micro = cfg->parallel_micro_batch;
+    trainer_block((Bg + micro - 1) / micro, red, &lo, &hi);
+    *first = (int)lo * micro;
+    *rows = 0;
+    for (long sh = lo; sh < hi; sh++) {
+        int len = Bg - (int)sh * micro < micro ? Bg - (int)sh * micro : micro;
+        lens[sh - lo] = len;
+        *rows += len;
+    }
+    return (int)(hi - lo);
+}
+
 static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, optim *opt,
                              const trainer_data *train, trainer_bufs *tb, int epoch, long *iter,
-                             model_stats *st, double *lr_used) {
+                             model_stats *st, double *lr_used, const reduce_ops *red) {
     const int bs = cfg->train_batch;
     trainer_progress prog;
     trainer_progress_start(&prog, cfg);
     rng_permutation(cfg->run_seed, (uint32_t)epoch, tb->perm, train->n);
     for (long i = 0; i < train->n; i += bs) {
-        int B = (int)(train->n - i < bs ? train->n - i : bs);
-        memcpy(tb->ids, tb->perm + i, sizeof(long) * (size_t)B);
+        int Bg = (int)(train->n - i < bs ? train->n - i : bs), first = 0, B = 0;
+        int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
+        memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
         trainer_gather(train, tb->ids, B, tb->x, tb->labels);
         double lr = optim_lr(cfg, epoch, *iter);
         *lr_used = lr;
         double t0 = clock_seconds();
         model_prepare_weights(m, 1);
-        model_input(m, tb->ws, tb->x, B, 1, tb->ids, (uint32_t)epoch, cfg->run_seed);
+        model_ws_set_batch(tb->ws, red, Bg, shards, tb->shard_len);
+        CHECK(model_input(m, tb->ws, tb->x, B, 1, tb->ids, (uint32_t)epoch, cfg->run_seed));
         double t1 = clock_seconds();
         model_simulate(m, tb->ws, B, st);
         double t2 = clock_seconds();
         st->t_input += t1 - t0;
         st->t_sim += t2 - t1;
-        CHECK(model_loss(m, tb->ws, tb->labels, B, (double)B, 1, st));
+        CHECK(model_loss(m, tb->ws, tb->labels, B, (double)Bg, 1, st));
         optim_step(opt, m->params, m->grads, lr);
         model_after_step(m);
         (*iter)++;
-        trainer_progress_show(&prog, epoch + 1, cfg->train_epochs, i + B, train->n, st);
+        trainer_progress_show(&prog, epoch + 1, cfg->train_epochs, i + Bg, train->n, st);
     }
     return FSNN_OK;
 }
 
 int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
-                const trainer_data *test, const trainer_hooks *hooks) {
+                const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
     optim *opt = NULL;
@@ -177,7 +241,8 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
         memset(&row, 0, sizeof row);
         double t0 = clock_seconds(), lr = 0.0, gflop = 0.0, gsec = 0.0;
         blas_counters_reset();
-        rc = trainer_epoch_run(cfg, m, opt, train, &tb, epoch, &iter, &st, &lr);
+        rc = trainer_epoch_run(cfg, m, opt, train, &tb, epoch, &iter, &st, &lr, red);
+        if (rc == 0) rc = trainer_reduce_stats(red, &st);
         if (rc) break;
         double t_train = clock_seconds() - t0;
         blas_counters(&gflop, &gsec);
@@ -189,8 +254,8 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
         row.train_acc = 100.0 * st.correct / n;
         row.fwd_residual = st.fwd_res_sum / n;
         row.fwd_residual_max = st.fwd_res_max;
-        row.adj_iters = st.batches ? st.adj_iters_sum / st.batches : 0.0;
-        row.adj_residual = st.batches ? st.adj_res_sum / st.batches : 0.0;
+        row.adj_iters = st.adj_samples ? st.adj_iters_sum / st.adj_samples : 0.0;
+        row.adj_residual = st.adj_samples ? sqrt(st.adj_res2_sum / st.adj_samples) : 0.0;
         row.firing_rate = st.sim.spikes / ((double)n * m->n * m->T);
         row.train_samples_per_s = t_train > 0 ? st.samples / t_train : 0.0;
         row.t_input = st.t_input;
@@ -199,7 +264,7 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
         row.t_grad = st.t_grad;
         row.dense_steps = st.sim.dense_steps;
         row.event_steps = st.sim.event_steps;
-        rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL);
+        rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL, red);
         if (rc) break;
         row.spectral_norm = model_spectral_norm(m, 30);
         row.peak_rss_mb = clock_peak_rss_mb();

@@ -11,6 +11,7 @@
 
 #include "cfg.h"
 #include "model.h"
+#include "reduce.h"
 
 typedef struct {
     const uint8_t *images; /* [n x dim] */
@@ -26,7 +27,8 @@ typedef struct {
     double lr;
     double train_loss, train_acc, test_loss, test_acc;
     double fwd_residual, fwd_residual_max, test_fwd_residual;
-    double adj_iters, adj_residual;
+    double adj_iters;    /* adjoint iterations per sample */
+    double adj_residual; /* root mean square of the per-sample adjoint residual */
     double firing_rate;   /* spikes per neuron per time step */
     double spectral_norm; /* ||W||_2 by power iteration */
     double train_samples_per_s, test_samples_per_s;
@@ -42,14 +44,24 @@ typedef struct {
     void *ctx;
 } trainer_hooks;
 
-/* Trains for cfg->train_epochs epochs, evaluating on `test` after each. */
+/* Trains for cfg->train_epochs epochs, evaluating on `test` after each.
+ * Data parallel over the ranks of `red` (reduce_local() for one process):
+ * every rank holds the whole data set and the same model; each global batch
+ * of train.batch samples is split into micro-shards of
+ * parallel.micro_batch samples, spread in contiguous blocks over the ranks,
+ * and the gradients are summed over all of them, so every rank takes the
+ * same step. In deterministic mode the weights do not depend on the number of
+ * ranks or threads when the caller has set blas_set_serial(1) before the
+ * model was initialised. Hooks run on every rank; rows are the same on all.
+ * Collective. */
 int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
-                const trainer_data *test, const trainer_hooks *hooks);
+                const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red);
 
-/* Evaluates on `data`: fills test_loss, test_acc, test_fwd_residual and
- * test_samples_per_s of *row; `firing` receives spikes per neuron per step
- * when not NULL. */
+/* Evaluates on `data`, split in contiguous blocks over the ranks of `red`:
+ * fills test_loss, test_acc, test_fwd_residual and test_samples_per_s of
+ * *row; `firing` receives spikes per neuron per step when not NULL.
+ * Collective. */
 int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
-                     trainer_epoch *row, double *firing);
+                     trainer_epoch *row, double *firing, const reduce_ops *red);
 
 #endif

@@ -68,6 +68,7 @@ static void test_defaults(void) {
     EXPECT(c.train_dropout == 0.2f, "train.dropout");
     EXPECT(c.train_adam_beta1 == 0.9 && c.train_adam_beta2 == 0.999 && c.train_adam_eps == 1e-8,
            "adam");
+    EXPECT(c.parallel_deterministic == 1 && c.parallel_micro_batch == 32, "parallel");
     EXPECT_OK(config_resolve("defaults", &c));
     EXPECT(c.model_hidden == 400, "resolved hidden %d", c.model_hidden);
 }
@@ -324,6 +325,8 @@ static void expect_same(const fsnn_cfg *a, const fsnn_cfg *b) {
     SAME(train_adam_beta1);
     SAME(train_adam_beta2);
     SAME(train_adam_eps);
+    SAME(parallel_deterministic);
+    SAME(parallel_micro_batch);
 #undef SAME
     EXPECT(memcmp(a, b, sizeof *a) == 0, "the structs differ byte for byte");
 }
@@ -378,7 +381,9 @@ static void test_round_trip(void) {
                                       "train.dropout=0.1",
                                       "train.adam_beta1=0.85",
                                       "train.adam_beta2=0.9999",
-                                      "train.adam_eps=1e-7"};
+                                      "train.adam_eps=1e-7",
+                                      "parallel.deterministic=off",
+                                      "parallel.micro_batch=16"};
     size_t n_set = sizeof set / sizeof set[0];
     for (size_t i = 0; i < n_set; i++)
         EXPECT_OK(config_override(set[i], &a));
@@ -415,7 +420,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 31, "%zu markdown rows", rows);
+            EXPECT(rows == 33, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }

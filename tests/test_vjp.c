@@ -209,7 +209,9 @@ static void test_bn(void) {
     for (int i = 0; i < BB; i++)
         x[i * BNN + 3] = 0.5f + 0.002f * (float)i;
     float rm[BNN] = {0}, rv[BNN] = {1, 1, 1, 1}, xhat[BB * BNN], invstd[BNN], y[BB * BNN];
-    bn_forward_train(x, gamma, beta, rm, rv, xhat, invstd, y, BB, BNN);
+    double mean_b[BNN], var_b[BNN];
+    bn_batch_stats(x, BB, BNN, mean_b, var_b);
+    bn_normalize_train(x, gamma, beta, mean_b, var_b, BB, rm, rv, xhat, invstd, y, BB, BNN);
     double xd[BB * BNN], gd[BNN], bd[BNN], yd[BB * BNN];
     for (int k = 0; k < BB * BNN; k++)
         xd[k] = x[k];
@@ -232,8 +234,14 @@ static void test_bn(void) {
 
     float dgamma[BNN], dbeta[BNN], dx[BB * BNN];
     for (int j = 0; j < BNN; j++)
-        dgamma[j] = dbeta[j] = 0.25f; /* accumulates */
-    bn_vjp(G, xhat, invstd, gamma, dgamma, dbeta, dx, BB, BNN);
+        dgamma[j] = dbeta[j] = 0.25f; /* an offset, to check nothing else is added */
+    double sdy[BNN], sdyx[BNN];
+    bn_grad_sums(G, xhat, BB, BNN, sdy, sdyx);
+    bn_vjp_apply(G, xhat, invstd, gamma, sdy, sdyx, BB, dx, BB, BNN);
+    for (int j = 0; j < BNN; j++) {
+        dgamma[j] += (float)sdyx[j];
+        dbeta[j] += (float)sdy[j];
+    }
     const double h = 1e-6;
     for (int k = 0; k < BB * BNN; k++) {
         double xp[BB * BNN];

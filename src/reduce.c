@@ -1,0 +1,54 @@
+/* reduce: the one-rank reducer and fixed-point conversions. */
+#include "reduce.h"
+
+#include <math.h>
+
+#include "status.h"
+
+static int reduce_nop_i64(void *ctx, int64_t *buf, size_t count) {
+    (void)ctx, (void)buf, (void)count;
+    return FSNN_OK;
+}
+
+static int reduce_nop_f64(void *ctx, double *buf, size_t count) {
+    (void)ctx, (void)buf, (void)count;
+    return FSNN_OK;
+}
+
+static int reduce_nop_f32(void *ctx, float *buf, size_t count) {
+    (void)ctx, (void)buf, (void)count;
+    return FSNN_OK;
+}
+
+const reduce_ops *reduce_local(void) {
+    static const reduce_ops local = {0, 1, reduce_nop_i64, reduce_nop_f64, reduce_nop_f32,
+                                     reduce_nop_f64, NULL};
+    return &local;
+}
+
+double reduce_scale(double maxabs, long terms) {
+    if (!(maxabs > 0.0) || !isfinite(maxabs)) return 1.0;
+    int e = 0, c = 0;
+    frexp(maxabs, &e); /* maxabs < 2^e */
+    while ((1L << c) < terms && c < 40) c++;
+    return ldexp(1.0, 62 - c - e);
+}
+
+void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) acc[i] += (int64_t)llrint((double)x[i] * scale);
+}
+
+void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)((double)acc[i] / scale);
+}
+
+double reduce_maxabs(const float *x, size_t n) {
+    float m = 0.0f;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        bad |= !isfinite(a);
+        m = a > m ? a : m;
+    }
+    return bad ? NAN : (double)m;
+}

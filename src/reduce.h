@@ -1,0 +1,48 @@
+/* reduce: sums over the ranks of a data-parallel group, and sums that give
+ * the same bits whatever the number of ranks (deterministic mode).
+ *
+ * src/ never calls MPI: the program hands the numerics a reduce_ops whose
+ * functions do (mpi/reducer.c); reduce_local() is the one-rank version whose
+ * collectives do nothing. Every function taking a reduce_ops is collective
+ * over its group: all ranks call it in the same order with the same counts.
+ *
+ * Reproducible sums: float values are rounded to 64-bit fixed point with a
+ * scale 2^k chosen from the global maximum |value| (a MAX reduction, which is
+ * exact), added as integers (exact and associative, so the order of ranks
+ * and of samples does not matter), and converted back. With at most 2^c
+ * terms per sum the scale leaves 62 - c bits below the largest value: values
+ * more than 2^(38 - c) times smaller than the largest are rounded, alike on
+ * every rank count. */
+#ifndef FSNN_REDUCE_H
+#define FSNN_REDUCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int rank, size; /* this process in the data-parallel group */
+    /* In place over the group; return 0 or an fsnn status. */
+    int (*sum_i64)(void *ctx, int64_t *buf, size_t count);
+    int (*sum_f64)(void *ctx, double *buf, size_t count); /* order-dependent rounding */
+    int (*sum_f32)(void *ctx, float *buf, size_t count);  /* order-dependent rounding */
+    int (*max_f64)(void *ctx, double *buf, size_t count);
+    void *ctx;
+} reduce_ops;
+
+/* The reducer of a single process: rank 0 of 1, collectives are no-ops. */
+const reduce_ops *reduce_local(void);
+
+/* Scale 2^k for sums of at most `terms` values whose largest magnitude is
+ * maxabs (1 when maxabs is 0 or not finite). */
+double reduce_scale(double maxabs, long terms);
+
+/* acc[i] += round(x[i] * scale) for i < n. */
+void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale);
+
+/* out[i] = acc[i] / scale, rounded to float. */
+void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale);
+
+/* max |x[i]| (NaN when any x[i] is NaN or infinite). */
+double reduce_maxabs(const float *x, size_t n);
+
+#endif
