@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -140,6 +141,47 @@ static int modelfile_read_attr(hid_t f, const char *name, long *value, const cha
     return FSNN_OK;
 }
 
+static int modelfile_open(const char *path, hid_t *f) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (!fsutil_is_file(path)) return FAIL("%s: no such file", path);
+    if (H5Fis_hdf5(path) <= 0) return FAIL("%s: not an HDF5 file (or damaged)", path);
+    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*f < 0) return FAIL("%s: cannot open as HDF5", path);
+    return FSNN_OK;
+}
+
+int modelfile_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, int *epoch) {
+    hid_t f;
+    CHECK(modelfile_open(path, &f));
+    long v[4] = {0, 0, 0, 0};
+    const char *names[4] = {"n_in", "n_hidden", "n_out", "epoch"};
+    int rc = FSNN_OK;
+    for (int i = 0; rc == 0 && i < 4; i++) rc = modelfile_read_attr(f, names[i], &v[i], path);
+    H5Fclose(f);
+    CHECK(rc);
+    for (int i = 0; i < 3; i++)
+        if (v[i] < 1 || v[i] > 1000000)
+            return FAIL("%s: attribute '%s' is %ld, outside 1..1000000", path, names[i], v[i]);
+    if (v[3] < 0 || v[3] > 100000000) return FAIL("%s: attribute 'epoch' is %ld", path, v[3]);
+    *n_in = (int)v[0];
+    *n_hidden = (int)v[1];
+    *n_out = (int)v[2];
+    *epoch = (int)v[3];
+    return FSNN_OK;
+}
+
+int modelfile_weights_sha256(const fsnn_model *m, char hex[65]) {
+    /* x86-64 and every platform fsnn builds on store float32 little-endian,
+     * so the array's bytes are the canonical layout. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(m->params, sizeof(float) * m->n_params, md, &len, EVP_sha256(), NULL) != 1 ||
+        len != 32)
+        return FAIL("SHA-256 of the weights failed (OpenSSL)");
+    for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return FSNN_OK;
+}
+
 static int modelfile_load(hid_t f, fsnn_model *m, int *epoch, const char *path) {
     long version = 0, n_in = 0, n = 0, n_out = 0, ep = 0;
     CHECK(modelfile_read_attr(f, "format_version", &version, path));
@@ -168,12 +210,8 @@ static int modelfile_load(hid_t f, fsnn_model *m, int *epoch, const char *path) 
 }
 
 int modelfile_read(const char *path, fsnn_model *m, int *epoch) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!fsutil_is_file(path)) return FAIL("%s: no such file", path);
-    htri_t is = H5Fis_hdf5(path);
-    if (is <= 0) return FAIL("%s: not an HDF5 file (or damaged)", path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return FAIL("%s: cannot open as HDF5", path);
+    hid_t f;
+    CHECK(modelfile_open(path, &f));
     int rc = modelfile_load(f, m, epoch, path);
     H5Fclose(f);
     return rc;

@@ -17,6 +17,16 @@
 
 int modelfile_write(const char *path, const fsnn_model *m, int epoch, const char *config_text);
 
+/* Reads the sizes and epoch stored in the attributes of `path`, so a model
+ * of the right shape can be created before modelfile_read. */
+int modelfile_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, int *epoch);
+
+/* SHA-256 of all trainable tensors in the model's canonical order (model.h:
+ * input.weight, input.bias, input.bn.weight, input.bn.bias, feedback.V,
+ * feedback.g, readout.weight, readout.bias), each as little-endian float32
+ * in row-major order, as 64 hex digits and a NUL. */
+int modelfile_weights_sha256(const fsnn_model *m, char hex[65]);
+
 /* Loads tensors and state into *m, whose sizes must match the file: each
  * dataset's name, type and shape is checked before reading. */
 int modelfile_read(const char *path, fsnn_model *m, int *epoch);

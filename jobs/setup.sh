@@ -28,7 +28,7 @@ packages=(
     libopenmpi-dev openmpi-bin
     libopenblas-dev libopenblas-openmp-dev liblapacke-dev libscalapack-openmpi-dev
     libhdf5-openmpi-dev hdf5-tools
-    libinih-dev zlib1g-dev
+    libinih-dev zlib1g-dev libssl-dev
     dataset-fashion-mnist
     gnuplot-nox valgrind
 )

@@ -7,6 +7,7 @@
  *   fsnn --help | --help-config [--markdown] | --version
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ static const char main_usage[] =
     "usage:\n"
     "  fsnn train CONFIG [section.key=value ...]   train; writes run.dir\n"
     "  fsnn eval RUN_DIR [section.key=value ...]   evaluate a trained run on its test set\n"
+    "  fsnn inspect MODEL.h5                       summary and weights_sha256 of a model file\n"
     "  fsnn --help-config [--markdown]             every configuration key\n"
     "  fsnn --version\n"
     "Run under mpirun/srun or alone. docs/user-guide.md explains the run directory.\n";
@@ -214,6 +216,43 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     return rc;
 }
 
+/* Prints what a model file holds, ending with the line
+ * "weights_sha256 <hex>" (modelfile_weights_sha256), which tests and users
+ * compare across runs. */
+static int main_inspect(const char *path) {
+    int n_in = 0, n = 0, n_out = 0, epoch = 0;
+    CHECK(modelfile_sizes(path, &n_in, &n, &n_out, &epoch));
+    fsnn_cfg cfg;
+    config_defaults(&cfg);
+    cfg.model_hidden = n;
+    fsnn_model *m = NULL;
+    int rc = model_create(&m, &cfg, n_in, n_out);
+    if (rc == 0) rc = modelfile_read(path, m, NULL);
+    char hex[65];
+    if (rc == 0) rc = modelfile_weights_sha256(m, hex);
+    if (rc == 0) {
+        model_prepare_weights(m, 0);
+        printf("%s: fsnn model after epoch %d: %d-%d (F%d) -> %d classes, %zu parameters\n", path,
+               epoch, n_in, n, n, n_out, m->n_params);
+        for (int i = 0; i < MODEL_N_TENSORS; i++) {
+            const model_tensor_info *ti = &m->info[i];
+            double ss = 0.0, mx = 0.0;
+            for (size_t k = 0; k < ti->count; k++) {
+                double v = m->params[ti->offset + k];
+                ss += v * v;
+                mx = fabs(v) > mx ? fabs(v) : mx;
+            }
+            printf("  %-16s [%d x %d]  norm %.6g  max|.| %.6g\n", ti->name, ti->dims[0],
+                   ti->dims[1], sqrt(ss), mx);
+        }
+        printf("  feedback: g %.6g, sigma(V) %.6g, ||W||_2 %.6g (power iteration)\n", m->p.g[0],
+               m->sigma, model_spectral_norm(m, 100));
+        printf("weights_sha256 %s\n", hex);
+    }
+    model_destroy(&m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     par_env env;
     if (par_init(&argc, &argv, &env) != 0) {
@@ -230,6 +269,11 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "--help-config")) {
         int md = argc > 2 && !strcmp(argv[2], "--markdown");
         if (env.rank == 0) config_help(stdout, md);
+    } else if (!strcmp(cmd, "inspect") && argc == 3) {
+        if (env.rank == 0 && main_inspect(argv[2]) != 0) {
+            log_error("%s", status_message());
+            code = EXIT_FAILED;
+        }
     } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3) {
         int rc = !strcmp(cmd, "train") ? main_train(argv[2], argc - 3, argv + 3)
                                        : main_eval(argv[2], argc - 3, argv + 3);

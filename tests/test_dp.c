@@ -1,0 +1,119 @@
+/* dp: the all-reduced gradient of a global batch spread over the ranks of
+ * MPI_COMM_WORLD equals the gradient of the same batch computed by one
+ * process alone (reduce_local): bit for bit in deterministic mode, within
+ * float rounding (relative 1e-4 of the largest entry) in fast mode. Run under
+ * mpirun -np N; every rank checks. */
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "check.h"
+#include "model.h"
+#include "reducer.h"
+#include "rng.h"
+#include "status.h"
+
+enum { NIN = 20, NH = 24, NOUT = 5, BG = 22, MICRO = 4 };
+
+static void dp_cfg(fsnn_cfg *c, int deterministic) {
+    memset(c, 0, sizeof *c);
+    c->run_seed = 7;
+    c->model_hidden = NH;
+    c->model_time_steps = 5;
+    c->model_spike_product = SPIKE_AUTO;
+    c->neuron_vth = 2.0f;
+    c->neuron_leak = 0.95f;
+    c->solver_kind = SOLVER_BROYDEN;
+    c->solver_max_iters = 30;
+    c->solver_tol = 2e-10;
+    c->solver_anderson_m = 5;
+    c->train_batch = BG;
+    c->train_test_batch = BG;
+    c->train_dropout = 0.2f;
+    c->parallel_deterministic = deterministic;
+    c->parallel_micro_batch = MICRO;
+}
+
+/* Gradient of rows [first, first + B) of the batch, in n_shards shards. */
+static void dp_grad(fsnn_model *m, model_ws *ws, const reduce_ops *red, const float *x,
+                    const uint8_t *y, const long *ids, int first, int B, int n_shards,
+                    const int *lens, float *out) {
+    model_stats st;
+    memset(&st, 0, sizeof st);
+    model_prepare_weights(m, 0);
+    model_ws_set_batch(ws, red, BG, n_shards, lens);
+    EXPECT_OK(model_input(m, ws, x + (long)first * NIN, B, 1, ids + first, 3, 7));
+    model_simulate(m, ws, B, &st);
+    EXPECT_OK(model_loss(m, ws, y + first, B, (double)BG, 1, &st));
+    memcpy(out, m->grads, sizeof(float) * m->n_params);
+}
+
+static void dp_case(const reduce_ops *red, int deterministic) {
+    fsnn_cfg cfg;
+    dp_cfg(&cfg, deterministic);
+    blas_set_serial(deterministic);
+    fsnn_model *m = NULL;
+    model_ws *ws = NULL;
+    EXPECT_OK(model_create(&m, &cfg, NIN, NOUT));
+    EXPECT_OK(model_ws_create(&ws, m, &cfg, BG));
+    model_init(m, cfg.run_seed);
+    float x[BG * NIN], *ref = malloc(sizeof(float) * m->n_params);
+    float *got = malloc(sizeof(float) * m->n_params);
+    uint8_t y[BG];
+    long ids[BG];
+    rng_uniform_fill(11, RNG_TEST, 0, 0, x, BG * NIN);
+    for (int i = 0; i < BG * NIN; i++) x[i] = 4.0f * x[i] - 1.0f;
+    for (int b = 0; b < BG; b++) y[b] = (uint8_t)(b % NOUT), ids[b] = 100 + b;
+
+    /* One process: every shard of the batch. */
+    int lens[BG], nsh = deterministic ? (BG + MICRO - 1) / MICRO : 1;
+    for (int s = 0; s < nsh; s++)
+        lens[s] = deterministic ? (BG - s * MICRO < MICRO ? BG - s * MICRO : MICRO) : BG;
+    dp_grad(m, ws, reduce_local(), x, y, ids, 0, BG, nsh, lens, ref);
+
+    /* This rank's block of shards (or of samples in fast mode), as trainer.c. */
+    long units = deterministic ? nsh : BG;
+    long lo = units * red->rank / red->size, hi = units * (red->rank + 1) / red->size;
+    int first = deterministic ? (int)lo * MICRO : (int)lo, B = 0, mine = 0;
+    int mylens[BG];
+    for (long u = lo; u < hi; u++) {
+        int len = deterministic ? lens[u] : 1;
+        B += len;
+        if (deterministic) mylens[mine++] = len;
+    }
+    if (!deterministic) mylens[mine++] = B;
+    dp_grad(m, ws, red, x, y, ids, first, B, mine, mylens, got);
+
+    double gmax = 0.0, dmax = 0.0;
+    for (size_t k = 0; k < m->n_params; k++) {
+        gmax = fmax(gmax, fabs(ref[k]));
+        dmax = fmax(dmax, fabs((double)ref[k] - got[k]));
+    }
+    EXPECT(gmax > 0.0, "the reference gradient is zero");
+    if (deterministic)
+        EXPECT(memcmp(ref, got, sizeof(float) * m->n_params) == 0,
+               "rank %d of %d: deterministic gradient differs from one process's (max %g)",
+               red->rank, red->size, dmax);
+    else
+        EXPECT(dmax <= 1e-4 * gmax, "rank %d of %d: fast gradient differs by %g (max %g)",
+               red->rank, red->size, dmax, gmax);
+    free(ref);
+    free(got);
+    model_ws_destroy(&ws);
+    model_destroy(&m);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    reduce_ops red;
+    EXPECT_OK(reducer_world(&red));
+    dp_case(&red, 1);
+    dp_case(&red, 0);
+    int rc = check_finish("dp");
+    int all = 0;
+    MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return all;
+}
