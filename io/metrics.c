@@ -1,20 +1,91 @@
-/* metrics: CSV rows from trainer_epoch. */
+/* metrics: CSV rows and numeric rows from one column table. */
 #include "metrics.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "status.h"
 
-static const char metrics_cols[] =
-    "epoch,lr,train_loss,train_acc,test_loss,test_acc,fwd_residual,fwd_residual_max,"
-    "test_fwd_residual,adj_iters,adj_residual,firing_rate,spectral_norm,train_samples_per_s,"
-    "test_samples_per_s,peak_rss_mb,seconds,t_input,t_sim,t_adj,t_grad,gemm_gflops,dense_steps,event_steps";
+typedef enum { METRICS_INT, METRICS_LONG, METRICS_DOUBLE } metrics_type;
+
+typedef struct {
+    const char *name;
+    metrics_type type;
+    size_t offset;
+    const char *format; /* for METRICS_DOUBLE */
+} metrics_col;
+
+#define METRICS_D(name, fmt) {#name, METRICS_DOUBLE, offsetof(trainer_epoch, name), fmt}
+#define METRICS_L(name) {#name, METRICS_LONG, offsetof(trainer_epoch, name), NULL}
+
+static const metrics_col metrics_cols[METRICS_N_COLS] = {
+    {"epoch", METRICS_INT, offsetof(trainer_epoch, epoch), NULL},
+    METRICS_D(lr, "%.6g"),
+    METRICS_D(train_loss, "%.6f"),
+    METRICS_D(train_acc, "%.4f"),
+    METRICS_D(test_loss, "%.6f"),
+    METRICS_D(test_acc, "%.4f"),
+    METRICS_D(fwd_residual, "%.6g"),
+    METRICS_D(fwd_residual_max, "%.6g"),
+    METRICS_D(test_fwd_residual, "%.6g"),
+    METRICS_D(adj_iters, "%.3f"),
+    METRICS_D(adj_residual, "%.6g"),
+    METRICS_D(firing_rate, "%.6g"),
+    METRICS_D(spectral_norm, "%.6f"),
+    METRICS_D(train_samples_per_s, "%.1f"),
+    METRICS_D(test_samples_per_s, "%.1f"),
+    METRICS_D(peak_rss_mb, "%.1f"),
+    METRICS_D(seconds, "%.3f"),
+    METRICS_D(t_input, "%.3f"),
+    METRICS_D(t_sim, "%.3f"),
+    METRICS_D(t_adj, "%.3f"),
+    METRICS_D(t_grad, "%.3f"),
+    METRICS_D(gemm_gflops, "%.2f"),
+    METRICS_L(dense_steps),
+    METRICS_L(event_steps),
+    METRICS_L(bad_steps),
+};
 
 const char *metrics_header(void) {
-    return metrics_cols;
+    static char header[1024];
+    if (!header[0]) {
+        size_t used = 0;
+        for (int c = 0; c < METRICS_N_COLS; c++)
+            used += (size_t)snprintf(header + used, sizeof header - used, "%s%s", c ? "," : "",
+                                     metrics_cols[c].name);
+    }
+    return header;
+}
+
+void metrics_pack(const trainer_epoch *row, double *v) {
+    const char *base = (const char *)row;
+    for (int c = 0; c < METRICS_N_COLS; c++) {
+        const metrics_col *col = &metrics_cols[c];
+        if (col->type == METRICS_INT) {
+            v[c] = *(const int *)(base + col->offset);
+        } else if (col->type == METRICS_LONG) {
+            v[c] = (double)*(const long *)(base + col->offset);
+        } else {
+            v[c] = *(const double *)(base + col->offset);
+        }
+    }
+}
+
+void metrics_unpack(const double *v, trainer_epoch *row) {
+    char *base = (char *)row;
+    memset(row, 0, sizeof *row);
+    for (int c = 0; c < METRICS_N_COLS; c++) {
+        const metrics_col *col = &metrics_cols[c];
+        if (col->type == METRICS_INT)
+            *(int *)(base + col->offset) = (int)v[c];
+        else if (col->type == METRICS_LONG)
+            *(long *)(base + col->offset) = (long)v[c];
+        else
+            *(double *)(base + col->offset) = v[c];
+    }
 }
 
 static int metrics_close(FILE *f, const char *path) {
@@ -27,20 +98,24 @@ static int metrics_close(FILE *f, const char *path) {
 int metrics_create(const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return FAIL("%s: cannot create: %s", path, strerror(errno));
-    fprintf(f, "%s\n", metrics_cols);
+    fprintf(f, "%s\n", metrics_header());
     return metrics_close(f, path);
 }
 
 int metrics_append(const char *path, const trainer_epoch *r) {
     FILE *f = fopen(path, "a");
     if (!f) return FAIL("%s: cannot open for appending: %s", path, strerror(errno));
-    fprintf(f,
-            "%d,%.6g,%.6f,%.4f,%.6f,%.4f,%.6g,%.6g,%.6g,%.3f,%.6g,%.6g,%.6f,%.1f,%.1f,%.1f,%.3f,"
-            "%.3f,%.3f,%.3f,%.3f,%.2f,%ld,%ld\n",
-            r->epoch, r->lr, r->train_loss, r->train_acc, r->test_loss, r->test_acc,
-            r->fwd_residual, r->fwd_residual_max, r->test_fwd_residual, r->adj_iters,
-            r->adj_residual, r->firing_rate, r->spectral_norm, r->train_samples_per_s,
-            r->test_samples_per_s, r->peak_rss_mb, r->seconds, r->t_input, r->t_sim, r->t_adj,
-            r->t_grad, r->gemm_gflops, r->dense_steps, r->event_steps);
+    const char *base = (const char *)r;
+    for (int c = 0; c < METRICS_N_COLS; c++) {
+        const metrics_col *col = &metrics_cols[c];
+        if (c) fputc(',', f);
+        if (col->type == METRICS_INT)
+            fprintf(f, "%d", *(const int *)(base + col->offset));
+        else if (col->type == METRICS_LONG)
+            fprintf(f, "%ld", *(const long *)(base + col->offset));
+        else
+            fprintf(f, col->format, *(const double *)(base + col->offset));
+    }
+    fputc('\n', f);
     return metrics_close(f, path);
 }

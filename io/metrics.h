@@ -1,8 +1,12 @@
-/* metrics: the per-epoch table of a run, metrics.csv (one row per epoch). */
+/* metrics: the per-epoch table of a run: metrics.csv (one row per epoch) and
+ * the same rows as numbers for the checkpoint's history. One column table
+ * (metrics.c) gives the names, the CSV formats and the numeric layout. */
 #ifndef FSNN_METRICS_H
 #define FSNN_METRICS_H
 
 #include "trainer.h"
+
+#define METRICS_N_COLS 25
 
 /* Creates (truncates) `path` and writes the header line. */
 int metrics_create(const char *path);
@@ -11,7 +15,11 @@ int metrics_create(const char *path);
  * finished epoch. */
 int metrics_append(const char *path, const trainer_epoch *row);
 
-/* The header line, without newline (docs and tests). */
+/* The header line, without newline: the column names joined by commas. */
 const char *metrics_header(void);
+
+/* The row's columns as doubles, in header order, and back. */
+void metrics_pack(const trainer_epoch *row, double *v);
+void metrics_unpack(const double *v, trainer_epoch *row);
 
 #endif

@@ -58,6 +58,9 @@ typedef struct {
     double train_adam_beta1;
     double train_adam_beta2;
     double train_adam_eps;
+    int train_max_bad_steps; /* consecutive non-finite steps before the run stops */
+    /* [checkpoint] */
+    int checkpoint_every_steps; /* 0 = at epoch ends only */
     /* [parallel] */
     int parallel_deterministic; /* 1: reproducible sums, same bits for any rank count */
     int parallel_micro_batch;   /* samples per micro-shard of a global batch */

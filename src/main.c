@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 #include "log.h"        // defines: log_info, log_error
 #include "metrics.h"    // defines: metrics_create, metrics_append
 #include "model.h"      // defines: fsnn_model
-#include "modelfile.h"  // defines: modelfile_write, modelfile_read
+#include "ckpt.h"       // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
 #include "par.h"        // defines: par_init, par_finalize, par_all_ok
 #include "reducer.h"    // defines: reducer_world
 #include "status.h"     // defines: CHECK, FAIL
@@ -28,24 +29,33 @@
 
 #define FSNN_VERSION "0.1.0"
 
-/* Exit codes (docs/user-guide.md). */
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+/* Exit codes (docs/user-guide.md). EXIT_RESUMABLE: stopped on a signal after
+ * writing a checkpoint; the same command resumes. */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_RESUMABLE = TRAINER_STOPPED };
+
+/* Set by SIGTERM or SIGUSR1 (SLURM's warning before a job's end). */
+static volatile sig_atomic_t main_stop_signal;
+
+static void main_on_signal(int sig) {
+    main_stop_signal = sig;
+}
 
 static const char main_usage[] =
     "usage:\n"
     "  fsnn train CONFIG [section.key=value ...]   train; writes run.dir\n"
     "  fsnn eval RUN_DIR [section.key=value ...]   evaluate a trained run on its test set\n"
-    "  fsnn inspect MODEL.h5                       summary and weights_sha256 of a model file\n"
+    "  fsnn inspect CHECKPOINT.h5                  summary and weights_sha256 of a checkpoint\n"
     "  fsnn --help-config [--markdown]             every configuration key\n"
     "  fsnn --version\n"
     "Run under mpirun/srun or alone. docs/user-guide.md explains the run directory.\n";
 
 typedef struct {
-    int rank; /* only rank 0 writes the run directory */
+    const fsnn_cfg *cfg;
+    const reduce_ops *red; /* only rank 0 writes the run directory */
     char metrics[CFG_PATH_MAX + 32];
-    char model[CFG_PATH_MAX + 32];
     char *config_text;
-    trainer_epoch last;
+    double *history; /* [rows x METRICS_N_COLS], the rows of metrics.csv */
+    int rows, cap;
 } main_run;
 
 static int main_config_text(const fsnn_cfg *cfg, char **text) {
@@ -64,15 +74,51 @@ static int main_agree(int rc) {
     return rc ? rc : FAIL("stopped because another rank failed (its message is above)");
 }
 
-static int main_on_epoch(void *ctx, const trainer_epoch *row, const fsnn_model *m) {
-    main_run *run = ctx;
-    run->last = *row;
-    int rc = FSNN_OK;
-    if (run->rank == 0) {
-        rc = metrics_append(run->metrics, row);
-        if (rc == 0) rc = modelfile_write(run->model, m, row->epoch, run->config_text);
-    }
+/* Writes the checkpoint of the current state. Collective: the statistics of
+ * the unfinished epoch are summed over ranks, rank 0 writes, all agree. */
+static int main_checkpoint(main_run *run, const trainer_state *ts, const fsnn_model *m) {
+    ckpt_data d;
+    memset(&d, 0, sizeof d);
+    d.m = (fsnn_model *)m;
+    d.ts = (trainer_state *)ts;
+    d.history = run->history;
+    d.history_rows = run->rows;
+    d.config_text = run->config_text;
+    d.world_size = run->red->size;
+    int rc = trainer_partial_reduced(run->red, ts, d.partial);
+    if (rc == 0 && run->red->rank == 0) rc = ckpt_write(run->cfg->run_dir, &d);
     return main_agree(rc);
+}
+
+static int main_on_step(void *ctx, const trainer_state *ts, const fsnn_model *m) {
+    main_run *run = ctx;
+    /* A signal on any rank stops all ranks at this same step. */
+    double sig = (double)main_stop_signal;
+    CHECK(run->red->max_f64(run->red->ctx, &sig, 1));
+    int every = run->cfg->checkpoint_every_steps;
+    if (sig != 0.0 || (every > 0 && ts->iter % every == 0)) CHECK(main_checkpoint(run, ts, m));
+    if (sig == 0.0) return TRAINER_GO;
+    log_info("signal %d: checkpoint written at epoch %d step %ld; stopping (exit code %d, the "
+             "same command resumes)",
+             (int)sig, ts->epoch + 1, ts->step, EXIT_RESUMABLE);
+    return TRAINER_STOP;
+}
+
+static int main_on_epoch(void *ctx, const trainer_epoch *row, const trainer_state *ts,
+                         const fsnn_model *m) {
+    main_run *run = ctx;
+    if (run->rows == run->cap) {
+        int cap = run->cap ? 2 * run->cap : 16;
+        double *h = realloc(run->history, sizeof(double) * (size_t)cap * METRICS_N_COLS);
+        if (!h) return FAIL("out of memory for the history of %d epochs", cap);
+        run->history = h;
+        run->cap = cap;
+    }
+    metrics_pack(row, run->history + (size_t)run->rows * METRICS_N_COLS);
+    run->rows++;
+    int rc = run->red->rank == 0 ? metrics_append(run->metrics, row) : FSNN_OK;
+    CHECK(main_agree(rc));
+    return main_checkpoint(run, ts, m);
 }
 
 static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **argv) {
@@ -113,18 +159,47 @@ static void main_setup_blas(const fsnn_cfg *cfg) {
 /* Creates the run directory with the resolved config and an empty
  * metrics.csv. Refuses a directory that already holds a run. */
 static int main_open_run(const fsnn_cfg *cfg, main_run *run) {
-    CHECK(fsutil_join(run->metrics, sizeof run->metrics, cfg->run_dir, "metrics.csv"));
-    CHECK(fsutil_join(run->model, sizeof run->model, cfg->run_dir, "model.h5"));
     if (fsutil_is_file(run->metrics))
-        return FAIL("%s already holds a run (metrics.csv); set another run.dir or move it away",
+        return FAIL("%s holds a run without a checkpoint (metrics.csv); set another run.dir or "
+                    "move it away",
                     cfg->run_dir);
     CHECK(fsutil_mkdirs(cfg->run_dir));
     char cfg_path[CFG_PATH_MAX + 32];
     CHECK(fsutil_join(cfg_path, sizeof cfg_path, cfg->run_dir, "config.ini"));
-    CHECK(main_config_text(cfg, &run->config_text));
     CHECK(fsutil_write_atomic(cfg_path, run->config_text, strlen(run->config_text)));
     CHECK(metrics_create(run->metrics));
     return FSNN_OK;
+}
+
+/* Resumes from the run directory's newest good checkpoint: model, optimiser,
+ * position, history; metrics.csv is rewritten from the history, so rows of
+ * epochs after the checkpoint disappear. Every rank reads the file. */
+static int main_resume(main_run *run, fsnn_model *m, trainer_state *ts) {
+    ckpt_data d;
+    memset(&d, 0, sizeof d);
+    d.m = m;
+    d.ts = ts;
+    char used[CFG_PATH_MAX + 64];
+    CHECK(ckpt_load_latest(run->cfg->run_dir, &d, used, sizeof used));
+    run->history = d.history;
+    run->rows = run->cap = d.history_rows;
+    d.history = NULL;
+    free(d.config_text);
+    /* The unfinished epoch's statistics are all ranks' sums: one rank carries them. */
+    if (run->red->rank == 0) trainer_partial_unpack(d.partial, &ts->partial);
+    int rc = FSNN_OK;
+    if (run->red->rank == 0) {
+        rc = metrics_create(run->metrics);
+        for (int r = 0; rc == 0 && r < run->rows; r++) {
+            trainer_epoch row;
+            metrics_unpack(run->history + (size_t)r * METRICS_N_COLS, &row);
+            rc = metrics_append(run->metrics, &row);
+        }
+    }
+    log_info("resuming from %s: epoch %d, step %ld (written by %d rank%s, now %d)", used,
+             ts->epoch + 1, ts->step, d.world_size, d.world_size == 1 ? "" : "s",
+             run->red->size);
+    return rc;
 }
 
 static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m) {
@@ -135,7 +210,8 @@ static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m) {
 }
 
 /* Everything that can be checked (config, data, model) is checked before the
- * run directory is created, so a bad input leaves nothing behind. */
+ * run directory is created, so a bad input leaves nothing behind. A run
+ * directory holding a checkpoint is resumed. */
 static int main_train(const char *config_path, int argc, char **argv) {
     fsnn_cfg cfg;
     CHECK(main_read_config(&cfg, config_path, argc, argv));
@@ -144,10 +220,15 @@ static int main_train(const char *config_path, int argc, char **argv) {
     CHECK(reducer_world(&red));
     main_run run;
     memset(&run, 0, sizeof run);
-    run.rank = red.rank;
+    run.cfg = &cfg;
+    run.red = &red;
+    CHECK(fsutil_join(run.metrics, sizeof run.metrics, cfg.run_dir, "metrics.csv"));
+    CHECK(main_config_text(&cfg, &run.config_text));
     dataset data;
     memset(&data, 0, sizeof data);
     fsnn_model *m = NULL;
+    trainer_state ts;
+    memset(&ts, 0, sizeof ts);
     trainer_data train, test;
     int rc = dataset_load(cfg.data_dataset, cfg.data_path, cfg.data_train_limit,
                           cfg.data_test_limit, &data);
@@ -158,33 +239,58 @@ static int main_train(const char *config_path, int argc, char **argv) {
                  test.n);
         rc = model_create(&m, &cfg, train.dim, data.classes);
     }
-    if (rc == 0 && red.rank == 0) rc = main_open_run(&cfg, &run);
+    if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
+    int resume = rc == 0 && ckpt_present(cfg.run_dir);
+    if (rc == 0 && resume) {
+        rc = main_resume(&run, m, &ts);
+    } else if (rc == 0) {
+        if (red.rank == 0) rc = main_open_run(&cfg, &run);
+        model_init(m, cfg.run_seed);
+    }
     rc = main_agree(rc);
     if (rc == 0) {
-        model_init(m, cfg.run_seed);
         main_log_model(&cfg, m);
-        trainer_hooks hooks = {main_on_epoch, &run};
         if (red.size > 1)
             log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)",
                      red.size, cfg.parallel_deterministic ? "deterministic" : "fast",
                      cfg.parallel_micro_batch);
-        rc = trainer_fit(&cfg, m, &train, &test, &hooks, &red);
+        trainer_hooks hooks = {main_on_step, main_on_epoch, &run};
+        rc = trainer_fit(&cfg, m, &ts, &train, &test, &hooks, &red);
     }
-    if (rc == 0 && run.last.epoch > 0)
-        log_info("done: test accuracy %.2f%% after %d epochs; run directory: %s", run.last.test_acc,
-                 run.last.epoch, cfg.run_dir);
-    else if (rc == 0)
+    if (rc == 0 && run.rows > 0) {
+        trainer_epoch last;
+        metrics_unpack(run.history + (size_t)(run.rows - 1) * METRICS_N_COLS, &last);
+        log_info("done: test accuracy %.2f%% after %d epochs; run directory: %s", last.test_acc,
+                 last.epoch, cfg.run_dir);
+    } else if (rc == 0) {
         log_info("done: no epochs requested; run directory: %s", cfg.run_dir);
+    }
+    optim_destroy(&ts.opt);
     model_destroy(&m);
     dataset_destroy(&data);
     free(run.config_text);
+    free(run.history);
+    return rc;
+}
+
+/* A model with the sizes of cfg and an optimiser, loaded from the newest good
+ * checkpoint of run_dir (eval, inspect). */
+static int main_load_model(const fsnn_cfg *cfg, const char *run_dir, int n_in, int n_out,
+                           fsnn_model **m, trainer_state *ts, char *used, size_t size) {
+    CHECK(model_create(m, cfg, n_in, n_out));
+    CHECK(optim_create(&ts->opt, cfg, (*m)->n_params));
+    ckpt_data d;
+    memset(&d, 0, sizeof d);
+    d.m = *m;
+    d.ts = ts;
+    int rc = ckpt_load_latest(run_dir, &d, used, size);
+    ckpt_data_free(&d);
     return rc;
 }
 
 static int main_eval(const char *run_dir, int argc, char **argv) {
-    char cfg_path[CFG_PATH_MAX + 32], model_path[CFG_PATH_MAX + 32];
+    char cfg_path[CFG_PATH_MAX + 32], used[CFG_PATH_MAX + 64];
     CHECK(fsutil_join(cfg_path, sizeof cfg_path, run_dir, "config.ini"));
-    CHECK(fsutil_join(model_path, sizeof model_path, run_dir, "model.h5"));
     fsnn_cfg cfg;
     CHECK(main_read_config(&cfg, cfg_path, argc, argv));
     reduce_ops red;
@@ -193,14 +299,14 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     dataset data;
     memset(&data, 0, sizeof data);
     fsnn_model *m = NULL;
-    int epoch = 0;
+    trainer_state ts;
+    memset(&ts, 0, sizeof ts);
     int rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
     trainer_data train, test;
     if (rc == 0) {
         main_data_views(&data, &train, &test);
-        rc = model_create(&m, &cfg, test.dim, data.classes);
+        rc = main_load_model(&cfg, run_dir, test.dim, data.classes, &m, &ts, used, sizeof used);
     }
-    if (rc == 0) rc = modelfile_read(model_path, m, &epoch);
     rc = main_agree(rc);
     trainer_epoch row;
     memset(&row, 0, sizeof row);
@@ -209,31 +315,43 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     if (rc == 0)
         log_info("eval %s (epoch %d): test accuracy %.2f%% loss %.4f on %ld samples; forward "
                  "residual %.4g; firing rate %.4f; %.0f samples/s",
-                 run_dir, epoch, row.test_acc, row.test_loss, test.n, row.test_fwd_residual, firing,
-                 row.test_samples_per_s);
+                 used, ts.epoch, row.test_acc, row.test_loss, test.n, row.test_fwd_residual,
+                 firing, row.test_samples_per_s);
+    optim_destroy(&ts.opt);
     model_destroy(&m);
     dataset_destroy(&data);
     return rc;
 }
 
-/* Prints what a model file holds, ending with the line
- * "weights_sha256 <hex>" (modelfile_weights_sha256), which tests and users
- * compare across runs. */
+/* Prints what a checkpoint holds, ending with the line "weights_sha256
+ * <hex>" (ckpt_weights_sha256), which tests and users compare across runs. */
 static int main_inspect(const char *path) {
-    int n_in = 0, n = 0, n_out = 0, epoch = 0;
-    CHECK(modelfile_sizes(path, &n_in, &n, &n_out, &epoch));
+    int n_in = 0, n = 0, n_out = 0;
     fsnn_cfg cfg;
     config_defaults(&cfg);
+    CHECK(ckpt_sizes(path, &n_in, &n, &n_out, &cfg.train_optimizer));
     cfg.model_hidden = n;
     fsnn_model *m = NULL;
+    trainer_state ts;
+    memset(&ts, 0, sizeof ts);
+    ckpt_data d;
+    memset(&d, 0, sizeof d);
     int rc = model_create(&m, &cfg, n_in, n_out);
-    if (rc == 0) rc = modelfile_read(path, m, NULL);
+    if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
+    d.m = m;
+    d.ts = &ts;
+    if (rc == 0) rc = ckpt_read(path, &d);
     char hex[65];
-    if (rc == 0) rc = modelfile_weights_sha256(m, hex);
+    if (rc == 0) rc = ckpt_weights_sha256(m, hex);
     if (rc == 0) {
         model_prepare_weights(m, 0);
-        printf("%s: fsnn model after epoch %d: %d-%d (F%d) -> %d classes, %zu parameters\n", path,
-               epoch, n_in, n, n, n_out, m->n_params);
+        printf("%s: fsnn checkpoint: epoch %d finished, step %ld of the next; %ld steps in all, "
+               "%ld skipped; written by %d rank%s\n",
+               path, ts.epoch, ts.step, ts.iter, ts.bad_steps, d.world_size,
+               d.world_size == 1 ? "" : "s");
+        printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n",
+               n_in, n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd",
+               ts.opt->step);
         for (int i = 0; i < MODEL_N_TENSORS; i++) {
             const model_tensor_info *ti = &m->info[i];
             double ss = 0.0, mx = 0.0;
@@ -247,8 +365,16 @@ static int main_inspect(const char *path) {
         }
         printf("  feedback: g %.6g, sigma(V) %.6g, ||W||_2 %.6g (power iteration)\n", m->p.g[0],
                m->sigma, model_spectral_norm(m, 100));
+        if (d.history_rows > 0) {
+            trainer_epoch last;
+            metrics_unpack(d.history + (size_t)(d.history_rows - 1) * METRICS_N_COLS, &last);
+            printf("  last epoch: test accuracy %.2f%%, train loss %.4f\n", last.test_acc,
+                   last.train_loss);
+        }
         printf("weights_sha256 %s\n", hex);
     }
+    ckpt_data_free(&d);
+    optim_destroy(&ts.opt);
     model_destroy(&m);
     return rc;
 }
@@ -275,9 +401,17 @@ int main(int argc, char **argv) {
             code = EXIT_FAILED;
         }
     } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = main_on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
         int rc = !strcmp(cmd, "train") ? main_train(argv[2], argc - 3, argv + 3)
                                        : main_eval(argv[2], argc - 3, argv + 3);
-        if (rc != 0) {
+        if (rc == TRAINER_STOPPED) {
+            code = EXIT_RESUMABLE;
+        } else if (rc != 0) {
             /* Every rank reports its own failure; agreement failures only on rank 0. */
             if (env.rank == 0)
                 log_error("%s", status_message());

@@ -319,8 +319,7 @@ static int model_groups(model_ws *ws, int B, const int **len, int *whole) {
     return 1;
 }
 
-/* Adds the statistics of one row group to the pass's. */
-static void model_stats_add(model_stats *st, const model_stats *g) {
+void model_stats_merge(model_stats *st, const model_stats *g) {
     st->loss += g->loss;
     st->correct += g->correct;
     st->samples += g->samples;
@@ -332,7 +331,10 @@ static void model_stats_add(model_stats *st, const model_stats *g) {
     st->sim.spikes += g->sim.spikes;
     st->sim.dense_steps += g->sim.dense_steps;
     st->sim.event_steps += g->sim.event_steps;
+    st->t_input += g->t_input;
+    st->t_sim += g->t_sim;
     st->t_adj += g->t_adj;
+    st->t_grad += g->t_grad;
 }
 
 void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, int n_shards,
@@ -448,7 +450,7 @@ void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st) {
         neuron_simulate(&d, v.x1, m->W, m->Wt, v.use_drop ? v.drops : NULL, v.a, v.u, v.s, v.cur,
                         v.idx, &ws->gstats[g].sim);
     }
-    for (int g = 0; g < groups; g++) model_stats_add(st, &ws->gstats[g]);
+    for (int g = 0; g < groups; g++) model_stats_merge(st, &ws->gstats[g]);
 }
 
 void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters) {
@@ -600,7 +602,7 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
         }
         /* The failing thread's message stays with that thread. */
         if (failed >= 0) return FAIL("adjoint solve failed in micro-shard %d", failed);
-        for (int g = 0; g < groups; g++) model_stats_add(st, &ws->gstats[g]);
+        for (int g = 0; g < groups; g++) model_stats_merge(st, &ws->gstats[g]);
     }
     if (!grads) return FSNN_OK;
 

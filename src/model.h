@@ -77,6 +77,9 @@ typedef struct {
     double t_input, t_sim, t_adj, t_grad; /* seconds per phase */
 } model_stats;
 
+/* Adds the statistics g to st (sums; the larger maximum). */
+void model_stats_merge(model_stats *st, const model_stats *g);
+
 /* Creates an uninitialised model for inputs of n_in features and n_out classes
  * with the sizes and neuron settings of cfg. */
 int model_create(fsnn_model **m, const fsnn_cfg *cfg, int n_in, int n_out);

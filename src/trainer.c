@@ -194,62 +194,95 @@ static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, in
     return (int)(hi - lo);
 }
 
-static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, optim *opt,
-                             const trainer_data *train, trainer_bufs *tb, int epoch, long *iter,
-                             model_stats *st, double *lr_used, const reduce_ops *red) {
+/* One training step on global batch number ts->step of the epoch. Returns
+ * 0, or an fsnn status; *bad is set when the loss or the gradient was not
+ * finite on any rank (the step is then not applied). Collective. */
+static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
+                        const trainer_data *train, trainer_bufs *tb, const reduce_ops *red,
+                        long i, int Bg, int *bad) {
+    int first = 0, B = 0;
+    int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
+    memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
+    trainer_gather(train, tb->ids, B, tb->x, tb->labels);
+    model_stats st;
+    memset(&st, 0, sizeof st);
+    double t0 = clock_seconds();
+    model_prepare_weights(m, 1);
+    model_ws_set_batch(tb->ws, red, Bg, shards, tb->shard_len);
+    CHECK(model_input(m, tb->ws, tb->x, B, 1, tb->ids, (uint32_t)ts->epoch, cfg->run_seed));
+    double t1 = clock_seconds();
+    model_simulate(m, tb->ws, B, &st);
+    st.t_input = t1 - t0;
+    st.t_sim = clock_seconds() - t1;
+    CHECK(model_loss(m, tb->ws, tb->labels, B, (double)Bg, 1, &st));
+    /* Gradients are the same on every rank; the loss is each rank's own. */
+    double flag = (isfinite(st.loss) && !isnan(reduce_maxabs(m->grads, m->n_params))) ? 0.0 : 1.0;
+    CHECK(red->max_f64(red->ctx, &flag, 1));
+    *bad = flag != 0.0;
+    if (*bad) return FSNN_OK;
+    optim_step(ts->opt, m->params, m->grads, optim_lr(cfg, ts->epoch, ts->iter));
+    model_after_step(m);
+    model_stats_merge(&ts->partial, &st);
+    return FSNN_OK;
+}
+
+/* The rest of the current epoch from batch ts->step on. */
+static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
+                             const trainer_data *train, trainer_bufs *tb, const trainer_hooks *hooks,
+                             const reduce_ops *red) {
     const int bs = cfg->train_batch;
     trainer_progress prog;
     trainer_progress_start(&prog, cfg);
-    rng_permutation(cfg->run_seed, (uint32_t)epoch, tb->perm, train->n);
-    for (long i = 0; i < train->n; i += bs) {
-        int Bg = (int)(train->n - i < bs ? train->n - i : bs), first = 0, B = 0;
-        int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
-        memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
-        trainer_gather(train, tb->ids, B, tb->x, tb->labels);
-        double lr = optim_lr(cfg, epoch, *iter);
-        *lr_used = lr;
-        double t0 = clock_seconds();
-        model_prepare_weights(m, 1);
-        model_ws_set_batch(tb->ws, red, Bg, shards, tb->shard_len);
-        CHECK(model_input(m, tb->ws, tb->x, B, 1, tb->ids, (uint32_t)epoch, cfg->run_seed));
-        double t1 = clock_seconds();
-        model_simulate(m, tb->ws, B, st);
-        double t2 = clock_seconds();
-        st->t_input += t1 - t0;
-        st->t_sim += t2 - t1;
-        CHECK(model_loss(m, tb->ws, tb->labels, B, (double)Bg, 1, st));
-        optim_step(opt, m->params, m->grads, lr);
-        model_after_step(m);
-        (*iter)++;
-        trainer_progress_show(&prog, epoch + 1, cfg->train_epochs, i + Bg, train->n, st);
+    rng_permutation(cfg->run_seed, (uint32_t)ts->epoch, tb->perm, train->n);
+    for (long i = ts->step * (long)bs; i < train->n; i += bs) {
+        int Bg = (int)(train->n - i < bs ? train->n - i : bs), bad = 0;
+        CHECK(trainer_step(cfg, m, ts, train, tb, red, i, Bg, &bad));
+        ts->step++;
+        ts->iter++;
+        if (bad) {
+            ts->bad_steps++;
+            ts->bad_run++;
+            log_warn("epoch %d step %ld: loss or gradient not finite; step skipped (%ld in a row)",
+                     ts->epoch + 1, ts->step, ts->bad_run);
+            if (ts->bad_run >= cfg->train_max_bad_steps)
+                return FAIL("%ld steps in a row had a non-finite loss or gradient "
+                            "(train.max_bad_steps); lower train.lr",
+                            ts->bad_run);
+        } else {
+            ts->bad_run = 0;
+        }
+        trainer_progress_show(&prog, ts->epoch + 1, cfg->train_epochs, i + Bg, train->n,
+                              &ts->partial);
+        if (hooks && hooks->on_step) {
+            int h = hooks->on_step(hooks->ctx, ts, m);
+            if (h == TRAINER_STOP) return TRAINER_STOPPED;
+            CHECK(h);
+        }
     }
     return FSNN_OK;
 }
 
-int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
+int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const trainer_data *train,
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    optim *opt = NULL;
     int rc = trainer_bufs_create(&tb, cfg, m, train->n, train->dim);
-    if (rc == 0) rc = optim_create(&opt, cfg, m->n_params);
-    long iter = 0;
-    for (int epoch = 0; rc == 0 && epoch < cfg->train_epochs; epoch++) {
-        model_stats st;
-        memset(&st, 0, sizeof st);
+    while (rc == 0 && ts->epoch < cfg->train_epochs) {
         trainer_epoch row;
         memset(&row, 0, sizeof row);
-        double t0 = clock_seconds(), lr = 0.0, gflop = 0.0, gsec = 0.0;
+        double t0 = clock_seconds(), gflop = 0.0, gsec = 0.0;
         blas_counters_reset();
-        rc = trainer_epoch_run(cfg, m, opt, train, &tb, epoch, &iter, &st, &lr, red);
-        if (rc == 0) rc = trainer_reduce_stats(red, &st);
+        rc = trainer_epoch_run(cfg, m, ts, train, &tb, hooks, red);
+        if (rc) break;
+        model_stats st = ts->partial;
+        rc = trainer_reduce_stats(red, &st);
         if (rc) break;
         double t_train = clock_seconds() - t0;
         blas_counters(&gflop, &gsec);
         row.gemm_gflops = gsec > 0 ? gflop / gsec * 1e-9 : 0.0;
         long n = st.samples > 0 ? st.samples : 1;
-        row.epoch = epoch + 1;
-        row.lr = lr;
+        row.epoch = ts->epoch + 1;
+        row.lr = optim_lr(cfg, ts->epoch, ts->iter - 1);
         row.train_loss = st.loss / n;
         row.train_acc = 100.0 * st.correct / n;
         row.fwd_residual = st.fwd_res_sum / n;
@@ -264,24 +297,55 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
         row.t_grad = st.t_grad;
         row.dense_steps = st.sim.dense_steps;
         row.event_steps = st.sim.event_steps;
+        row.bad_steps = ts->bad_steps;
         rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL, red);
         if (rc) break;
         row.spectral_norm = model_spectral_norm(m, 30);
         row.peak_rss_mb = clock_peak_rss_mb();
         row.seconds = clock_seconds() - t0;
-        if (!isfinite(row.train_loss)) {
-            rc = FAIL("epoch %d: the training loss is not finite (%g); lower train.lr", epoch + 1,
-                      row.train_loss);
-            break;
-        }
         log_info("epoch %d/%d: lr %.4g loss %.4f train %.2f%% test %.2f%% | residual %.3g adjoint "
                  "%.1f it %.2g | rate %.4f ||W|| %.3f | %.0f samples/s %.0f MB %.1fs",
                  row.epoch, cfg->train_epochs, row.lr, row.train_loss, row.train_acc, row.test_acc,
                  row.fwd_residual, row.adj_iters, row.adj_residual, row.firing_rate,
                  row.spectral_norm, row.train_samples_per_s, row.peak_rss_mb, row.seconds);
-        if (hooks && hooks->on_epoch) rc = hooks->on_epoch(hooks->ctx, &row, m);
+        /* The epoch is over: the state the hook saves starts the next one. */
+        ts->epoch++;
+        ts->step = 0;
+        memset(&ts->partial, 0, sizeof ts->partial);
+        if (hooks && hooks->on_epoch) rc = hooks->on_epoch(hooks->ctx, &row, ts, m);
     }
-    optim_destroy(&opt);
     trainer_bufs_destroy(&tb);
     return rc;
+}
+
+int trainer_partial_reduced(const reduce_ops *red, const trainer_state *ts, double *v) {
+    model_stats st = ts->partial;
+    CHECK(trainer_reduce_stats(red, &st));
+    trainer_partial_pack(&st, v);
+    return FSNN_OK;
+}
+
+void trainer_partial_pack(const model_stats *st, double *v) {
+    const double x[TRAINER_PARTIAL_N] = {
+        st->loss,          (double)st->correct,       (double)st->samples,
+        st->fwd_res_sum,   st->fwd_res_max,           st->adj_iters_sum,
+        st->adj_res2_sum,  (double)st->adj_samples,   st->sim.spikes,
+        (double)st->sim.dense_steps, (double)st->sim.event_steps, st->t_sim};
+    for (int i = 0; i < TRAINER_PARTIAL_N; i++) v[i] = x[i];
+}
+
+void trainer_partial_unpack(const double *v, model_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->loss = v[0];
+    st->correct = (long)v[1];
+    st->samples = (long)v[2];
+    st->fwd_res_sum = v[3];
+    st->fwd_res_max = v[4];
+    st->adj_iters_sum = v[5];
+    st->adj_res2_sum = v[6];
+    st->adj_samples = (long)v[7];
+    st->sim.spikes = v[8];
+    st->sim.dense_steps = (int)v[9];
+    st->sim.event_steps = (int)v[10];
+    st->t_sim = v[11];
 }

@@ -11,6 +11,7 @@
 
 #include "cfg.h"
 #include "model.h"
+#include "optim.h"
 #include "reduce.h"
 
 typedef struct {
@@ -36,15 +37,44 @@ typedef struct {
     double t_input, t_sim, t_adj, t_grad; /* seconds in each phase of training */
     double gemm_gflops;                   /* rate of the dense products in training */
     long dense_steps, event_steps;
+    long bad_steps; /* steps skipped for non-finite values since the run began */
 } trainer_epoch;
 
+/* Where training is and what it carries between steps: everything besides the
+ * model that a checkpoint must hold for an exact resume. */
 typedef struct {
-    /* Called after every epoch with its row; a non-zero return stops training. */
-    int (*on_epoch)(void *ctx, const trainer_epoch *row, const fsnn_model *m);
+    int epoch;            /* epoch in progress, 0-based (= epochs finished) */
+    long step;            /* batches of that epoch finished */
+    long iter;            /* batches finished in all (the LR schedule's clock) */
+    long bad_steps;       /* steps skipped for a non-finite loss or gradient, in all */
+    long bad_run;         /* of those, how many in a row up to now */
+    model_stats partial;  /* this rank's statistics of the epoch so far (on a resume,
+                             rank 0 carries those of all ranks before it) */
+    optim *opt;           /* the optimiser, owned by the caller */
+} trainer_state;
+
+/* What a step hook asks for. */
+enum { TRAINER_GO = 0, TRAINER_STOP = -1 };
+
+typedef struct {
+    /* After every step (all ranks, same arguments): return TRAINER_GO,
+     * TRAINER_STOP to end training cleanly (trainer_fit returns
+     * TRAINER_STOPPED), or an fsnn status. May be NULL. Collective. */
+    int (*on_step)(void *ctx, const trainer_state *ts, const fsnn_model *m);
+    /* After every epoch with its row; a non-zero return stops training. */
+    int (*on_epoch)(void *ctx, const trainer_epoch *row, const trainer_state *ts,
+                    const fsnn_model *m);
     void *ctx;
 } trainer_hooks;
 
-/* Trains for cfg->train_epochs epochs, evaluating on `test` after each.
+/* trainer_fit's return when a hook asked to stop. */
+#define TRAINER_STOPPED 3
+
+/* Trains from ts (epoch, step; a fresh state is all zeros with ts->opt set)
+ * to cfg->train_epochs epochs, evaluating on `test` after each. A step whose
+ * loss or gradient is not finite on any rank is skipped by all (parameters
+ * unchanged, ts->bad_steps rises); after train.max_bad_steps in a row
+ * training fails.
  * Data parallel over the ranks of `red` (reduce_local() for one process):
  * every rank holds the whole data set and the same model; each global batch
  * of train.batch samples is split into micro-shards of
@@ -54,8 +84,16 @@ typedef struct {
  * ranks or threads when the caller has set blas_set_serial(1) before the
  * model was initialised. Hooks run on every rank; rows are the same on all.
  * Collective. */
-int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *train,
+int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const trainer_data *train,
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red);
+
+/* Reduced statistics of the epoch so far as a flat vector (checkpoints), and
+ * back. TRAINER_PARTIAL_N values. */
+#define TRAINER_PARTIAL_N 12
+void trainer_partial_pack(const model_stats *st, double *v);
+/* The packed statistics of the epoch so far summed over ranks. Collective. */
+int trainer_partial_reduced(const reduce_ops *red, const trainer_state *ts, double *v);
+void trainer_partial_unpack(const double *v, model_stats *st);
 
 /* Evaluates on `data`, split in contiguous blocks over the ranks of `red`:
  * fills test_loss, test_acc, test_fwd_residual and test_samples_per_s of

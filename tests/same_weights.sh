@@ -24,7 +24,7 @@ run() { # name, launcher words..., -- , overrides...
         return
     fi
     local sha
-    sha=$("$fsnn" inspect "$dir/$name/model.h5" | sed -n 's/^weights_sha256 //p')
+    sha=$("$fsnn" inspect "$dir/$name/checkpoint.h5" | sed -n 's/^weights_sha256 //p')
     echo "same_weights: $name weights_sha256 $sha"
     if [ -z "$sha" ]; then
         echo "FAILED: $name: no weights_sha256"

@@ -2,7 +2,7 @@
 # Training smoke test: the Fashion-MNIST LIF net on the first 2,000 training
 # samples for one epoch must reach a test accuracy of at least 70% on the
 # first 2,000 test samples (chance is 10%); `fsnn eval` of the run directory
-# must reproduce the accuracy that training logged, from model.h5 alone.
+# must reproduce the accuracy that training logged, from the checkpoint alone.
 # Batches of 32 give the one epoch 63 steps (seeds 1-3 measured: 76-77%;
 # with the paper's 128, only 16 steps: 68.5-71.7%).
 #   smoke_train.sh FSNN REPO
@@ -24,7 +24,7 @@ trap 'rm -rf "$dir"' EXIT
     data.train_limit=2000 data.test_limit=2000 train.epochs=1 train.batch=32 run.progress=plain >"$dir/log" 2>&1
 rc=$?
 check '[ "$rc" -eq 0 ]' "fsnn train exited $rc: $(tail -n 3 "$dir/log")"
-check '[ -f "$dir/run/metrics.csv" ] && [ -f "$dir/run/model.h5" ] && [ -f "$dir/run/config.ini" ]' \
+check '[ -f "$dir/run/metrics.csv" ] && [ -f "$dir/run/checkpoint.h5" ] && [ -f "$dir/run/config.ini" ]' \
     "run directory incomplete: $(ls "$dir/run" 2>&1)"
 acc=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { print $c["test_acc"] }' \
     "$dir/run/metrics.csv" 2>/dev/null)

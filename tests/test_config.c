@@ -325,6 +325,8 @@ static void expect_same(const fsnn_cfg *a, const fsnn_cfg *b) {
     SAME(train_adam_beta1);
     SAME(train_adam_beta2);
     SAME(train_adam_eps);
+    SAME(train_max_bad_steps);
+    SAME(checkpoint_every_steps);
     SAME(parallel_deterministic);
     SAME(parallel_micro_batch);
 #undef SAME
@@ -382,6 +384,8 @@ static void test_round_trip(void) {
                                       "train.adam_beta1=0.85",
                                       "train.adam_beta2=0.9999",
                                       "train.adam_eps=1e-7",
+                                      "train.max_bad_steps=3",
+                                      "checkpoint.every_steps=50",
                                       "parallel.deterministic=off",
                                       "parallel.micro_batch=16"};
     size_t n_set = sizeof set / sizeof set[0];
@@ -420,7 +424,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 33, "%zu markdown rows", rows);
+            EXPECT(rows == 35, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }
