@@ -46,3 +46,25 @@ int par_local_ranks(void) {
     MPI_Comm_free(&node);
     return n > 0 ? n : 1;
 }
+
+/* The number in environment variable `name`, or 0 when unset or not a number. */
+static long par_env_long(const char *name) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    return (*end == '\0' && n > 0) ? n : 0;
+}
+
+int par_check_launch(const par_env *env) {
+    long step = par_env_long("SLURM_STEP_NUM_TASKS");
+    /* mpirun inside an allocation sets OMPI_COMM_WORLD_SIZE and may
+     * legitimately start fewer ranks than SLURM_NTASKS. */
+    long job = getenv("OMPI_COMM_WORLD_SIZE") ? 0 : par_env_long("SLURM_NTASKS");
+    long want = step ? step : job;
+    if (want && want != env->size)
+        return FAIL("the launcher promised %ld ranks (%s) but MPI started %d: start fsnn with "
+                    "srun or mpirun -np %ld",
+                    want, step ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS", env->size, want);
+    return FSNN_OK;
+}

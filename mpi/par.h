@@ -11,6 +11,12 @@ typedef struct {
 /* Initialises MPI (thread level FUNNELED) and fills *env. Collective. */
 int par_init(int *argc, char ***argv, par_env *env);
 
+/* Checks the world size against what the launcher promised: srun's
+ * SLURM_STEP_NUM_TASKS, or SLURM_NTASKS for a batch step started without
+ * srun or mpirun. A mismatch (e.g. a rank started alone inside an allocation
+ * that expects four) fails with a message naming both numbers. */
+int par_check_launch(const par_env *env);
+
 /* Finalises MPI. Collective. */
 void par_finalize(void);
 

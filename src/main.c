@@ -387,6 +387,11 @@ int main(int argc, char **argv) {
     }
     log_set_printer(env.rank == 0);
     int code = EXIT_OK;
+    if (par_check_launch(&env) != 0) {
+        if (env.rank == 0) log_error("%s", status_message());
+        par_finalize();
+        return EXIT_USAGE;
+    }
     const char *cmd = argc > 1 ? argv[1] : "";
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         if (env.rank == 0) fputs(main_usage, stdout);
