@@ -104,7 +104,7 @@ static const config_choice config_onoff_names[] = {{"on", 1}, {"off", 0}, {NULL,
 /* Defaults: SPEC §4-5, the paper's Fashion-MNIST network and schedule. */
 static const config_opt config_opts[] = {
     CONFIG_STR("run.dir", run_dir, "runs/default",
-               "run directory: config.ini, metrics.csv and model.h5 are written here"),
+               "run directory: config.ini, metrics.csv and checkpoint.h5 are written here"),
     CONFIG_INTEGER("run.seed", CONFIG_U64, run_seed, "1", 0, 0,
                    "seed of every random stream (initialisation, shuffling, dropout)"),
     CONFIG_INTEGER("run.threads", CONFIG_INT, run_threads, "0", 0, 256,
