@@ -358,6 +358,10 @@ static int model_column_sums(model_ws *ws, const float *x, int B, int n, double 
     }
     double mx = reduce_maxabs(x, (size_t)B * n);
     CHECK(ws->red->max_f64(ws->red->ctx, &mx, 1));
+    if (!isfinite(mx)) { /* non-finite somewhere: the step will be skipped */
+        for (int j = 0; j < n; j++) out[j] = NAN;
+        return FSNN_OK;
+    }
     double scale = reduce_scale(mx, ws->global_batch);
     memset(ws->bn_acc, 0, sizeof(int64_t) * (size_t)n);
     for (int b = 0; b < B; b++) reduce_fixed_add(ws->bn_acc, x + (long)b * n, (size_t)n, scale);
@@ -512,18 +516,19 @@ static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
         for (int s = 0; s < shards; s++)
             for (int t = 0; t < MODEL_N_SUMS; t++) {
                 double v = ws->gmax[s * MODEL_N_SUMS + t];
-                mx[t] = (isnan(v) || v > mx[t]) ? v : mx[t];
+                mx[t] = v > mx[t] ? v : mx[t];
             }
         CHECK(red->max_f64(red->ctx, mx, MODEL_N_SUMS));
         long terms = ws->global_batch; /* at most one shard per sample */
         memset(ws->gacc, 0, sizeof(int64_t) * ws->n_sum);
         for (int s = 0; s < shards; s++)
             for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++)
-                reduce_fixed_add(ws->gacc + off, ws->gsum + (size_t)s * ws->n_sum + off, count[t],
+                if (isfinite(mx[t]))
+                    reduce_fixed_add(ws->gacc + off, ws->gsum + (size_t)s * ws->n_sum + off, count[t],
                                  reduce_scale(mx[t], terms));
         CHECK(red->sum_i64(red->ctx, ws->gacc, ws->n_sum));
         for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++) {
-            if (isnan(mx[t])) { /* a non-finite gradient stays visible to the caller */
+            if (!isfinite(mx[t])) { /* a non-finite gradient stays visible to the caller */
                 for (size_t i = 0; i < count[t]; i++) ws->gsum[off + i] = NAN;
                 continue;
             }

@@ -35,7 +35,10 @@ double reduce_scale(double maxabs, long terms) {
 }
 
 void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale) {
-    for (size_t i = 0; i < n; i++) acc[i] += (int64_t)llrint((double)x[i] * scale);
+    /* Unsigned addition: a non-finite input (whose sum the caller discards)
+     * must not make the arithmetic undefined. */
+    for (size_t i = 0; i < n; i++)
+        acc[i] = (int64_t)((uint64_t)acc[i] + (uint64_t)llrint((double)x[i] * scale));
 }
 
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {
@@ -50,5 +53,5 @@ double reduce_maxabs(const float *x, size_t n) {
         bad |= !isfinite(a);
         m = a > m ? a : m;
     }
-    return bad ? NAN : (double)m;
+    return bad ? INFINITY : (double)m;
 }

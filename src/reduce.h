@@ -36,13 +36,15 @@ const reduce_ops *reduce_local(void);
  * maxabs (1 when maxabs is 0 or not finite). */
 double reduce_scale(double maxabs, long terms);
 
-/* acc[i] += round(x[i] * scale) for i < n. */
+/* acc[i] += round(x[i] * scale) for i < n. Inputs must be finite for the
+ * sum to mean anything (reduce_maxabs tells); others leave garbage, safely. */
 void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale);
 
 /* out[i] = acc[i] / scale, rounded to float. */
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale);
 
-/* max |x[i]| (NaN when any x[i] is NaN or infinite). */
+/* max |x[i]|; +infinity when any x[i] is NaN or infinite (infinity, unlike
+ * NaN, survives a MAX reduction whatever the order of ranks). */
 double reduce_maxabs(const float *x, size_t n);
 
 #endif

@@ -216,7 +216,7 @@ static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
     st.t_sim = clock_seconds() - t1;
     CHECK(model_loss(m, tb->ws, tb->labels, B, (double)Bg, 1, &st));
     /* Gradients are the same on every rank; the loss is each rank's own. */
-    double flag = (isfinite(st.loss) && !isnan(reduce_maxabs(m->grads, m->n_params))) ? 0.0 : 1.0;
+    double flag = (isfinite(st.loss) && isfinite(reduce_maxabs(m->grads, m->n_params))) ? 0.0 : 1.0;
     CHECK(red->max_f64(red->ctx, &flag, 1));
     *bad = flag != 0.0;
     if (*bad) return FSNN_OK;
