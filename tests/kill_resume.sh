@@ -3,8 +3,9 @@
 # seconds, 1,920 samples, 3 epochs of 15 steps, a checkpoint every 4 steps):
 #   1. SIGKILL at a random moment, then the same command: it resumes from the
 #      last checkpoint and ends with the weights of an uninterrupted run;
-#   2. SIGTERM: the run checkpoints at the next step, exits with code 3
-#      (resumable), and the same command finishes with the same weights;
+#   2. SIGUSR1 (SLURM's warning) and SIGTERM: the run checkpoints at the next
+#      step, exits with code 3 (resumable), and the same command finishes
+#      with the same weights;
 #   3. the interrupted run resumed with 2 ranks instead of 1: the same weights
 #      (deterministic mode);
 #   4. a damaged latest checkpoint: the resume falls back to the previous one
@@ -48,13 +49,21 @@ check '[ "$(sha "$dir/kill")" = "$ref" ]' "resumed after SIGKILL: $(sha "$dir/ki
 check 'grep -q "resuming from" "$dir/kill.log"' "the second start did not resume"
 check '[ "$(wc -l < "$dir/kill/metrics.csv")" -eq 4 ]' "metrics.csv has $(wc -l < "$dir/kill/metrics.csv") lines, want header + 3"
 
-# 2. SIGTERM: clean stop with exit code 3.
+# 2. SIGUSR1 and SIGTERM: clean stop with exit code 3.
 start "$dir/term" checkpoint.h5
+kill -USR1 "$pid"
+wait "$pid"
+rc=$?
+check '[ "$rc" -eq 3 ]' "SIGUSR1: exit code $rc, want 3"
+check 'grep -q "signal 10: checkpoint written" "$dir/term.log"' "SIGUSR1: no checkpoint message"
+start "$dir/term15" checkpoint.h5
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
 check '[ "$rc" -eq 3 ]' "SIGTERM: exit code $rc, want 3"
-check 'grep -q "signal 15: checkpoint written" "$dir/term.log"' "SIGTERM: no checkpoint message"
+check 'grep -q "signal 15: checkpoint written" "$dir/term15.log"' "SIGTERM: no checkpoint message"
+train "$dir/term15"
+check '[ "$(sha "$dir/term15")" = "$ref" ]' "resumed after SIGTERM: $(sha "$dir/term15") != $ref"
 
 # 3. ... resumed with two ranks.
 train "$dir/term" "$mpiexec" -np 2 --oversubscribe
