@@ -40,13 +40,15 @@ int main(int argc, char **argv) {
     if (!W || !Wt || !s || !cur || !r || !idx) return 1;
     rng_uniform_fill(1, RNG_TEST, 0, 0, W, (long)n * n);
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) Wt[(long)j * n + i] = W[(long)i * n + j];
+        for (int j = 0; j < n; j++)
+            Wt[(long)j * n + i] = W[(long)i * n + j];
     rng_uniform_fill(1, RNG_TEST, 0, 1, r, bn);
     printf("W s for one batch: B = %d, n = %d, %d BLAS thread(s)\n", B, n, threads);
     printf("%10s %12s %12s %8s\n", "density", "dense us", "event us", "speedup");
     const double dens[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4};
     for (size_t q = 0; q < sizeof dens / sizeof dens[0]; q++) {
-        for (long k = 0; k < bn; k++) s[k] = r[k] < dens[q] ? 1.0f : 0.0f;
+        for (long k = 0; k < bn; k++)
+            s[k] = r[k] < dens[q] ? 1.0f : 0.0f;
         double td = bench_time(s, W, Wt, cur, idx, B, n, 0) * 1e6;
         double te = bench_time(s, W, Wt, cur, idx, B, n, 1) * 1e6;
         printf("%10.3f %12.1f %12.1f %8.2f\n", dens[q], td, te, td / te);

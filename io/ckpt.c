@@ -16,11 +16,23 @@
 #include "status.h"
 
 /* The integer attributes, in checksum order. */
-enum { CK_N_IN, CK_N_HIDDEN, CK_N_OUT, CK_N_PARAMS, CK_EPOCH, CK_STEP, CK_ITER, CK_OPT_STEP,
-       CK_BAD, CK_BAD_RUN, CK_WORLD, CK_N_INTS };
+enum {
+    CK_N_IN,
+    CK_N_HIDDEN,
+    CK_N_OUT,
+    CK_N_PARAMS,
+    CK_EPOCH,
+    CK_STEP,
+    CK_ITER,
+    CK_OPT_STEP,
+    CK_BAD,
+    CK_BAD_RUN,
+    CK_WORLD,
+    CK_N_INTS
+};
 static const char *const ckpt_int_names[CK_N_INTS] = {
-    "n_in", "n_hidden", "n_out", "n_params", "epoch", "step",
-    "iter", "optim_step", "bad_steps", "bad_run", "world_size"};
+    "n_in", "n_hidden",   "n_out",     "n_params", "epoch",     "step",
+    "iter", "optim_step", "bad_steps", "bad_run",  "world_size"};
 
 static const char ckpt_units[] =
     "epoch: count; lr: 1; *_loss: nats; *_acc: percent; *residual*: L2 norm; adj_iters: "
@@ -42,7 +54,10 @@ static int ckpt_tensors(fsnn_model *m, optim *opt, ckpt_tensor *t) {
     int k = 0;
     for (int i = 0; i < MODEL_N_TENSORS; i++) {
         const model_tensor_info *ti = &m->info[i];
-        t[k++] = (ckpt_tensor){"params", ti->name, m->params + ti->offset, ti->rank,
+        t[k++] = (ckpt_tensor){"params",
+                               ti->name,
+                               m->params + ti->offset,
+                               ti->rank,
                                {(hsize_t)ti->dims[0], (hsize_t)ti->dims[1]}};
     }
     const hsize_t n = (hsize_t)m->n, np = (hsize_t)m->n_params;
@@ -61,8 +76,8 @@ static int ckpt_tensors(fsnn_model *m, optim *opt, ckpt_tensor *t) {
 static void ckpt_ints(const ckpt_data *d, int64_t *v) {
     const fsnn_model *m = d->m;
     const trainer_state *ts = d->ts;
-    const int64_t x[CK_N_INTS] = {m->n_in,  m->n,         m->n_out,       (int64_t)m->n_params,
-                                  ts->epoch, ts->step,    ts->iter,       ts->opt->step,
+    const int64_t x[CK_N_INTS] = {m->n_in,       m->n,        m->n_out,     (int64_t)m->n_params,
+                                  ts->epoch,     ts->step,    ts->iter,     ts->opt->step,
                                   ts->bad_steps, ts->bad_run, d->world_size};
     memcpy(v, x, sizeof x);
 }
@@ -85,7 +100,8 @@ static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, char hex[65]) 
     if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
     EVP_MD_CTX_free(ctx);
     if (!ok) return FAIL("SHA-256 failed (OpenSSL)");
-    for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (unsigned i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return FSNN_OK;
 }
 
@@ -97,7 +113,8 @@ int ckpt_weights_sha256(const fsnn_model *m, char hex[65]) {
     if (EVP_Digest(m->params, sizeof(float) * m->n_params, md, &len, EVP_sha256(), NULL) != 1 ||
         len != 32)
         return FAIL("SHA-256 of the weights failed (OpenSSL)");
-    for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (unsigned i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return FSNN_OK;
 }
 
@@ -108,9 +125,9 @@ static int ckpt_put(hid_t file, const char *group, const char *name, hid_t ftype
     char full[128];
     snprintf(full, sizeof full, "/%s/%s", group, name);
     hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t ds = space < 0 ? -1
-                         : H5Dcreate2(file, full, ftype, space, H5P_DEFAULT, H5P_DEFAULT,
-                                      H5P_DEFAULT);
+    hid_t ds = space < 0
+                   ? -1
+                   : H5Dcreate2(file, full, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t wr = ds < 0 ? -1 : H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (ds >= 0) H5Dclose(ds);
     if (space >= 0) H5Sclose(space);
@@ -148,7 +165,8 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path) {
     CHECK(ckpt_checksum(d, ints, sum));
     CHECK(ckpt_attr_str(f, "format", "fsnn-checkpoint", path));
     CHECK(ckpt_attr_i64(f, "format_version", CKPT_VERSION, path));
-    for (int i = 0; i < CK_N_INTS; i++) CHECK(ckpt_attr_i64(f, ckpt_int_names[i], ints[i], path));
+    for (int i = 0; i < CK_N_INTS; i++)
+        CHECK(ckpt_attr_i64(f, ckpt_int_names[i], ints[i], path));
     CHECK(ckpt_attr_str(f, "optimizer", d->ts->opt->kind == OPTIM_ADAM ? "adam" : "sgd", path));
     CHECK(ckpt_attr_str(f, "config", d->config_text ? d->config_text : "", path));
     CHECK(ckpt_attr_str(f, "checksum_sha256", sum, path));
@@ -164,7 +182,8 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path) {
         CHECK(ckpt_put(f, t[i].group, t[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t[i].data,
                        t[i].rank, t[i].dims, path));
     hsize_t hd[2] = {(hsize_t)d->history_rows, METRICS_N_COLS};
-    CHECK(ckpt_put(f, "run", "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->history, 2, hd, path));
+    CHECK(
+        ckpt_put(f, "run", "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->history, 2, hd, path));
     hid_t hist = H5Dopen2(f, "/run/history", H5P_DEFAULT);
     if (hist < 0) return FAIL("%s: cannot reopen /run/history", path);
     int rc = ckpt_attr_str(hist, "columns", metrics_header(), path);
@@ -172,8 +191,8 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path) {
     H5Dclose(hist);
     CHECK(rc);
     hsize_t pd[1] = {TRAINER_PARTIAL_N};
-    CHECK(ckpt_put(f, "run", "partial", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->partial, 1, pd,
-                   path));
+    CHECK(
+        ckpt_put(f, "run", "partial", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->partial, 1, pd, path));
     return FSNN_OK;
 }
 
@@ -299,7 +318,8 @@ static int ckpt_load(hid_t f, ckpt_data *d, const char *path) {
     if (version != CKPT_VERSION)
         return FAIL("%s: format_version %lld; this fsnn reads %d", path, (long long)version,
                     CKPT_VERSION);
-    for (int i = 0; i < CK_N_INTS; i++) CHECK(ckpt_get_i64(f, ckpt_int_names[i], &ints[i], path));
+    for (int i = 0; i < CK_N_INTS; i++)
+        CHECK(ckpt_get_i64(f, ckpt_int_names[i], &ints[i], path));
     ckpt_ints(d, want);
     for (int i = CK_N_IN; i <= CK_N_PARAMS; i++)
         if (ints[i] != want[i])
@@ -400,7 +420,8 @@ int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim
     const char *names[3] = {"n_in", "n_hidden", "n_out"};
     char *opt = NULL;
     int rc = FSNN_OK;
-    for (int i = 0; rc == 0 && i < 3; i++) rc = ckpt_get_i64(f, names[i], &v[i], path);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = ckpt_get_i64(f, names[i], &v[i], path);
     if (rc == 0) rc = ckpt_get_str(f, "optimizer", &opt, path);
     H5Fclose(f);
     if (rc == 0 && strcmp(opt, "sgd") && strcmp(opt, "adam"))

@@ -30,13 +30,13 @@
 #define CKPT_PREV "checkpoint.prev.h5"
 
 typedef struct {
-    fsnn_model *m;       /* borrowed; its sizes must match the file's */
-    trainer_state *ts;   /* borrowed; ts->opt must exist */
-    double *history;     /* [history_rows x METRICS_N_COLS]; ckpt_read allocates it */
+    fsnn_model *m;     /* borrowed; its sizes must match the file's */
+    trainer_state *ts; /* borrowed; ts->opt must exist */
+    double *history;   /* [history_rows x METRICS_N_COLS]; ckpt_read allocates it */
     int history_rows;
     double partial[TRAINER_PARTIAL_N]; /* the unfinished epoch's statistics, all ranks */
-    char *config_text;   /* resolved config; ckpt_read allocates it */
-    int world_size;      /* ranks that wrote the file */
+    char *config_text;                 /* resolved config; ckpt_read allocates it */
+    int world_size;                    /* ranks that wrote the file */
 } ckpt_data;
 
 /* Writes dir/checkpoint.h5 as described above. */

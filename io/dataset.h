@@ -12,8 +12,8 @@
 #include "cfg.h"
 
 typedef struct {
-    long n;          /* number of samples */
-    int channels;    /* 1 for the MNIST family */
+    long n;       /* number of samples */
+    int channels; /* 1 for the MNIST family */
     int height, width;
     uint8_t *images; /* [n x channels x height x width], owned */
     uint8_t *labels; /* [n], owned, each < classes */

@@ -18,8 +18,10 @@ typedef struct {
     const char *format; /* for METRICS_DOUBLE */
 } metrics_col;
 
-#define METRICS_D(name, fmt) {#name, METRICS_DOUBLE, offsetof(trainer_epoch, name), fmt}
-#define METRICS_L(name) {#name, METRICS_LONG, offsetof(trainer_epoch, name), NULL}
+#define METRICS_D(name, fmt)                                                                       \
+    { #name, METRICS_DOUBLE, offsetof(trainer_epoch, name), fmt }
+#define METRICS_L(name)                                                                            \
+    { #name, METRICS_LONG, offsetof(trainer_epoch, name), NULL }
 
 static const metrics_col metrics_cols[METRICS_N_COLS] = {
     {"epoch", METRICS_INT, offsetof(trainer_epoch, epoch), NULL},

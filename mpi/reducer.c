@@ -15,9 +15,9 @@ static int reducer_call(int rc, const char *what, size_t count) {
 
 static int reducer_sum_i64(void *ctx, int64_t *buf, size_t count) {
     (void)ctx;
-    return reducer_call(MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_INT64_T, MPI_SUM,
-                                      MPI_COMM_WORLD),
-                        "int64 sum", count);
+    return reducer_call(
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD),
+        "int64 sum", count);
 }
 
 static int reducer_sum_f64(void *ctx, double *buf, size_t count) {

@@ -29,8 +29,8 @@ void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
     if (M == 0 || N == 0) return;
     double t0 = clock_seconds();
     int team = blas_serial_begin();
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
     blas_serial_end(team);
     blas_seconds_total += clock_seconds() - t0;
     blas_flops_total += 2.0 * M * N * K;

@@ -9,7 +9,8 @@ void bn_batch_stats(const float *x, int B, int n, double *mean, double *var) {
 #pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int j = 0; j < n; j++) {
         double s = 0.0, ss = 0.0;
-        for (int i = 0; i < B; i++) s += x[(long)i * n + j];
+        for (int i = 0; i < B; i++)
+            s += x[(long)i * n + j];
         double mu = B > 0 ? s / B : 0.0;
         for (int i = 0; i < B; i++) {
             double d = x[(long)i * n + j] - mu;
@@ -21,8 +22,8 @@ void bn_batch_stats(const float *x, int B, int n, double *mean, double *var) {
 }
 
 void bn_normalize_train(const float *x, const float *gamma, const float *beta, const double *mean,
-                        const double *var, long count, float *run_mean, float *run_var,
-                        float *xhat, float *invstd, float *y, int B, int n) {
+                        const double *var, long count, float *run_mean, float *run_var, float *xhat,
+                        float *invstd, float *y, int B, int n) {
 #pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int j = 0; j < n; j++) {
         float is = (float)(1.0 / sqrt(var[j] + BN_EPS));
@@ -43,7 +44,8 @@ void bn_forward_eval(const float *x, const float *gamma, const float *beta, cons
     for (int j = 0; j < n; j++) {
         float scale = gamma[j] / sqrtf(run_var[j] + BN_EPS);
         float shift = beta[j] - run_mean[j] * scale;
-        for (int i = 0; i < B; i++) y[(long)i * n + j] = x[(long)i * n + j] * scale + shift;
+        for (int i = 0; i < B; i++)
+            y[(long)i * n + j] = x[(long)i * n + j] * scale + shift;
     }
 }
 

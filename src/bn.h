@@ -19,8 +19,8 @@ void bn_batch_stats(const float *x, int B, int n, double *mean, double *var);
  * + beta. Saves xhat [B x n] and invstd [n] for the VJP and updates the
  * running statistics once (SPEC §4). */
 void bn_normalize_train(const float *x, const float *gamma, const float *beta, const double *mean,
-                        const double *var, long count, float *run_mean, float *run_var,
-                        float *xhat, float *invstd, float *y, int B, int n);
+                        const double *var, long count, float *run_mean, float *run_var, float *xhat,
+                        float *invstd, float *y, int B, int n);
 
 void bn_forward_eval(const float *x, const float *gamma, const float *beta, const float *run_mean,
                      const float *run_var, float *y, int B, int n);

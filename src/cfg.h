@@ -22,8 +22,8 @@ typedef struct {
     /* [run] */
     char run_dir[CFG_PATH_MAX];
     uint64_t run_seed;
-    int run_threads;      /* BLAS threads; 0 = one per core */
-    int run_progress;     /* -1 auto (bar on a terminal), 0 plain lines, 1 bar */
+    int run_threads;  /* BLAS threads; 0 = one per core */
+    int run_progress; /* -1 auto (bar on a terminal), 0 plain lines, 1 bar */
     /* [data] */
     cfg_dataset data_dataset;
     char data_path[CFG_PATH_MAX];

@@ -11,6 +11,7 @@ void dropout_mask(float *mask, int B, int n, float p, uint64_t seed, uint32_t st
     for (int i = 0; i < B; i++) {
         float *row = mask + (long)i * n;
         rng_uniform_fill(seed, stream, epoch, (uint32_t)sample_ids[i], row, n);
-        for (int j = 0; j < n; j++) row[j] = row[j] >= p ? keep : 0.0f;
+        for (int j = 0; j < n; j++)
+            row[j] = row[j] >= p ? keep : 0.0f;
     }
 }

@@ -34,14 +34,16 @@ void equil_jt(const float *W, const float *jac, const int *rows, int nrows, int 
         const float *jr = jac + (long)rows[r] * n;
         const float *vr = v + (long)r * n;
         float *tr = tmp + (long)r * n;
-        for (int j = 0; j < n; j++) tr[j] = jr[j] * vr[j];
+        for (int j = 0; j < n; j++)
+            tr[j] = jr[j] * vr[j];
     }
     blas_gemm(0, 0, nrows, n, n, 1.0f, tmp, n, W, n, 0.0f, out, n);
 }
 
 void equil_jt_dense(const float *W, const float *jac_row, int n, double *Jt) {
     for (int r = 0; r < n; r++)
-        for (int c = 0; c < n; c++) Jt[(long)r * n + c] = (double)W[(long)c * n + r] * jac_row[c];
+        for (int c = 0; c < n; c++)
+            Jt[(long)r * n + c] = (double)W[(long)c * n + r] * jac_row[c];
 }
 
 void equil_vjp_params(const float *beta, const float *a, const float *mv, const float *jac, int B,

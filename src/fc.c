@@ -8,7 +8,8 @@
 
 void fc_forward(const float *x, const float *W, const float *b, float *y, int B, int in, int out) {
     for (int i = 0; i < B; i++)
-        for (int o = 0; o < out; o++) y[(long)i * out + o] = b ? b[o] : 0.0f;
+        for (int o = 0; o < out; o++)
+            y[(long)i * out + o] = b ? b[o] : 0.0f;
     blas_gemm(0, 1, B, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
 }
 
@@ -17,7 +18,8 @@ void fc_vjp(const float *x, const float *W, const float *dy, float *dW, float *d
     blas_gemm(1, 0, out, in, B, 1.0f, dy, out, x, in, 1.0f, dW, in);
     if (db)
         for (int i = 0; i < B; i++)
-            for (int o = 0; o < out; o++) db[o] += dy[(long)i * out + o];
+            for (int o = 0; o < out; o++)
+                db[o] += dy[(long)i * out + o];
     if (dx) blas_gemm(0, 0, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
 }
 
@@ -31,6 +33,7 @@ void fc_init_rows(float *W, int rows, int cols, unsigned long long seed, unsigne
             ss += (double)row[c] * row[c];
         }
         float scale = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-        for (int c = 0; c < cols; c++) row[c] *= scale;
+        for (int c = 0; c < cols; c++)
+            row[c] *= scale;
     }
 }

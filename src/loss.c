@@ -12,7 +12,8 @@ double loss_softmax_xent(const float *logits, const uint8_t *labels, int B, int 
         for (int k = 1; k < K; k++)
             if (z[k] > z[arg]) arg = k;
         double zmax = z[arg], sum = 0.0;
-        for (int k = 0; k < K; k++) sum += exp((double)z[k] - zmax);
+        for (int k = 0; k < K; k++)
+            sum += exp((double)z[k] - zmax);
         double lse = zmax + log(sum);
         total += lse - z[labels[b]];
         if (arg == labels[b]) (*correct)++;

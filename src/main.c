@@ -13,19 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"       // defines: blas_set_threads
-#include "config.h"     // defines: config_load, config_override, config_write, config_help
-#include "cpuinfo.h"    // defines: cpuinfo_report_blas
-#include "dataset.h"    // defines: dataset_load
-#include "fsutil.h"     // defines: fsutil_mkdirs, fsutil_join, fsutil_write_atomic
-#include "log.h"        // defines: log_info, log_error
-#include "metrics.h"    // defines: metrics_create, metrics_append
-#include "model.h"      // defines: fsnn_model
-#include "ckpt.h"       // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
-#include "par.h"        // defines: par_init, par_finalize, par_all_ok
-#include "reducer.h"    // defines: reducer_world
-#include "status.h"     // defines: CHECK, FAIL
-#include "trainer.h"    // defines: trainer_fit, trainer_evaluate
+#include "blas.h"    // defines: blas_set_threads
+#include "ckpt.h"    // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
+#include "config.h"  // defines: config_load, config_override, config_write, config_help
+#include "cpuinfo.h" // defines: cpuinfo_report_blas
+#include "dataset.h" // defines: dataset_load
+#include "fsutil.h"  // defines: fsutil_mkdirs, fsutil_join, fsutil_write_atomic
+#include "log.h"     // defines: log_info, log_error
+#include "metrics.h" // defines: metrics_create, metrics_append
+#include "model.h"   // defines: fsnn_model
+#include "par.h"     // defines: par_init, par_finalize, par_all_ok
+#include "reducer.h" // defines: reducer_world
+#include "status.h"  // defines: CHECK, FAIL
+#include "trainer.h" // defines: trainer_fit, trainer_evaluate
 
 #define FSNN_VERSION "0.1.0"
 
@@ -124,7 +124,8 @@ static int main_on_epoch(void *ctx, const trainer_epoch *row, const trainer_stat
 static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **argv) {
     config_defaults(cfg);
     CHECK(config_load(path, cfg));
-    for (int i = 0; i < argc; i++) CHECK(config_override(argv[i], cfg));
+    for (int i = 0; i < argc; i++)
+        CHECK(config_override(argv[i], cfg));
     CHECK(config_resolve(path, cfg));
     return FSNN_OK;
 }
@@ -197,8 +198,7 @@ static int main_resume(main_run *run, fsnn_model *m, trainer_state *ts) {
         }
     }
     log_info("resuming from %s: epoch %d, step %ld (written by %d rank%s, now %d)", used,
-             ts->epoch + 1, ts->step, d.world_size, d.world_size == 1 ? "" : "s",
-             run->red->size);
+             ts->epoch + 1, ts->step, d.world_size, d.world_size == 1 ? "" : "s", run->red->size);
     return rc;
 }
 
@@ -251,8 +251,8 @@ static int main_train(const char *config_path, int argc, char **argv) {
     if (rc == 0) {
         main_log_model(&cfg, m);
         if (red.size > 1)
-            log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)",
-                     red.size, cfg.parallel_deterministic ? "deterministic" : "fast",
+            log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)", red.size,
+                     cfg.parallel_deterministic ? "deterministic" : "fast",
                      cfg.parallel_micro_batch);
         trainer_hooks hooks = {main_on_step, main_on_epoch, &run};
         rc = trainer_fit(&cfg, m, &ts, &train, &test, &hooks, &red);
@@ -315,8 +315,8 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     if (rc == 0)
         log_info("eval %s (epoch %d): test accuracy %.2f%% loss %.4f on %ld samples; forward "
                  "residual %.4g; firing rate %.4f; %.0f samples/s",
-                 used, ts.epoch, row.test_acc, row.test_loss, test.n, row.test_fwd_residual,
-                 firing, row.test_samples_per_s);
+                 used, ts.epoch, row.test_acc, row.test_loss, test.n, row.test_fwd_residual, firing,
+                 row.test_samples_per_s);
     optim_destroy(&ts.opt);
     model_destroy(&m);
     dataset_destroy(&data);
@@ -349,9 +349,8 @@ static int main_inspect(const char *path) {
                "%ld skipped; written by %d rank%s\n",
                path, ts.epoch, ts.step, ts.iter, ts.bad_steps, d.world_size,
                d.world_size == 1 ? "" : "s");
-        printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n",
-               n_in, n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd",
-               ts.opt->step);
+        printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n", n_in,
+               n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd", ts.opt->step);
         for (int i = 0; i < MODEL_N_TENSORS; i++) {
             const model_tensor_info *ti = &m->info[i];
             double ss = 0.0, mx = 0.0;

@@ -30,16 +30,16 @@ struct model_ws {
     float *f, *mv, *jac, *res;
     float *logits, *dlogits; /* [B x n_out] */
     float *ga, *beta, *dx1, *tmp;
-    double *stats;    /* [4 x n] BatchNorm statistics or VJP sums */
-    int64_t *bn_acc;  /* [n] fixed-point accumulator of BatchNorm sums */
+    double *stats;   /* [4 x n] BatchNorm statistics or VJP sums */
+    int64_t *bn_acc; /* [n] fixed-point accumulator of BatchNorm sums */
     /* Data-parallel layout of the current batch (model_ws_set_batch). */
     const reduce_ops *red;
     int deterministic;
-    int has_layout;      /* model_ws_set_batch was called */
-    long global_batch;   /* samples in the batch over all ranks */
-    int n_shards;        /* this rank's micro-shards of the batch */
-    int *shard_len;      /* [max_shards] rows of each, in order */
-    int *group_off;      /* [max_shards] first row of each row group (model_groups) */
+    int has_layout;    /* model_ws_set_batch was called */
+    long global_batch; /* samples in the batch over all ranks */
+    int n_shards;      /* this rank's micro-shards of the batch */
+    int *shard_len;    /* [max_shards] rows of each, in order */
+    int *group_off;    /* [max_shards] first row of each row group (model_groups) */
     int max_shards;
     size_t n_sum;        /* floats of one set of summed gradients (model_sum_layout) */
     float *gsum;         /* [max_shards x n_sum] per-shard gradient sums */
@@ -85,8 +85,9 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int n_in, int n_out) {
         const char *name;
         int rank, d0, d1;
     } layout[MODEL_N_TENSORS] = {
-        {"input.weight", 2, n, n_in}, {"input.bias", 1, n, 1},   {"input.bn.weight", 1, n, 1},
-        {"input.bn.bias", 1, n, 1},   {"feedback.V", 2, n, n},   {"feedback.g", 1, 1, 1},
+        {"input.weight", 2, n, n_in},    {"input.bias", 1, n, 1},
+        {"input.bn.weight", 1, n, 1},    {"input.bn.bias", 1, n, 1},
+        {"feedback.V", 2, n, n},         {"feedback.g", 1, 1, 1},
         {"readout.weight", 2, n_out, n}, {"readout.bias", 1, n_out, 1},
     };
     size_t off = 0;
@@ -158,7 +159,8 @@ void model_prepare_weights(fsnn_model *m, int power_iters) {
     m->sigma = specnorm_power(m->p.V, n, n, m->sn_u, m->sn_v, power_iters, m->work);
     specnorm_weight(m->p.V, m->p.g[0], m->sigma, m->W, (long)n * n);
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) m->Wt[(long)j * n + i] = m->W[(long)i * n + j];
+        for (int j = 0; j < n; j++)
+            m->Wt[(long)j * n + i] = m->W[(long)i * n + j];
 }
 
 void model_after_step(fsnn_model *m) {
@@ -183,7 +185,8 @@ static size_t model_sum_count(const fsnn_model *m) {
     float *dest[MODEL_N_SUMS];
     size_t count[MODEL_N_SUMS], total = 0;
     model_sum_layout(m, dest, count);
-    for (int i = 0; i < MODEL_N_SUMS; i++) total += count[i];
+    for (int i = 0; i < MODEL_N_SUMS; i++)
+        total += count[i];
     return total;
 }
 
@@ -205,10 +208,11 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     *out = w;
     w->Bmax = Bmax;
     const size_t bn = (size_t)Bmax * m->n;
-    float **bufs[] = {&w->h,   &w->xhat, &w->bny, &w->x1,  &w->dropx, &w->drops, &w->a,
-                      &w->u,   &w->s,    &w->cur, &w->f,   &w->mv,    &w->jac,   &w->ga,
-                      &w->beta, &w->dx1, &w->tmp};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) CHECK(XCALLOC(bufs[i], bn));
+    float **bufs[] = {&w->h,   &w->xhat, &w->bny,  &w->x1,  &w->dropx, &w->drops,
+                      &w->a,   &w->u,    &w->s,    &w->cur, &w->f,     &w->mv,
+                      &w->jac, &w->ga,   &w->beta, &w->dx1, &w->tmp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        CHECK(XCALLOC(bufs[i], bn));
     CHECK(XCALLOC(&w->invstd, (size_t)m->n));
     CHECK(XCALLOC(&w->idx, bn));
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
@@ -248,10 +252,11 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
 void model_ws_destroy(model_ws **pw) {
     model_ws *w = *pw;
     if (!w) return;
-    float *bufs[] = {w->h,  w->xhat, w->bny, w->x1, w->dropx, w->drops, w->a,  w->u,   w->s,
-                     w->cur, w->f,   w->mv,  w->jac, w->ga,   w->beta,  w->dx1, w->tmp, w->invstd,
-                     w->res, w->logits, w->dlogits, w->gsum};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    float *bufs[] = {w->h,   w->xhat,   w->bny, w->x1,     w->dropx,   w->drops, w->a,    w->u,
+                     w->s,   w->cur,    w->f,   w->mv,     w->jac,     w->ga,    w->beta, w->dx1,
+                     w->tmp, w->invstd, w->res, w->logits, w->dlogits, w->gsum};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     free(w->idx);
     free(w->stats);
     free(w->bn_acc);
@@ -260,7 +265,8 @@ void model_ws_destroy(model_ws **pw) {
     free(w->gacc);
     solver_ws_destroy(&w->solver);
     if (w->gsolver)
-        for (int g = 0; g < w->max_shards; g++) solver_ws_destroy(&w->gsolver[g]);
+        for (int g = 0; g < w->max_shards; g++)
+            solver_ws_destroy(&w->gsolver[g]);
     free(w->gsolver);
     free(w->gstats);
     free(w->gmax);
@@ -290,9 +296,10 @@ static model_ws model_ws_view(const model_ws *ws, const fsnn_model *m, int g, in
     model_ws v = *ws;
     if (ws->gsolver) v.solver = ws->gsolver[g];
     const long o = (long)r0 * m->n;
-    float **rows[] = {&v.h,  &v.xhat, &v.bny, &v.x1, &v.dropx, &v.drops, &v.a, &v.u,   &v.s,
-                      &v.cur, &v.f,   &v.mv,  &v.jac, &v.ga,   &v.beta,  &v.dx1, &v.tmp};
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] += o;
+    float **rows[] = {&v.h,   &v.xhat, &v.bny, &v.x1,  &v.dropx, &v.drops, &v.a,   &v.u,  &v.s,
+                      &v.cur, &v.f,    &v.mv,  &v.jac, &v.ga,    &v.beta,  &v.dx1, &v.tmp};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        *rows[i] += o;
     v.idx += o;
     v.res += r0;
     v.x += (long)r0 * m->n_in;
@@ -343,7 +350,8 @@ void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, 
     ws->has_layout = 1;
     ws->global_batch = global_batch;
     ws->n_shards = n_shards;
-    for (int i = 0; i < n_shards; i++) ws->shard_len[i] = shard_len[i];
+    for (int i = 0; i < n_shards; i++)
+        ws->shard_len[i] = shard_len[i];
 }
 
 /* Sums over the whole batch of each column of x [B x n] into out [n] (double):
@@ -351,22 +359,27 @@ void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, 
  * (the same bits for any number of ranks). Collective. */
 static int model_column_sums(model_ws *ws, const float *x, int B, int n, double *out) {
     if (!ws->deterministic) {
-        for (int j = 0; j < n; j++) out[j] = 0.0;
+        for (int j = 0; j < n; j++)
+            out[j] = 0.0;
         for (int b = 0; b < B; b++)
-            for (int j = 0; j < n; j++) out[j] += x[(long)b * n + j];
+            for (int j = 0; j < n; j++)
+                out[j] += x[(long)b * n + j];
         return ws->red->size > 1 ? ws->red->sum_f64(ws->red->ctx, out, (size_t)n) : FSNN_OK;
     }
     double mx = reduce_maxabs(x, (size_t)B * n);
     CHECK(ws->red->max_f64(ws->red->ctx, &mx, 1));
     if (!isfinite(mx)) { /* non-finite somewhere: the step will be skipped */
-        for (int j = 0; j < n; j++) out[j] = NAN;
+        for (int j = 0; j < n; j++)
+            out[j] = NAN;
         return FSNN_OK;
     }
     double scale = reduce_scale(mx, ws->global_batch);
     memset(ws->bn_acc, 0, sizeof(int64_t) * (size_t)n);
-    for (int b = 0; b < B; b++) reduce_fixed_add(ws->bn_acc, x + (long)b * n, (size_t)n, scale);
+    for (int b = 0; b < B; b++)
+        reduce_fixed_add(ws->bn_acc, x + (long)b * n, (size_t)n, scale);
     CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)n));
-    for (int j = 0; j < n; j++) out[j] = (double)ws->bn_acc[j] / scale;
+    for (int j = 0; j < n; j++)
+        out[j] = (double)ws->bn_acc[j] / scale;
     return FSNN_OK;
 }
 
@@ -379,14 +392,16 @@ static int model_bn_stats(model_ws *ws, const float *h, int B, int n, double *me
     }
     const double G = (double)ws->global_batch;
     CHECK(model_column_sums(ws, h, B, n, mean));
-    for (int j = 0; j < n; j++) mean[j] /= G;
+    for (int j = 0; j < n; j++)
+        mean[j] /= G;
     for (int b = 0; b < B; b++)
         for (int j = 0; j < n; j++) {
             float d = h[(long)b * n + j] - (float)mean[j];
             ws->tmp[(long)b * n + j] = d * d;
         }
     CHECK(model_column_sums(ws, ws->tmp, B, n, var));
-    for (int j = 0; j < n; j++) var[j] /= G;
+    for (int j = 0; j < n; j++)
+        var[j] /= G;
     return FSNN_OK;
 }
 
@@ -430,7 +445,8 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     if (ws->use_drop) {
         dropout_mask(ws->dropx, B, n, m->dropout, seed, RNG_DROP_X, epoch, sample_ids);
         dropout_mask(ws->drops, B, n, m->dropout, seed, RNG_DROP_S, epoch, sample_ids);
-        for (long k = 0; k < count; k++) ws->x1[k] = ws->dropx[k] * ws->bny[k];
+        for (long k = 0; k < count; k++)
+            ws->x1[k] = ws->dropx[k] * ws->bny[k];
     } else {
         memcpy(ws->x1, ws->bny, sizeof(float) * (size_t)count);
     }
@@ -454,7 +470,8 @@ void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st) {
         neuron_simulate(&d, v.x1, m->W, m->Wt, v.use_drop ? v.drops : NULL, v.a, v.u, v.s, v.cur,
                         v.idx, &ws->gstats[g].sim);
     }
-    for (int g = 0; g < groups; g++) model_stats_merge(st, &ws->gstats[g]);
+    for (int g = 0; g < groups; g++)
+        model_stats_merge(st, &ws->gstats[g]);
 }
 
 void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters) {
@@ -503,8 +520,7 @@ static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
         const int *len;
         int one, shards = model_groups(ws, B, &len, &one);
         if (shards > ws->max_shards)
-            return FAIL("model: %d micro-shards exceed the workspace's %d", shards,
-                        ws->max_shards);
+            return FAIL("model: %d micro-shards exceed the workspace's %d", shards, ws->max_shards);
         double mx[MODEL_N_SUMS] = {0};
 #pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
         for (int s = 0; s < shards; s++) {
@@ -524,12 +540,13 @@ static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
         for (int s = 0; s < shards; s++)
             for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++)
                 if (isfinite(mx[t]))
-                    reduce_fixed_add(ws->gacc + off, ws->gsum + (size_t)s * ws->n_sum + off, count[t],
-                                 reduce_scale(mx[t], terms));
+                    reduce_fixed_add(ws->gacc + off, ws->gsum + (size_t)s * ws->n_sum + off,
+                                     count[t], reduce_scale(mx[t], terms));
         CHECK(red->sum_i64(red->ctx, ws->gacc, ws->n_sum));
         for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++) {
             if (!isfinite(mx[t])) { /* a non-finite gradient stays visible to the caller */
-                for (size_t i = 0; i < count[t]; i++) ws->gsum[off + i] = NAN;
+                for (size_t i = 0; i < count[t]; i++)
+                    ws->gsum[off + i] = NAN;
                 continue;
             }
             reduce_fixed_get(ws->gsum + off, ws->gacc + off, count[t], reduce_scale(mx[t], terms));
@@ -607,7 +624,8 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
         }
         /* The failing thread's message stays with that thread. */
         if (failed >= 0) return FAIL("adjoint solve failed in micro-shard %d", failed);
-        for (int g = 0; g < groups; g++) model_stats_merge(st, &ws->gstats[g]);
+        for (int g = 0; g < groups; g++)
+            model_stats_merge(st, &ws->gstats[g]);
     }
     if (!grads) return FSNN_OK;
 
@@ -617,7 +635,8 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     double *sdy = ws->stats + 2 * n, *sdyx = ws->stats + 3 * n;
     if (ws->deterministic) {
         CHECK(model_column_sums(ws, ws->dx1, B, n, sdy));
-        for (long k = 0; k < count; k++) ws->bny[k] = ws->dx1[k] * ws->xhat[k];
+        for (long k = 0; k < count; k++)
+            ws->bny[k] = ws->dx1[k] * ws->xhat[k];
         CHECK(model_column_sums(ws, ws->bny, B, n, sdyx));
     } else {
         bn_grad_sums(ws->dx1, ws->xhat, B, n, sdy, sdyx);
@@ -627,8 +646,8 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
         m->d.bn_w[j] = (float)sdyx[j];
         m->d.bn_b[j] = (float)sdy[j];
     }
-    bn_vjp_apply(ws->dx1, ws->xhat, ws->invstd, m->p.bn_w, sdy, sdyx, ws->global_batch, ws->bny,
-                 B, n);
+    bn_vjp_apply(ws->dx1, ws->xhat, ws->invstd, m->p.bn_w, sdy, sdyx, ws->global_batch, ws->bny, B,
+                 n);
     CHECK(model_reduce_sums(m, ws, B));
     specnorm_vjp(m->p.V, m->sn_u, m->sn_v, m->p.g[0], m->sigma, m->gW, m->d.V, m->d.g, n, n);
     st->t_grad += clock_seconds() - t0 - (st->t_adj - adj0);
@@ -642,20 +661,24 @@ double model_spectral_norm(const fsnn_model *m, int iters) {
     /* Power iteration on W^T W with a fixed start; work in a local copy of v. */
     float *v = malloc(sizeof(float) * (size_t)n);
     if (!v) return NAN;
-    for (int i = 0; i < n; i++) v[i] = 1.0f / sqrtf((float)n);
+    for (int i = 0; i < n; i++)
+        v[i] = 1.0f / sqrtf((float)n);
     for (int it = 0; it < iters; it++) {
         blas_gemm(0, 0, n, 1, n, 1.0f, m->W, n, v, 1, 0.0f, u, 1);
         double nu = 0.0;
-        for (int i = 0; i < n; i++) nu += (double)u[i] * u[i];
+        for (int i = 0; i < n; i++)
+            nu += (double)u[i] * u[i];
         nu = sqrt(nu);
         sigma = nu;
         if (nu == 0.0) break;
         blas_gemm(1, 0, n, 1, n, (float)(1.0 / nu), m->W, n, u, 1, 0.0f, v, 1);
         double nv = 0.0;
-        for (int i = 0; i < n; i++) nv += (double)v[i] * v[i];
+        for (int i = 0; i < n; i++)
+            nv += (double)v[i] * v[i];
         nv = sqrt(nv);
         if (nv == 0.0) break;
-        for (int i = 0; i < n; i++) v[i] = (float)(v[i] / nv);
+        for (int i = 0; i < n; i++)
+            v[i] = (float)(v[i] / nv);
     }
     free(v);
     return sigma;

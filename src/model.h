@@ -65,10 +65,10 @@ typedef struct {
 typedef struct model_ws model_ws;
 
 typedef struct {
-    double loss;          /* summed over samples */
+    double loss; /* summed over samples */
     long correct;
     long samples;
-    double fwd_res_sum;   /* sum over samples of ||f(a[T]) - a[T]|| */
+    double fwd_res_sum; /* sum over samples of ||f(a[T]) - a[T]|| */
     double fwd_res_max;
     double adj_iters_sum; /* adjoint iterations summed over samples */
     double adj_res2_sum;  /* squared adjoint residuals summed over samples */
@@ -110,7 +110,7 @@ void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, 
  * sample_ids). In training BatchNorm uses the statistics of the whole batch:
  * collective over the ranks given to model_ws_set_batch. */
 int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
-                 const long *sample_ids, uint32_t epoch, uint64_t seed);
+                const long *sample_ids, uint32_t epoch, uint64_t seed);
 
 /* The spiking simulation: a = a[T]. */
 void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st);

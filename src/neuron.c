@@ -44,15 +44,18 @@ static void neuron_event_product(const float *s, const float *Wt, float *cur, in
         memset(cb, 0, sizeof(float) * (size_t)n);
         for (int q = 0; q < nnz; q++) {
             const float *row = Wt + (long)ib[q] * n;
-            for (int i = 0; i < n; i++) cb[i] += row[i];
+            for (int i = 0; i < n; i++)
+                cb[i] += row[i];
         }
     }
 }
 
 void neuron_spike_product(const float *s, const float *W, const float *Wt, float *cur, int *idx,
                           int B, int n, int event) {
-    if (event) neuron_event_product(s, Wt, cur, idx, B, n);
-    else blas_gemm(0, 1, B, n, n, 1.0f, s, n, W, n, 0.0f, cur, n);
+    if (event)
+        neuron_event_product(s, Wt, cur, idx, B, n);
+    else
+        blas_gemm(0, 1, B, n, n, 1.0f, s, n, W, n, 0.0f, cur, n);
 }
 
 void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
@@ -66,23 +69,28 @@ void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, cons
     double total = (double)spikes;
     for (int t = 2; t <= d->T; t++) {
         double density = (double)spikes / (double)count;
-        int event = d->mode == SPIKE_EVENT ||
-                    (d->mode == SPIKE_AUTO && density < NEURON_EVENT_DENSITY);
+        int event =
+            d->mode == SPIKE_EVENT || (d->mode == SPIKE_AUTO && density < NEURON_EVENT_DENSITY);
         if (spikes == 0) {
             memset(cur, 0, sizeof(float) * (size_t)count);
         } else {
             neuron_spike_product(s, W, Wt, cur, idx, B, n, event);
         }
-        if (event) st->event_steps++;
-        else st->dense_steps++;
-        if (drop)
-            for (long k = 0; k < count; k++) u[k] += drop[k] * cur[k] + x1[k];
+        if (event)
+            st->event_steps++;
         else
-            for (long k = 0; k < count; k++) u[k] += cur[k] + x1[k];
+            st->dense_steps++;
+        if (drop)
+            for (long k = 0; k < count; k++)
+                u[k] += drop[k] * cur[k] + x1[k];
+        else
+            for (long k = 0; k < count; k++)
+                u[k] += cur[k] + x1[k];
         spikes = neuron_fire(u, s, a, count, d->vth, d->leak);
         total += (double)spikes;
     }
     float inv = (float)(1.0 / neuron_rate_norm(d->T, d->leak));
-    for (long k = 0; k < count; k++) a[k] *= inv;
+    for (long k = 0; k < count; k++)
+        a[k] *= inv;
     st->spikes += total;
 }

@@ -15,9 +15,9 @@ typedef struct {
     cfg_optim kind;
     size_t n;
     double momentum, weight_decay, beta1, beta2, eps;
-    long step;   /* steps taken */
-    float *m1;   /* momentum buffer or Adam first moment [n], owned */
-    float *m2;   /* Adam second moment [n], owned (NULL for SGD) */
+    long step; /* steps taken */
+    float *m1; /* momentum buffer or Adam first moment [n], owned */
+    float *m2; /* Adam second moment [n], owned (NULL for SGD) */
 } optim;
 
 int optim_create(optim **opt, const fsnn_cfg *cfg, size_t n);

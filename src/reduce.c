@@ -21,8 +21,8 @@ static int reduce_nop_f32(void *ctx, float *buf, size_t count) {
 }
 
 const reduce_ops *reduce_local(void) {
-    static const reduce_ops local = {0, 1, reduce_nop_i64, reduce_nop_f64, reduce_nop_f32,
-                                     reduce_nop_f64, NULL};
+    static const reduce_ops local = {
+        0, 1, reduce_nop_i64, reduce_nop_f64, reduce_nop_f32, reduce_nop_f64, NULL};
     return &local;
 }
 
@@ -30,7 +30,8 @@ double reduce_scale(double maxabs, long terms) {
     if (!(maxabs > 0.0) || !isfinite(maxabs)) return 1.0;
     int e = 0, c = 0;
     frexp(maxabs, &e); /* maxabs < 2^e */
-    while ((1L << c) < terms && c < 40) c++;
+    while ((1L << c) < terms && c < 40)
+        c++;
     return ldexp(1.0, 62 - c - e);
 }
 
@@ -42,7 +43,8 @@ void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale) {
 }
 
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {
-    for (size_t i = 0; i < n; i++) out[i] = (float)((double)acc[i] / scale);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)((double)acc[i] / scale);
 }
 
 double reduce_maxabs(const float *x, size_t n) {

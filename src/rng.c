@@ -28,7 +28,8 @@ void rng_philox(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample,
         k[0] += PHILOX_W0;
         k[1] += PHILOX_W1;
     }
-    for (int i = 0; i < 4; i++) out[i] = c[i];
+    for (int i = 0; i < 4; i++)
+        out[i] = c[i];
 }
 
 /* 24 random bits give every float in [0,1) on a uniform grid. */
@@ -41,11 +42,13 @@ void rng_uniform_fill(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t s
     uint32_t w[4];
     for (long i = 0; i < n; i += 4) {
         rng_philox(seed, stream, epoch, sample, (uint32_t)(i / 4), w);
-        for (long j = 0; j < 4 && i + j < n; j++) out[i + j] = rng_to_float(w[j]);
+        for (long j = 0; j < 4 && i + j < n; j++)
+            out[i + j] = rng_to_float(w[j]);
     }
 }
 
-double rng_uniform(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample, uint64_t index) {
+double rng_uniform(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample,
+                   uint64_t index) {
     uint32_t w[4];
     rng_philox(seed, stream, epoch, sample, (uint32_t)(index / 2), w);
     uint32_t hi = (index % 2) ? w[2] : w[0], lo = (index % 2) ? w[3] : w[1];
@@ -54,7 +57,8 @@ double rng_uniform(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t samp
 }
 
 void rng_permutation(uint64_t seed, uint32_t epoch, long *perm, long n) {
-    for (long i = 0; i < n; i++) perm[i] = i;
+    for (long i = 0; i < n; i++)
+        perm[i] = i;
     for (long i = n - 1; i > 0; i--) {
         long j = (long)(rng_uniform(seed, RNG_SHUFFLE, epoch, 0, (uint64_t)i) * (double)(i + 1));
         if (j > i) j = i;

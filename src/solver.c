@@ -18,8 +18,8 @@ struct solver_ws {
     float *hx, *hf;             /* Anderson history [Bmax x m x n] */
     double *H, *rhs;            /* Anderson normal equations [m x m], [m] */
     lapack_int *piv;
-    double *A, *bvec;           /* exact solve [n x n], [n] */
-    float *lowest;              /* [Bmax] */
+    double *A, *bvec; /* exact solve [n x n], [n] */
+    float *lowest;    /* [Bmax] */
     int *rows, *iters, *nstep, *done;
 };
 
@@ -101,7 +101,8 @@ void solver_ws_destroy(solver_ws **ws) {
 static double solver_dot(const float *a, const float *b, int n) {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
     return s;
 }
 
@@ -148,11 +149,13 @@ static void solver_start(solver_ws *w, const float *g, int B, double thr) {
  * of n; x^T B (rmatvec) is the same with U and Vt swapped. */
 static void solver_lr_matvec(const float *U, const float *Vt, int k, int n, const float *x,
                              float *out) {
-    for (int j = 0; j < n; j++) out[j] = -x[j];
+    for (int j = 0; j < n; j++)
+        out[j] = -x[j];
     for (int i = 0; i < k; i++) {
         float c = (float)solver_dot(Vt + (long)i * n, x, n);
         const float *ui = U + (long)i * n;
-        for (int j = 0; j < n; j++) out[j] += c * ui[j];
+        for (int j = 0; j < n; j++)
+            out[j] += c * ui[j];
     }
 }
 
@@ -165,7 +168,8 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
         if (nr == 0) break;
         for (int r = 0; r < nr; r++) {
             long o = (long)w->rows[r] * n;
-            for (int j = 0; j < n; j++) w->in[(long)r * n + j] = w->x[o + j] + w->upd[o + j];
+            for (int j = 0; j < n; j++)
+                w->in[(long)r * n + j] = w->x[o + j] + w->upd[o + j];
         }
         op->apply(op->ctx, w->rows, nr, w->in, w->out);
 #pragma omp parallel for schedule(dynamic, 4) if ((long)nr * n > BLAS_PARALLEL_MIN)
@@ -175,7 +179,8 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
             float *x = w->x + o, *gx = w->gx + o, *upd = w->upd + o;
             const float *xn = w->in + (long)r * n;
             float *gxn = w->out + (long)r * n; /* becomes G(xn), then dgx */
-            for (int j = 0; j < n; j++) gxn[j] = gxn[j] + g[o + j] - xn[j];
+            for (int j = 0; j < n; j++)
+                gxn[j] = gxn[j] + g[o + j] - xn[j];
             double res = solver_norm(gxn, n);
             w->iters[b]++;
             for (int j = 0; j < n; j++) {
@@ -197,11 +202,13 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
             solver_lr_matvec(U, Vt, k, n, gxn, u);
             double den = solver_dot(vt, gxn, n);
             if (den != 0.0 && isfinite(den)) {
-                for (int j = 0; j < n; j++) u[j] = (float)((upd[j] - u[j]) / den);
+                for (int j = 0; j < n; j++)
+                    u[j] = (float)((upd[j] - u[j]) / den);
                 w->nstep[b] = k + 1;
             }
             solver_lr_matvec(U, Vt, w->nstep[b], n, gx, upd);
-            for (int j = 0; j < n; j++) upd[j] = -upd[j];
+            for (int j = 0; j < n; j++)
+                upd[j] = -upd[j];
         }
     }
 }
@@ -236,8 +243,8 @@ static void solver_fixed_point(solver_ws *w, const solver_op *op, const float *g
 /* Type-II Anderson (Walker & Ni 2011) on F(x) = J^T x + g: x_{k+1} is the
  * combination of the last m values F(x_i) whose residuals' combination is
  * smallest, with the weights summing to one. */
-static void solver_anderson(solver_ws *w, const solver_op *op, const float *g, int B,
-                            int max_iters, double thr) {
+static void solver_anderson(solver_ws *w, const solver_op *op, const float *g, int B, int max_iters,
+                            double thr) {
     const int n = w->n, m = w->m;
     for (int it = 1; it <= max_iters; it++) {
         int nr = solver_active(w, B);
@@ -249,14 +256,16 @@ static void solver_anderson(solver_ws *w, const solver_op *op, const float *g, i
             int b = w->rows[r];
             long o = (long)b * n;
             float *x = w->x + o, *fx = w->out + (long)r * n;
-            for (int j = 0; j < n; j++) fx[j] += g[o + j];
+            for (int j = 0; j < n; j++)
+                fx[j] += g[o + j];
             int k = w->iters[b]++;
             int slot = k % m, mk = k + 1 < m ? k + 1 : m;
             float *hx = w->hx + o * m, *hf = w->hf + o * m;
             memcpy(hx + (long)slot * n, x, sizeof(float) * (size_t)n);
             memcpy(hf + (long)slot * n, fx, sizeof(float) * (size_t)n);
             double res2 = 0.0;
-            for (int j = 0; j < n; j++) res2 += ((double)fx[j] - x[j]) * ((double)fx[j] - x[j]);
+            for (int j = 0; j < n; j++)
+                res2 += ((double)fx[j] - x[j]) * ((double)fx[j] - x[j]);
             solver_track(w, b, x, sqrt(res2), thr);
             if (w->done[b]) continue;
             double trace = 0.0;
@@ -275,17 +284,18 @@ static void solver_anderson(solver_ws *w, const solver_op *op, const float *g, i
                 w->H[i * mk + i] += 1e-10 * (trace > 0.0 ? trace : 1.0);
                 w->rhs[i] = 1.0;
             }
-            lapack_int info =
-                LAPACKE_dgesv(LAPACK_ROW_MAJOR, mk, 1, w->H, mk, w->piv, w->rhs, 1);
+            lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, mk, 1, w->H, mk, w->piv, w->rhs, 1);
             double sum = 0.0;
-            for (int i = 0; i < mk; i++) sum += w->rhs[i];
+            for (int i = 0; i < mk; i++)
+                sum += w->rhs[i];
             if (info != 0 || sum == 0.0 || !isfinite(sum)) {
                 memcpy(x, fx, sizeof(float) * (size_t)n);
                 continue;
             }
             for (int j = 0; j < n; j++) {
                 double v = 0.0;
-                for (int i = 0; i < mk; i++) v += w->rhs[i] / sum * hf[(long)i * n + j];
+                for (int i = 0; i < mk; i++)
+                    v += w->rhs[i] / sum * hf[(long)i * n + j];
                 x[j] = (float)v;
             }
         }
@@ -297,14 +307,17 @@ static int solver_exact(solver_ws *w, const solver_op *op, const float *g, int B
     if (!op->dense) return FAIL("solver 'exact' needs the dense Jacobian of the operator");
     for (int b = 0; b < B; b++) {
         op->dense(op->ctx, b, w->A);
-        for (long k = 0; k < (long)n * n; k++) w->A[k] = -w->A[k];
+        for (long k = 0; k < (long)n * n; k++)
+            w->A[k] = -w->A[k];
         for (int i = 0; i < n; i++) {
             w->A[(long)i * n + i] += 1.0;
             w->bvec[i] = g[(long)b * n + i];
         }
         lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, n, 1, w->A, n, w->piv, w->bvec, 1);
-        if (info != 0) return FAIL("exact adjoint solve: I - J^T is singular (dgesv info %d)", info);
-        for (int i = 0; i < n; i++) w->x[(long)b * n + i] = (float)w->bvec[i];
+        if (info != 0)
+            return FAIL("exact adjoint solve: I - J^T is singular (dgesv info %d)", info);
+        for (int i = 0; i < n; i++)
+            w->x[(long)b * n + i] = (float)w->bvec[i];
         w->iters[b] = 1;
         w->rows[0] = b;
         /* Residual of the rounded solution, for the same report as the others. */
@@ -330,10 +343,18 @@ int solver_solve(solver_ws *w, const solver_op *op, const float *g, float *beta,
     const double thr = tol * sqrt((double)n);
     solver_start(w, g, B, thr);
     switch (w->kind) {
-    case SOLVER_BROYDEN: solver_broyden(w, op, g, B, max_iters, thr); break;
-    case SOLVER_FIXED_POINT: solver_fixed_point(w, op, g, B, max_iters, thr); break;
-    case SOLVER_ANDERSON: solver_anderson(w, op, g, B, max_iters, thr); break;
-    case SOLVER_EXACT: CHECK(solver_exact(w, op, g, B, thr)); break;
+    case SOLVER_BROYDEN:
+        solver_broyden(w, op, g, B, max_iters, thr);
+        break;
+    case SOLVER_FIXED_POINT:
+        solver_fixed_point(w, op, g, B, max_iters, thr);
+        break;
+    case SOLVER_ANDERSON:
+        solver_anderson(w, op, g, B, max_iters, thr);
+        break;
+    case SOLVER_EXACT:
+        CHECK(solver_exact(w, op, g, B, thr));
+        break;
     }
     memcpy(beta, w->best, sizeof(float) * (size_t)B * n);
     double it_sum = 0.0, r2 = 0.0;

@@ -28,8 +28,8 @@ typedef struct {
 typedef struct {
     double iters_mean; /* operator applications per sample */
     int iters_max;
-    double residual;   /* ||J^T beta + g - beta|| over the batch */
-    int converged;     /* samples that met the tolerance */
+    double residual; /* ||J^T beta + g - beta|| over the batch */
+    int converged;   /* samples that met the tolerance */
 } solver_stats;
 
 typedef struct solver_ws solver_ws;

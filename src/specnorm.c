@@ -17,8 +17,10 @@ static void specnorm_normalise(float *x, int n) {
 void specnorm_init_vectors(float *u, int rows, float *v, int cols, uint64_t seed) {
     rng_uniform_fill(seed, RNG_SPECNORM, 0, 0, u, rows);
     rng_uniform_fill(seed, RNG_SPECNORM, 0, 1, v, cols);
-    for (int i = 0; i < rows; i++) u[i] = 2.0f * u[i] - 1.0f;
-    for (int i = 0; i < cols; i++) v[i] = 2.0f * v[i] - 1.0f;
+    for (int i = 0; i < rows; i++)
+        u[i] = 2.0f * u[i] - 1.0f;
+    for (int i = 0; i < cols; i++)
+        v[i] = 2.0f * v[i] - 1.0f;
     specnorm_normalise(u, rows);
     specnorm_normalise(v, cols);
 }
@@ -37,7 +39,8 @@ float specnorm_power(const float *V, int rows, int cols, float *u, float *v, int
 
 void specnorm_weight(const float *V, float g, float sigma, float *W, long count) {
     float scale = sigma != 0.0f ? g / sigma : 0.0f;
-    for (long i = 0; i < count; i++) W[i] = scale * V[i];
+    for (long i = 0; i < count; i++)
+        W[i] = scale * V[i];
 }
 
 void specnorm_vjp(const float *V, const float *u, const float *v, float g, float sigma,
@@ -45,7 +48,8 @@ void specnorm_vjp(const float *V, const float *u, const float *v, float g, float
     if (sigma == 0.0f) return;
     long count = (long)rows * cols;
     double gv = 0.0;
-    for (long i = 0; i < count; i++) gv += (double)dW[i] * V[i];
+    for (long i = 0; i < count; i++)
+        gv += (double)dW[i] * V[i];
     float a = g / sigma;
     float c = (float)(-(double)g * gv / ((double)sigma * sigma));
     cblas_saxpy((int)count, a, dW, 1, dV, 1);

@@ -50,7 +50,6 @@ int status_calloc(void *pptr, size_t count, size_t size, const char *file, int l
     if (size != 0 && count > SIZE_MAX / size)
         return status_fail(file, line, "allocation of %zu x %zu bytes overflows", count, size);
     *out = calloc(count, size);
-    if (!*out)
-        return status_fail(file, line, "out of memory allocating %zu bytes", count * size);
+    if (!*out) return status_fail(file, line, "out of memory allocating %zu bytes", count * size);
     return FSNN_OK;
 }

@@ -53,7 +53,8 @@ static void trainer_gather(const trainer_data *d, const long *ids, int B, float 
     for (int b = 0; b < B; b++) {
         const uint8_t *img = d->images + (size_t)ids[b] * d->dim;
         float *xb = x + (size_t)b * d->dim;
-        for (int k = 0; k < d->dim; k++) xb[k] = (float)img[k] * scale - shift;
+        for (int k = 0; k < d->dim; k++)
+            xb[k] = (float)img[k] * scale - shift;
         labels[b] = d->labels[ids[b]];
     }
 }
@@ -85,10 +86,11 @@ static void trainer_progress_show(trainer_progress *p, int epoch, int epochs, lo
         p->last_print = now;
         int width = 30, fill = (int)(width * (double)done / total);
         char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
         bar[width] = '\0';
-        printf("\repoch %d/%d [%s] %5.1f%% %7.0f samples/s loss %.4f acc %.2f%% ETA %4.0fs ",
-               epoch, epochs, bar, 100.0 * done / total, rate, loss, acc, eta);
+        printf("\repoch %d/%d [%s] %5.1f%% %7.0f samples/s loss %.4f acc %.2f%% ETA %4.0fs ", epoch,
+               epochs, bar, 100.0 * done / total, rate, loss, acc, eta);
         if (done == total) printf("\n");
         fflush(stdout);
     } else {
@@ -103,24 +105,24 @@ static void trainer_progress_show(trainer_progress *p, int epoch, int epochs, lo
 }
 
 /* Sums the per-rank statistics of a pass over all ranks (for reporting; the
- * rounding of these sums does not touch the weights). Collective. */
+ * rounding of these sums does not touch the weights); the maximum residual is
+ * a maximum and the phase times stay this rank's. Collective. */
 static int trainer_reduce_stats(const reduce_ops *red, model_stats *st) {
     if (red->size == 1) return FSNN_OK;
-    double v[9] = {st->loss,          (double)st->correct,      (double)st->samples,
-                   st->fwd_res_sum,   st->adj_iters_sum,        st->adj_res2_sum,
-                   (double)st->adj_samples, st->sim.spikes,     0.0};
-    CHECK(red->sum_f64(red->ctx, v, 8));
-    v[8] = st->fwd_res_max;
-    CHECK(red->max_f64(red->ctx, v + 8, 1));
-    st->loss = v[0];
-    st->correct = (long)v[1];
-    st->samples = (long)v[2];
-    st->fwd_res_sum = v[3];
-    st->adj_iters_sum = v[4];
-    st->adj_res2_sum = v[5];
-    st->adj_samples = (long)v[6];
-    st->sim.spikes = v[7];
-    st->fwd_res_max = v[8];
+    enum { MAX_AT = 4 }; /* fwd_res_max in trainer_partial_pack's order */
+    double v[TRAINER_PARTIAL_N];
+    trainer_partial_pack(st, v);
+    double mx = v[MAX_AT];
+    v[MAX_AT] = 0.0;
+    CHECK(red->sum_f64(red->ctx, v, TRAINER_PARTIAL_N));
+    CHECK(red->max_f64(red->ctx, &mx, 1));
+    v[MAX_AT] = mx;
+    const model_stats local = *st;
+    trainer_partial_unpack(v, st);
+    st->t_input = local.t_input;
+    st->t_sim = local.t_sim;
+    st->t_adj = local.t_adj;
+    st->t_grad = local.t_grad;
     return FSNN_OK;
 }
 
@@ -142,7 +144,8 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
     trainer_block(data->n, red, &lo, &hi);
     for (long i = lo; i < hi; i += bs) {
         int B = (int)(hi - i < bs ? hi - i : bs);
-        for (int b = 0; b < B; b++) tb->ids[b] = i + b;
+        for (int b = 0; b < B; b++)
+            tb->ids[b] = i + b;
         trainer_gather(data, tb->ids, B, tb->x, tb->labels);
         CHECK(model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed));
         model_simulate(m, tb->ws, B, &st);
@@ -172,8 +175,8 @@ int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *dat
 /* This rank's rows of a global batch of Bg samples: in deterministic mode a
  * contiguous block of whole micro-shards (their lengths in lens), in fast mode
  * a contiguous block of samples. Returns the number of shards. */
-static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, int *first,
-                          int *rows, int *lens) {
+static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, int *first, int *rows,
+                          int *lens) {
     long lo, hi;
     if (!cfg->parallel_deterministic) {
         trainer_block(Bg, red, &lo, &hi);
@@ -198,8 +201,8 @@ static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, in
  * 0, or an fsnn status; *bad is set when the loss or the gradient was not
  * finite on any rank (the step is then not applied). Collective. */
 static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
-                        const trainer_data *train, trainer_bufs *tb, const reduce_ops *red,
-                        long i, int Bg, int *bad) {
+                        const trainer_data *train, trainer_bufs *tb, const reduce_ops *red, long i,
+                        int Bg, int *bad) {
     int first = 0, B = 0;
     int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
     memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
@@ -228,8 +231,8 @@ static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
 
 /* The rest of the current epoch from batch ts->step on. */
 static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
-                             const trainer_data *train, trainer_bufs *tb, const trainer_hooks *hooks,
-                             const reduce_ops *red) {
+                             const trainer_data *train, trainer_bufs *tb,
+                             const trainer_hooks *hooks, const reduce_ops *red) {
     const int bs = cfg->train_batch;
     trainer_progress prog;
     trainer_progress_start(&prog, cfg);
@@ -326,12 +329,20 @@ int trainer_partial_reduced(const reduce_ops *red, const trainer_state *ts, doub
 }
 
 void trainer_partial_pack(const model_stats *st, double *v) {
-    const double x[TRAINER_PARTIAL_N] = {
-        st->loss,          (double)st->correct,       (double)st->samples,
-        st->fwd_res_sum,   st->fwd_res_max,           st->adj_iters_sum,
-        st->adj_res2_sum,  (double)st->adj_samples,   st->sim.spikes,
-        (double)st->sim.dense_steps, (double)st->sim.event_steps, st->t_sim};
-    for (int i = 0; i < TRAINER_PARTIAL_N; i++) v[i] = x[i];
+    const double x[TRAINER_PARTIAL_N] = {st->loss,
+                                         (double)st->correct,
+                                         (double)st->samples,
+                                         st->fwd_res_sum,
+                                         st->fwd_res_max,
+                                         st->adj_iters_sum,
+                                         st->adj_res2_sum,
+                                         (double)st->adj_samples,
+                                         st->sim.spikes,
+                                         (double)st->sim.dense_steps,
+                                         (double)st->sim.event_steps,
+                                         st->t_sim};
+    for (int i = 0; i < TRAINER_PARTIAL_N; i++)
+        v[i] = x[i];
 }
 
 void trainer_partial_unpack(const double *v, model_stats *st) {

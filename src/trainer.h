@@ -28,8 +28,8 @@ typedef struct {
     double lr;
     double train_loss, train_acc, test_loss, test_acc;
     double fwd_residual, fwd_residual_max, test_fwd_residual;
-    double adj_iters;    /* adjoint iterations per sample */
-    double adj_residual; /* root mean square of the per-sample adjoint residual */
+    double adj_iters;     /* adjoint iterations per sample */
+    double adj_residual;  /* root mean square of the per-sample adjoint residual */
     double firing_rate;   /* spikes per neuron per time step */
     double spectral_norm; /* ||W||_2 by power iteration */
     double train_samples_per_s, test_samples_per_s;
@@ -43,14 +43,14 @@ typedef struct {
 /* Where training is and what it carries between steps: everything besides the
  * model that a checkpoint must hold for an exact resume. */
 typedef struct {
-    int epoch;            /* epoch in progress, 0-based (= epochs finished) */
-    long step;            /* batches of that epoch finished */
-    long iter;            /* batches finished in all (the LR schedule's clock) */
-    long bad_steps;       /* steps skipped for a non-finite loss or gradient, in all */
-    long bad_run;         /* of those, how many in a row up to now */
-    model_stats partial;  /* this rank's statistics of the epoch so far (on a resume,
-                             rank 0 carries those of all ranks before it) */
-    optim *opt;           /* the optimiser, owned by the caller */
+    int epoch;           /* epoch in progress, 0-based (= epochs finished) */
+    long step;           /* batches of that epoch finished */
+    long iter;           /* batches finished in all (the LR schedule's clock) */
+    long bad_steps;      /* steps skipped for a non-finite loss or gradient, in all */
+    long bad_run;        /* of those, how many in a row up to now */
+    model_stats partial; /* this rank's statistics of the epoch so far (on a resume,
+                            rank 0 carries those of all ranks before it) */
+    optim *opt;          /* the optimiser, owned by the caller */
 } trainer_state;
 
 /* What a step hook asks for. */

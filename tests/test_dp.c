@@ -64,8 +64,10 @@ static void dp_case(const reduce_ops *red, int deterministic) {
     uint8_t y[BG];
     long ids[BG];
     rng_uniform_fill(11, RNG_TEST, 0, 0, x, BG * NIN);
-    for (int i = 0; i < BG * NIN; i++) x[i] = 4.0f * x[i] - 1.0f;
-    for (int b = 0; b < BG; b++) y[b] = (uint8_t)(b % NOUT), ids[b] = 100 + b;
+    for (int i = 0; i < BG * NIN; i++)
+        x[i] = 4.0f * x[i] - 1.0f;
+    for (int b = 0; b < BG; b++)
+        y[b] = (uint8_t)(b % NOUT), ids[b] = 100 + b;
 
     /* One process: every shard of the batch. */
     int lens[BG], nsh = deterministic ? (BG + MICRO - 1) / MICRO : 1;
