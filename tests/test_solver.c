@@ -78,12 +78,7 @@ static void test_solvers(void) {
     static float W[SN * SN], a[SB * SN], x1[SB * SN], drop[SB * SN], f[SB * SN], mv[SB * SN],
         jac[SB * SN], res[SB], g[SB * SN], beta[SB * SN], tmp[SB * SN];
     static double ref[SB * SN];
-    rng_uniform_fill(31, RNG_TEST, 0, 0, W, SN * SN);
-    for (int k = 0; k < SN * SN; k++)
-        W[k] = 2.0f * W[k] - 1.0f;
-    double s0 = testutil_spectral_norm(W, SN, SN);
-    for (int k = 0; k < SN * SN; k++)
-        W[k] = (float)(W[k] * 0.95 / s0);
+    testutil_scaled_matrix(W, SN, 0.95, 31);
     EXPECT(testutil_spectral_norm(W, SN, SN) <= 0.95 + 1e-5, "||W||_2 = %g",
            testutil_spectral_norm(W, SN, SN));
     rng_uniform_fill(31, RNG_TEST, 0, 1, a, SB * SN);

@@ -37,12 +37,7 @@ int main(void) {
     static double astar[B * N];
 
     /* W uniform in [-1, 1], scaled so that ||W||_2 = 0.9 = 0.45 V_th. */
-    rng_uniform_fill(11, RNG_TEST, 0, 0, W, N * N);
-    for (int k = 0; k < N * N; k++)
-        W[k] = 2.0f * W[k] - 1.0f;
-    double s0 = testutil_spectral_norm(W, N, N);
-    for (int k = 0; k < N * N; k++)
-        W[k] = (float)(W[k] * 0.9 / s0);
+    testutil_scaled_matrix(W, N, 0.9, 11);
     double wn = testutil_spectral_norm(W, N, N);
     EXPECT_NEAR(wn, 0.9, 1e-5, 0.0, "||W||_2 after scaling");
     for (int i = 0; i < N; i++)

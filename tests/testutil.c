@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rng.h"
+
 void testutil_remove_tree(const char *dir) {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -43,4 +45,13 @@ double testutil_spectral_norm(const float *A, int rows, int cols) {
     free(sv);
     free(sup);
     return s;
+}
+
+void testutil_scaled_matrix(float *W, int n, double norm, unsigned long long seed) {
+    rng_uniform_fill(seed, RNG_TEST, 0, 0, W, (long)n * n);
+    for (long k = 0; k < (long)n * n; k++)
+        W[k] = 2.0f * W[k] - 1.0f;
+    double s0 = testutil_spectral_norm(W, n, n);
+    for (long k = 0; k < (long)n * n; k++)
+        W[k] = (float)(W[k] * norm / s0);
 }

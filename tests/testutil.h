@@ -11,4 +11,8 @@ void testutil_remove_tree(const char *dir);
  * iteration. NAN if dgesvd fails. */
 double testutil_spectral_norm(const float *A, int rows, int cols);
 
+/* Fills W [n x n] with uniform entries in [-1, 1] (counter RNG, stream
+ * RNG_TEST, key `seed`) scaled so that ||W||_2 = norm (by dgesvd). */
+void testutil_scaled_matrix(float *W, int n, double norm, unsigned long long seed);
+
 #endif
