@@ -22,11 +22,23 @@ args=("$repo/configs/fmnist_fc_lif.ini" "data.path=$repo/data/fashion-mnist" dat
     data.test_limit=100 train.epochs=100 checkpoint.every_steps=1 run.progress=plain run.threads=1)
 
 run="$dir/run"
+# The kill window scales with this machine's speed (sanitizer builds start
+# many times slower): it is measured as the time until the first checkpoint.
+start=$(date +%s%N)
+"$fsnn" train "${args[@]}" "run.dir=$run" >>"$dir/kill.log" 2>&1 &
+pid=$!
+while [ ! -f "$run/checkpoint.h5" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+first_ms=$((($(date +%s%N) - start) / 1000000))
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+window_ms=$((first_ms + 1000))
+echo "ckpt_trials: first checkpoint after $first_ms ms; kills within ${window_ms} ms of start"
 loaded_tmp=0 unloadable=0
 for t in $(seq "$kill_trials"); do
     "$fsnn" train "${args[@]}" "run.dir=$run" >>"$dir/kill.log" 2>&1 &
     pid=$!
-    sleep "$((RANDOM % 2)).$((RANDOM % 10))$((RANDOM % 10))"
+    delay_ms=$(((RANDOM * 32768 + RANDOM) % window_ms))
+    sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     [ -f "$run/checkpoint.h5" ] || [ -f "$run/checkpoint.prev.h5" ] || continue
@@ -50,6 +62,10 @@ good="$dir/good.h5"
 cp "$run/checkpoint.h5" "$good" 2>/dev/null || cp "$run/checkpoint.prev.h5" "$good"
 ref=$("$fsnn" inspect "$good" | sed -n 's/^weights_sha256 //p')
 check '[ -n "$ref" ]' "the reference checkpoint does not load"
+if [ -z "$ref" ]; then
+    echo "ckpt_trials: $passed passed, $failed failed (no reference checkpoint for the damage trials)"
+    exit 1
+fi
 size=$(stat -c %s "$good")
 rejected=0 harmless=0 bad=0
 for t in $(seq "$flip_trials"); do
