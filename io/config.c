@@ -182,6 +182,11 @@ static const config_opt config_opts[] = {
                  "on: the same weights bit for bit for any number of ranks; off: faster sums"),
     CONFIG_INTEGER("parallel.micro_batch", CONFIG_INT, parallel_micro_batch, "32", 1, 65536,
                    "samples per micro-shard of a batch (deterministic mode's unit of work)"),
+    CONFIG_ENUMS("parallel.overlap", parallel_overlap, "on", config_onoff_names,
+                 "on: reduce the gradients in buckets, each started while the next is computed"),
+    CONFIG_NUM("parallel.collective_timeout", CONFIG_DOUBLE, parallel_collective_timeout, "600", 0,
+               0, HUGE_VAL, 0,
+               "seconds a rank waits in one collective before it aborts the job (0: for ever)"),
 };
 
 #define CONFIG_N_OPTS (sizeof config_opts / sizeof config_opts[0])

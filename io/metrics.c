@@ -45,6 +45,7 @@ static const metrics_col metrics_cols[METRICS_N_COLS] = {
     METRICS_D(t_sim, "%.3f"),
     METRICS_D(t_adj, "%.3f"),
     METRICS_D(t_grad, "%.3f"),
+    METRICS_D(t_comm, "%.3f"),
     METRICS_D(gemm_gflops, "%.2f"),
     METRICS_L(dense_steps),
     METRICS_L(event_steps),

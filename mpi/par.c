@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "status.h"
+#include "watchdog.h"
 
 int par_init(int *argc, char ***argv, par_env *env) {
     int provided = 0;
@@ -15,6 +16,10 @@ int par_init(int *argc, char ***argv, par_env *env) {
     MPI_Comm_rank(MPI_COMM_WORLD, &env->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &env->size);
     return FSNN_OK;
+}
+
+void par_set_collective_timeout(double seconds) {
+    watchdog_set_timeout(seconds);
 }
 
 void par_finalize(void) {
@@ -32,7 +37,10 @@ void par_abort(const par_env *env, int code, const char *why) {
 
 int par_all_ok(int ok) {
     int in = ok ? 1 : 0, out = 0;
-    if (MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD) != MPI_SUCCESS) return 0;
+    MPI_Request req;
+    if (MPI_Iallreduce(&in, &out, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return 0;
+    if (watchdog_wait(&req, "agreement (logical and of 1 value)") != 0) return 0;
     return out;
 }
 

@@ -17,6 +17,10 @@ int par_init(int *argc, char ***argv, par_env *env);
  * that expects four) fails with a message naming both numbers. */
 int par_check_launch(const par_env *env);
 
+/* Seconds a rank waits in one collective before it aborts the whole job
+ * (watchdog.h); 0 waits for ever. */
+void par_set_collective_timeout(double seconds);
+
 /* Finalises MPI. Collective. */
 void par_finalize(void);
 

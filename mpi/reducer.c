@@ -1,54 +1,126 @@
-/* reducer: MPI_Allreduce behind reduce_ops. */
+/* reducer: reduce_ops over MPI_COMM_WORLD. Every reduction is an
+ * MPI_Iallreduce completed by the watchdog, so that a rank that died or
+ * hangs ends the job (watchdog.h) and the time spent waiting is counted. */
 #include "reducer.h"
 
 #include <mpi.h>
+#include <stdio.h>
 
 #include "status.h"
+#include "watchdog.h"
 
-static int reducer_call(int rc, const char *what, size_t count) {
-    if (rc == MPI_SUCCESS) return FSNN_OK;
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, msg, &len);
-    return FAIL("MPI_Allreduce (%s of %zu values) failed: %s", what, count, msg);
+/* The requests of started non-blocking reductions, with their names for
+ * the watchdog's message. The program has one data-parallel group and one
+ * thread calling MPI, so one table serves. */
+typedef struct {
+    MPI_Request req[REDUCE_MAX_PENDING];
+    char what[REDUCE_MAX_PENDING][64];
+} reducer_pending;
+
+static reducer_pending reducer_table;
+
+static int reducer_start(void *buf, size_t count, MPI_Datatype type, MPI_Op op, const char *kind,
+                         reduce_req *out) {
+    if (count > (size_t)0x7fffffff) return FAIL("reduction of %zu values is too large", count);
+    int slot = 0;
+    while (slot < REDUCE_MAX_PENDING && reducer_table.req[slot] != MPI_REQUEST_NULL)
+        slot++;
+    if (slot == REDUCE_MAX_PENDING)
+        return FAIL("more than %d reductions pending at once", REDUCE_MAX_PENDING);
+    snprintf(reducer_table.what[slot], sizeof reducer_table.what[slot], "%s of %zu values", kind,
+             count);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type, op, MPI_COMM_WORLD,
+                            &reducer_table.req[slot]);
+    if (rc != MPI_SUCCESS) {
+        char msg[MPI_MAX_ERROR_STRING];
+        int len = 0;
+        MPI_Error_string(rc, msg, &len);
+        reducer_table.req[slot] = MPI_REQUEST_NULL;
+        return FAIL("MPI_Iallreduce (%s) failed: %s", reducer_table.what[slot], msg);
+    }
+    out->slot = slot;
+    return FSNN_OK;
+}
+
+static int reducer_wait(void *ctx, reduce_req *req) {
+    (void)ctx;
+    if (req->slot < 0 || req->slot >= REDUCE_MAX_PENDING) return FSNN_OK;
+    int rc = watchdog_wait(&reducer_table.req[req->slot], reducer_table.what[req->slot]);
+    reducer_table.req[req->slot] = MPI_REQUEST_NULL;
+    req->slot = -1;
+    return rc;
+}
+
+static int reducer_blocking(void *buf, size_t count, MPI_Datatype type, MPI_Op op,
+                            const char *kind) {
+    reduce_req req;
+    CHECK(reducer_start(buf, count, type, op, kind, &req));
+    return reducer_wait(NULL, &req);
 }
 
 static int reducer_sum_i64(void *ctx, int64_t *buf, size_t count) {
     (void)ctx;
-    return reducer_call(
-        MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD),
-        "int64 sum", count);
+    return reducer_blocking(buf, count, MPI_INT64_T, MPI_SUM, "int64 sum");
 }
 
 static int reducer_sum_f64(void *ctx, double *buf, size_t count) {
     (void)ctx;
-    return reducer_call(
-        MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
-        "double sum", count);
+    return reducer_blocking(buf, count, MPI_DOUBLE, MPI_SUM, "double sum");
 }
 
 static int reducer_sum_f32(void *ctx, float *buf, size_t count) {
     (void)ctx;
-    return reducer_call(
-        MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-        "float sum", count);
+    return reducer_blocking(buf, count, MPI_FLOAT, MPI_SUM, "float sum");
 }
 
 static int reducer_max_f64(void *ctx, double *buf, size_t count) {
     (void)ctx;
-    return reducer_call(
-        MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD),
-        "double max", count);
+    return reducer_blocking(buf, count, MPI_DOUBLE, MPI_MAX, "double max");
+}
+
+static int reducer_start_sum_i64(void *ctx, int64_t *buf, size_t count, reduce_req *req) {
+    (void)ctx;
+    return reducer_start(buf, count, MPI_INT64_T, MPI_SUM, "int64 sum", req);
+}
+
+static int reducer_start_max_f64(void *ctx, double *buf, size_t count, reduce_req *req) {
+    (void)ctx;
+    return reducer_start(buf, count, MPI_DOUBLE, MPI_MAX, "double max", req);
+}
+
+static int reducer_start_sum_f32(void *ctx, float *buf, size_t count, reduce_req *req) {
+    (void)ctx;
+    return reducer_start(buf, count, MPI_FLOAT, MPI_SUM, "float sum", req);
+}
+
+/* MPI_Testall completes nothing unless all are done, but moves all on. */
+static void reducer_progress(void *ctx) {
+    (void)ctx;
+    int done = 0;
+    MPI_Testall(REDUCE_MAX_PENDING, reducer_table.req, &done, MPI_STATUSES_IGNORE);
+}
+
+static double reducer_seconds(void *ctx) {
+    (void)ctx;
+    return watchdog_seconds();
 }
 
 int reducer_world(reduce_ops *ops) {
     if (MPI_Comm_rank(MPI_COMM_WORLD, &ops->rank) != MPI_SUCCESS ||
         MPI_Comm_size(MPI_COMM_WORLD, &ops->size) != MPI_SUCCESS)
         return FAIL("MPI_COMM_WORLD: cannot read rank and size");
+    for (int i = 0; i < REDUCE_MAX_PENDING; i++)
+        reducer_table.req[i] = MPI_REQUEST_NULL;
     ops->sum_i64 = reducer_sum_i64;
     ops->sum_f64 = reducer_sum_f64;
     ops->sum_f32 = reducer_sum_f32;
     ops->max_f64 = reducer_max_f64;
+    ops->start_sum_i64 = reducer_start_sum_i64;
+    ops->start_max_f64 = reducer_start_max_f64;
+    ops->start_sum_f32 = reducer_start_sum_f32;
+    ops->wait = reducer_wait;
+    ops->progress = reducer_progress;
+    ops->seconds = reducer_seconds;
     ops->ctx = NULL;
     return FSNN_OK;
 }

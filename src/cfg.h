@@ -62,8 +62,10 @@ typedef struct {
     /* [checkpoint] */
     int checkpoint_every_steps; /* 0 = at epoch ends only */
     /* [parallel] */
-    int parallel_deterministic; /* 1: reproducible sums, same bits for any rank count */
-    int parallel_micro_batch;   /* samples per micro-shard of a global batch */
+    int parallel_deterministic;         /* 1: reproducible sums, same bits for any rank count */
+    int parallel_micro_batch;           /* samples per micro-shard of a global batch */
+    int parallel_overlap;               /* 1: bucketed gradient reductions overlap the sums */
+    double parallel_collective_timeout; /* seconds before a stuck collective aborts */
 } fsnn_cfg;
 
 #endif

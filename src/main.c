@@ -127,6 +127,7 @@ static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **ar
     for (int i = 0; i < argc; i++)
         CHECK(config_override(argv[i], cfg));
     CHECK(config_resolve(path, cfg));
+    par_set_collective_timeout(cfg->parallel_collective_timeout);
     return FSNN_OK;
 }
 
@@ -254,7 +255,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
             log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)", red.size,
                      cfg.parallel_deterministic ? "deterministic" : "fast",
                      cfg.parallel_micro_batch);
-        trainer_hooks hooks = {main_on_step, main_on_epoch, &run};
+        trainer_hooks hooks = {.on_step = main_on_step, .on_epoch = main_on_epoch, .ctx = &run};
         rc = trainer_fit(&cfg, m, &ts, &train, &test, &hooks, &red);
     }
     if (rc == 0 && run.rows > 0) {

@@ -2,6 +2,9 @@
 #include "model.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +38,7 @@ struct model_ws {
     /* Data-parallel layout of the current batch (model_ws_set_batch). */
     const reduce_ops *red;
     int deterministic;
+    int overlap;       /* bucketed gradient reductions (parallel.overlap) */
     int has_layout;    /* model_ws_set_batch was called */
     long global_batch; /* samples in the batch over all ranks */
     int n_shards;      /* this rank's micro-shards of the batch */
@@ -231,6 +235,7 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w->gacc, w->n_sum));
     w->red = reduce_local();
     w->deterministic = cfg->parallel_deterministic;
+    w->overlap = cfg->parallel_overlap;
     w->solver_kind = cfg->solver_kind;
     w->max_iters = cfg->solver_max_iters;
     w->tol = cfg->solver_tol;
@@ -484,76 +489,150 @@ void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters) {
     }
 }
 
-/* The sample-sum gradients of rows [r0, r0 + len) into G (model_sum_layout):
- * dF = dh^T x, dFb = sum dh, dWo = dlogits^T a, dbo = sum dlogits and
- * dL/dW = (beta ⊙ jac)^T a, with dh in ws->bny and beta ⊙ jac in ws->tmp. */
-static void model_shard_sums(const fsnn_model *m, model_ws *ws, int r0, int len, float *G) {
-    const int n = m->n, nin = m->n_in, no = m->n_out;
+/* The gradient sums in the order they are reduced, as [first, end) ranges
+ * of model_sum_layout's tensors: with parallel.overlap each bucket's
+ * reduction is started as soon as its sums are done and travels while the
+ * next bucket's are computed; without, one bucket holds all. A range never
+ * splits a weight from its bias (one fc_vjp computes both). */
+enum { MODEL_N_BUCKETS = 3 };
+static const int model_buckets[MODEL_N_BUCKETS][2] = {{2, 4}, {0, 2}, {4, 5}};
+static const int model_one_bucket[1][2] = {{0, MODEL_N_SUMS}};
+
+/* Offsets of model_sum_layout's tensors in one set of sums; off[MODEL_N_SUMS]
+ * is the total. */
+static void model_sum_offsets(const fsnn_model *m, size_t *off, size_t *count) {
     float *dest[MODEL_N_SUMS];
-    size_t count[MODEL_N_SUMS];
     model_sum_layout(m, dest, count);
-    float *dF = G, *dFb = dF + count[0], *dWo = dFb + count[1], *dbo = dWo + count[2];
-    float *gW = dbo + count[3];
-    memset(G, 0, sizeof(float) * ws->n_sum);
-    const float *dh = ws->bny + (long)r0 * n, *x = ws->x + (long)r0 * nin;
-    const float *dl = ws->dlogits + (long)r0 * no, *a = ws->a + (long)r0 * n;
-    const float *bj = ws->tmp + (long)r0 * n;
-    fc_vjp(x, m->p.F, dh, dF, dFb, NULL, len, nin, n);
-    fc_vjp(a, m->p.Wo, dl, dWo, dbo, NULL, len, n, no);
-    blas_gemm(1, 0, n, n, len, 1.0f, bj, n, a, n, 1.0f, gW, n);
+    off[0] = 0;
+    for (int t = 0; t < MODEL_N_SUMS; t++)
+        off[t + 1] = off[t] + count[t];
 }
 
-/* Sums the per-sample gradients over the whole batch into m->grads and m->gW.
- * Fast mode: one sum over the local rows, then a float all-reduce when there
- * are several ranks. Deterministic mode: one sum per micro-shard, added in
- * fixed point (reduce.h), so the bits do not depend on how the shards are
- * spread over ranks. Collective. */
-static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
-    float *dest[MODEL_N_SUMS];
-    size_t count[MODEL_N_SUMS];
-    model_sum_layout(m, dest, count);
+/* The sample sums of tensors [t0, t1) over rows [r0, r0 + len) into G (laid
+ * out as model_sum_layout; other tensors untouched): dF = dh^T x,
+ * dFb = sum dh, dWo = dlogits^T a, dbo = sum dlogits and dL/dW =
+ * (beta ⊙ jac)^T a, with dh in ws->bny and beta ⊙ jac in ws->tmp. */
+static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, int t1, int r0,
+                              int len, float *G) {
+    const int n = m->n, nin = m->n_in, no = m->n_out;
+    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
+    model_sum_offsets(m, off, count);
+    memset(G + off[t0], 0, sizeof(float) * (off[t1] - off[t0]));
+    const float *a = ws->a + (long)r0 * n;
+    if (t0 <= 0 && 0 < t1)
+        fc_vjp(ws->x + (long)r0 * nin, m->p.F, ws->bny + (long)r0 * n, G + off[0], G + off[1], NULL,
+               len, nin, n);
+    if (t0 <= 2 && 2 < t1)
+        fc_vjp(a, m->p.Wo, ws->dlogits + (long)r0 * no, G + off[2], G + off[3], NULL, len, n, no);
+    if (t0 <= 4 && 4 < t1)
+        blas_gemm(1, 0, n, n, len, 1.0f, ws->tmp + (long)r0 * n, n, a, n, 1.0f, G + off[4], n);
+}
+
+/* Lets started reductions advance between pieces of work. Open MPI moves a
+ * non-blocking collective on only inside MPI calls, and only the thread
+ * that initialised MPI (OpenMP's thread 0 here) may make them. */
+static void model_progress(const reduce_ops *red) {
+#ifdef _OPENMP
+    if (omp_get_thread_num() != 0) return;
+#endif
+    red->progress(red->ctx);
+}
+
+/* Fast mode: each bucket summed over the local rows at once and, with
+ * several ranks, all-reduced in float (rounding depends on the rank count). */
+static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb) {
     const reduce_ops *red = ws->red;
-    if (!ws->deterministic) {
-        model_shard_sums(m, ws, 0, B, ws->gsum);
-        if (red->size > 1) CHECK(red->sum_f32(red->ctx, ws->gsum, ws->n_sum));
-    } else {
-        const int *len;
-        int one, shards = model_groups(ws, B, &len, &one);
-        if (shards > ws->max_shards)
-            return FAIL("model: %d micro-shards exceed the workspace's %d", shards, ws->max_shards);
-        double mx[MODEL_N_SUMS] = {0};
+    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
+    model_sum_offsets(m, off, count);
+    reduce_req req[MODEL_N_BUCKETS];
+    for (int k = 0; k < nb; k++) {
+        const int t0 = bucket[k][0], t1 = bucket[k][1];
+        model_bucket_sums(m, ws, t0, t1, 0, B, ws->gsum);
+        req[k].slot = -1;
+        if (red->size > 1)
+            CHECK(red->start_sum_f32(red->ctx, ws->gsum + off[t0], off[t1] - off[t0], &req[k]));
+    }
+    for (int k = 0; k < nb; k++)
+        CHECK(red->wait(red->ctx, &req[k]));
+    return FSNN_OK;
+}
+
+/* Deterministic mode: one set of sums per micro-shard, added in fixed point
+ * (reduce.h) so that the bits do not depend on how the shards are spread
+ * over ranks. Per bucket: the shards' sums and their largest magnitudes, a
+ * MAX reduction for the fixed-point scale, then the exact int64 sum; bucket
+ * k's MAX travels while bucket k + 1 is computed, and its sum from then on
+ * until the end. */
+static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb) {
+    const reduce_ops *red = ws->red;
+    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
+    model_sum_offsets(m, off, count);
+    const int *len;
+    int one, shards = model_groups(ws, B, &len, &one);
+    if (shards > ws->max_shards)
+        return FAIL("model: %d micro-shards exceed the workspace's %d", shards, ws->max_shards);
+    const long terms = ws->global_batch; /* at most one shard per sample */
+    double mx[MODEL_N_SUMS] = {0};
+    reduce_req rmax[MODEL_N_BUCKETS], rsum[MODEL_N_BUCKETS];
+    for (int k = 0; k <= nb; k++) {
+        if (k < nb) {
+            const int t0 = bucket[k][0], t1 = bucket[k][1];
 #pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
-        for (int s = 0; s < shards; s++) {
-            float *G = ws->gsum + (size_t)s * ws->n_sum;
-            model_shard_sums(m, ws, ws->group_off[s], len[s], G);
-            for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++)
-                ws->gmax[s * MODEL_N_SUMS + t] = reduce_maxabs(G + off, count[t]);
-        }
-        for (int s = 0; s < shards; s++)
-            for (int t = 0; t < MODEL_N_SUMS; t++) {
-                double v = ws->gmax[s * MODEL_N_SUMS + t];
-                mx[t] = v > mx[t] ? v : mx[t];
+            for (int s = 0; s < shards; s++) {
+                float *G = ws->gsum + (size_t)s * ws->n_sum;
+                model_bucket_sums(m, ws, t0, t1, ws->group_off[s], len[s], G);
+                for (int t = t0; t < t1; t++)
+                    ws->gmax[s * MODEL_N_SUMS + t] = reduce_maxabs(G + off[t], count[t]);
+                model_progress(red);
             }
-        CHECK(red->max_f64(red->ctx, mx, MODEL_N_SUMS));
-        long terms = ws->global_batch; /* at most one shard per sample */
-        memset(ws->gacc, 0, sizeof(int64_t) * ws->n_sum);
+            for (int s = 0; s < shards; s++)
+                for (int t = t0; t < t1; t++) {
+                    double v = ws->gmax[s * MODEL_N_SUMS + t];
+                    mx[t] = v > mx[t] ? v : mx[t];
+                }
+            CHECK(red->start_max_f64(red->ctx, mx + t0, (size_t)(t1 - t0), &rmax[k]));
+        }
+        if (k == 0) continue;
+        const int j = k - 1, t0 = bucket[j][0], t1 = bucket[j][1];
+        CHECK(red->wait(red->ctx, &rmax[j]));
+        memset(ws->gacc + off[t0], 0, sizeof(int64_t) * (off[t1] - off[t0]));
         for (int s = 0; s < shards; s++)
-            for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++)
+            for (int t = t0; t < t1; t++)
                 if (isfinite(mx[t]))
-                    reduce_fixed_add(ws->gacc + off, ws->gsum + (size_t)s * ws->n_sum + off,
+                    reduce_fixed_add(ws->gacc + off[t], ws->gsum + (size_t)s * ws->n_sum + off[t],
                                      count[t], reduce_scale(mx[t], terms));
-        CHECK(red->sum_i64(red->ctx, ws->gacc, ws->n_sum));
-        for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++) {
+        CHECK(red->start_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[j]));
+    }
+    for (int k = 0; k < nb; k++) {
+        CHECK(red->wait(red->ctx, &rsum[k]));
+        for (int t = bucket[k][0]; t < bucket[k][1]; t++) {
             if (!isfinite(mx[t])) { /* a non-finite gradient stays visible to the caller */
                 for (size_t i = 0; i < count[t]; i++)
-                    ws->gsum[off + i] = NAN;
+                    ws->gsum[off[t] + i] = NAN;
                 continue;
             }
-            reduce_fixed_get(ws->gsum + off, ws->gacc + off, count[t], reduce_scale(mx[t], terms));
+            reduce_fixed_get(ws->gsum + off[t], ws->gacc + off[t], count[t],
+                             reduce_scale(mx[t], terms));
         }
     }
-    for (int t = 0, off = 0; t < MODEL_N_SUMS; off += (int)count[t], t++)
-        memcpy(dest[t], ws->gsum + off, sizeof(float) * count[t]);
+    return FSNN_OK;
+}
+
+/* Sums the per-sample gradients over the whole batch (all ranks) into
+ * m->grads and m->gW. Collective. */
+static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
+    const int(*bucket)[2] = ws->overlap ? model_buckets : model_one_bucket;
+    const int nb = ws->overlap ? MODEL_N_BUCKETS : 1;
+    if (ws->deterministic)
+        CHECK(model_reduce_det(m, ws, B, bucket, nb));
+    else
+        CHECK(model_reduce_fast(m, ws, B, bucket, nb));
+    float *dest[MODEL_N_SUMS];
+    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
+    model_sum_layout(m, dest, count);
+    model_sum_offsets(m, off, count);
+    for (int t = 0; t < MODEL_N_SUMS; t++)
+        memcpy(dest[t], ws->gsum + off[t], sizeof(float) * count[t]);
     return FSNN_OK;
 }
 

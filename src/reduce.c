@@ -20,9 +20,53 @@ static int reduce_nop_f32(void *ctx, float *buf, size_t count) {
     return FSNN_OK;
 }
 
+static int reduce_nop_start_i64(void *ctx, int64_t *buf, size_t count, reduce_req *req) {
+    (void)ctx, (void)buf, (void)count;
+    req->slot = -1;
+    return FSNN_OK;
+}
+
+static int reduce_nop_start_f64(void *ctx, double *buf, size_t count, reduce_req *req) {
+    (void)ctx, (void)buf, (void)count;
+    req->slot = -1;
+    return FSNN_OK;
+}
+
+static int reduce_nop_start_f32(void *ctx, float *buf, size_t count, reduce_req *req) {
+    (void)ctx, (void)buf, (void)count;
+    req->slot = -1;
+    return FSNN_OK;
+}
+
+static void reduce_nop_progress(void *ctx) {
+    (void)ctx;
+}
+
+static int reduce_nop_wait(void *ctx, reduce_req *req) {
+    (void)ctx;
+    req->slot = -1;
+    return FSNN_OK;
+}
+
+static double reduce_nop_seconds(void *ctx) {
+    (void)ctx;
+    return 0.0;
+}
+
 const reduce_ops *reduce_local(void) {
-    static const reduce_ops local = {
-        0, 1, reduce_nop_i64, reduce_nop_f64, reduce_nop_f32, reduce_nop_f64, NULL};
+    static const reduce_ops local = {.rank = 0,
+                                     .size = 1,
+                                     .sum_i64 = reduce_nop_i64,
+                                     .sum_f64 = reduce_nop_f64,
+                                     .sum_f32 = reduce_nop_f32,
+                                     .max_f64 = reduce_nop_f64,
+                                     .start_sum_i64 = reduce_nop_start_i64,
+                                     .start_max_f64 = reduce_nop_start_f64,
+                                     .start_sum_f32 = reduce_nop_start_f32,
+                                     .wait = reduce_nop_wait,
+                                     .progress = reduce_nop_progress,
+                                     .seconds = reduce_nop_seconds,
+                                     .ctx = NULL};
     return &local;
 }
 

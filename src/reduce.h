@@ -19,6 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define REDUCE_MAX_PENDING 16
+
+/* A started non-blocking reduction; completed by reduce_ops.wait. */
+typedef struct {
+    int slot; /* the reducer's own handle; -1 when already complete */
+} reduce_req;
+
 typedef struct {
     int rank, size; /* this process in the data-parallel group */
     /* In place over the group; return 0 or an fsnn status. */
@@ -26,6 +33,19 @@ typedef struct {
     int (*sum_f64)(void *ctx, double *buf, size_t count); /* order-dependent rounding */
     int (*sum_f32)(void *ctx, float *buf, size_t count);  /* order-dependent rounding */
     int (*max_f64)(void *ctx, double *buf, size_t count);
+    /* Non-blocking versions: start the reduction and return; `buf` belongs
+     * to it until wait(req) returns, so work that does not touch `buf` can
+     * overlap the communication. At most REDUCE_MAX_PENDING at once. */
+    int (*start_sum_i64)(void *ctx, int64_t *buf, size_t count, reduce_req *req);
+    int (*start_max_f64)(void *ctx, double *buf, size_t count, reduce_req *req);
+    int (*start_sum_f32)(void *ctx, float *buf, size_t count, reduce_req *req);
+    int (*wait)(void *ctx, reduce_req *req);
+    /* Lets started reductions advance (MPI moves them on only inside MPI
+     * calls); call between pieces of work, from the thread that calls the
+     * others. Errors surface in wait. */
+    void (*progress)(void *ctx);
+    /* Seconds this rank has spent waiting for reductions to complete. */
+    double (*seconds)(void *ctx);
     void *ctx;
 } reduce_ops;
 

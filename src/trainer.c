@@ -126,6 +126,33 @@ static int trainer_reduce_stats(const reduce_ops *red, model_stats *st) {
     return FSNN_OK;
 }
 
+/* Fills the row's phase times with their averages over ranks and logs
+ * min/avg/max when there are several ranks: a rank much slower than the
+ * others shows as a large max, and as the others' t_comm. Collective. */
+static int trainer_phase_times(const reduce_ops *red, const model_stats *st, double t_comm,
+                               trainer_epoch *row) {
+    enum { N = 5 };
+    static const char *const names[N] = {"input", "sim", "adjoint", "grad", "comm"};
+    double sum[N] = {st->t_input, st->t_sim, st->t_adj, st->t_grad, t_comm}, mx[2 * N];
+    for (int i = 0; i < N; i++) {
+        mx[i] = sum[i];
+        mx[N + i] = -sum[i];
+    }
+    CHECK(red->sum_f64(red->ctx, sum, N));
+    CHECK(red->max_f64(red->ctx, mx, 2 * N));
+    double *avg[N] = {&row->t_input, &row->t_sim, &row->t_adj, &row->t_grad, &row->t_comm};
+    for (int i = 0; i < N; i++)
+        *avg[i] = sum[i] / red->size;
+    if (red->size == 1) return FSNN_OK;
+    char line[512];
+    size_t used = 0;
+    for (int i = 0; i < N; i++)
+        used += (size_t)snprintf(line + used, sizeof line - used, "%s %s %.2f/%.2f/%.2f",
+                                 i ? "," : "", names[i], -mx[N + i], *avg[i], mx[i]);
+    log_info("epoch %d phase seconds over %d ranks (min/avg/max):%s", row->epoch, red->size, line);
+    return FSNN_OK;
+}
+
 /* This rank's part [lo, hi) of n items split in contiguous blocks. */
 static void trainer_block(long n, const reduce_ops *red, long *lo, long *hi) {
     *lo = n * red->rank / red->size;
@@ -201,8 +228,8 @@ static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, in
  * 0, or an fsnn status; *bad is set when the loss or the gradient was not
  * finite on any rank (the step is then not applied). Collective. */
 static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
-                        const trainer_data *train, trainer_bufs *tb, const reduce_ops *red, long i,
-                        int Bg, int *bad) {
+                        const trainer_data *train, trainer_bufs *tb, const trainer_hooks *hooks,
+                        const reduce_ops *red, long i, int Bg, int *bad) {
     int first = 0, B = 0;
     int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
     memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
@@ -218,6 +245,7 @@ static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
     st.t_input = t1 - t0;
     st.t_sim = clock_seconds() - t1;
     CHECK(model_loss(m, tb->ws, tb->labels, B, (double)Bg, 1, &st));
+    if (hooks && hooks->on_grads) hooks->on_grads(hooks->ctx, ts, m);
     /* Gradients are the same on every rank; the loss is each rank's own. */
     double flag = (isfinite(st.loss) && isfinite(reduce_maxabs(m->grads, m->n_params))) ? 0.0 : 1.0;
     CHECK(red->max_f64(red->ctx, &flag, 1));
@@ -239,7 +267,7 @@ static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *
     rng_permutation(cfg->run_seed, (uint32_t)ts->epoch, tb->perm, train->n);
     for (long i = ts->step * (long)bs; i < train->n; i += bs) {
         int Bg = (int)(train->n - i < bs ? train->n - i : bs), bad = 0;
-        CHECK(trainer_step(cfg, m, ts, train, tb, red, i, Bg, &bad));
+        CHECK(trainer_step(cfg, m, ts, train, tb, hooks, red, i, Bg, &bad));
         ts->step++;
         ts->iter++;
         if (bad) {
@@ -275,8 +303,10 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const tra
         memset(&row, 0, sizeof row);
         double t0 = clock_seconds(), gflop = 0.0, gsec = 0.0;
         blas_counters_reset();
+        double comm0 = red->seconds(red->ctx);
         rc = trainer_epoch_run(cfg, m, ts, train, &tb, hooks, red);
         if (rc) break;
+        double t_comm = red->seconds(red->ctx) - comm0;
         model_stats st = ts->partial;
         rc = trainer_reduce_stats(red, &st);
         if (rc) break;
@@ -294,10 +324,8 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const tra
         row.adj_residual = st.adj_samples ? sqrt(st.adj_res2_sum / st.adj_samples) : 0.0;
         row.firing_rate = st.sim.spikes / ((double)n * m->n * m->T);
         row.train_samples_per_s = t_train > 0 ? st.samples / t_train : 0.0;
-        row.t_input = st.t_input;
-        row.t_sim = st.t_sim;
-        row.t_adj = st.t_adj;
-        row.t_grad = st.t_grad;
+        rc = trainer_phase_times(red, &st, t_comm, &row);
+        if (rc) break;
         row.dense_steps = st.sim.dense_steps;
         row.event_steps = st.sim.event_steps;
         row.bad_steps = ts->bad_steps;

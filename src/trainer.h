@@ -34,8 +34,12 @@ typedef struct {
     double spectral_norm; /* ||W||_2 by power iteration */
     double train_samples_per_s, test_samples_per_s;
     double peak_rss_mb, seconds;
-    double t_input, t_sim, t_adj, t_grad; /* seconds in each phase of training */
-    double gemm_gflops;                   /* rate of the dense products in training */
+    /* Seconds in each phase of training, averaged over ranks (the epoch's
+     * log line gives min/avg/max): input and BatchNorm, simulation, adjoint
+     * solves, gradient sums; t_comm is the part of all phases spent waiting
+     * for reductions to complete. */
+    double t_input, t_sim, t_adj, t_grad, t_comm;
+    double gemm_gflops; /* rate of the dense products in training */
     long dense_steps, event_steps;
     long bad_steps; /* steps skipped for non-finite values since the run began */
 } trainer_epoch;
@@ -61,6 +65,9 @@ typedef struct {
      * TRAINER_STOP to end training cleanly (trainer_fit returns
      * TRAINER_STOPPED), or an fsnn status. May be NULL. Collective. */
     int (*on_step)(void *ctx, const trainer_state *ts, const fsnn_model *m);
+    /* After the gradient of a step is computed and before the check that it
+     * is finite: may change m->grads (fault-injection tests). May be NULL. */
+    void (*on_grads)(void *ctx, const trainer_state *ts, fsnn_model *m);
     /* After every epoch with its row; a non-zero return stops training. */
     int (*on_epoch)(void *ctx, const trainer_epoch *row, const trainer_state *ts,
                     const fsnn_model *m);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deterministic data parallelism end to end: the Fashion-MNIST net trained for
-# five steps (640 samples, batch 128) with 1, 2, 3 and 4 ranks, and with one
-# rank on 1 and 2 threads, must end with the same weights_sha256.
+# five steps (640 samples, batch 128) with 1, 2, 3 and 4 ranks, with one
+# rank on 1 and 2 threads, and with gradients reduced in buckets or in one
+# piece, must end with the same weights_sha256.
 #   same_weights.sh FSNN REPO MPIEXEC
 set -u
 fsnn=$1 repo=$2 mpiexec=$3
@@ -44,5 +45,7 @@ run np1_threads2 -- run.threads=2
 for np in 2 3 4; do
     run "np$np" "$mpiexec" -np "$np" --oversubscribe -- run.threads=1
 done
+# Gradients reduced in one piece instead of buckets: the same sums.
+run np2_no_overlap "$mpiexec" -np 2 --oversubscribe -- run.threads=1 parallel.overlap=off
 echo "same_weights: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -eq 5 ]
+[ "$failed" -eq 0 ] && [ "$passed" -eq 6 ]

@@ -50,13 +50,18 @@ static void dp_grad(fsnn_model *m, model_ws *ws, const reduce_ops *red, const fl
     memcpy(out, m->grads, sizeof(float) * m->n_params);
 }
 
-static void dp_case(const reduce_ops *red, int deterministic) {
+/* The reference is one process reducing all gradients at once
+ * (parallel.overlap off); `overlap` is the setting of the ranks' run. */
+static void dp_case(const reduce_ops *red, int deterministic, int overlap) {
     fsnn_cfg cfg;
     dp_cfg(&cfg, deterministic);
     blas_set_serial(deterministic);
     fsnn_model *m = NULL;
-    model_ws *ws = NULL;
+    model_ws *ws = NULL, *ws_ref = NULL;
     EXPECT_OK(model_create(&m, &cfg, NIN, NOUT));
+    cfg.parallel_overlap = 0;
+    EXPECT_OK(model_ws_create(&ws_ref, m, &cfg, BG));
+    cfg.parallel_overlap = overlap;
     EXPECT_OK(model_ws_create(&ws, m, &cfg, BG));
     model_init(m, cfg.run_seed);
     float x[BG * NIN], *ref = malloc(sizeof(float) * m->n_params);
@@ -73,7 +78,7 @@ static void dp_case(const reduce_ops *red, int deterministic) {
     int lens[BG], nsh = deterministic ? (BG + MICRO - 1) / MICRO : 1;
     for (int s = 0; s < nsh; s++)
         lens[s] = deterministic ? (BG - s * MICRO < MICRO ? BG - s * MICRO : MICRO) : BG;
-    dp_grad(m, ws, reduce_local(), x, y, ids, 0, BG, nsh, lens, ref);
+    dp_grad(m, ws_ref, reduce_local(), x, y, ids, 0, BG, nsh, lens, ref);
 
     /* This rank's block of shards (or of samples in fast mode), as trainer.c. */
     long units = deterministic ? nsh : BG;
@@ -96,14 +101,17 @@ static void dp_case(const reduce_ops *red, int deterministic) {
     EXPECT(gmax > 0.0, "the reference gradient is zero");
     if (deterministic)
         EXPECT(memcmp(ref, got, sizeof(float) * m->n_params) == 0,
-               "rank %d of %d: deterministic gradient differs from one process's (max %g)",
-               red->rank, red->size, dmax);
+               "rank %d of %d, overlap %d: deterministic gradient differs from one "
+               "process's (max %g)",
+               red->rank, red->size, overlap, dmax);
     else
-        EXPECT(dmax <= 1e-4 * gmax, "rank %d of %d: fast gradient differs by %g (max %g)",
-               red->rank, red->size, dmax, gmax);
+        EXPECT(dmax <= 1e-4 * gmax,
+               "rank %d of %d, overlap %d: fast gradient differs by %g (max %g)", red->rank,
+               red->size, overlap, dmax, gmax);
     free(ref);
     free(got);
     model_ws_destroy(&ws);
+    model_ws_destroy(&ws_ref);
     model_destroy(&m);
 }
 
@@ -111,8 +119,10 @@ int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     reduce_ops red;
     EXPECT_OK(reducer_world(&red));
-    dp_case(&red, 1);
-    dp_case(&red, 0);
+    for (int overlap = 0; overlap < 2; overlap++) {
+        dp_case(&red, 1, overlap);
+        dp_case(&red, 0, overlap);
+    }
     int rc = check_finish("dp");
     int all = 0;
     MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
