@@ -2,6 +2,7 @@
 #include "reduce.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "status.h"
 
@@ -80,24 +81,37 @@ double reduce_scale(double maxabs, long terms) {
 }
 
 void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale) {
-    /* Unsigned addition: a non-finite input (whose sum the caller discards)
-     * must not make the arithmetic undefined. */
-    for (size_t i = 0; i < n; i++)
-        acc[i] = (int64_t)((uint64_t)acc[i] + (uint64_t)llrint((double)x[i] * scale));
+    /* x * scale is exact (scale is a power of two), so rint rounds only
+     * products below 2^23; the cast of its integral result is exact. With
+     * SSE4.1 the loop has no calls and vectorizes. Unsigned addition: a
+     * non-finite input (whose sum the caller discards) must not make the
+     * arithmetic undefined; its conversion is clamped for the same reason. */
+    for (size_t i = 0; i < n; i++) {
+        double v = rint((double)x[i] * scale);
+        v = v < 0x1p63 ? (v > -0x1p63 ? v : -0x1p63) : 0x1p62;
+        acc[i] = (int64_t)((uint64_t)acc[i] + (uint64_t)(int64_t)v);
+    }
 }
 
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {
+    const double inv = 1.0 / scale; /* exact: scale is a power of two */
     for (size_t i = 0; i < n; i++)
-        out[i] = (float)((double)acc[i] / scale);
+        out[i] = (float)((double)acc[i] * inv);
 }
 
 double reduce_maxabs(const float *x, size_t n) {
-    float m = 0.0f;
-    int bad = 0;
+    /* On the bits without the sign, integer order is the order of |x|, and
+     * infinity and NaN are above every finite value: an integer maximum
+     * that vectorizes and sees non-finite values. */
+    uint32_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        bad |= !isfinite(a);
-        m = a > m ? a : m;
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        b &= 0x7fffffffu;
+        m = b > m ? b : m;
     }
-    return bad ? INFINITY : (double)m;
+    if (m >= 0x7f800000u) return INFINITY;
+    float f;
+    memcpy(&f, &m, sizeof f);
+    return (double)f;
 }
