@@ -82,7 +82,8 @@ static const struct {
 };
 
 typedef struct {
-    const char *file; /* in messages */
+    const char *file;     /* in messages */
+    const char *abs_file; /* absolute, lexically normalised */
     const char *text;
     size_t len, pos;
     int line;     /* the line inih is handling */
@@ -932,13 +933,15 @@ static int sweep_expand(sweep_parse *p, const fsnn_cfg *base_cfg) {
 
 /* ---- loading ---- */
 
-static int sweep_read_file(const char *path, size_t max, char **text, size_t *len) {
+/* Reads file `path` (at most max bytes); `name` stands for it in messages. */
+static int sweep_read_file(const char *path, const char *name, size_t max, char **text,
+                           size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f) return FAIL("%s: cannot open: %s", path, strerror(errno));
+    if (!f) return FAIL("%s: cannot open: %s", name, strerror(errno));
     int rc = XCALLOC(text, max + 2);
     *len = rc ? 0 : fread(*text, 1, max + 1, f);
-    if (rc == 0 && ferror(f)) rc = FAIL("%s: cannot read: %s", path, strerror(errno));
-    if (rc == 0 && *len > max) rc = FAIL("%s: larger than %zu bytes", path, max);
+    if (rc == 0 && ferror(f)) rc = FAIL("%s: cannot read: %s", name, strerror(errno));
+    if (rc == 0 && *len > max) rc = FAIL("%s: larger than %zu bytes", name, max);
     fclose(f);
     if (rc != 0) {
         free(*text);
@@ -980,13 +983,11 @@ static int sweep_settle(sweep_parse *p, const char *cwd, fsnn_cfg *base_cfg) {
         return FAIL("%s:%d: %s (%s)", p->file, dir_line, why, plan->dir);
     /* The base config: relative to the sweep file's folder. */
     char folder[SWEEP_PATH_MAX], joined[2 * SWEEP_PATH_MAX + 2];
-    const char *slash = strrchr(p->file, '/');
-    if (!slash)
-        snprintf(folder, sizeof folder, ".");
-    else if (slash == p->file)
+    const char *slash = strrchr(p->abs_file, '/');
+    if (slash == p->abs_file)
         snprintf(folder, sizeof folder, "/");
     else
-        snprintf(folder, sizeof folder, "%.*s", (int)(slash - p->file), p->file);
+        snprintf(folder, sizeof folder, "%.*s", (int)(slash - p->abs_file), p->abs_file);
     if (p->base[0] == '/')
         snprintf(joined, sizeof joined, "%s", p->base);
     else
@@ -1024,11 +1025,15 @@ int sweep_load(const char *path, const char *cwd, sweep_plan *plan) {
     plan->slurm.signal_seconds = 300;
     if (strlen(path) >= sizeof plan->file) return FAIL("%.80s...: path too long", path);
     snprintf(plan->file, sizeof plan->file, "%s", path);
-    CHECK(sweep_read_file(path, SWEEP_FILE_MAX, &plan->text, &plan->text_len));
+    /* Relative paths are all taken in cwd: the file, its dir, its base. */
+    char abs_file[SWEEP_PATH_MAX];
+    CHECK(sweep_abs_path(cwd, path, abs_file, sizeof abs_file));
+    CHECK(sweep_read_file(abs_file, path, SWEEP_FILE_MAX, &plan->text, &plan->text_len));
     sweep_parse *p = NULL;
     int rc = XCALLOC(&p, 1);
     if (rc == 0) {
         p->file = path;
+        p->abs_file = abs_file;
         p->text = plan->text;
         p->len = plan->text_len;
         p->plan = plan;
@@ -1270,7 +1275,7 @@ int sweep_tsv_read(const char *path, sweep_table *t) {
     char *text = NULL;
     size_t len = 0;
     memset(t, 0, sizeof *t);
-    CHECK(sweep_read_file(path, (size_t)SWEEP_TSV_MAX, &text, &len));
+    CHECK(sweep_read_file(path, path, (size_t)SWEEP_TSV_MAX, &text, &len));
     int rc = sweep_tsv_parse(path, text, len, t);
     free(text);
     CHECK(rc);

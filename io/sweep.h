@@ -63,9 +63,10 @@ typedef struct {
     size_t text_len;
 } sweep_plan;
 
-/* Reads sweep file `path` and expands it. A relative `base` is taken in the
- * sweep file's folder; a relative `dir` (default: the file's name without
- * .ini) in `cwd`, an absolute path. Every run's arguments are applied to
+/* Reads sweep file `path` and expands it. `cwd` is the absolute current
+ * directory: a relative `path` and `dir` (default: the file's name without
+ * .ini) are taken in it, a relative `base` in the sweep file's folder. Paths
+ * are made absolute without resolving symbolic links. Every run's arguments are applied to
  * the base config with config_override and config_resolve, so a run that
  * `fsnn train` would refuse is refused here. On success the caller owns
  * *plan (sweep_plan_free); on failure *plan holds nothing to free. */
