@@ -975,12 +975,14 @@ static int sweep_settle(sweep_parse *p, const char *cwd, fsnn_cfg *base_cfg) {
             return FAIL("%s: the sweep name '%.80s' (from the file name) is not a sweep name: 1 "
                         "to %d characters of A-Z a-z 0-9 . _ + -; set [sweep] name",
                         p->file, stem, SWEEP_NAME_MAX - 1);
-        snprintf(plan->name, sizeof plan->name, "%s", stem);
+        snprintf(plan->name, sizeof plan->name, "%.*s", SWEEP_NAME_MAX - 1, stem);
     }
     int dir_line = p->key_line[SK_DIR];
     CHECK(sweep_abs_path(cwd, dir_line ? p->dir : stem, plan->dir, sizeof plan->dir));
     if (sweep_check_text("the sweep directory", plan->dir, "%", why, sizeof why))
-        return FAIL("%s:%d: %s (%s)", p->file, dir_line, why, plan->dir);
+        return dir_line ? FAIL("%s:%d: %s (%s)", p->file, dir_line, why, plan->dir)
+                        : FAIL("%s: %s (%s, in the current directory); set [sweep] dir", p->file,
+                               why, plan->dir);
     /* The base config: relative to the sweep file's folder. */
     char folder[SWEEP_PATH_MAX], joined[2 * SWEEP_PATH_MAX + 2];
     const char *slash = strrchr(p->abs_file, '/');

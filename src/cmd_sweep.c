@@ -12,21 +12,20 @@
  * process's PMIx server into every child's environment. */
 #include "cmd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
+#include "clock.h"    // defines: clock_seconds
 #include "fsutil.h"   // defines: fsutil_mkdirs, fsutil_join, fsutil_write_atomic
 #include "log.h"      // defines: log_error, log_warn
 #include "runstate.h" // defines: runstate_get, runstate_write, runstate_last_error
@@ -110,12 +109,6 @@ static void cmd_script(char *buf, size_t size) {
         snprintf(buf, size, "%s/slurm/sweep.sbatch", FSNN_SOURCE_DIR);
 }
 
-static double cmd_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void cmd_format_time(long long when, char *buf, size_t size) {
     time_t t = (time_t)when;
     struct tm tm;
@@ -177,46 +170,58 @@ static int cmd_array_spec(const cmd_todo *todo, int throttle, char **spec) {
         i = j + 1;
     }
     if (throttle > 0) fprintf(mem, "%%%d", throttle);
-    if (fclose(mem) != 0) return FAIL("out of memory");
-    return FSNN_OK;
+    if (fclose(mem) == 0) return FSNN_OK;
+    free(*spec);
+    *spec = NULL;
+    return FAIL("out of memory");
 }
 
-/* The sbatch command of the sweep directory interface (docs/sweeps.md). */
+/* A new string formatted like printf; NULL when out of memory. */
+static char *cmd_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *cmd_format(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* The sbatch command of the sweep directory interface (docs/sweeps.md), a
+ * NULL-terminated argv the caller frees with cmd_free_argv. */
 static int cmd_sbatch_argv(const sweep_plan *plan, const cmd_todo *todo, const char *exe,
                            const char *script, char ***argv_out) {
-    char *array = NULL;
+    enum { MAX_ARGS = 16 };
+    char *array = NULL, **argv = NULL;
     CHECK(cmd_array_spec(todo, plan->slurm.throttle, &array));
+    int rc = XCALLOC(&argv, MAX_ARGS);
     const sweep_slurm *s = &plan->slurm;
-    char **argv = NULL;
-    int rc = XCALLOC(&argv, 16);
     int n = 0;
-    size_t big = strlen(array) + 2 * CMD_PATH_MAX;
-    for (int i = 0; rc == 0 && i < 15; i++) {
-        argv[i] = malloc(big);
-        if (!argv[i]) rc = FAIL("out of memory");
-    }
     if (rc == 0) {
-        snprintf(argv[n++], big, "sbatch");
-        snprintf(argv[n++], big, "--array=%s", array);
-        snprintf(argv[n++], big, "--output=%s/logs/%%A_%%a.out", plan->dir);
-        snprintf(argv[n++], big, "--ntasks=%d", s->ntasks);
-        if (s->cpus_per_task) snprintf(argv[n++], big, "--cpus-per-task=%d", s->cpus_per_task);
-        if (*s->time) snprintf(argv[n++], big, "--time=%s", s->time);
-        if (*s->partition) snprintf(argv[n++], big, "--partition=%s", s->partition);
-        snprintf(argv[n++], big, "--signal=B:USR1@%d", s->signal_seconds);
-        snprintf(argv[n++], big, "--requeue");
-        snprintf(argv[n++], big, "--job-name=fsnn-%s", plan->name);
-        snprintf(argv[n++], big, "%s", script);
-        snprintf(argv[n++], big, "%s", exe);
-        snprintf(argv[n++], big, "%s", plan->dir);
-        for (int i = n; i < 16; i++) {
-            free(argv[i]);
-            argv[i] = NULL;
-        }
+        argv[n++] = cmd_format("sbatch");
+        argv[n++] = cmd_format("--array=%s", array);
+        argv[n++] = cmd_format("--output=%s/logs/%%A_%%a.out", plan->dir);
+        argv[n++] = cmd_format("--ntasks=%d", s->ntasks);
+        if (s->cpus_per_task) argv[n++] = cmd_format("--cpus-per-task=%d", s->cpus_per_task);
+        if (*s->time) argv[n++] = cmd_format("--time=%s", s->time);
+        if (*s->partition) argv[n++] = cmd_format("--partition=%s", s->partition);
+        argv[n++] = cmd_format("--signal=B:USR1@%d", s->signal_seconds);
+        argv[n++] = cmd_format("--requeue");
+        argv[n++] = cmd_format("--job-name=fsnn-%s", plan->name);
+        argv[n++] = cmd_format("%s", script);
+        argv[n++] = cmd_format("%s", exe);
+        argv[n++] = cmd_format("%s", plan->dir);
+        for (int i = 0; i < n; i++)
+            if (!argv[i]) rc = FAIL("out of memory");
     }
     free(array);
     if (rc != 0) {
-        for (int i = 0; argv && i < 16; i++)
+        for (int i = 0; argv && i < n; i++)
             free(argv[i]);
         free(argv);
         return rc;
@@ -504,7 +509,7 @@ static int cmd_start(cmd_local_run *L, int id) {
         if (cmd_children[i] == 0) {
             cmd_children[i] = pid;
             L->slots[i].id = id;
-            L->slots[i].start = cmd_now();
+            L->slots[i].start = clock_seconds();
             break;
         }
     L->running++;
@@ -517,7 +522,7 @@ static int cmd_start(cmd_local_run *L, int id) {
 static void cmd_finish(cmd_local_run *L, int i, int status) {
     int id = L->slots[i].id;
     const sweep_run *r = &L->plan->table.runs[id];
-    double secs = cmd_now() - L->slots[i].start;
+    double secs = clock_seconds() - L->slots[i].start;
     cmd_children[i] = 0;
     L->running--;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

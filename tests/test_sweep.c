@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "rng.h"
 #include "runstate.h"
 #include "status.h"
 #include "sweep.h"
@@ -662,6 +663,112 @@ static void test_runstate(void) {
            "names");
 }
 
+/* Applies 1-4 random edits (replace, delete, insert a byte, often a TAB,
+ * LF or NUL) to text[0..*len), which has room for 4 more bytes. */
+static void mutate(char *text, size_t *len, uint32_t trial) {
+    double u[13];
+    for (int i = 0; i < 13; i++)
+        u[i] = rng_uniform(7, RNG_TEST, 0, trial, (uint64_t)i);
+    int edits = 1 + (int)(u[0] * 4);
+    static const char special[] = "\t\n\0\r=.,()/$;'";
+    for (int e = 0; e < edits; e++) {
+        size_t pos = (size_t)(u[1 + 3 * e] * (double)*len);
+        double kind = u[2 + 3 * e], pick = u[3 + 3 * e];
+        char c = pick < 0.5 ? special[(int)(pick * 2 * (sizeof special - 1))]
+                            : (char)(int)((pick - 0.5) * 2 * 256);
+        if (kind < 0.4 && pos < *len) {
+            text[pos] = c;
+        } else if (kind < 0.7 && pos < *len) {
+            memmove(text + pos, text + pos + 1, *len - pos - 1);
+            (*len)--;
+        } else {
+            memmove(text + pos + 1, text + pos, *len - pos);
+            text[pos] = c;
+            (*len)++;
+        }
+    }
+}
+
+/* Damaged runs.tsv and sweep files: every one is refused with a message or,
+ * if still valid, read consistently; never a crash (ASan build). A runs.tsv
+ * that is accepted formats back to the same bytes. */
+static void test_mutations(void) {
+    sweep_plan p;
+    EXPECT_OK(load("m.ini",
+                   "[sweep]\nbase = base.ini\nseeds = 2\n[grid]\nneuron.leak = 1, 0.95\n"
+                   "[set]\ndata.path = /d x\n",
+                   &p));
+    char *good = NULL;
+    size_t good_len = 0;
+    EXPECT_OK(sweep_tsv_format(&p.table, &good, &good_len));
+    sweep_plan_free(&p);
+    char *buf = malloc(good_len + 8);
+    int accepted = 0, refused = 0, silent = 0, unstable = 0;
+    for (uint32_t trial = 0; buf && good && trial < 3000; trial++) {
+        size_t len = good_len;
+        memcpy(buf, good, len);
+        mutate(buf, &len, trial);
+        sweep_table t;
+        if (sweep_tsv_parse("m.tsv", buf, len, &t) == 0) {
+            char *again = NULL;
+            size_t again_len = 0;
+            if (sweep_tsv_format(&t, &again, &again_len) != 0 || again_len != len ||
+                memcmp(again, buf, len))
+                unstable++;
+            free(again);
+            sweep_table_free(&t);
+            accepted++;
+        } else {
+            silent += status_message()[0] == '\0';
+            refused++;
+        }
+        status_clear();
+    }
+    printf("runs.tsv mutations: %d accepted, %d refused\n", accepted, refused);
+    EXPECT(refused > 2000 && silent == 0 && unstable == 0,
+           "runs.tsv mutations: %d accepted, %d refused, %d without a message, %d not "
+           "formatting back",
+           accepted, refused, silent, unstable);
+    free(buf);
+    free(good);
+
+    static const char sweep_text[] = "; mutated\n[sweep]\nbase = base.ini\nseeds = 2\nsamples = 2\n"
+                                     "[grid]\nmodel.net = 400 (F400), 64(F64)\n"
+                                     "train.lr_milestones = (3, 6), ()\n"
+                                     "[random]\ntrain.lr = loguniform(0.01, 0.1)\n"
+                                     "[set]\ndata.path = /d x\n[slurm]\ntime = 1:00:00\n";
+    char sbuf[sizeof sweep_text + 8];
+    accepted = refused = silent = 0;
+    int bad_tables = 0;
+    for (uint32_t trial = 0; trial < 400; trial++) {
+        size_t len = sizeof sweep_text - 1;
+        memcpy(sbuf, sweep_text, len);
+        mutate(sbuf, &len, 100000 + trial);
+        if (sweep_load(put_bytes("m2.ini", sbuf, len), tmp_dir, &p) == 0) {
+            char *tsv = NULL;
+            size_t tsv_len = 0;
+            sweep_table back;
+            if (p.table.n < 1 || sweep_tsv_format(&p.table, &tsv, &tsv_len) != 0 ||
+                sweep_tsv_parse("m2", tsv, tsv_len, &back) != 0)
+                bad_tables++;
+            else
+                sweep_table_free(&back);
+            free(tsv);
+            sweep_plan_free(&p);
+            accepted++;
+        } else {
+            silent += status_message()[0] == '\0';
+            refused++;
+        }
+        status_clear();
+    }
+    printf("sweep file mutations: %d accepted, %d refused\n", accepted, refused);
+    EXPECT(accepted > 0 && refused > 0 && silent == 0 && bad_tables == 0,
+           "sweep file mutations: %d accepted, %d refused, %d without a message, %d accepted "
+           "with a table runs.tsv cannot hold",
+           accepted, refused, silent, bad_tables);
+}
+
 /* configs/sweeps/: the paper's sweeps and the tiny demo load. */
 static void test_shipped(const char *sweeps_dir) {
     static const struct {
@@ -703,6 +810,7 @@ int main(int argc, char **argv) {
     test_hostile();
     test_tsv();
     test_runstate();
+    test_mutations();
     if (argc > 1)
         test_shipped(argv[1]);
     else
