@@ -9,7 +9,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,7 +19,7 @@
 
 #include "cfg.h"    // defines: fsnn_cfg
 #include "config.h" // defines: config_defaults, config_load, config_set_key, config_override
-#include "fsutil.h" // defines: fsutil_write_atomic
+#include "fsutil.h" // defines: fsutil_write_atomic, fsutil_is_file
 #include "rng.h"    // defines: rng_uniform, RNG_SWEEP
 #include "status.h" // defines: FAIL, CHECK, XCALLOC
 
@@ -775,19 +774,12 @@ static int sweep_draw_all(sweep_parse *p) {
     return FSNN_OK;
 }
 
-/* Run names show a key by its name part ("leak") unless two swept keys
- * share it; then by the whole key. */
+/* Run names show a key by its name without the section ("leak"); the
+ * config's key names differ without their sections. */
 static void sweep_labels(sweep_parse *p) {
     for (int i = 0; i < p->n_params; i++) {
-        sweep_param *q = &p->params[i];
-        const char *dot = strchr(q->key, '.');
-        q->label = dot ? dot + 1 : q->key;
-        for (int j = 0; j < p->n_params; j++) {
-            const sweep_param *o = &p->params[j];
-            const char *odot = strchr(o->key, '.');
-            if (j != i && o->kind != SWEEP_SET && !strcmp(odot ? odot + 1 : o->key, q->label))
-                q->label = q->key;
-        }
+        const char *dot = strchr(p->params[i].key, '.');
+        p->params[i].label = dot ? dot + 1 : p->params[i].key;
     }
 }
 
