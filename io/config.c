@@ -849,6 +849,29 @@ int config_override(const char *arg, fsnn_cfg *cfg) {
     return FSNN_OK;
 }
 
+int config_set_key(const char *key, const char *value, fsnn_cfg *cfg, char *why, size_t size) {
+    const config_opt *o = config_find(key);
+    if (!o) {
+        char section[CONFIG_KEY_MAX];
+        const char *dot = strchr(key, '.');
+        if (!dot || (size_t)(dot - key) >= sizeof section) {
+            snprintf(why, size, "key '%.80s': expected section.key, e.g. train.lr", key);
+            return FSNN_ERR;
+        }
+        memcpy(section, key, (size_t)(dot - key));
+        section[dot - key] = '\0';
+        config_unknown(why, size, section, dot + 1);
+        return FSNN_ERR;
+    }
+    if (!value) return FSNN_OK;
+    char inner[CONFIG_WHY_MAX];
+    if (config_set(o, value, cfg, inner, sizeof inner)) {
+        snprintf(why, size, "key '%s': %s", o->key, inner);
+        return FSNN_ERR;
+    }
+    return FSNN_OK;
+}
+
 int config_resolve(const char *origin, fsnn_cfg *cfg) {
     char why[CONFIG_WHY_MAX];
     int hidden = 0;

@@ -23,6 +23,14 @@ int config_load_string(const char *name, const char *text, fsnn_cfg *cfg);
 /* Applies one command-line override "section.key=value". */
 int config_override(const char *arg, fsnn_cfg *cfg);
 
+/* Sets `key` ("section.key") to `value` (without surrounding blanks) as an
+ * INI line would. On failure returns non-zero, records no status and writes
+ * into why[size] what is wrong, in the words of config_load ("key
+ * 'train.lrr': unknown key (did you mean 'train.lr'?)"), so that the caller
+ * can name the place (a sweep file's line). With value == NULL only the key
+ * is checked. */
+int config_set_key(const char *key, const char *value, fsnn_cfg *cfg, char *why, size_t size);
+
 /* Checks relations between keys and derives values (model.net -> hidden
  * size). `origin` names the source in messages. */
 int config_resolve(const char *origin, fsnn_cfg *cfg);

@@ -4,6 +4,7 @@
  *
  *   fsnn train CONFIG [section.key=value ...]
  *   fsnn eval RUN_DIR [section.key=value ...]
+ *   fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run] | status SWEEP_DIR
  *   fsnn --help | --help-config [--markdown] | --version
  */
 #include <errno.h>
@@ -15,6 +16,7 @@
 
 #include "blas.h"    // defines: blas_set_threads
 #include "ckpt.h"    // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
+#include "cmd.h"     // defines: cmd_sweep
 #include "config.h"  // defines: config_load, config_override, config_write, config_help
 #include "cpuinfo.h" // defines: cpuinfo_report_blas
 #include "dataset.h" // defines: dataset_load
@@ -45,6 +47,8 @@ static const char main_usage[] =
     "  fsnn train CONFIG [section.key=value ...]   train; writes run.dir\n"
     "  fsnn eval RUN_DIR [section.key=value ...]   evaluate a trained run on its test set\n"
     "  fsnn inspect CHECKPOINT.h5                  summary and weights_sha256 of a checkpoint\n"
+    "  fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]   seeds and grids of runs\n"
+    "  fsnn sweep status SWEEP_DIR                 state of a sweep's runs (docs/sweeps.md)\n"
     "  fsnn --help-config [--markdown]             every configuration key\n"
     "  fsnn --version\n"
     "Run under mpirun/srun or alone. docs/user-guide.md explains the run directory.\n";
@@ -380,6 +384,9 @@ static int main_inspect(const char *path) {
 }
 
 int main(int argc, char **argv) {
+    /* Before MPI_Init: the sweep starts sbatch and `fsnn train` processes,
+     * which must not inherit an MPI singleton's environment. */
+    if (argc > 1 && !strcmp(argv[1], "sweep")) return cmd_sweep(argc - 2, argv + 2);
     par_env env;
     if (par_init(&argc, &argv, &env) != 0) {
         fprintf(stderr, "fsnn: %s\n", status_message());

@@ -1,0 +1,12 @@
+/* cmd: commands of `fsnn` that live outside main.c. Each takes the
+ * arguments after its name and returns the process exit code (0 done,
+ * 1 failed, 2 usage, 3 stopped and resumable; docs/user-guide.md). */
+#ifndef FSNN_CMD_H
+#define FSNN_CMD_H
+
+/* fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]
+ * fsnn sweep status SWEEP_DIR
+ * Runs as one process without MPI (docs/sweeps.md). */
+int cmd_sweep(int argc, char **argv);
+
+#endif

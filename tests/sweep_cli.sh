@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# `fsnn sweep` from the command line, without SLURM: --dry-run output and
+# that it writes nothing; usage errors; hostile sweep files (quotes, ';',
+# $(...), backticks, newlines, NUL bytes) refused with FILE:LINE before
+# anything runs; --submit through a fake `sbatch` first on PATH that records
+# its argv NUL-separated, compared byte for byte, with a sweep directory and
+# values full of shell metacharacters, and canary files that an injected
+# command would create; runs.tsv byte for byte; a missing sbatch or batch
+# script; resubmission leaving finished and running runs out of --array;
+# status counts; a changed sweep file and malformed runs.tsv refused.
+#   sweep_cli.sh FSNN REPO
+set -u
+fsnn=$1 repo=$2
+fsnn_abs=$(readlink -f "$fsnn")
+passed=0 failed=0
+check() { if eval "$1"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $2"; fi; }
+finish() { echo "sweep_cli: $passed passed, $failed failed"; [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; exit $?; }
+
+work=$(mktemp -d /tmp/fsnn-sweep-cli.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+unset FSNN_SLURM_DIR
+
+# run CMD...: exit code in $rc, output in $work/out and $work/err.
+run() { "$@" >"$work/out" 2>"$work/err"; rc=$?; }
+out() { cat "$work/out"; }
+err() { cat "$work/err"; }
+has() { grep -qF -- "$1" "$work/$2"; }
+# The files an injected command would create.
+no_canary() { for c in canary canary2 canary3 canary4; do [ ! -e "$work/$c" ] || return 1; done; }
+
+# --- --dry-run of the shipped tiny sweep: the table and the sbatch line ---
+run "$fsnn" sweep "$repo/configs/sweeps/tiny.ini" --dry-run
+check '[ "$rc" -eq 0 ]' "dry-run exit $rc: $(err)"
+check 'has "sweep tiny: 6 runs (2 points x 3 seeds) in $work/tiny" out' "dry-run head: $(out)"
+check 'has "each run: fsnn train $repo/configs/fmnist_fc_lif.ini ARGS run.dir=$work/tiny/runs/DIR" out' \
+    "dry-run 'each run' line: $(out)"
+check 'grep -Eq "^0 +leak-1_seed-1 +neuron.leak=1 data.train_limit=1024 data.test_limit=500 train.epochs=2 run.seed=1$" out' \
+    "dry-run row 0: $(out)"
+check 'grep -Eq "^5 +leak-0.95_seed-3 +neuron.leak=0.95 data.train_limit=1024 data.test_limit=500 train.epochs=2 run.seed=3$" out' \
+    "dry-run row 5: $(out)"
+check 'has "sbatch --array=0-5 --output=$work/tiny/logs/%A_%a.out --ntasks=2 --time=00:15:00 --signal=B:USR1@60 --requeue --job-name=fsnn-tiny $repo/slurm/sweep.sbatch $fsnn_abs $work/tiny" out' \
+    "dry-run sbatch line: $(out)"
+check 'has "nothing written (--dry-run)" out && [ ! -e "$work/tiny" ]' "dry-run wrote something: $(ls "$work")"
+
+# --- usage ---
+run "$fsnn" sweep
+check '[ "$rc" -eq 2 ] && has "no sweep file given" err' "no file: exit $rc $(err)"
+run "$fsnn" sweep "$repo/configs/sweeps/tiny.ini" --fast
+check '[ "$rc" -eq 2 ] && has "unexpected argument '"'"'--fast'"'"'" err' "unknown option: exit $rc $(err)"
+run "$fsnn" sweep "$repo/configs/sweeps/tiny.ini" --submit --local
+check '[ "$rc" -eq 2 ] && has "one of --dry-run, --submit, --local" err' "two modes: exit $rc $(err)"
+run "$fsnn" sweep "$repo/configs/sweeps/tiny.ini" --dry-run -j 2
+check '[ "$rc" -eq 2 ] && has "-j goes with --local" err' "-j without --local: exit $rc $(err)"
+run "$fsnn" sweep "$repo/configs/sweeps/tiny.ini" --local -j 0
+check '[ "$rc" -eq 2 ] && has "-j takes a number" err' "-j 0: exit $rc $(err)"
+run "$fsnn" sweep status
+check '[ "$rc" -eq 2 ] && has "status takes one SWEEP_DIR" err' "status without dir: exit $rc $(err)"
+run env OMPI_COMM_WORLD_SIZE=2 "$fsnn" sweep "$repo/configs/sweeps/tiny.ini" --dry-run
+check '[ "$rc" -eq 2 ] && has "without mpirun or srun" err' "under a launcher: exit $rc $(err)"
+run "$fsnn" --help
+check '[ "$rc" -eq 0 ] && has "fsnn sweep status SWEEP_DIR" out' "usage lists the sweep: $(out)"
+
+# --- the fake sbatch and batch script ---
+mkdir -p "$work/bin" "$work/slurm"
+cat >"$work/bin/sbatch" <<'EOF'
+#!/bin/sh
+printf '%s\0' "$@" >"$SBATCH_RECORD"
+[ -n "${SBATCH_FAIL:-}" ] && { echo "sbatch: error: invalid partition" >&2; exit 1; }
+echo "Submitted batch job 4242"
+EOF
+chmod +x "$work/bin/sbatch"
+printf '#!/bin/sh\nexit 0\n' >"$work/slurm/sweep.sbatch"
+export FSNN_SLURM_DIR="$work/slurm" SBATCH_RECORD="$work/sbatch.argv"
+fake_path="$work/bin:$PATH"
+
+# --- hostile sweep files: refused before anything is written or run ---
+base="$repo/configs/fmnist_fc_lif.ini"
+hostile() { # NAME WANT_REGEX PRINTF_FORMAT
+    local name=$1 want=$2
+    printf "$3" "$base" >"$work/$name.ini"
+    rm -f "$SBATCH_RECORD"
+    run env PATH="$fake_path" "$fsnn" sweep "$work/$name.ini" --submit
+    check '[ "$rc" -eq 1 ] && grep -Eq -- "$want" "$work/err"' "hostile $name: exit $rc, stderr: $(err)"
+    check '[ ! -e "$work/$name" ] && [ ! -e "$SBATCH_RECORD" ]' "hostile $name: something was written or submitted"
+}
+hostile quote1 "quote1.ini:3: ''' at column 9: not allowed" '[sweep]\nbase = %s\nname = x'"'"'y\n'
+hostile quote2 "quote2.ini:4: '\"' at column 18" '[sweep]\nbase = %s\n[set]\ndata.path = /tmp/"x"\n'
+hostile semi "semi.ini:4: ';' at column 14" '[sweep]\nbase = %s\n[set]\ndata.path = a;touch canary\n'
+hostile subst "subst.ini:5: '\\$' at column 7" '[grid]\nneuron.leak = 1\n[sweep]\nbase = %s\ndir = $(touch canary)\n'
+hostile subst2 "subst2.ini:4: '\\$' at column 13" '[sweep]\nbase = %s\n[set]\ndata.path = $(touch canary)\n'
+hostile tick "tick.ini:4: '\`' at column 16" '[sweep]\nbase = %s\n[grid]\ndata.path = a, `touch canary`\n'
+hostile newline "newline.ini:5: syntax error: 'touch canary'" '[sweep]\nbase = %s\n[set]\ndata.path = a\ntouch canary\n'
+hostile nul "nul.ini:4: NUL byte at column 14" '[sweep]\nbase = %s\n[set]\ndata.path = a\0touch canary\n'
+hostile nulname "nulname.ini:3: NUL byte" '[sweep]\nbase = %s\nname = a\0b\n'
+hostile esc "esc.ini:4: byte 0x1b at column 14: a control character" '[sweep]\nbase = %s\n[set]\ndata.path = a\033]0;x\007\n'
+hostile tab "tab.ini:3: byte 0x09 at column 5: a tab" '[sweep]\nbase = %s\nname\t= x\n'
+hostile slash "slash.ini:3: .sweep. key 'name': 'a/b' is not a sweep name" '[sweep]\nbase = %s\nname = a/b\n'
+hostile extra "extra.ini:4: .slurm. key 'extra': free-form sbatch options are not allowed" '[sweep]\nbase = %s\n[slurm]\nextra = --wrap=x\n'
+hostile badkey "badkey.ini:4: .grid. key 'neuron.lek': unknown key \(did you mean 'neuron.leak'\?\)" '[sweep]\nbase = %s\n[grid]\nneuron.lek = 1, 0.95\n'
+hostile badval "badval.ini:4: .grid. entry 2: key 'neuron.leak': 2 is out of range" '[sweep]\nbase = %s\n[grid]\nneuron.leak = 1, 2\n'
+check 'no_canary' "a canary appeared: $(ls "$work")"
+
+# --- --submit with metacharacters everywhere: argv and runs.tsv byte for byte ---
+D="$work/sweep dir (a&b|c) <x> * ? ! # ~ [1]"
+P="/nonexistent/a&touch canary2&b|touch canary3>canary4 <(x) * ?"
+printf '[sweep]\nbase = %s\ndir = %s\n[grid]\nmodel.net = 400 (F400), 64 (F64)\n[set]\ndata.path = %s\n' \
+    "$base" "$D" "$P" >"$work/odd.ini"
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep odd.ini --submit
+check '[ "$rc" -eq 0 ] && has "Submitted batch job 4242" out' "odd submit: exit $rc $(err) $(out)"
+printf '%s\0' "--array=0-1" "--output=$D/logs/%A_%a.out" "--ntasks=1" "--signal=B:USR1@300" \
+    "--requeue" "--job-name=fsnn-odd" "$work/slurm/sweep.sbatch" "$fsnn_abs" "$D" >"$work/want.argv"
+check 'cmp -s "$work/want.argv" "$SBATCH_RECORD"' \
+    "sbatch argv differs: $(tr '\0' '|' <"$SBATCH_RECORD" 2>&1)"
+{
+    printf 'id\tdir\tconfig\targs\n'
+    printf '0\t%s\t%s\t%s\t%s\t%s\t%s\n' "$D/runs/net-400+F400_seed-1" "$base" "model.net=400 (F400)" \
+        "data.path=$P" "run.seed=1" "run.dir=$D/runs/net-400+F400_seed-1"
+    printf '1\t%s\t%s\t%s\t%s\t%s\t%s\n' "$D/runs/net-64+F64_seed-1" "$base" "model.net=64 (F64)" \
+        "data.path=$P" "run.seed=1" "run.dir=$D/runs/net-64+F64_seed-1"
+} >"$work/want.tsv"
+check 'cmp -s "$work/want.tsv" "$D/runs.tsv"' "runs.tsv differs: $(diff "$work/want.tsv" "$D/runs.tsv" 2>&1)"
+check 'cmp -s "$work/odd.ini" "$D/sweep.ini" && [ -d "$D/runs" ] && [ -d "$D/logs" ]' \
+    "sweep directory incomplete: $(ls "$D" 2>&1)"
+check 'no_canary' "a canary appeared: $(ls "$work")"
+
+# --- no sbatch, no batch script, sbatch failing ---
+run env PATH="/nonexistent" "$fsnn" sweep odd.ini --submit
+check '[ "$rc" -eq 1 ] && has "cannot run sbatch: No such file or directory (is SLURM installed here and sbatch on PATH?)" err' \
+    "missing sbatch: exit $rc $(err)"
+run env PATH="$fake_path" FSNN_SLURM_DIR="$work/none" "$fsnn" sweep odd.ini --submit
+check '[ "$rc" -eq 1 ] && has "$work/none/sweep.sbatch: no such batch script; set FSNN_SLURM_DIR" err' \
+    "missing script: exit $rc $(err)"
+run env PATH="$fake_path" SBATCH_FAIL=1 "$fsnn" sweep odd.ini --submit
+check '[ "$rc" -eq 1 ] && has "sbatch failed (exit code 1)" err && has "invalid partition" err' \
+    "failing sbatch: exit $rc $(err)"
+
+# --- resubmission: finished and running runs are left out of --array ---
+data="$repo/data/fashion-mnist"
+printf '[sweep]\nbase = %s\nseeds = 3\n[set]\ndata.path = %s\ndata.train_limit = 256\ndata.test_limit = 100\ntrain.epochs = 1\n[slurm]\nthrottle = 2\n' \
+    "$base" "$data" >"$work/re.ini"
+array() { tr '\0' '\n' <"$SBATCH_RECORD" | grep '^--array='; }
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 0 ] && [ "$(array)" = "--array=0-2%2" ]' "first submit: exit $rc array $(array) $(err)"
+# Run 1 trained by hand from its row, as the batch script would (no job.state).
+IFS=$'\t' read -r -a row < <(sed -n '3p' re/runs.tsv)
+"$fsnn" train "${row[2]}" "${row[@]:3}" >"$work/train1.log" 2>&1
+check '[ "$?" -eq 0 ] && [ -f "$work/re/runs/seed-2/checkpoint.h5" ]' "manual training of run 1: $(tail -n 3 "$work/train1.log")"
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 0 ] && [ "$(array)" = "--array=0,2%2" ]' "finished run left out: array $(array) $(err)"
+mkdir -p re/runs/seed-1 re/runs/seed-3
+echo "requeued 1700000000 4242_0 3" >re/runs/seed-1/job.state
+echo "running $(date +%s) 4243_2 -" >re/runs/seed-3/job.state
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 0 ] && [ "$(array)" = "--array=0%2" ]' "running run left out: array $(array) $(err)"
+check 'has "run 2 seed-3 is marked running (job 4243_2" err' "no note on the running run: $(err)"
+run "$fsnn" sweep status re
+check '[ "$rc" -eq 0 ] && has "3 runs: 1 finished, 1 running, 1 requeued, 0 failed, 0 pending" out' \
+    "status counts: $(out)"
+check 'grep -Eq "^1 +finished +1/1 +[0-9.]+ +seed-2$" out && grep -Eq "^2 +running .*job 4243_2 since" out' \
+    "status rows: $(out)"
+echo "done 1700000001 4242_0 0" >re/runs/seed-1/job.state
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 0 ] && has "nothing to start: 2 finished, 1 running" out && [ ! -e "$SBATCH_RECORD" ]' \
+    "all finished or running: exit $rc $(out)"
+# A damaged job.state is reported, and its run is started again.
+echo "runnin 1 x -" >re/runs/seed-1/job.state
+run "$fsnn" sweep status re
+check 'grep -Eq "^0 +unknown .*unknown state '"'"'runnin'"'"'" out && has ", 1 unknown" out' "damaged job.state: $(out)"
+
+# --- a changed sweep file, a folder that is not a sweep directory ---
+sed -i 's/seeds = 3/seeds = 4/' re.ini
+run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 1 ] && has "re/runs.tsv lists other runs than re.ini gives now" err' \
+    "changed sweep file: exit $rc $(err)"
+mkdir -p "$work/other" && echo x >"$work/other/notes.txt"
+printf '[sweep]\nbase = %s\ndir = other\n' "$base" >"$work/o.ini"
+run "$fsnn" sweep o.ini
+check '[ "$rc" -eq 1 ] && has "$work/other exists and is not a sweep directory" err' "foreign folder: exit $rc $(err)"
+printf '[sweep]\nbase = %s\n' "$base" >"$work/prep.ini"
+run "$fsnn" sweep prep.ini
+check '[ "$rc" -eq 0 ] && [ -f prep/runs.tsv ] && [ -d prep/runs ] && has "start the runs with --submit" out' \
+    "prepare only: exit $rc $(out) $(err)"
+
+# --- status of bad sweep directories ---
+run "$fsnn" sweep status "$work/nowhere"
+check '[ "$rc" -eq 1 ] && has "$work/nowhere/runs.tsv: cannot open" err' "status of nothing: exit $rc $(err)"
+mkdir -p "$work/bad"
+printf 'id\tdir\tconfig\targs\r\n0\t/a\t/c\trun.seed=1\trun.dir=/a\r\n' >"$work/bad/runs.tsv"
+run "$fsnn" sweep status "$work/bad"
+check '[ "$rc" -eq 1 ] && has "bad/runs.tsv:1: byte 0x0d (CR: a Windows line end?)" err' "CR in runs.tsv: exit $rc $(err)"
+printf 'id\tdir\tconfig\targs\n0\t/a\t/c\trun.seed=1\trun.dir=/a\n2\t/b\t/c\trun.seed=1\trun.dir=/b\n' >"$work/bad/runs.tsv"
+run "$fsnn" sweep status "$work/bad"
+check '[ "$rc" -eq 1 ] && has "bad/runs.tsv:3: id '"'"'2'"'"' where 1 was expected" err' "id gap: exit $rc $(err)"
+head -c 3000 /dev/urandom >"$work/bad/runs.tsv"
+run "$fsnn" sweep status "$work/bad"
+check '[ "$rc" -eq 1 ] && has "bad/runs.tsv" err' "random bytes: exit $rc $(err)"
+finish
