@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -82,6 +83,12 @@ static void ckpt_ints(const ckpt_data *d, int64_t *v) {
     memcpy(v, x, sizeof x);
 }
 
+/* The 32 bytes of a SHA-256 digest as 64 lowercase hex digits and a NUL. */
+static void ckpt_hex(const unsigned char *md, char hex[65]) {
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
 /* SHA-256 over tensors, history, partial statistics and counters. */
 static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, char hex[65]) {
     ckpt_tensor t[CKPT_MAX_TENSORS];
@@ -100,8 +107,7 @@ static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, char hex[65]) 
     if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
     EVP_MD_CTX_free(ctx);
     if (!ok) return FAIL("SHA-256 failed (OpenSSL)");
-    for (unsigned i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    ckpt_hex(md, hex);
     return FSNN_OK;
 }
 
@@ -113,9 +119,151 @@ int ckpt_weights_sha256(const fsnn_model *m, char hex[65]) {
     if (EVP_Digest(m->params, sizeof(float) * m->n_params, md, &len, EVP_sha256(), NULL) != 1 ||
         len != 32)
         return FAIL("SHA-256 of the weights failed (OpenSSL)");
-    for (unsigned i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    ckpt_hex(md, hex);
     return FSNN_OK;
+}
+
+/* --- the fsnn header in the HDF5 user block --- */
+
+static const char ckpt_magic[] = "fsnn checkpoint\n";
+#define CKPT_MAGIC_LEN (sizeof ckpt_magic - 1)
+static const unsigned char ckpt_hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+
+/* The one valid header for (version, length, digest): a file's header must
+ * equal it byte for byte, NUL padding included. */
+static void ckpt_header_make(char out[CKPT_HEADER_SIZE], unsigned long long version,
+                             unsigned long long length, const char hex[65]) {
+    memset(out, 0, CKPT_HEADER_SIZE);
+    snprintf(out, CKPT_HEADER_SIZE, "%sformat_version %llu\nlength %llu\nsha256 %s\n", ckpt_magic,
+             version, length, hex);
+}
+
+/* Parses "name <decimal>\n" at *p of NUL-terminated text; advances *p. */
+static int ckpt_header_number(const char **p, const char *name, unsigned long long *v) {
+    size_t n = strlen(name);
+    if (strncmp(*p, name, n) != 0 || (*p)[n] != ' ') return 0;
+    const char *q = *p + n + 1;
+    unsigned long long x = 0;
+    int digits = 0;
+    for (; *q >= '0' && *q <= '9'; q++, digits++) {
+        if (x > (~0ULL - 9) / 10) return 0;
+        x = x * 10 + (unsigned long long)(*q - '0');
+    }
+    if (digits == 0 || *q != '\n') return 0;
+    *v = x;
+    *p = q + 1;
+    return 1;
+}
+
+/* Parses "sha256 <64 lowercase hex digits>\n" at *p into hex. */
+static int ckpt_header_digest(const char **p, char hex[65]) {
+    if (strncmp(*p, "sha256 ", 7) != 0) return 0;
+    const char *q = *p + 7;
+    for (int i = 0; i < 64; i++)
+        if (!((q[i] >= '0' && q[i] <= '9') || (q[i] >= 'a' && q[i] <= 'f'))) return 0;
+    if (q[64] != '\n') return 0;
+    memcpy(hex, q, 64);
+    hex[64] = '\0';
+    *p = q + 65;
+    return 1;
+}
+
+/* SHA-256 of bytes[n] as hex. */
+static int ckpt_sha256(const unsigned char *bytes, size_t n, char hex[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(bytes, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
+        return FAIL("SHA-256 failed (OpenSSL)");
+    ckpt_hex(md, hex);
+    return FSNN_OK;
+}
+
+/* Verifies the header of the file image bytes[size]: magic, version, the
+ * header's exact form, the length and the digest of what follows it. */
+static int ckpt_header_check(const char *path, const unsigned char *bytes, size_t size) {
+    if (size == 0) return FAIL("%s: not an fsnn checkpoint (empty file)", path);
+    size_t head = size < CKPT_MAGIC_LEN ? size : CKPT_MAGIC_LEN;
+    if (memcmp(bytes, ckpt_magic, head) != 0) {
+        if (size >= sizeof ckpt_hdf5_signature &&
+            !memcmp(bytes, ckpt_hdf5_signature, sizeof ckpt_hdf5_signature))
+            return FAIL("%s: not an fsnn checkpoint: an HDF5 file without the fsnn header "
+                        "(checkpoints of format version 1 had none; this fsnn reads version %d)",
+                        path, CKPT_VERSION);
+        return FAIL("%s: not an fsnn checkpoint (its first bytes are not the fsnn header)", path);
+    }
+    if (size < CKPT_HEADER_SIZE)
+        return FAIL("%s: truncated: %zu bytes, less than the %d-byte header", path, size,
+                    CKPT_HEADER_SIZE);
+    char text[CKPT_HEADER_SIZE + 1];
+    memcpy(text, bytes, CKPT_HEADER_SIZE);
+    text[CKPT_HEADER_SIZE] = '\0';
+    const char *p = text + CKPT_MAGIC_LEN;
+    unsigned long long version = 0, length = 0;
+    char hex[65], want[CKPT_HEADER_SIZE];
+    if (!ckpt_header_number(&p, "format_version", &version))
+        return FAIL("%s: damaged header (format_version line)", path);
+    if (version != CKPT_VERSION)
+        return FAIL("%s: checkpoint format version %llu; this fsnn reads version %d", path, version,
+                    CKPT_VERSION);
+    if (!ckpt_header_number(&p, "length", &length) || !ckpt_header_digest(&p, hex))
+        return FAIL("%s: damaged header (length or sha256 line)", path);
+    ckpt_header_make(want, version, length, hex);
+    if (memcmp(want, bytes, CKPT_HEADER_SIZE) != 0)
+        return FAIL("%s: damaged header (bytes after its last line)", path);
+    if (length != size)
+        return length > size
+                   ? FAIL("%s: truncated: %zu bytes; the header says %llu", path, size, length)
+                   : FAIL("%s: damaged: %zu bytes; the header says %llu", path, size, length);
+    char got[65];
+    CHECK(ckpt_sha256(bytes + CKPT_HEADER_SIZE, size - CKPT_HEADER_SIZE, got));
+    if (strcmp(got, hex) != 0)
+        return FAIL("%s: damaged: the SHA-256 of the bytes after the header is %.16s..., the "
+                    "header says %.16s...",
+                    path, got, hex);
+    return FSNN_OK;
+}
+
+/* Fills in the header of the open file fd (see ckpt_seal). */
+static int ckpt_seal_fd(int fd, const char *path) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return FAIL("%s: cannot stat: %s", path, strerror(errno));
+    unsigned char sig[sizeof ckpt_hdf5_signature];
+    if (st.st_size < CKPT_HEADER_SIZE + (off_t)sizeof sig ||
+        pread(fd, sig, sizeof sig, CKPT_HEADER_SIZE) != (ssize_t)sizeof sig ||
+        memcmp(sig, ckpt_hdf5_signature, sizeof sig) != 0)
+        return FAIL("%s: no HDF5 signature after a %d-byte user block; not sealing it", path,
+                    CKPT_HEADER_SIZE);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    unsigned char buf[1 << 16];
+    off_t off = CKPT_HEADER_SIZE;
+    while (ok && off < st.st_size) {
+        size_t want =
+            (size_t)(st.st_size - off) < sizeof buf ? (size_t)(st.st_size - off) : sizeof buf;
+        ssize_t r = pread(fd, buf, want, off);
+        if (r < 0 && errno == EINTR) continue;
+        ok = r > 0 && EVP_DigestUpdate(ctx, buf, (size_t)r) == 1;
+        off += r > 0 ? r : 0;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) return FAIL("%s: cannot read it back to compute its SHA-256", path);
+    char hex[65], header[CKPT_HEADER_SIZE];
+    ckpt_hex(md, hex);
+    ckpt_header_make(header, CKPT_VERSION, (unsigned long long)st.st_size, hex);
+    if (pwrite(fd, header, sizeof header, 0) != (ssize_t)sizeof header)
+        return FAIL("%s: cannot write the header: %s", path, strerror(errno));
+    return FSNN_OK;
+}
+
+int ckpt_seal(const char *path) {
+    int fd = open(path, O_RDWR);
+    if (fd < 0) return FAIL("%s: cannot open to seal: %s", path, strerror(errno));
+    int rc = ckpt_seal_fd(fd, path);
+    close(fd);
+    return rc;
 }
 
 /* --- writing --- */
@@ -202,23 +350,28 @@ int ckpt_write(const char *dir, const ckpt_data *d) {
     CHECK(fsutil_join(cur, sizeof cur, dir, CKPT_FILE));
     CHECK(fsutil_join(prev, sizeof prev, dir, CKPT_PREV));
     CHECK(fsutil_join(tmp, sizeof tmp, dir, CKPT_FILE ".tmp"));
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* The user block leaves room for the fsnn header before HDF5's superblock. */
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    hid_t f = fcpl >= 0 && H5Pset_userblock(fcpl, CKPT_HEADER_SIZE) >= 0
+                  ? H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT)
+                  : -1;
+    if (fcpl >= 0) H5Pclose(fcpl);
     if (f < 0) return FAIL("%s: cannot create HDF5 file", tmp);
     int rc = ckpt_fill(f, d, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && rc == 0) rc = FAIL("%s: flush failed", tmp);
     if (H5Fclose(f) < 0 && rc == 0) rc = FAIL("%s: close failed", tmp);
+    /* The header covers HDF5's bytes, so it is filled in once HDF5 has closed
+     * the file. HDF5 does not fsync on close: the bytes must be on disk
+     * before the rename makes them current. */
+    int fd = rc == 0 ? open(tmp, O_RDWR) : -1;
+    if (rc == 0 && fd < 0) rc = FAIL("%s: cannot reopen: %s", tmp, strerror(errno));
+    if (rc == 0) rc = ckpt_seal_fd(fd, tmp);
+    if (rc == 0 && fsync(fd) != 0) rc = FAIL("%s: fsync failed: %s", tmp, strerror(errno));
+    if (fd >= 0) close(fd);
     if (rc) {
         unlink(tmp);
         return rc;
     }
-    /* HDF5 does not fsync on close: the bytes must be on disk before the
-     * rename makes them current. */
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        if (fd >= 0) close(fd);
-        return FAIL("%s: fsync failed: %s", tmp, strerror(errno));
-    }
-    close(fd);
     if (fsutil_is_file(cur) && rename(cur, prev) != 0)
         return FAIL("%s: cannot keep as %s: %s", cur, prev, strerror(errno));
     if (rename(tmp, cur) != 0) return FAIL("%s: rename failed: %s", cur, strerror(errno));
@@ -227,46 +380,179 @@ int ckpt_write(const char *dir, const ckpt_data *d) {
 
 /* --- reading --- */
 
-static int ckpt_open(const char *path, hid_t *f) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!fsutil_is_file(path)) return FAIL("%s: no such file", path);
-    if (H5Fis_hdf5(path) <= 0) return FAIL("%s: not an HDF5 file (or its header is damaged)", path);
-    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (*f < 0) return FAIL("%s: cannot open as HDF5 (truncated or damaged)", path);
+/* A checkpoint opened for reading: the whole file, verified, and HDF5's view
+ * of those same bytes. */
+typedef struct {
+    const char *path;     /* borrowed, for messages */
+    unsigned char *bytes; /* the file's content; owned */
+    size_t size;
+    hid_t h5; /* HDF5 file over `bytes` without a copy; -1 when closed */
+} ckpt_file;
+
+/* Reads the whole regular file `path` into a new buffer (*out, caller frees). */
+static int ckpt_slurp(const char *path, unsigned char **out, size_t *size) {
+    *out = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return errno == ENOENT ? FAIL("%s: no such file", path)
+                               : FAIL("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return FAIL("%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) {
+        close(fd);
+        return FAIL("%s: out of memory for its %zu bytes", path, n);
+    }
+    int err = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            err = r < 0 ? errno : 0;
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got < n) {
+        free(buf);
+        return FAIL("%s: read stopped after %zu of %zu bytes: %s", path, got, n,
+                    err ? strerror(err) : "the file shrank");
+    }
+    *out = buf;
+    *size = n;
     return FSNN_OK;
 }
 
-static int ckpt_get_i64(hid_t f, const char *name, int64_t *v, const char *path) {
-    if (H5Aexists(f, name) <= 0) return FAIL("%s: attribute '%s' is missing", path, name);
-    hid_t at = H5Aopen(f, name, H5P_DEFAULT);
-    hid_t type = at < 0 ? -1 : H5Aget_type(at);
-    int ok = type >= 0 && H5Tget_class(type) == H5T_INTEGER;
-    herr_t rd = ok ? H5Aread(at, H5T_NATIVE_INT64, v) : -1;
-    if (type >= 0) H5Tclose(type);
-    if (at >= 0) H5Aclose(at);
-    if (rd < 0) return FAIL("%s: attribute '%s' is not a readable integer", path, name);
+static void ckpt_close(ckpt_file *cf) {
+    if (cf->h5 >= 0) H5Fclose(cf->h5);
+    cf->h5 = -1;
+    free(cf->bytes);
+    cf->bytes = NULL;
+}
+
+/* HDF5 reads the verified bytes in place: the core (in-memory) driver gets
+ * them as its file image through callbacks that hand out ckpt_file's buffer
+ * instead of copies. HDF5 asks for the image when the property list is set
+ * or copied and when the file opens; the file is read-only, so a resize is
+ * refused. The buffer outlives every list and the file (ckpt_close). */
+static void *ckpt_image_malloc(size_t size, H5FD_file_image_op_t op, void *udata) {
+    (void)op;
+    const ckpt_file *cf = udata;
+    return size == cf->size ? cf->bytes : NULL;
+}
+
+static void *ckpt_image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
+                               void *udata) {
+    (void)size;
+    (void)op;
+    const ckpt_file *cf = udata;
+    return dest == src && dest == cf->bytes ? dest : NULL;
+}
+
+static void *ckpt_image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata) {
+    (void)ptr;
+    (void)size;
+    (void)op;
+    (void)udata;
+    return NULL;
+}
+
+static herr_t ckpt_image_free(void *ptr, H5FD_file_image_op_t op, void *udata) {
+    (void)ptr;
+    (void)op;
+    (void)udata;
+    return 0;
+}
+
+static void *ckpt_image_udata_copy(void *udata) {
+    return udata;
+}
+
+static herr_t ckpt_image_udata_free(void *udata) {
+    (void)udata;
+    return 0;
+}
+
+/* Reads and verifies `path`, then opens the verified image with HDF5: HDF5
+ * never parses bytes the header's digest did not cover. */
+static int ckpt_open(const char *path, ckpt_file *cf) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    *cf = (ckpt_file){path, NULL, 0, -1};
+    CHECK(ckpt_slurp(path, &cf->bytes, &cf->size));
+    int rc = ckpt_header_check(path, cf->bytes, cf->size);
+    if (rc == 0) {
+        H5FD_file_image_callbacks_t cb = {ckpt_image_malloc,
+                                          ckpt_image_memcpy,
+                                          ckpt_image_realloc,
+                                          ckpt_image_free,
+                                          ckpt_image_udata_copy,
+                                          ckpt_image_udata_free,
+                                          cf};
+        /* The core driver tells files apart by name: one per buffer. */
+        char name[64];
+        snprintf(name, sizeof name, "fsnn checkpoint image %p", (void *)cf->bytes);
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 &&
+            H5Pset_file_image_callbacks(fapl, &cb) >= 0 &&
+            H5Pset_file_image(fapl, cf->bytes, cf->size) >= 0)
+            cf->h5 = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+        if (fapl >= 0) H5Pclose(fapl);
+        if (cf->h5 < 0) rc = FAIL("%s: header and digest are right, but HDF5 cannot open it", path);
+    }
+    if (rc) ckpt_close(cf);
+    return rc;
+}
+
+/* Opens attribute `name` of / and its type after checking it holds one
+ * value: HDF5 writes as many values as the attribute has into the buffer. */
+static int ckpt_attr_open(const ckpt_file *cf, const char *name, hid_t *at, hid_t *type) {
+    *at = *type = -1;
+    if (H5Aexists(cf->h5, name) <= 0) return FAIL("%s: attribute '%s' is missing", cf->path, name);
+    *at = H5Aopen(cf->h5, name, H5P_DEFAULT);
+    hid_t space = *at < 0 ? -1 : H5Aget_space(*at);
+    int scalar = space >= 0 && H5Sget_simple_extent_type(space) == H5S_SCALAR;
+    if (space >= 0) H5Sclose(space);
+    if (scalar) *type = H5Aget_type(*at);
+    if (*type >= 0) return FSNN_OK;
+    if (*at >= 0) H5Aclose(*at);
+    return FAIL("%s: attribute '%s' is unreadable or not a single value", cf->path, name);
+}
+
+static int ckpt_get_i64(const ckpt_file *cf, const char *name, int64_t *v) {
+    hid_t at, type;
+    CHECK(ckpt_attr_open(cf, name, &at, &type));
+    /* Only the type fsnn writes: nothing for HDF5 to convert. */
+    herr_t rd = H5Tequal(type, H5T_STD_I64LE) > 0 ? H5Aread(at, H5T_NATIVE_INT64, v) : -1;
+    H5Tclose(type);
+    H5Aclose(at);
+    if (rd < 0) return FAIL("%s: attribute '%s' is not a readable int64", cf->path, name);
     return FSNN_OK;
 }
 
 /* Reads string attribute `name` into a new buffer (*out, caller frees). */
-static int ckpt_get_str(hid_t f, const char *name, char **out, const char *path) {
+static int ckpt_get_str(const ckpt_file *cf, const char *name, char **out) {
     *out = NULL;
-    if (H5Aexists(f, name) <= 0) return FAIL("%s: attribute '%s' is missing", path, name);
-    hid_t at = H5Aopen(f, name, H5P_DEFAULT);
-    hid_t type = at < 0 ? -1 : H5Aget_type(at);
-    size_t size = type >= 0 && H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)
-                      ? H5Tget_size(type)
-                      : 0;
+    hid_t at, type;
+    CHECK(ckpt_attr_open(cf, name, &at, &type));
+    size_t size =
+        H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) == 0 ? H5Tget_size(type) : 0;
     int rc = FSNN_OK;
-    if (size == 0 || size > (1u << 24)) {
-        rc = FAIL("%s: attribute '%s' is not a fixed-size string", path, name);
+    if (size == 0 || size > cf->size) {
+        rc = FAIL("%s: attribute '%s' is not a fixed-size string that fits in the file", cf->path,
+                  name);
     } else {
         rc = XCALLOC(out, size + 1);
         if (rc == 0 && H5Aread(at, type, *out) < 0)
-            rc = FAIL("%s: cannot read attribute '%s'", path, name);
+            rc = FAIL("%s: cannot read attribute '%s'", cf->path, name);
     }
-    if (type >= 0) H5Tclose(type);
-    if (at >= 0) H5Aclose(at);
+    H5Tclose(type);
+    H5Aclose(at);
     if (rc) {
         free(*out);
         *out = NULL;
@@ -274,52 +560,64 @@ static int ckpt_get_str(hid_t f, const char *name, char **out, const char *path)
     return rc;
 }
 
-/* Reads dataset group/name after checking it is `want_class` of `size` bytes
- * per element with the given shape. */
-static int ckpt_get(hid_t f, const char *group, const char *name, H5T_class_t want_class,
-                    size_t size, hid_t mtype, void *out, int rank, const hsize_t *dims,
-                    const char *path) {
+/* Reads dataset group/name after checking that its type equals `ftype`, that
+ * it has the given shape and that it is stored contiguously with exactly the
+ * bytes that shape needs, as fsnn writes it (chunked or filtered storage
+ * would send HDF5 down paths a checkpoint never needs). */
+static int ckpt_get(const ckpt_file *cf, const char *group, const char *name, hid_t ftype,
+                    hid_t mtype, void *out, int rank, const hsize_t *dims) {
     char full[128];
     snprintf(full, sizeof full, "/%s/%s", group, name);
-    if (H5Lexists(f, group, H5P_DEFAULT) <= 0 || H5Lexists(f, full, H5P_DEFAULT) <= 0)
+    const char *path = cf->path;
+    if (H5Lexists(cf->h5, group, H5P_DEFAULT) <= 0 || H5Lexists(cf->h5, full, H5P_DEFAULT) <= 0)
         return FAIL("%s: dataset '%s' is missing", path, full);
-    hid_t ds = H5Dopen2(f, full, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(cf->h5, full, H5P_DEFAULT);
     if (ds < 0) return FAIL("%s: cannot open dataset '%s'", path, full);
-    hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
-    int type_ok = type >= 0 && H5Tget_class(type) == want_class && H5Tget_size(type) == size;
+    hid_t type = H5Dget_type(ds), space = H5Dget_space(ds), dcpl = H5Dget_create_plist(ds);
+    int type_ok = type >= 0 && H5Tequal(type, ftype) > 0;
+    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
     hsize_t hd[2] = {0, 0};
     int frank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     if (frank >= 1 && frank <= 2) H5Sget_simple_extent_dims(space, hd, NULL);
+    if (dcpl >= 0) H5Pclose(dcpl);
     if (type >= 0) H5Tclose(type);
     if (space >= 0) H5Sclose(space);
+    unsigned long long need = (unsigned long long)dims[0] * (rank == 2 ? dims[1] : 1) *
+                              (unsigned long long)H5Tget_size(ftype);
     int rc = FSNN_OK;
     if (!type_ok)
-        rc = FAIL("%s: dataset '%s' has the wrong type (want %s of %zu bytes)", path, full,
-                  want_class == H5T_FLOAT ? "float" : "other", size);
+        rc = FAIL("%s: dataset '%s' has the wrong type (want little-endian IEEE float%d)", path,
+                  full, (int)(8 * H5Tget_size(ftype)));
     else if (frank != rank || hd[0] != dims[0] || (rank == 2 && hd[1] != dims[1]))
         rc = FAIL("%s: dataset '%s' has shape [%llu x %llu] (rank %d); expected [%llu x %llu]",
                   path, full, (unsigned long long)hd[0], (unsigned long long)hd[1], frank,
                   (unsigned long long)dims[0], (unsigned long long)(rank == 2 ? dims[1] : 1));
+    else if (layout != H5D_CONTIGUOUS)
+        rc = FAIL("%s: dataset '%s' is not stored contiguously (fsnn writes it so)", path, full);
+    else if ((unsigned long long)H5Dget_storage_size(ds) != need)
+        rc = FAIL("%s: dataset '%s' stores %llu bytes; its shape needs %llu", path, full,
+                  (unsigned long long)H5Dget_storage_size(ds), need);
     else if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
         rc = FAIL("%s: cannot read dataset '%s' (file damaged?)", path, full);
     H5Dclose(ds);
     return rc;
 }
 
-static int ckpt_load(hid_t f, ckpt_data *d, const char *path) {
+static int ckpt_load(const ckpt_file *cf, ckpt_data *d) {
+    const char *path = cf->path;
     char *format = NULL, *optimizer = NULL, *sum = NULL;
-    int rc = ckpt_get_str(f, "format", &format, path);
+    int rc = ckpt_get_str(cf, "format", &format);
     if (rc == 0 && strcmp(format, "fsnn-checkpoint") != 0)
         rc = FAIL("%s: not an fsnn checkpoint (format '%s')", path, format);
     free(format);
     CHECK(rc);
     int64_t version = 0, ints[CK_N_INTS], want[CK_N_INTS];
-    CHECK(ckpt_get_i64(f, "format_version", &version, path));
+    CHECK(ckpt_get_i64(cf, "format_version", &version));
     if (version != CKPT_VERSION)
         return FAIL("%s: format_version %lld; this fsnn reads %d", path, (long long)version,
                     CKPT_VERSION);
     for (int i = 0; i < CK_N_INTS; i++)
-        CHECK(ckpt_get_i64(f, ckpt_int_names[i], &ints[i], path));
+        CHECK(ckpt_get_i64(cf, ckpt_int_names[i], &ints[i]));
     ckpt_ints(d, want);
     for (int i = CK_N_IN; i <= CK_N_PARAMS; i++)
         if (ints[i] != want[i])
@@ -329,7 +627,12 @@ static int ckpt_load(hid_t f, ckpt_data *d, const char *path) {
         if (ints[i] < 0 || ints[i] > ((int64_t)1 << 40))
             return FAIL("%s: %s is %lld, out of range", path, ckpt_int_names[i],
                         (long long)ints[i]);
-    CHECK(ckpt_get_str(f, "optimizer", &optimizer, path));
+    /* The history is allocated from the epoch count: no more rows than the
+     * file could hold. */
+    if ((unsigned long long)ints[CK_EPOCH] * METRICS_N_COLS * sizeof(double) > cf->size)
+        return FAIL("%s: epoch is %lld, more rows of history than the file can hold", path,
+                    (long long)ints[CK_EPOCH]);
+    CHECK(ckpt_get_str(cf, "optimizer", &optimizer));
     const char *need = d->ts->opt->kind == OPTIM_ADAM ? "adam" : "sgd";
     rc = strcmp(optimizer, need) ? FAIL("%s: written with optimizer '%s'; the configuration "
                                         "says '%s'",
@@ -340,15 +643,15 @@ static int ckpt_load(hid_t f, ckpt_data *d, const char *path) {
     ckpt_tensor t[CKPT_MAX_TENSORS];
     int nt = ckpt_tensors(d->m, d->ts->opt, t);
     for (int i = 0; i < nt; i++)
-        CHECK(ckpt_get(f, t[i].group, t[i].name, H5T_FLOAT, 4, H5T_NATIVE_FLOAT, t[i].data,
-                       t[i].rank, t[i].dims, path));
+        CHECK(ckpt_get(cf, t[i].group, t[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t[i].data,
+                       t[i].rank, t[i].dims));
     int rows = (int)ints[CK_EPOCH];
     hsize_t hd[2] = {(hsize_t)rows, METRICS_N_COLS}, pd[1] = {TRAINER_PARTIAL_N};
     CHECK(XCALLOC(&d->history, (size_t)(rows > 0 ? rows : 1) * METRICS_N_COLS));
     d->history_rows = rows;
-    CHECK(ckpt_get(f, "run", "history", H5T_FLOAT, 8, H5T_NATIVE_DOUBLE, d->history, 2, hd, path));
-    CHECK(ckpt_get(f, "run", "partial", H5T_FLOAT, 8, H5T_NATIVE_DOUBLE, d->partial, 1, pd, path));
-    CHECK(ckpt_get_str(f, "config", &d->config_text, path));
+    CHECK(ckpt_get(cf, "run", "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->history, 2, hd));
+    CHECK(ckpt_get(cf, "run", "partial", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->partial, 1, pd));
+    CHECK(ckpt_get_str(cf, "config", &d->config_text));
     trainer_state *ts = d->ts;
     ts->epoch = (int)ints[CK_EPOCH];
     ts->step = ints[CK_STEP];
@@ -357,7 +660,7 @@ static int ckpt_load(hid_t f, ckpt_data *d, const char *path) {
     ts->bad_steps = ints[CK_BAD];
     ts->bad_run = ints[CK_BAD_RUN];
     d->world_size = (int)ints[CK_WORLD];
-    CHECK(ckpt_get_str(f, "checksum_sha256", &sum, path));
+    CHECK(ckpt_get_str(cf, "checksum_sha256", &sum));
     char got[65];
     rc = ckpt_checksum(d, ints, got);
     if (rc == 0 && strcmp(sum, got) != 0)
@@ -369,10 +672,10 @@ static int ckpt_load(hid_t f, ckpt_data *d, const char *path) {
 }
 
 int ckpt_read(const char *path, ckpt_data *d) {
-    hid_t f;
-    CHECK(ckpt_open(path, &f));
-    int rc = ckpt_load(f, d, path);
-    H5Fclose(f);
+    ckpt_file cf;
+    CHECK(ckpt_open(path, &cf));
+    int rc = ckpt_load(&cf, d);
+    ckpt_close(&cf);
     return rc;
 }
 
@@ -414,16 +717,17 @@ int ckpt_load_latest(const char *dir, ckpt_data *d, char *used, size_t size) {
 }
 
 int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim *optimizer) {
-    hid_t f;
-    CHECK(ckpt_open(path, &f));
+    ckpt_file cf;
+    CHECK(ckpt_open(path, &cf));
     int64_t v[3] = {0, 0, 0};
     const char *names[3] = {"n_in", "n_hidden", "n_out"};
     char *opt = NULL;
     int rc = FSNN_OK;
     for (int i = 0; rc == 0 && i < 3; i++)
-        rc = ckpt_get_i64(f, names[i], &v[i], path);
-    if (rc == 0) rc = ckpt_get_str(f, "optimizer", &opt, path);
-    H5Fclose(f);
+        rc = ckpt_get_i64(&cf, names[i], &v[i]);
+    if (rc == 0) rc = ckpt_get_str(&cf, "optimizer", &opt);
+    size_t file_size = cf.size;
+    ckpt_close(&cf);
     if (rc == 0 && strcmp(opt, "sgd") && strcmp(opt, "adam"))
         rc = FAIL("%s: unknown optimizer '%s'", path, opt);
     if (rc == 0) *optimizer = strcmp(opt, "adam") ? OPTIM_SGD : OPTIM_ADAM;
@@ -433,6 +737,15 @@ int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim
         if (v[i] < 1 || v[i] > 1000000)
             return FAIL("%s: attribute '%s' is %lld, outside 1..1000000", path, names[i],
                         (long long)v[i]);
+    /* The weight matrices [n x n_in], [n x n], [n_out x n] are stored as
+     * float32 in the file: sizes that need more bytes than it has are false,
+     * and creating their model would allocate far beyond the file's size. */
+    unsigned long long weights =
+        (unsigned long long)v[1] * (unsigned long long)(v[0] + v[1] + v[2]);
+    if (weights * sizeof(float) > file_size)
+        return FAIL("%s: sizes %lld-%lld-%lld need %llu bytes of weights; the file has %zu", path,
+                    (long long)v[0], (long long)v[1], (long long)v[2],
+                    weights * (unsigned long long)sizeof(float), file_size);
     *n_in = (int)v[0];
     *n_hidden = (int)v[1];
     *n_out = (int)v[2];

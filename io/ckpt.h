@@ -1,21 +1,36 @@
 /* ckpt: checkpoints, the HDF5 files a run resumes from exactly.
  *
- * RUN_DIR/checkpoint.h5 holds (readable with h5dump or h5py alone):
+ * RUN_DIR/checkpoint.h5 (format version 2) is an HDF5 file with a user block
+ * of CKPT_HEADER_SIZE bytes, so h5dump and h5py read it as any HDF5 file.
+ * The user block holds the fsnn header, ASCII text padded with NUL bytes:
+ *   fsnn checkpoint\n
+ *   format_version 2\n
+ *   length <bytes of the whole file, decimal>\n
+ *   sha256 <64 lowercase hex digits: SHA-256 of every byte after the user block>\n
+ * The HDF5 part holds (readable with h5dump or h5py alone):
  *   /params/<tensor>   float32, the trainable tensors (model.h names)
  *   /state/bn_mean, bn_var, sn_u, sn_v [n], sigma [1]   float32
  *   /optim/m1 [n_params] (momentum or Adam's first moment), /optim/m2 (Adam)
- *   /history [epochs x 25] float64: the rows of metrics.csv; attribute
- *            "columns" names them, "units" gives their units
- *   /partial [12] float64: the statistics of the unfinished epoch
+ *   /run/history [epochs x METRICS_N_COLS] float64: the rows of metrics.csv;
+ *            attribute "columns" names them, "units" gives their units
+ *   /run/partial [TRAINER_PARTIAL_N] float64: the statistics of the unfinished epoch
  *   attributes on /: format "fsnn-checkpoint", format_version, n_in,
  *   n_hidden, n_out, n_params, epoch (finished), step (batches of the next
  *   epoch done), iter, optim_step, bad_steps, bad_run, optimizer, world_size,
  *   config (the resolved INI text) and checksum_sha256 over all of the above
  *   tensors, rows and counters.
  *
- * Writing is atomic: checkpoint.h5.tmp is written, flushed and fsynced, the
- * current file becomes checkpoint.prev.h5, the new one is renamed in and the
- * folder fsynced. A crash at any moment leaves at least one good file. */
+ * Reading checks the header (magic, version, length, digest) on the whole
+ * file held in memory before HDF5 sees a byte of it, then hands HDF5 that
+ * same verified image: a damaged or hostile file is refused before HDF5,
+ * which can crash on crafted input, parses it. Then every attribute and
+ * dataset is checked for name, type, shape and layout before it is read,
+ * and the in-file checksum last.
+ *
+ * Writing is atomic: checkpoint.h5.tmp is written, its header filled in and
+ * fsynced, the current file becomes checkpoint.prev.h5, the new one is
+ * renamed in and the folder fsynced. A crash at any moment leaves at least
+ * one good file. */
 #ifndef FSNN_CKPT_H
 #define FSNN_CKPT_H
 
@@ -25,7 +40,8 @@
 #include "model.h"
 #include "trainer.h"
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2
+#define CKPT_HEADER_SIZE 512 /* the HDF5 user block holding the fsnn header */
 #define CKPT_FILE "checkpoint.h5"
 #define CKPT_PREV "checkpoint.prev.h5"
 
@@ -43,8 +59,10 @@ typedef struct {
 int ckpt_write(const char *dir, const ckpt_data *d);
 
 /* Reads and validates `path` into d (d->m and d->ts->opt prepared by the
- * caller): every dataset's name, type and shape is checked before it is
- * read, then the checksum. On failure d's contents are unspecified. */
+ * caller): the header and whole-file digest first, then every dataset's
+ * name, type, shape and layout before it is read, then the checksum. The
+ * file is held in memory while it is read. On failure d's contents are
+ * unspecified (ckpt_data_free still frees them). */
 int ckpt_read(const char *path, ckpt_data *d);
 
 /* Loads the newest good checkpoint of `dir`: checkpoint.h5, else
@@ -59,8 +77,18 @@ int ckpt_present(const char *dir);
 void ckpt_data_free(ckpt_data *d);
 
 /* The sizes and optimiser stored in a checkpoint's attributes, to create a
- * model and optimiser of the right shape before ckpt_read. */
+ * model and optimiser of the right shape before ckpt_read. Verifies the
+ * header and digest as ckpt_read does, and refuses sizes whose weights
+ * could not fit in the file, so a hostile file cannot make the caller
+ * allocate much more than the file's size. */
 int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim *optimizer);
+
+/* Fills in the header of `path`, an HDF5 file created with a user block of
+ * CKPT_HEADER_SIZE bytes: the file's length and the SHA-256 of all bytes
+ * after the user block. Does not fsync (ckpt_write does). ckpt_write seals
+ * its temporary file with it; tests and the fuzz harness seal files of
+ * their own making to reach the checks behind the header. */
+int ckpt_seal(const char *path);
 
 /* SHA-256 of all trainable tensors in the model's canonical order (model.h:
  * input.weight, input.bias, input.bn.weight, input.bn.bias, feedback.V,
