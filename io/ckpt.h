@@ -4,7 +4,7 @@
  *   /params/<tensor>   float32, the trainable tensors (model.h names)
  *   /state/bn_mean, bn_var, sn_u, sn_v [n], sigma [1]   float32
  *   /optim/m1 [n_params] (momentum or Adam's first moment), /optim/m2 (Adam)
- *   /history [epochs x 25] float64: the rows of metrics.csv; attribute
+ *   /history [epochs x METRICS_N_COLS (26)] float64: the rows of metrics.csv; attribute
  *            "columns" names them, "units" gives their units
  *   /partial [12] float64: the statistics of the unfinished epoch
  *   attributes on /: format "fsnn-checkpoint", format_version, n_in,
@@ -25,7 +25,8 @@
 #include "model.h"
 #include "trainer.h"
 
-#define CKPT_VERSION 1
+/* 2: the history gained the column restarts. */
+#define CKPT_VERSION 2
 #define CKPT_FILE "checkpoint.h5"
 #define CKPT_PREV "checkpoint.prev.h5"
 
