@@ -39,7 +39,7 @@ static const char ckpt_units[] =
     "epoch: count; lr: 1; *_loss: nats; *_acc: percent; *residual*: L2 norm; adj_iters: "
     "iterations per sample; firing_rate: spikes per neuron per step; spectral_norm: 1; "
     "*_samples_per_s: samples/s; peak_rss_mb: MiB; seconds, t_*: s; gemm_gflops: GFLOP/s; "
-    "*_steps: count";
+    "*_steps, restarts: count";
 
 /* One float32 tensor of the file: where it lives and its shape. */
 typedef struct {

@@ -40,6 +40,8 @@
 #include "model.h"
 #include "trainer.h"
 
+/* 2: a whole-file header in the HDF5 user block; the history gained the
+ * columns t_comm and restarts. */
 #define CKPT_VERSION 2
 #define CKPT_HEADER_SIZE 512 /* the HDF5 user block holding the fsnn header */
 #define CKPT_FILE "checkpoint.h5"

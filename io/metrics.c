@@ -50,6 +50,7 @@ static const metrics_col metrics_cols[METRICS_N_COLS] = {
     METRICS_L(dense_steps),
     METRICS_L(event_steps),
     METRICS_L(bad_steps),
+    METRICS_L(restarts),
 };
 
 const char *metrics_header(void) {

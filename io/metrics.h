@@ -6,7 +6,7 @@
 
 #include "trainer.h"
 
-#define METRICS_N_COLS 26
+#define METRICS_N_COLS 27
 
 /* Creates (truncates) `path` and writes the header line. */
 int metrics_create(const char *path);

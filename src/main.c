@@ -60,6 +60,7 @@ typedef struct {
     char *config_text;
     double *history; /* [rows x METRICS_N_COLS], the rows of metrics.csv */
     int rows, cap;
+    long restarts; /* SLURM_RESTART_COUNT, recorded in every row */
 } main_run;
 
 static int main_config_text(const fsnn_cfg *cfg, char **text) {
@@ -118,11 +119,30 @@ static int main_on_epoch(void *ctx, const trainer_epoch *row, const trainer_stat
         run->history = h;
         run->cap = cap;
     }
-    metrics_pack(row, run->history + (size_t)run->rows * METRICS_N_COLS);
+    trainer_epoch with_restarts = *row;
+    with_restarts.restarts = run->restarts;
+    metrics_pack(&with_restarts, run->history + (size_t)run->rows * METRICS_N_COLS);
     run->rows++;
-    int rc = run->red->rank == 0 ? metrics_append(run->metrics, row) : FSNN_OK;
+    int rc = run->red->rank == 0 ? metrics_append(run->metrics, &with_restarts) : FSNN_OK;
     CHECK(main_agree(rc));
     return main_checkpoint(run, ts, m);
+}
+
+/* How often SLURM has requeued this job (SLURM_RESTART_COUNT, docs/slurm.md);
+ * 0 when the variable is not set. */
+static int main_restarts(long *restarts) {
+    const char *s = getenv("SLURM_RESTART_COUNT");
+    *restarts = 0;
+    if (!s) return FSNN_OK;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0)
+        return FAIL("environment variable SLURM_RESTART_COUNT='%.40s' is not a non-negative "
+                    "integer",
+                    s);
+    *restarts = v;
+    return FSNN_OK;
 }
 
 static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **argv) {
@@ -227,6 +247,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
     memset(&run, 0, sizeof run);
     run.cfg = &cfg;
     run.red = &red;
+    CHECK(main_restarts(&run.restarts));
     CHECK(fsutil_join(run.metrics, sizeof run.metrics, cfg.run_dir, "metrics.csv"));
     CHECK(main_config_text(&cfg, &run.config_text));
     dataset data;

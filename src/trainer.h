@@ -42,6 +42,8 @@ typedef struct {
     double gemm_gflops; /* rate of the dense products in training */
     long dense_steps, event_steps;
     long bad_steps; /* steps skipped for non-finite values since the run began */
+    long restarts;  /* times the batch system had requeued the job when the epoch ended
+                       (SLURM_RESTART_COUNT; set by the program, 0 outside SLURM) */
 } trainer_epoch;
 
 /* Where training is and what it carries between steps: everything besides the

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Preemption under SLURM end to end (the local cluster of slurm/cluster.sh):
+# slurm/train.sbatch with 2 ranks (srun --mpi=pmix) on the Fashion-MNIST net
+# at T = 60 (1,280 samples, 3 epochs of 10 steps, a checkpoint every 2
+# steps) is interrupted once its first checkpoint exists,
+#   1. by `scancel --signal=USR1 --batch` (what --signal=B:USR1@secs sends
+#      before a time limit): the batch shell passes it on, fsnn checkpoints
+#      and exits 3, the script requeues the job;
+#   2. by `scontrol requeue` (SLURM ends the job with SIGTERM and requeues it);
+# each time the requeued job must resume ("resuming from", restarts > 0 in
+# metrics.csv), end with job.state "done" and the weights_sha256 of an
+# uninterrupted `mpirun -np 2` run.
+#   slurm_preempt.sh FSNN REPO MPIEXEC
+set -u
+fsnn=$1 repo=$2 mpiexec=$3
+SLURM_CONF=$(bash "$repo/slurm/cluster.sh" conf)
+export SLURM_CONF
+dir=$(mktemp -d /tmp/fsnn-slurm-preempt.XXXXXX)
+jobs=()
+cleanup() {
+    [ "${#jobs[@]}" -gt 0 ] && scancel "${jobs[@]}" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+passed=0 failed=0
+check() { if eval "$1"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $2"; fi; }
+finish() { echo "slurm_preempt: $passed passed, $failed failed"; [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; exit $?; }
+args=("$repo/configs/fmnist_fc_lif.ini" "data.path=$repo/data/fashion-mnist" data.train_limit=1280
+    data.test_limit=200 train.epochs=3 model.time_steps=60 checkpoint.every_steps=2
+    run.threads=1 run.progress=plain)
+steps_per_epoch=10 total_steps=30
+sha() { "$fsnn" inspect "$1/checkpoint.h5" 2>/dev/null | sed -n 's/^weights_sha256 //p'; }
+field() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+
+t0=$SECONDS
+"$mpiexec" -np 2 --oversubscribe "$fsnn" train "${args[@]}" "run.dir=$dir/ref" >"$dir/ref.log" 2>&1
+ref=$(sha "$dir/ref")
+echo "slurm_preempt: uninterrupted (mpirun -np 2, $((SECONDS - t0)) s) weights_sha256 ${ref:-none}"
+check '[ -n "$ref" ]' "the uninterrupted run left no checkpoint: $(tail -n 3 "$dir/ref.log")"
+[ -n "$ref" ] || finish
+
+# preempt NAME HOW...: submits the run NAME, runs HOW JOBID once its first
+# checkpoint exists, waits (bounded) for the job's end and checks the result.
+preempt() {
+    local name=$1 run=$dir/$1 jid state t1=$SECONDS
+    shift
+    jid=$(FSNN="$fsnn" sbatch --parsable --ntasks=2 --job-name="fsnn-test-$name" \
+        --output="$dir/$name.out" "$repo/slurm/train.sbatch" "${args[@]}" "run.dir=$run")
+    check '[[ "$jid" =~ ^[0-9]+$ ]]' "$name: sbatch printed '$jid', not a job id"
+    [[ "$jid" =~ ^[0-9]+$ ]] || return
+    jobs+=("$jid")
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [ -f "$run/checkpoint.h5" ] && break
+        state=$(field "$jid" JobState)
+        [[ "$state" =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] || break
+        sleep 0.1
+    done
+    check '[ -f "$run/checkpoint.h5" ]' "$name: no checkpoint after 60 s (job $jid $state): $(tail -n 5 "$run/train.log" "$dir/$name.out" 2>&1)"
+    [ -f "$run/checkpoint.h5" ] || return
+    "$@" "$jid"
+    echo "slurm_preempt: $name: job $jid interrupted after $((SECONDS - t1)) s with: $* $jid"
+    # The end: COMPLETED, FAILED, CANCELLED, TIMEOUT, ...; requeued jobs pass
+    # through REQUEUED and PENDING (a 10 s wait, AuthInfo cred_expire).
+    for ((i = 0; i < 900; i++)); do
+        state=$(field "$jid" JobState)
+        [[ "$state" =~ ^(PENDING|RUNNING|CONFIGURING|COMPLETING|REQUEUED|REQUEUE_HOLD|REQUEUE_FED|RESIZING|SUSPENDED)$ ]] || break
+        sleep 0.2
+    done
+    local restarts
+    restarts=$(field "$jid" Restarts)
+    echo "slurm_preempt: $name: job $jid ended $state after $((SECONDS - t1)) s, restarts $restarts"
+    check '[ "$state" = COMPLETED ]' "$name: job $jid ended '$state' (or not within 180 s): $(tail -n 8 "$dir/$name.out" 2>&1)"
+    check '[ "${restarts:-0}" -ge 1 ]' "$name: SLURM reports $restarts restarts of job $jid, want >= 1"
+    check 'grep -q "exit code 3: checkpoint written; requeueing" "$run/train.log"' \
+        "$name: the first start did not end with exit code 3 and a requeue"
+    local resumed
+    resumed=$(grep -m 1 "resuming from" "$run/train.log")
+    check '[ -n "$resumed" ]' "$name: no 'resuming from' in train.log"
+    local e s
+    e=$(sed -n 's/.*: epoch \([0-9]*\), step \([0-9]*\) .*/\1/p' <<<"$resumed")
+    s=$(sed -n 's/.*: epoch \([0-9]*\), step \([0-9]*\) .*/\2/p' <<<"$resumed")
+    if [ -n "$e" ] && [ -n "$s" ]; then
+        local before=$(((e - 1) * steps_per_epoch + s))
+        echo "slurm_preempt: $name: $before of $total_steps steps before the requeue, $((total_steps - before)) after"
+        check '[ "$before" -gt 0 ] && [ "$before" -lt "$total_steps" ]' "$name: resumed at step $before of $total_steps"
+    fi
+    local last
+    last=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { r = $c["restarts"] } END { print r }' \
+        "$run/metrics.csv" 2>/dev/null)
+    check '[ "${last:-0}" -ge 1 ]' "$name: restarts column of the last epoch is '${last}', want >= 1"
+    check 'grep -Eq "^done [0-9]+ $jid 0\$" "$run/job.state"' "$name: job.state is '$(cat "$run/job.state" 2>&1)', want 'done <time> $jid 0'"
+    local got
+    got=$(sha "$run")
+    check '[ "$got" = "$ref" ]' "$name: weights_sha256 ${got:-none} after the requeue != $ref"
+}
+
+preempt usr1 scancel --signal=USR1 --batch
+preempt requeue scontrol requeue
+echo "slurm_preempt: $((SECONDS - t0)) s in all"
+finish
