@@ -25,6 +25,7 @@ die() {
 packages=(
     build-essential cmake pkg-config
     clang libclang-rt-14-dev # clang's libFuzzer runtime, for the fuzz harnesses
+    libomp-dev               # omp.h for clang: the checkpoint harness builds src/ with clang
     libopenmpi-dev openmpi-bin
     libopenblas-dev libopenblas-openmp-dev liblapacke-dev libscalapack-openmpi-dev
     libhdf5-openmpi-dev hdf5-tools

@@ -3,8 +3,9 @@
 #   1. set-up and a Release build with -Werror in build/, then ctest;
 #   2. a Debug build with AddressSanitizer + UndefinedBehaviorSanitizer in
 #      build-asan/, then ctest (leaks are errors, Open MPI's own excepted);
-#   3. the libFuzzer harnesses of the IDX and config readers (FUZZ_SECONDS each,
-#      default 30).
+#   3. the libFuzzer harnesses of the IDX, config and checkpoint readers
+#      (FUZZ_SECONDS each, default 30; docs/fuzzing.md says why the sealed
+#      checkpoint harness is not among them).
 # Ends with one summary line; exits non-zero if any stage failed.
 set -euo pipefail
 

@@ -34,7 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_SEALED 0
 #endif
 
-static char fuzz_dir[] = "/tmp/fuzz_ckpt_XXXXXX";
+/* Each input goes through a file in a folder of its own under $TMPDIR
+ * (default /tmp); run.sh points TMPDIR at a scratch folder in memory. */
+static char fuzz_dir[4096];
 static char fuzz_path[sizeof fuzz_dir + sizeof CKPT_FILE + 1];
 
 static void fuzz_die(const char *what) {
@@ -137,7 +139,7 @@ static void fuzz_seeds(const char *dir) {
         snprintf(name, sizeof name, "seed-%zu.h5", i);
         fuzz_seed_copy(dir, name);
     }
-    char prev[sizeof fuzz_dir + sizeof CKPT_PREV + 1];
+    char prev[sizeof fuzz_path];
     snprintf(prev, sizeof prev, "%s/%s", fuzz_dir, CKPT_PREV);
     unlink(prev);
 }
@@ -151,6 +153,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fuzz_dir, sizeof fuzz_dir, "%s/fuzz_ckpt_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(fuzz_dir)) fuzz_die("mkdtemp failed");
     snprintf(fuzz_path, sizeof fuzz_path, "%s/%s", fuzz_dir, CKPT_FILE);
     atexit(fuzz_cleanup);
@@ -192,7 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&s, 0, sizeof s);
     if (rc == 0 && fuzz_create(&s, n_in, n, n_out, optimizer) != 0)
         fuzz_die("model of sizes ckpt_sizes accepted not created");
-    char used[sizeof fuzz_dir + sizeof CKPT_PREV + 1];
+    char used[sizeof fuzz_path];
     if (rc == 0) {
         rc = ckpt_load_latest(fuzz_dir, &s.d, used, sizeof used);
         if (rc != 0) fuzz_refused("ckpt_load_latest");

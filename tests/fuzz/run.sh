@@ -28,8 +28,11 @@ command -v clang >/dev/null 2>&1 || {
 cmake -S "$repo/tests/fuzz" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j2
 
-work="$(mktemp -d)"
+# Scratch space in memory when there is some: the checkpoint harnesses write
+# every input to a file under TMPDIR, and crashed runs leave theirs behind.
+work="$(mktemp -d -p "$([ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")")"
 trap 'rm -rf "$work"' EXIT
+export TMPDIR="$work"
 
 # Where a sanitizer report's stacks fail, one word per stack that counts:
 # the first (the fault) or, in a leak report, each leaked allocation's. A
@@ -105,9 +108,17 @@ for name in "${names[@]}"; do
         echo "fuzz: $name FAILED; reproduce with: $build/fuzz_$name $build/artifacts/$name/<file>"
         failed+=("$name")
     else
-        runs="$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$work/$name.log" | grep -o '[0-9]*$' || echo '?')"
-        rate="$(grep -m1 -o 'stat::average_exec_per_sec: *[0-9]*' "$work/$name.log" | grep -o '[0-9]*$' || echo '?')"
-        echo "fuzz: $name passed ($runs inputs, $rate/s)"
+        runs="$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$work/$name.log" | grep -o '[0-9]*$' || true)"
+        rate="$(grep -m1 -o 'stat::average_exec_per_sec: *[0-9]*' "$work/$name.log" | grep -o '[0-9]*$' || true)"
+        if [ -z "$runs" ]; then
+            # Fork mode prints no final statistics: its last progress line
+            # reads "#RUNS: cov: ... time: SECONDSs".
+            last="$(grep -E '^#[0-9]+: ' "$work/$name.log" | tail -n 1)"
+            runs="$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")"
+            t="$(sed -nE 's/.* time: ([0-9]+)s.*/\1/p' <<<"$last")"
+            rate="$([ -n "$t" ] && [ "$t" -gt 0 ] && echo $((runs / t)) || echo '?')"
+        fi
+        echo "fuzz: $name passed (${runs:-?} inputs, ${rate:-?}/s)"
     fi
 done
 if [ "${#failed[@]}" -ne 0 ]; then
