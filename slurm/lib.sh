@@ -135,7 +135,7 @@ ${SLURM_NTASKS:-1} task(s):$shown"
         ;;
     *)
         fsnn_slurm_state "$run_dir" failed "$rc"
-        fsnn_slurm_log "$run_dir" "exit code $rc: failed (the step's messages are above)"
+        fsnn_slurm_log "$run_dir" "exit code $rc: failed (fsnn's messages are in $run_dir/train.log)"
         ;;
     esac
     exit "$rc"
