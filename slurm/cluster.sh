@@ -142,11 +142,14 @@ EOF
 # --- daemons ----------------------------------------------------------------
 
 # pid_alive PIDFILE: its process runs and is the daemon the file is named
-# after (a stale file may name a reused pid).
+# after (a stale file may name a reused pid; a daemon that died may linger
+# as a zombie where no init reaps orphans, as in some containers).
 pid_alive() {
-    local pid
+    local pid stat
     pid="$(cat "$1" 2>/dev/null)" || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ]
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+    [[ "$stat" == "$pid ($(basename "$1" .pid)) "[!ZX]* ]]
 }
 
 node_state() { SLURM_CONF="$conf" sinfo -h -n "$node" -o %t 2>/dev/null | head -n 1 || true; }
@@ -189,17 +192,21 @@ start() {
         write_conf
     fi
     link_etc_conf
-    if ! pid_alive "$state/slurmctld.pid"; then
-        slurmctld -f "$conf" || { show_logs; die "slurmctld did not start"; }
-    fi
-    if ! pid_alive "$state/slurmd.pid"; then
-        slurmd -f "$conf" || { show_logs; die "slurmd did not start"; }
-    fi
+    local d
+    for d in slurmctld slurmd; do
+        if ! pid_alive "$state/$d.pid"; then
+            rm -f "$state/$d.pid"
+            "$d" -f "$conf" || { show_logs; die "$d did not start"; }
+        fi
+    done
     local t0=$SECONDS st=""
     while [ $((SECONDS - t0)) -lt "$wait_s" ]; do
-        local d
+        # A daemon writes its pid file a moment after it returns to the shell.
         for d in slurmctld slurmd; do
-            pid_alive "$state/$d.pid" || { show_logs; die "$d stopped right after its start"; }
+            if ! pid_alive "$state/$d.pid" && [ $((SECONDS - t0)) -ge 5 ]; then
+                show_logs
+                die "$d is not running (it stopped after its start)"
+            fi
         done
         st="$(node_state)"
         case "$st" in

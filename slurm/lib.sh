@@ -11,7 +11,10 @@
 #   - SIGUSR1 or SIGTERM to the batch shell is passed on to the step as
 #     SIGUSR1: fsnn writes a checkpoint at the next step boundary and exits 3;
 #   - exit code 3 requeues the job (`scontrol requeue`); its next start runs
-#     the same command, which resumes from the checkpoint.
+#     the same command, which resumes from the checkpoint. Not so after a
+#     SIGTERM: then SLURM itself ends the job (scancel, a time limit, or an
+#     outside requeue or preemption that requeues it anyway), and a cancelled
+#     job must stay cancelled; the run is resumable by submitting it again.
 # The batch script exits with the step's exit code (3 after a requeue).
 #
 # Environment:
@@ -43,17 +46,19 @@ fsnn_slurm_state() {
         mv -f "$tmp" "$1/job.state"
 }
 
-# fsnn_slurm_log RUN_DIR TEXT: one line for the record of attempts in train.log
-# and in the job's own output.
+# fsnn_slurm_log RUN_DIR TEXT...: one line for the record of attempts in
+# train.log and in the job's own output.
 fsnn_slurm_log() {
-    local line
-    line="fsnn slurm: $(date '+%Y-%m-%d %H:%M:%S'): job $(fsnn_slurm_job): $2"
-    printf '%s\n' "$line" >>"$1/train.log"
+    local dir=$1 line
+    shift
+    line="fsnn slurm: $(date '+%Y-%m-%d %H:%M:%S'): job $(fsnn_slurm_job): $*"
+    printf '%s\n' "$line" >>"$dir/train.log"
     printf '%s\n' "$line"
 }
 
 fsnn_slurm_step=0
 fsnn_slurm_caught=0
+fsnn_slurm_term=0
 
 # A signal to the batch shell (`--signal=B:USR1@secs` before the time limit,
 # `scancel --signal=USR1 --batch`, or SIGTERM when SLURM ends the job) goes to
@@ -62,6 +67,7 @@ fsnn_slurm_caught=0
 # treats both signals alike.
 fsnn_slurm_on_signal() {
     fsnn_slurm_caught=1
+    [ "$1" = TERM ] && fsnn_slurm_term=1
     fsnn_slurm_say "SIG$1 received; asking the step to write a checkpoint and stop"
     if [ "$fsnn_slurm_step" -gt 0 ]; then kill -USR1 "$fsnn_slurm_step" 2>/dev/null || true; fi
 }
@@ -117,14 +123,19 @@ ${SLURM_NTASKS:-1} task(s):$shown"
     3)
         # Recorded first: the requeue ends this script.
         fsnn_slurm_state "$run_dir" requeued 3
-        fsnn_slurm_log "$run_dir" "exit code 3: checkpoint written; requeueing the job"
-        scontrol requeue "$SLURM_JOB_ID" ||
-            fsnn_slurm_say "scontrol requeue $SLURM_JOB_ID failed (already requeued or" \
-                "cancelled?); the same job command resumes the run"
+        if [ "$fsnn_slurm_term" -eq 1 ]; then
+            fsnn_slurm_log "$run_dir" "exit code 3: checkpoint written; SLURM is ending the job" \
+                "(SIGTERM), so it is not requeued here; submitting the same command resumes the run"
+        else
+            fsnn_slurm_log "$run_dir" "exit code 3: checkpoint written; requeueing the job"
+            scontrol requeue "$SLURM_JOB_ID" ||
+                fsnn_slurm_say "scontrol requeue $SLURM_JOB_ID failed; submitting the same" \
+                    "command resumes the run"
+        fi
         ;;
     *)
         fsnn_slurm_state "$run_dir" failed "$rc"
-        fsnn_slurm_log "$run_dir" "exit code $rc: failed (the step's messages are above)"
+        fsnn_slurm_log "$run_dir" "exit code $rc: failed (fsnn's messages are in $run_dir/train.log)"
         ;;
     esac
     exit "$rc"
