@@ -1,0 +1,13 @@
+/* cmd: commands of `fsnn` that live outside main.c. Each takes the
+ * arguments after its name and returns the process exit code (0 done,
+ * 1 failed, 2 usage, 3 stopped and resumable; docs/user-guide.md). */
+#ifndef FSNN_CMD_H
+#define FSNN_CMD_H
+
+/* fsnn report SWEEP_DIR [--csv FILE] [--markdown FILE] [--plots DIR]
+ *                       [--no-plots] [--trace-samples N]
+ * The results table and plots of a sweep directory (docs/report.md). Runs
+ * as one process without MPI. */
+int cmd_report(int argc, char **argv);
+
+#endif
