@@ -52,6 +52,31 @@ static void plot_title(FILE *f, const report *r, int g) {
     plot_quote(f, t);
 }
 
+/* What a group has to draw in each plot. */
+typedef enum { PLOT_CURVE, PLOT_BAR, PLOT_TRACE } plot_kind;
+
+static int plot_has(const report *r, const model_trace *const *traces, plot_kind kind, int g) {
+    if (kind == PLOT_CURVE) return r->groups[g].curve_len > 0;
+    if (kind == PLOT_BAR) return r->groups[g].done > 0;
+    return traces[g] != NULL;
+}
+
+/* The groups drawn: those with something to draw among groups [0, *end),
+ * at most `max`; returns how many groups have something (maybe more). */
+static int plot_cut(const report *r, const model_trace *const *traces, plot_kind kind, int max,
+                    int *end) {
+    int total = 0;
+    *end = r->n_groups;
+    for (int g = 0; g < r->n_groups; g++)
+        if (plot_has(r, traces, kind, g) && ++total == max) *end = g + 1;
+    return total;
+}
+
+/* " (the first 12 of 40 groups)" when not every group is drawn. */
+static void plot_cut_note(FILE *f, int shown, int total) {
+    if (total > shown) fprintf(f, " (the first %d of %d groups)", shown, total);
+}
+
 /* Opens an in-memory text that plot_save writes to dir/name. */
 typedef struct {
     char *text;
@@ -129,35 +154,30 @@ static int plot_run(const char *dir, const char *name) {
 }
 
 int plot_accuracy(const report *r, const char *dir) {
-    int blocks = 0;
-    for (int g = 0; g < r->n_groups; g++)
-        blocks += r->groups[g].curve_len > 0;
-    if (blocks == 0) return PLOT_EMPTY;
-    int epochs = 0;
-    for (int g = 0; g < r->n_groups; g++)
-        epochs = r->groups[g].curve_len > epochs ? r->groups[g].curve_len : epochs;
+    int end = 0, total = plot_cut(r, NULL, PLOT_CURVE, PLOT_MAX_CURVES, &end), epochs = 0;
+    if (total == 0) return PLOT_EMPTY;
     plot_text dat, gp;
     CHECK(plot_open(&dat));
-    blocks = 0;
-    for (int g = 0; g < r->n_groups; g++) {
+    for (int g = 0, b = 0; g < end; g++) {
         const report_group *gr = &r->groups[g];
         if (gr->curve_len == 0) continue;
+        epochs = gr->curve_len > epochs ? gr->curve_len : epochs;
         /* gnuplot data blocks: separated by two blank lines, addressed by index */
-        fprintf(dat.f, "%s# g%d\n# epoch mean std seeds\n", blocks ? "\n\n" : "", g + 1);
+        fprintf(dat.f, "%s# g%d\n# epoch mean std seeds\n", b++ ? "\n\n" : "", g + 1);
         for (int e = 0; e < gr->curve_len; e++)
             fprintf(dat.f, "%d %.10g %.10g %d\n", e + 1, gr->curve_mean[e],
                     isfinite(gr->curve_std[e]) ? gr->curve_std[e] : 0.0, gr->curve_n[e]);
-        blocks++;
     }
     CHECK(plot_save(&dat, dir, "accuracy.dat"));
     CHECK(plot_open(&gp));
     plot_preamble(gp.f, "accuracy", 1000, 650);
     plot_integer_tics(gp.f, epochs);
-    fputs("set title 'Test accuracy per epoch: mean over seeds, band of +- one sample std'\n"
-          "set xlabel 'epoch'\nset ylabel 'test accuracy (%)'\nset key bottom right\n"
+    fputs("set title 'Test accuracy per epoch: mean over seeds, band of +- one sample std", gp.f);
+    plot_cut_note(gp.f, PLOT_MAX_CURVES, total);
+    fputs("'\nset xlabel 'epoch'\nset ylabel 'test accuracy (%)'\nset key bottom right\n"
           "set style fill transparent solid 0.2 noborder\nplot ",
           gp.f);
-    for (int g = 0, b = 0; g < r->n_groups; g++) {
+    for (int g = 0, b = 0; g < end; g++) {
         if (r->groups[g].curve_len == 0) continue;
         fprintf(gp.f,
                 "%s'accuracy.dat' index %d using 1:($2-$3):($2+$3) with filledcurves lc %d "
@@ -173,20 +193,20 @@ int plot_accuracy(const report *r, const char *dir) {
 }
 
 int plot_firing(const report *r, const char *dir) {
-    int bars = 0;
-    for (int g = 0; g < r->n_groups; g++)
-        bars += r->groups[g].done > 0;
-    if (bars == 0) return PLOT_EMPTY;
+    int end = 0, total = plot_cut(r, NULL, PLOT_BAR, PLOT_MAX_BARS, &end);
+    if (total == 0) return PLOT_EMPTY;
     plot_text dat, gp;
     CHECK(plot_open(&dat));
     fputs("# group firing_rate (mean over seeds of the final epoch's)\n", dat.f);
-    for (int g = 0; g < r->n_groups; g++)
+    for (int g = 0; g < end; g++)
         if (r->groups[g].done > 0) fprintf(dat.f, "g%d %.10g\n", g + 1, r->groups[g].firing_mean);
     CHECK(plot_save(&dat, dir, "firing_rate.dat"));
     CHECK(plot_open(&gp));
     plot_preamble(gp.f, "firing_rate", 800, 500);
-    fputs("set title 'Average firing rate of the feedback layer (final epoch, mean over seeds)'\n"
-          "set ylabel 'spikes per neuron per time step'\nset xlabel 'group (see the table)'\n"
+    fputs("set title 'Average firing rate of the feedback layer (final epoch, mean over seeds)",
+          gp.f);
+    plot_cut_note(gp.f, PLOT_MAX_BARS, total);
+    fputs("'\nset ylabel 'spikes per neuron per time step'\nset xlabel 'group (see the table)'\n"
           "set yrange [0:*]\nset boxwidth 0.6\nset style fill solid 0.6 border -1\n"
           "plot 'firing_rate.dat' using 0:2:xtic(1) with boxes lc 1 title 'layer 1 (F)'\n",
           gp.f);
@@ -195,13 +215,10 @@ int plot_firing(const report *r, const char *dir) {
 }
 
 int plot_residual(const report *r, const char *dir, const model_trace *const *traces) {
-    int curves = 0, positive = 1, steps = 0;
-    for (int g = 0; g < r->n_groups; g++) {
-        curves += traces[g] != NULL;
-        if (traces[g] && traces[g]->T > steps) steps = traces[g]->T;
-    }
-    if (curves == 0) return PLOT_EMPTY;
-    for (int g = 0; g < r->n_groups; g++) {
+    int end = 0, total = plot_cut(r, traces, PLOT_TRACE, PLOT_MAX_CURVES, &end);
+    if (total == 0) return PLOT_EMPTY;
+    int positive = 1, steps = 0;
+    for (int g = 0; g < end; g++) {
         const model_trace *tr = traces[g];
         if (!tr) continue;
         char name[32], path[PLOT_PATH_MAX];
@@ -210,6 +227,7 @@ int plot_residual(const report *r, const char *dir, const model_trace *const *tr
         CHECK(report_write_trace(path, tr));
         for (int t = 0; t < tr->T; t++)
             positive &= tr->rel_sum[t] > 0.0 && tr->res_sum[t] > 0.0;
+        steps = tr->T > steps ? tr->T : steps;
     }
     plot_text gp;
     CHECK(plot_open(&gp));
@@ -219,12 +237,14 @@ int plot_residual(const report *r, const char *dir, const model_trace *const *tr
     if (positive) fputs("set logscale y\n", gp.f);
     fputs("set multiplot layout 1,2\n", gp.f);
     static const char *const what[2][3] = {
-        {"'||f(a[t]) - a[t]|| / ||a[t]|| (mean over test samples)'", "relative residual", "2"},
-        {"'||f(a[t]) - a[t]|| (mean over test samples; the paper''s Figure 1)'",
-         "absolute residual", "5"}};
+        {"||f(a[t]) - a[t]|| / ||a[t]|| (mean over test samples)", "relative residual", "2"},
+        {"||f(a[t]) - a[t]|| (mean over test samples; the paper''s Figure 1)", "absolute residual",
+         "5"}};
     for (int k = 0; k < 2; k++) {
-        fprintf(gp.f, "set title %s\nset ylabel '%s'\nplot ", what[k][0], what[k][1]);
-        for (int g = 0, c = 0; g < r->n_groups; g++) {
+        fprintf(gp.f, "set title '%s", what[k][0]);
+        plot_cut_note(gp.f, PLOT_MAX_CURVES, total);
+        fprintf(gp.f, "'\nset ylabel '%s'\nplot ", what[k][1]);
+        for (int g = 0, c = 0; g < end; g++) {
             if (!traces[g]) continue;
             fprintf(gp.f,
                     "%s'residual_g%d.csv' skip 1 using 1:%s with linespoints lc %d pt 7 title ",

@@ -20,6 +20,11 @@
  * are failures with a message. */
 #define PLOT_EMPTY 2
 
+/* More curves or bars would be unreadable: the plots show the first groups
+ * (in table order) that have something to draw, and say so in the title. */
+#define PLOT_MAX_CURVES 12
+#define PLOT_MAX_BARS 50
+
 /* 1 if an executable `gnuplot` is in a folder of PATH. */
 int plot_have_gnuplot(void);
 
@@ -34,7 +39,7 @@ int plot_accuracy(const report *r, const char *dir);
 int plot_firing(const report *r, const char *dir);
 
 /* residual.png (the paper's Figure 1): for each group with a trace
- * (traces[g], NULL for none), the relative forward residual
+ * (traces[g], NULL for none; the first PLOT_MAX_CURVES of them), the relative forward residual
  * ||f(a[t]) - a[t]|| / ||a[t]|| and the absolute ||f(a[t]) - a[t]||, means
  * over the traced samples, against the time step t. Writes each trace to
  * residual_g<k>.csv (report_write_trace) first. Logarithmic y axes when

@@ -198,15 +198,29 @@ static int report_metrics_row(const char *path, int line, char **fields, int n, 
     return FSNN_OK;
 }
 
+/* Room for `rows` rows in m (the three arrays in one block). */
+static int report_metrics_reserve(const char *path, report_metrics *m, int rows, int *cap) {
+    if (rows < *cap) return FSNN_OK;
+    int more = *cap ? 2 * *cap : 64;
+    double *v = malloc(sizeof(double) * 3 * (size_t)more);
+    if (!v) return FAIL("%s: out of memory for %d rows", path, more);
+    for (int k = 0; k < 3 && m->values; k++)
+        memcpy(v + (size_t)k * more, m->values + (size_t)k * *cap, sizeof(double) * (size_t)rows);
+    free(m->values);
+    m->values = v;
+    m->test_acc = v;
+    m->firing_rate = v + more;
+    m->peak_rss_mb = v + 2 * (size_t)more;
+    *cap = more;
+    return FSNN_OK;
+}
+
 int report_read_metrics(const char *path, report_metrics *m) {
     memset(m, 0, sizeof *m);
     report_lines ls = {path, NULL, 0, 0, 0};
     CHECK(report_slurp(path, &ls.text, &ls.len));
-    int rows = 0;
-    for (size_t k = 0; k < ls.len; k++)
-        rows += ls.text[k] == '\n';
     char *names[REPORT_METRICS_COLS_MAX + 1], *fields[REPORT_METRICS_COLS_MAX + 1];
-    int n_cols = 0, col[3] = {0, 0, 0};
+    int n_cols = 0, col[3] = {0, 0, 0}, cap = 0;
     char *line = NULL;
     int rc = report_next_line(&ls, 0, &line);
     if (rc == 0 && !line) rc = FAIL("%s: empty file: expected the header line", path);
@@ -214,18 +228,14 @@ int report_read_metrics(const char *path, report_metrics *m) {
         report_split(line, ',', names, REPORT_METRICS_COLS_MAX, &n_cols);
         rc = report_metrics_header(path, names, n_cols, col);
     }
-    if (rc == 0 && rows > 1) {
-        if (XCALLOC(&m->values, 3 * (size_t)(rows - 1)) != 0) rc = FSNN_ERR;
-        m->test_acc = m->values;
-        m->firing_rate = m->values + (rows - 1);
-        m->peak_rss_mb = m->values + 2 * (rows - 1);
-    }
     while (rc == 0) {
         rc = report_next_line(&ls, 0, &line);
         if (rc != 0 || !line) break;
         int n = 0;
         report_split(line, ',', fields, REPORT_METRICS_COLS_MAX, &n);
-        rc = report_metrics_row(path, ls.line, fields, n, n_cols, names, col, m->rows, m);
+        rc = report_metrics_reserve(path, m, m->rows, &cap);
+        if (rc == 0)
+            rc = report_metrics_row(path, ls.line, fields, n, n_cols, names, col, m->rows, m);
         if (rc == 0) m->rows++;
     }
     free(ls.text);
@@ -269,12 +279,13 @@ static int report_u64(const char *s, uint64_t *v) {
 }
 
 static int report_run_line(const char *path, int line, char *text, report_run *run, int id) {
-    int n = 0, max = 4096;
+    int n = 0, max = 1;
+    for (const char *p = text; *p; p++)
+        max += *p == '\t';
     char **f = NULL;
-    CHECK(XCALLOC(&f, (size_t)max + 1));
+    CHECK(XCALLOC(&f, (size_t)max));
     report_split(text, '\t', f, max, &n);
     int rc = FSNN_OK;
-    if (n > max) rc = FAIL("%s:%d: more than %d fields", path, line, max);
     for (int k = 0; rc == 0 && k < n; k++)
         if (!*f[k]) rc = FAIL("%s:%d: field %d is empty", path, line, k + 1);
     if (rc == 0 && n < 5)
@@ -352,20 +363,23 @@ int report_read_runs(const char *path, report *r) {
     report_lines ls = {path, NULL, 0, 0, 0};
     CHECK(report_slurp(path, &ls.text, &ls.len));
     r->text = ls.text;
-    int lines = 0;
-    for (size_t k = 0; k < ls.len; k++)
-        lines += ls.text[k] == '\n';
     char *line = NULL;
     CHECK(report_next_line(&ls, 1, &line));
     if (!line)
         return FAIL("%s: empty file: expected the header id<TAB>dir<TAB>config<TAB>args", path);
     if (strcmp(line, "id\tdir\tconfig\targs") != 0)
         return FAIL("%s:1: the header is not id<TAB>dir<TAB>config<TAB>args", path);
-    /* At most one run per remaining LF (a last line without one fails). */
-    CHECK(XCALLOC(&r->runs, (size_t)lines));
+    int cap = 0;
     for (;;) {
         CHECK(report_next_line(&ls, 1, &line));
         if (!line) break;
+        if (r->n_runs == cap) {
+            cap = cap ? 2 * cap : 64;
+            report_run *more = realloc(r->runs, sizeof *more * (size_t)cap);
+            if (!more) return FAIL("%s: out of memory for %d runs", path, cap);
+            r->runs = more;
+        }
+        memset(&r->runs[r->n_runs], 0, sizeof *r->runs);
         CHECK(report_run_line(path, ls.line, line, &r->runs[r->n_runs], r->n_runs));
         r->n_runs++;
     }
@@ -468,24 +482,6 @@ static int report_group_runs(report *r) {
     return rc;
 }
 
-/* The value of `key` ("section.key") among a run's arguments, or NULL. */
-static const char *report_arg_value(const report_run *run, const char *arg_with_key) {
-    size_t klen = report_arg_key(arg_with_key);
-    for (int a = 0; a < run->n_args; a++)
-        if (!strncmp(run->args[a], arg_with_key, klen + 1)) return run->args[a] + klen + 1;
-    return NULL;
-}
-
-/* 1 if the argument's key has the same value in every group's runs. */
-static int report_arg_same(const report *r, const char *arg) {
-    size_t klen = report_arg_key(arg);
-    for (int g = 0; g < r->n_groups; g++) {
-        const char *v = report_arg_value(&r->runs[r->groups[g].first], arg);
-        if (!v || strcmp(v, arg + klen + 1) != 0) return 0;
-    }
-    return 1;
-}
-
 static const char *report_basename(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
@@ -493,34 +489,53 @@ static const char *report_basename(const char *path) {
 
 /* The label of each group: the arguments whose values differ between
  * groups (and the base config's name when that differs); with one group,
- * all its arguments but the seed and the directory. */
+ * all its arguments but the seed and the directory. An argument is common
+ * when the first group has it and every group has it with the same value. */
 static int report_label_groups(report *r) {
-    int config_differs = 0;
+    const report_run *run0 = &r->runs[r->groups[0].first];
+    int config_differs = 0, *common = NULL;
+    CHECK(XCALLOC(&common, (size_t)run0->n_args));
+    for (int a = 0; a < run0->n_args; a++) {
+        common[a] = r->n_groups > 1 && !report_is_seed_or_dir(run0->args[a]);
+        size_t klen = report_arg_key(run0->args[a]);
+        for (int g = 1; g < r->n_groups && common[a]; g++) {
+            const report_run *run = &r->runs[r->groups[g].first];
+            int found = 0;
+            for (int b = 0; b < run->n_args && !found; b++)
+                found = !strncmp(run->args[b], run0->args[a], klen + 1) &&
+                        !strcmp(run->args[b], run0->args[a]);
+            common[a] = found;
+        }
+    }
     for (int g = 1; g < r->n_groups; g++)
-        config_differs |=
-            strcmp(r->runs[r->groups[g].first].config, r->runs[r->groups[0].first].config) != 0;
-    for (int g = 0; g < r->n_groups; g++) {
+        config_differs |= strcmp(r->runs[r->groups[g].first].config, run0->config) != 0;
+    int rc = FSNN_OK;
+    for (int g = 0; g < r->n_groups && rc == 0; g++) {
         const report_run *run = &r->runs[r->groups[g].first];
         size_t len = strlen(run->config) + 16;
         for (int a = 0; a < run->n_args; a++)
             len += strlen(run->args[a]) + 1;
         char *label = NULL;
-        CHECK(XCALLOC(&label, len));
+        rc = XCALLOC(&label, len);
+        if (rc != 0) break;
         r->groups[g].label = label;
-        if (config_differs) {
-            strcat(label, "config=");
-            strcat(label, report_basename(run->config));
-        }
+        size_t used = 0;
+        if (config_differs)
+            used += (size_t)snprintf(label, len, "config=%s", report_basename(run->config));
         for (int a = 0; a < run->n_args; a++) {
             const char *arg = run->args[a];
-            if (report_is_seed_or_dir(arg) || (r->n_groups > 1 && report_arg_same(r, arg)))
-                continue;
-            if (*label) strcat(label, " ");
-            strcat(label, arg);
+            if (report_is_seed_or_dir(arg)) continue;
+            size_t klen = report_arg_key(arg);
+            int skip = 0;
+            for (int b = 0; b < run0->n_args && !skip; b++)
+                skip = common[b] && !strncmp(run0->args[b], arg, klen + 1);
+            if (!skip)
+                used += (size_t)snprintf(label + used, len - used, "%s%s", used ? " " : "", arg);
         }
-        if (!*label) strcpy(label, r->n_groups > 1 ? "(base config)" : "(all runs)");
+        if (!used) snprintf(label, len, "%s", r->n_groups > 1 ? "(base config)" : "(all runs)");
     }
-    return FSNN_OK;
+    free(common);
+    return rc;
 }
 
 /* ---- each run's files and the statistics ---- */
@@ -580,10 +595,19 @@ static void report_cfg_from_args(report_group *g, const report_run *run) {
     status_clear(); /* unknown: the table shows "?" */
 }
 
-/* Neurons and parameters of the group's model, from the model code. */
-static int report_model_size(report_group *g) {
+/* Neurons and parameters of the group's model, from the model code. They
+ * depend on the data set and the hidden size only: *last remembers the
+ * last group computed, so a sweep over other keys builds one model. */
+static int report_model_size(report_group *g, const report_group **last) {
     g->neurons = g->params = -1;
     if (!g->have_cfg) return FSNN_OK;
+    const report_group *l = *last;
+    if (l && l->cfg.data_dataset == g->cfg.data_dataset &&
+        l->cfg.model_hidden == g->cfg.model_hidden) {
+        g->neurons = l->neurons;
+        g->params = l->params;
+        return FSNN_OK;
+    }
     int n_in = 0, classes = 0;
     CHECK(dataset_shape(g->cfg.data_dataset, &n_in, &classes));
     fsnn_model *m = NULL;
@@ -591,6 +615,7 @@ static int report_model_size(report_group *g) {
     if (rc == 0) {
         g->neurons = model_neurons(m);
         g->params = (long)m->n_params;
+        *last = g;
     }
     model_destroy(&m);
     return rc;
@@ -608,22 +633,24 @@ static void report_mean_std(const double *x, int n, double *mean, double *std) {
     *std = n > 1 ? sqrt(ss / (n - 1)) : NAN;
 }
 
-static int report_aggregate(report *r, report_group *g, int gi) {
+/* The statistics of group g from its runs members[0..g->runs) (in runs.tsv
+ * order). */
+static int report_aggregate(const report *r, report_group *g, const int *members) {
     double *fin = NULL, *rate = NULL;
     CHECK(XCALLOC(&fin, (size_t)g->runs));
-    CHECK(XCALLOC(&rate, (size_t)g->runs));
+    int rc = XCALLOC(&rate, (size_t)g->runs);
     g->epochs_min = INT_MAX;
     g->epochs_max = 0;
     g->acc_best = NAN;
     g->peak_rss_mb = NAN;
-    for (int i = 0; i < r->n_runs; i++) {
-        const report_run *run = &r->runs[i];
-        if (run->group != gi) continue;
-        const report_metrics *m = &run->metrics;
+    g->first_done = -1;
+    for (int k = 0; k < g->runs && rc == 0; k++) {
+        const report_metrics *m = &r->runs[members[k]].metrics;
         g->epochs_min = m->rows < g->epochs_min ? m->rows : g->epochs_min;
         g->epochs_max = m->rows > g->epochs_max ? m->rows : g->epochs_max;
         g->curve_len = m->rows > g->curve_len ? m->rows : g->curve_len;
         if (m->rows == 0) continue;
+        if (g->first_done < 0) g->first_done = members[k];
         fin[g->done] = m->test_acc[m->rows - 1];
         rate[g->done] = m->firing_rate[m->rows - 1];
         if (!(fin[g->done] <= g->acc_best)) g->acc_best = fin[g->done];
@@ -634,23 +661,39 @@ static int report_aggregate(report *r, report_group *g, int gi) {
     double unused;
     report_mean_std(fin, g->done, &g->acc_mean, &g->acc_std);
     report_mean_std(rate, g->done, &g->firing_mean, &unused);
-    int rc = FSNN_OK;
-    if (g->curve_len > 0) {
+    if (rc == 0 && g->curve_len > 0) {
         rc = XCALLOC(&g->curve_mean, (size_t)g->curve_len);
         if (rc == 0) rc = XCALLOC(&g->curve_std, (size_t)g->curve_len);
         if (rc == 0) rc = XCALLOC(&g->curve_n, (size_t)g->curve_len);
     }
     for (int e = 0; rc == 0 && e < g->curve_len; e++) {
         int n = 0;
-        for (int i = 0; i < r->n_runs; i++)
-            if (r->runs[i].group == gi && r->runs[i].metrics.rows > e)
-                fin[n++] = r->runs[i].metrics.test_acc[e];
+        for (int k = 0; k < g->runs; k++) {
+            const report_metrics *m = &r->runs[members[k]].metrics;
+            if (m->rows > e) fin[n++] = m->test_acc[e];
+        }
         g->curve_n[e] = n;
         report_mean_std(fin, n, &g->curve_mean[e], &g->curve_std[e]);
     }
     free(fin);
     free(rate);
     return rc;
+}
+
+/* The runs of each group in runs.tsv order, one after the other: group g's
+ * are members[start[g] .. start[g] + groups[g].runs). */
+static int report_members(const report *r, int **members, int **start) {
+    CHECK(XCALLOC(members, (size_t)r->n_runs));
+    CHECK(XCALLOC(start, (size_t)r->n_groups + 1));
+    for (int g = 0; g < r->n_groups; g++)
+        (*start)[g + 1] = (*start)[g] + r->groups[g].runs;
+    int *next = NULL;
+    CHECK(XCALLOC(&next, (size_t)r->n_groups));
+    memcpy(next, *start, sizeof(int) * (size_t)r->n_groups);
+    for (int i = 0; i < r->n_runs; i++)
+        (*members)[next[r->runs[i].group]++] = i;
+    free(next);
+    return FSNN_OK;
 }
 
 int report_load(const char *sweep_dir, report **out) {
@@ -664,13 +707,18 @@ int report_load(const char *sweep_dir, report **out) {
     CHECK(report_label_groups(r));
     for (int i = 0; i < r->n_runs; i++)
         CHECK(report_read_run(r, &r->runs[i]));
-    for (int g = 0; g < r->n_groups; g++) {
+    int *members = NULL, *start = NULL;
+    int rc = report_members(r, &members, &start);
+    const report_group *sized = NULL;
+    for (int g = 0; g < r->n_groups && rc == 0; g++) {
         report_group *gr = &r->groups[g];
         if (!gr->have_cfg) report_cfg_from_args(gr, &r->runs[gr->first]);
-        CHECK(report_model_size(gr));
-        CHECK(report_aggregate(r, gr, g));
+        rc = report_model_size(gr, &sized);
+        if (rc == 0) rc = report_aggregate(r, gr, members + start[g]);
     }
-    return FSNN_OK;
+    free(members);
+    free(start);
+    return rc;
 }
 
 void report_free(report *r) {

@@ -65,11 +65,12 @@ typedef struct {
 
 /* Runs with the same base config and the same arguments but the seed. */
 typedef struct {
-    char *label;  /* the arguments whose values differ between groups */
-    int first;    /* index of the group's first run in runs.tsv order */
-    int runs;     /* runs in the group */
-    int done;     /* of those, with at least one finished epoch */
-    int have_cfg; /* cfg known: from a run's config.ini, else the base config + args */
+    char *label;    /* the arguments whose values differ between groups */
+    int first;      /* index of the group's first run in runs.tsv order */
+    int first_done; /* index of its first run with a finished epoch, -1 none */
+    int runs;       /* runs in the group */
+    int done;       /* of those, with at least one finished epoch */
+    int have_cfg;   /* cfg known: from a run's config.ini, else the base config + args */
     fsnn_cfg cfg;
     long neurons, params; /* model_neurons, n_params of cfg's model; -1 unknown */
     /* over the done runs, from their final epochs; NAN when undefined

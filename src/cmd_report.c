@@ -167,11 +167,11 @@ static int cmd_report_plots(const report *r, const cmd_report_args *a, FILE *not
         return 1;
     }
     fprintf(notes, "\nPlots in %s:\n", a->plots);
-    for (int g = 0; g < r->n_groups; g++) {
-        const report_run *first = NULL;
-        for (int i = 0; i < r->n_runs && !first; i++)
-            if (r->runs[i].group == g && !r->runs[i].missing) first = &r->runs[i];
-        if (!first) continue;
+    /* Traces for as many groups as the residual plot shows. */
+    for (int g = 0, traced = 0; g < r->n_groups && traced < PLOT_MAX_CURVES; g++) {
+        if (r->groups[g].first_done < 0) continue;
+        traced++;
+        const report_run *first = &r->runs[r->groups[g].first_done];
         if (cmd_report_trace(first->dir, a->trace_samples, &traces[g]) != 0) {
             log_warn("residual trace of g%d not made (%s): %s", g + 1, first->dir,
                      status_message());

@@ -136,6 +136,27 @@ if command -v gnuplot >/dev/null; then
         "not every group's missing trace was said: $(cat "$dir/err")"
     check 'grep -q "residual.png not made: nothing to draw" "$dir/r.md"' "r.md does not say why residual.png is missing"
     check '[ -f "$dir/r.csv" ] && [ -f "$dir/r.md" ]' "--csv/--markdown files missing"
+    # Labels are text in the scripts, never commands: quotes, backquotes,
+    # $(...) and gnuplot's @macros in an argument value.
+    H=$dir/hostile
+    mkdir -p "$H/runs"
+    printf 'id\tdir\tconfig\targs\n' >"$H/runs.tsv"
+    for k in 0 1; do
+        run=$H/runs/r$k
+        printf '%d\t%s\t%s\tdata.path=/p%d'"'"'q`touch %s/BQ`$(touch %s/SUB)"@x\\\trun.seed=1\trun.dir=%s\n' \
+            "$k" "$run" "$base" "$k" "$dir" "$dir" "$run" >>"$H/runs.tsv"
+        mkdir -p "$run"
+        printf '[run]\nseed = 1\n[model]\nnet = 30 (F30)\n' >"$run/config.ini"
+        printf 'epoch,test_acc,firing_rate,peak_rss_mb\n1,50,0.1,30\n2,60,0.2,31\n' >"$run/metrics.csv"
+    done
+    "$fsnn" report "$H" >/dev/null 2>"$dir/err"
+    rc=$?
+    check '[ "$rc" -eq 0 ]' "fsnn report of the hostile labels exited $rc: $(cat "$dir/err")"
+    sig=$(od -An -tx1 -N8 "$H/plots/accuracy.png" 2>/dev/null | tr -d ' \n')
+    check '[ "$sig" = 89504e470d0a1a0a ]' "accuracy.png with hostile labels missing"
+    check '[ ! -e "$dir/BQ" ] && [ ! -e "$dir/SUB" ]' "a label ran a command"
+    check 'grep -qF "title '"'"'g1: data.path=/p0'"''"'q\`touch" "$H/plots/accuracy.gp"' \
+        "the label is not quoted as expected: $(grep title "$H/plots/accuracy.gp")"
 else
     check 'false' "gnuplot is not installed (Debian package gnuplot-nox, jobs/setup.sh)"
 fi
