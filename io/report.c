@@ -15,6 +15,7 @@
 
 #define REPORT_PATH_MAX 4096
 #define REPORT_METRICS_COLS_MAX 256
+#define REPORT_FIELDS_MAX 1024 /* of a runs.tsv line: far more keys than fsnn has */
 
 /* ---- reading text files ---- */
 
@@ -282,6 +283,8 @@ static int report_run_line(const char *path, int line, char *text, report_run *r
     int n = 0, max = 1;
     for (const char *p = text; *p; p++)
         max += *p == '\t';
+    if (max > REPORT_FIELDS_MAX)
+        return FAIL("%s:%d: %d fields; at most %d", path, line, max, REPORT_FIELDS_MAX);
     char **f = NULL;
     CHECK(XCALLOC(&f, (size_t)max));
     report_split(text, '\t', f, max, &n);
@@ -315,7 +318,7 @@ static int report_run_line(const char *path, int line, char *text, report_run *r
             rc = FAIL("%s:%d: argument '%.200s' is not section.key=value", path, line, arg);
             break;
         }
-        for (int b = 0; b < a; b++)
+        for (int b = 0; b < a && rc == 0; b++)
             if (!strncmp(run->args[b], arg, klen + 1))
                 rc = FAIL("%s:%d: key '%.*s' is given twice", path, line, (int)klen, arg);
         if (report_key_is(arg, "run.seed")) seed_at = a;

@@ -175,6 +175,18 @@ static void test_runs_bad(void) {
         {"id\tdir\tconfig\targs\r\n", ":1:", "CR"},
         {"id\tdir\tconfig\targs\n0\t/r/\x01\t/c.ini\trun.seed=1\trun.dir=/r/\x01\n", ":2:", "0x01"},
     };
+    /* A line of 2000 fields: refused before any quadratic check. */
+    char *many = malloc(64 * 1024);
+    int at = sprintf(many, "id\tdir\tconfig\targs\n0\t/r/a\t/c.ini\trun.seed=1\trun.dir=/r/a");
+    for (int k = 0; k < 2000; k++)
+        at += sprintf(many + at, "\ta.k%d=1", k);
+    sprintf(many + at, "\n");
+    write_text(p, many);
+    free(many);
+    report rm;
+    memset(&rm, 0, sizeof rm);
+    EXPECT_FAILS(report_read_runs(p, &rm), "runs_bad.tsv:2:", "2005 fields; at most 1024");
+    report_free(&rm);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         write_text(p, cases[c].text);
         report r;
