@@ -99,6 +99,14 @@ int dataset_load(cfg_dataset kind, const char *dir, long train_limit, long test_
     return FSNN_OK;
 }
 
+int dataset_shape(cfg_dataset kind, int *n_in, int *classes) {
+    if (kind != DATASET_FMNIST && kind != DATASET_MNIST)
+        return FAIL("unknown data set kind %d", (int)kind);
+    *n_in = DATASET_SIDE * DATASET_SIDE;
+    *classes = DATASET_CLASSES;
+    return FSNN_OK;
+}
+
 void dataset_destroy(dataset *d) {
     free(d->train.images);
     free(d->train.labels);

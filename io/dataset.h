@@ -33,6 +33,10 @@ typedef struct {
 int dataset_load(cfg_dataset kind, const char *dir, long train_limit, long test_limit,
                  dataset *out);
 
+/* Inputs per sample and classes of `kind`, as dataset_load would give them,
+ * without reading a file (model sizes from a configuration alone). */
+int dataset_shape(cfg_dataset kind, int *n_in, int *classes);
+
 /* Frees both splits and zeroes *d; safe on a zeroed struct. */
 void dataset_destroy(dataset *d);
 

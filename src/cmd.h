@@ -9,4 +9,10 @@
  * Runs as one process without MPI (docs/sweeps.md). */
 int cmd_sweep(int argc, char **argv);
 
+/* fsnn report SWEEP_DIR [--csv FILE] [--markdown FILE] [--plots DIR]
+ *                       [--no-plots] [--trace-samples N]
+ * The results table and plots of a sweep directory (docs/report.md). Runs
+ * as one process without MPI. */
+int cmd_report(int argc, char **argv);
+
 #endif

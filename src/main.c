@@ -3,8 +3,9 @@
  * write the run directory, stop.
  *
  *   fsnn train CONFIG [section.key=value ...]
- *   fsnn eval RUN_DIR [section.key=value ...]
+ *   fsnn eval RUN_DIR [--residual-trace [FILE]] [section.key=value ...]
  *   fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run] | status SWEEP_DIR
+ *   fsnn report SWEEP_DIR [options]              (src/cmd_report.c)
  *   fsnn --help | --help-config [--markdown] | --version
  */
 #include <errno.h>
@@ -16,7 +17,7 @@
 
 #include "blas.h"    // defines: blas_set_threads
 #include "ckpt.h"    // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
-#include "cmd.h"     // defines: cmd_sweep
+#include "cmd.h"     // defines: cmd_sweep, cmd_report
 #include "config.h"  // defines: config_load, config_override, config_write, config_help
 #include "cpuinfo.h" // defines: cpuinfo_report_blas
 #include "dataset.h" // defines: dataset_load
@@ -26,6 +27,7 @@
 #include "model.h"   // defines: fsnn_model
 #include "par.h"     // defines: par_init, par_finalize, par_all_ok
 #include "reducer.h" // defines: reducer_world
+#include "report.h"  // defines: report_write_trace
 #include "status.h"  // defines: CHECK, FAIL
 #include "trainer.h" // defines: trainer_fit, trainer_evaluate
 
@@ -46,6 +48,8 @@ static const char main_usage[] =
     "usage:\n"
     "  fsnn train CONFIG [section.key=value ...]   train; writes run.dir\n"
     "  fsnn eval RUN_DIR [section.key=value ...]   evaluate a trained run on its test set\n"
+    "      [--residual-trace [FILE]]                 also the residual per time step (CSV)\n"
+    "  fsnn report SWEEP_DIR [--csv FILE] [--markdown FILE] [--plots DIR]  table of a sweep\n"
     "  fsnn inspect CHECKPOINT.h5                  summary and weights_sha256 of a checkpoint\n"
     "  fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]   seeds and grids of runs\n"
     "  fsnn sweep status SWEEP_DIR                 state of a sweep's runs (docs/sweeps.md)\n"
@@ -314,9 +318,32 @@ static int main_load_model(const fsnn_cfg *cfg, const char *run_dir, int n_in, i
     return rc;
 }
 
+/* Takes "--residual-trace [FILE]" out of the eval arguments: FILE is the
+ * next argument unless that is an override (has '=') or an option. */
+static int main_trace_arg(const char *run_dir, int *argc, char **argv, char *path, size_t size) {
+    *path = '\0';
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--residual-trace") != 0) continue;
+        int file = i + 1 < *argc && !strchr(argv[i + 1], '=') && argv[i + 1][0] != '-';
+        if (file && strlen(argv[i + 1]) >= size)
+            return FAIL("--residual-trace: path too long: %.80s...", argv[i + 1]);
+        if (file)
+            strcpy(path, argv[i + 1]);
+        else
+            CHECK(fsutil_join(path, size, run_dir, "residual_trace.csv"));
+        int drop = 1 + file;
+        for (int k = i; k + drop < *argc; k++)
+            argv[k] = argv[k + drop];
+        *argc -= drop;
+        return FSNN_OK;
+    }
+    return FSNN_OK;
+}
+
 static int main_eval(const char *run_dir, int argc, char **argv) {
-    char cfg_path[CFG_PATH_MAX + 32], used[CFG_PATH_MAX + 64];
+    char cfg_path[CFG_PATH_MAX + 32], used[CFG_PATH_MAX + 64], trace_path[CFG_PATH_MAX + 32];
     CHECK(fsutil_join(cfg_path, sizeof cfg_path, run_dir, "config.ini"));
+    CHECK(main_trace_arg(run_dir, &argc, argv, trace_path, sizeof trace_path));
     fsnn_cfg cfg;
     CHECK(main_read_config(&cfg, cfg_path, argc, argv));
     reduce_ops red;
@@ -337,12 +364,23 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     trainer_epoch row;
     memset(&row, 0, sizeof row);
     double firing = 0.0;
-    if (rc == 0) rc = trainer_evaluate(&cfg, m, &test, &row, &firing, &red);
+    model_trace *trace = NULL;
+    if (rc == 0 && *trace_path) {
+        rc = trainer_evaluate_trace(&cfg, m, &test, &row, &firing, &trace, &red);
+        if (rc == 0 && red.rank == 0) rc = report_write_trace(trace_path, trace);
+        rc = main_agree(rc);
+    } else if (rc == 0) {
+        rc = trainer_evaluate(&cfg, m, &test, &row, &firing, &red);
+    }
     if (rc == 0)
         log_info("eval %s (epoch %d): test accuracy %.2f%% loss %.4f on %ld samples; forward "
                  "residual %.4g; firing rate %.4f; %.0f samples/s",
                  used, ts.epoch, row.test_acc, row.test_loss, test.n, row.test_fwd_residual, firing,
                  row.test_samples_per_s);
+    if (rc == 0 && trace)
+        log_info("residual trace (%d steps, %ld samples): %s", trace->T, trace->samples,
+                 trace_path);
+    model_trace_destroy(&trace);
     optim_destroy(&ts.opt);
     model_destroy(&m);
     dataset_destroy(&data);
@@ -408,6 +446,20 @@ int main(int argc, char **argv) {
     /* Before MPI_Init: the sweep starts sbatch and `fsnn train` processes,
      * which must not inherit an MPI singleton's environment. */
     if (argc > 1 && !strcmp(argv[1], "sweep")) return cmd_sweep(argc - 2, argv + 2);
+    /* One process, no MPI: it starts gnuplot, which must not inherit MPI. */
+    if (argc > 1 && !strcmp(argv[1], "report")) return cmd_report(argc - 2, argv + 2);
+    /* Training stops on USR1/TERM at its next step, with a checkpoint. The
+     * handlers go in before MPI_Init, which can take seconds under a
+     * launcher, so that SLURM's warning then does not kill the rank. Other
+     * commands keep the default: the signal ends them. */
+    if (argc > 1 && !strcmp(argv[1], "train")) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = main_on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     par_env env;
     if (par_init(&argc, &argv, &env) != 0) {
         fprintf(stderr, "fsnn: %s\n", status_message());
@@ -434,12 +486,6 @@ int main(int argc, char **argv) {
             code = EXIT_FAILED;
         }
     } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = main_on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGUSR1, &sa, NULL);
         int rc = !strcmp(cmd, "train") ? main_train(argv[2], argc - 3, argv + 3)
                                        : main_eval(argv[2], argc - 3, argv + 3);
         if (rc == TRAINER_STOPPED) {

@@ -458,25 +458,131 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     return FSNN_OK;
 }
 
-void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st) {
+int model_trace_create(model_trace **out, const fsnn_model *m, const model_ws *ws) {
+    model_trace *tr;
+    CHECK(XCALLOC(&tr, 1));
+    *out = tr;
+    if (m->T < 1) return FAIL("model_trace: %d time steps", m->T);
+    tr->T = m->T;
+    tr->max_groups = ws->max_shards;
+    CHECK(XCALLOC(&tr->sums, (size_t)MODEL_TRACE_N * m->T));
+    CHECK(XCALLOC(&tr->scratch, (size_t)tr->max_groups * MODEL_TRACE_N * m->T));
+    double **views[MODEL_TRACE_N] = {&tr->res_sum, &tr->res_max, &tr->rel_sum, &tr->rel_max,
+                                     &tr->delta_sum};
+    for (int i = 0; i < MODEL_TRACE_N; i++)
+        *views[i] = tr->sums + (size_t)i * m->T;
+    return FSNN_OK;
+}
+
+void model_trace_destroy(model_trace **ptr) {
+    model_trace *tr = *ptr;
+    if (!tr) return;
+    free(tr->sums);
+    free(tr->scratch);
+    free(tr);
+    *ptr = NULL;
+}
+
+/* What the per-step hook of one row group needs: the model, the group's view
+ * of the workspace and its rows of the trace scratch, in the order of
+ * model_trace (res, res max, rel, rel max, delta; [T] each). */
+typedef struct {
+    const fsnn_model *m;
+    const model_ws *v;
+    int B;
+    double *acc;
+} model_trace_ctx;
+
+/* The statistics of step t. In evaluation the gradient buffers ga and dx1
+ * are free: ga holds a[t], dx1 a[t-1]; f, mv, jac and res are rewritten by
+ * model_loss after the simulation. */
+static void model_trace_step(void *ctx, int t, const float *acc) {
+    const model_trace_ctx *c = ctx;
+    const fsnn_model *m = c->m;
+    const model_ws *v = c->v;
+    const int n = m->n, T = m->T;
+    float *at = v->ga, *prev = v->dx1;
+    neuron_rates(acc, (long)c->B * n, t, m->leak, at);
+    equil_eval(at, v->x1, m->W, v->use_drop ? v->drops : NULL, c->B, n, m->vth, v->f, v->mv, v->jac,
+               v->res);
+    double *res_sum = c->acc, *res_max = res_sum + T, *rel_sum = res_max + T;
+    double *rel_max = rel_sum + T, *delta_sum = rel_max + T;
+    for (int b = 0; b < c->B; b++) {
+        const float *ab = at + (long)b * n, *pb = prev + (long)b * n;
+        double na = 0.0, dd = 0.0;
+        for (int i = 0; i < n; i++) {
+            double d = t > 1 ? (double)ab[i] - pb[i] : ab[i];
+            na += (double)ab[i] * ab[i];
+            dd += d * d;
+        }
+        double res = v->res[b];
+        double rel = na > 0.0 ? res / sqrt(na) : (res > 0.0 ? 1.0 : 0.0);
+        res_sum[t - 1] += res;
+        rel_sum[t - 1] += rel;
+        delta_sum[t - 1] += sqrt(dd);
+        if (res > res_max[t - 1]) res_max[t - 1] = res;
+        if (rel > rel_max[t - 1]) rel_max[t - 1] = rel;
+    }
+    memcpy(prev, at, sizeof(float) * (size_t)c->B * n);
+}
+
+/* The simulation of B rows of the view v (one row group), with the per-step
+ * hook when acc is set. */
+static void model_simulate_rows(const fsnn_model *m, const model_ws *v, int B, neuron_stats *sim,
+                                double *acc) {
+    neuron_dims d = {B, m->n, m->T, m->vth, m->leak, m->spike_mode};
+    model_trace_ctx c = {m, v, B, acc};
+    neuron_simulate_steps(&d, v->x1, m->W, m->Wt, v->use_drop ? v->drops : NULL, v->a, v->u, v->s,
+                          v->cur, v->idx, sim, acc ? model_trace_step : NULL, &c);
+}
+
+static void model_simulate_run(fsnn_model *m, model_ws *ws, int B, model_stats *st,
+                               model_trace *tr) {
     const int *len;
     int whole, groups = model_groups(ws, B, &len, &whole);
+    const size_t per = (size_t)MODEL_TRACE_N * m->T;
+    if (tr) memset(tr->scratch, 0, sizeof(double) * per * (size_t)groups);
     if (groups == 1) {
-        neuron_dims d = {B, m->n, m->T, m->vth, m->leak, m->spike_mode};
-        neuron_simulate(&d, ws->x1, m->W, m->Wt, ws->use_drop ? ws->drops : NULL, ws->a, ws->u,
-                        ws->s, ws->cur, ws->idx, &st->sim);
-        return;
-    }
+        model_simulate_rows(m, ws, B, &st->sim, tr ? tr->scratch : NULL);
+    } else {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int g = 0; g < groups; g++) {
-        model_ws v = model_ws_view(ws, m, g, ws->group_off[g]);
-        neuron_dims d = {len[g], m->n, m->T, m->vth, m->leak, m->spike_mode};
-        memset(&ws->gstats[g], 0, sizeof ws->gstats[g]);
-        neuron_simulate(&d, v.x1, m->W, m->Wt, v.use_drop ? v.drops : NULL, v.a, v.u, v.s, v.cur,
-                        v.idx, &ws->gstats[g].sim);
+        for (int g = 0; g < groups; g++) {
+            model_ws v = model_ws_view(ws, m, g, ws->group_off[g]);
+            memset(&ws->gstats[g], 0, sizeof ws->gstats[g]);
+            model_simulate_rows(m, &v, len[g], &ws->gstats[g].sim,
+                                tr ? tr->scratch + per * (size_t)g : NULL);
+        }
+        for (int g = 0; g < groups; g++)
+            model_stats_merge(st, &ws->gstats[g]);
     }
-    for (int g = 0; g < groups; g++)
-        model_stats_merge(st, &ws->gstats[g]);
+    if (!tr) return;
+    const int T = m->T;
+    for (int g = 0; g < groups; g++) {
+        const double *acc = tr->scratch + per * (size_t)g;
+        for (int i = 0; i < MODEL_TRACE_N; i++) {
+            const int is_max = i == 1 || i == 3; /* res_max, rel_max */
+            for (int t = 0; t < T; t++) {
+                double *to = &tr->sums[(size_t)i * T + t], x = acc[(size_t)i * T + t];
+                *to = is_max ? (x > *to ? x : *to) : *to + x;
+            }
+        }
+    }
+    tr->samples += B;
+}
+
+void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st) {
+    model_simulate_run(m, ws, B, st, NULL);
+}
+
+int model_simulate_trace(fsnn_model *m, model_ws *ws, int B, model_stats *st, model_trace *tr) {
+    if (tr->T != m->T)
+        return FAIL("model_trace: made for %d time steps, the model has %d", tr->T, m->T);
+    const int *len;
+    int whole, groups = model_groups(ws, B, &len, &whole);
+    if (groups > tr->max_groups)
+        return FAIL("model_trace: %d row groups exceed its %d", groups, tr->max_groups);
+    model_simulate_run(m, ws, B, st, tr);
+    return FSNN_OK;
 }
 
 void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters) {

@@ -115,6 +115,35 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
 /* The spiking simulation: a = a[T]. */
 void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st);
 
+/* How the simulation approaches the equilibrium, step by step (the paper's
+ * Figure 1), summed over the samples of the batches simulated so far. For
+ * t = 1..T, at index t - 1, with a[t] the (weighted) rate after t steps and
+ * f evaluated with the batch's feedback mask (none in evaluation):
+ *   res   = ||f(a[t]) - a[t]||                  res_sum, res_max
+ *   rel   = res / ||a[t]||                      rel_sum, rel_max (when
+ *           a[t] = 0, which has no relative size: 1 if f(a[t]) != 0, else 0)
+ *   delta = ||a[t] - a[t-1]||, a[0] = 0         delta_sum
+ * At t = T, res is exactly what model_loss measures at a = a[T]. Memory is
+ * [T] per statistic and per row group, never [T x samples]. */
+typedef struct {
+    int T;
+    long samples;
+    double *res_sum, *res_max, *rel_sum, *rel_max, *delta_sum; /* [T] each, views of sums */
+    double *sums;                                              /* owned: [MODEL_TRACE_N x T] */
+    double *scratch; /* owned: the same for each row group of one batch */
+    int max_groups;
+} model_trace;
+
+#define MODEL_TRACE_N 5
+
+/* A zeroed trace for m->T steps and batches of the workspace ws. */
+int model_trace_create(model_trace **tr, const fsnn_model *m, const model_ws *ws);
+void model_trace_destroy(model_trace **tr);
+
+/* model_simulate (the same a, bit for bit) that also adds the batch's
+ * per-step statistics to tr. Fails if m->T differs from the trace's T. */
+int model_simulate_trace(fsnn_model *m, model_ws *ws, int B, model_stats *st, model_trace *tr);
+
 /* Replaces a by `iters` iterations of a <- f(a) from a = 0 (tests: the exact
  * equilibrium, independently of the simulation). */
 void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters);

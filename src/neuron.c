@@ -58,15 +58,28 @@ void neuron_spike_product(const float *s, const float *W, const float *Wt, float
         blas_gemm(0, 1, B, n, n, 1.0f, s, n, W, n, 0.0f, cur, n);
 }
 
+void neuron_rates(const float *acc, long count, int t, float leak, float *a) {
+    float inv = (float)(1.0 / neuron_rate_norm(t, leak));
+    for (long k = 0; k < count; k++)
+        a[k] = acc[k] * inv;
+}
+
 void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
                      const float *drop, float *a, float *u, float *s, float *cur, int *idx,
                      neuron_stats *st) {
+    neuron_simulate_steps(d, x1, W, Wt, drop, a, u, s, cur, idx, st, NULL, NULL);
+}
+
+void neuron_simulate_steps(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
+                           const float *drop, float *a, float *u, float *s, float *cur, int *idx,
+                           neuron_stats *st, neuron_step_fn step, void *ctx) {
     const int B = d->B, n = d->n;
     const long count = (long)B * n;
     memcpy(u, x1, sizeof(float) * (size_t)count);
     memset(a, 0, sizeof(float) * (size_t)count);
     long spikes = neuron_fire(u, s, a, count, d->vth, d->leak);
     double total = (double)spikes;
+    if (step) step(ctx, 1, a);
     for (int t = 2; t <= d->T; t++) {
         double density = (double)spikes / (double)count;
         int event =
@@ -88,9 +101,8 @@ void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, cons
                 u[k] += cur[k] + x1[k];
         spikes = neuron_fire(u, s, a, count, d->vth, d->leak);
         total += (double)spikes;
+        if (step) step(ctx, t, a);
     }
-    float inv = (float)(1.0 / neuron_rate_norm(d->T, d->leak));
-    for (long k = 0; k < count; k++)
-        a[k] *= inv;
+    neuron_rates(a, count, d->T, d->leak, a);
     st->spikes += total;
 }

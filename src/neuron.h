@@ -36,6 +36,22 @@ void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, cons
                      const float *drop, float *a, float *u, float *s, float *cur, int *idx,
                      neuron_stats *st);
 
+/* Called after each step t = 1..T with acc [B x n], the weighted spike sums
+ * so far, sum_{tau <= t} lambda^(t-tau) s[tau]: neuron_rates turns them into
+ * a[t]. acc is the simulation's own buffer: read it, do not keep it. */
+typedef void (*neuron_step_fn)(void *ctx, int t, const float *acc);
+
+/* neuron_simulate that calls step(ctx, t, acc) after every step (the
+ * equilibrium residual per step, Figure 1); a and everything else come out
+ * bit for bit as from neuron_simulate. */
+void neuron_simulate_steps(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
+                           const float *drop, float *a, float *u, float *s, float *cur, int *idx,
+                           neuron_stats *st, neuron_step_fn step, void *ctx);
+
+/* a[k] = acc[k] / sum_{tau=1..t} lambda^(t-tau) for k < count: the (weighted)
+ * rate after t steps, rounded exactly as neuron_simulate's a = a[T]. */
+void neuron_rates(const float *acc, long count, int t, float leak, float *a);
+
 /* cur [B x n] = s W^T for 0/1 spikes s [B x n]: sgemm with W, or (event != 0)
  * the sum of the rows of Wt = W^T of the active neurons. idx [B x n] borrowed. */
 void neuron_spike_product(const float *s, const float *W, const float *Wt, float *cur, int *idx,

@@ -159,8 +159,26 @@ static void trainer_block(long n, const reduce_ops *red, long *lo, long *hi) {
     *hi = n * (red->rank + 1) / red->size;
 }
 
+/* Sums a trace's statistics over ranks: sums add, maxima take the largest.
+ * Collective. */
+static int trainer_reduce_trace(const reduce_ops *red, model_trace *tr) {
+    if (red->size == 1) return FSNN_OK;
+    const size_t T = (size_t)tr->T;
+    CHECK(red->sum_f64(red->ctx, tr->res_sum, T));
+    CHECK(red->sum_f64(red->ctx, tr->rel_sum, T));
+    CHECK(red->sum_f64(red->ctx, tr->delta_sum, T));
+    CHECK(red->max_f64(red->ctx, tr->res_max, T));
+    CHECK(red->max_f64(red->ctx, tr->rel_max, T));
+    double samples = (double)tr->samples;
+    CHECK(red->sum_f64(red->ctx, &samples, 1));
+    tr->samples = (long)samples;
+    return FSNN_OK;
+}
+
+/* One pass over this rank's block of `data`; with tr, the simulation also
+ * records its per-step trace. */
 static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
-                             trainer_bufs *tb, trainer_epoch *row, double *firing,
+                             trainer_bufs *tb, trainer_epoch *row, double *firing, model_trace *tr,
                              const reduce_ops *red) {
     model_stats st;
     memset(&st, 0, sizeof st);
@@ -175,10 +193,14 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
             tb->ids[b] = i + b;
         trainer_gather(data, tb->ids, B, tb->x, tb->labels);
         CHECK(model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed));
-        model_simulate(m, tb->ws, B, &st);
+        if (tr)
+            CHECK(model_simulate_trace(m, tb->ws, B, &st, tr));
+        else
+            model_simulate(m, tb->ws, B, &st);
         CHECK(model_loss(m, tb->ws, tb->labels, B, (double)B, 0, &st));
     }
     CHECK(trainer_reduce_stats(red, &st));
+    if (tr) CHECK(trainer_reduce_trace(red, tr));
     double el = clock_seconds() - t0;
     long n = st.samples > 0 ? st.samples : 1;
     row->test_loss = st.loss / n;
@@ -194,7 +216,19 @@ int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *dat
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
     int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
-    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, red);
+    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, NULL, red);
+    trainer_bufs_destroy(&tb);
+    return rc;
+}
+
+int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+                           trainer_epoch *row, double *firing, model_trace **trace,
+                           const reduce_ops *red) {
+    trainer_bufs tb;
+    memset(&tb, 0, sizeof tb);
+    int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
+    if (rc == 0) rc = model_trace_create(trace, m, tb.ws);
+    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, *trace, red);
     trainer_bufs_destroy(&tb);
     return rc;
 }
@@ -329,7 +363,7 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const tra
         row.dense_steps = st.sim.dense_steps;
         row.event_steps = st.sim.event_steps;
         row.bad_steps = ts->bad_steps;
-        rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL, red);
+        rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL, NULL, red);
         if (rc) break;
         row.spectral_norm = model_spectral_norm(m, 30);
         row.peak_rss_mb = clock_peak_rss_mb();

@@ -111,4 +111,12 @@ void trainer_partial_unpack(const double *v, model_stats *st);
 int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
                      trainer_epoch *row, double *firing, const reduce_ops *red);
 
+/* trainer_evaluate that also records how each sample's simulation approaches
+ * the equilibrium step by step: *trace (created here, freed by the caller
+ * with model_trace_destroy) holds the sums and maxima over all samples of
+ * all ranks (model_trace). Collective. */
+int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+                           trainer_epoch *row, double *firing, model_trace **trace,
+                           const reduce_ops *red);
+
 #endif

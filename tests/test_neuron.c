@@ -343,7 +343,121 @@ static void case_norm(void) {
                 "norm T=30 lambda=0.95");
 }
 
+/* --- per-step rates (neuron_simulate_steps, neuron_rates) --- */
+
+typedef struct {
+    int B, n, T, calls;
+    float leak;
+    float *rates; /* [T x B x n]: a[t] as the hook saw it */
+} steps_seen;
+
+static void steps_record(void *ctx, int t, const float *acc) {
+    steps_seen *c = ctx;
+    const long count = (long)c->B * c->n;
+    EXPECT(t == c->calls + 1, "hook called for t = %d after %d calls", t, c->calls);
+    if (t < 1 || t > c->T) return;
+    c->calls++;
+    neuron_rates(acc, count, t, c->leak, c->rates + (long)(t - 1) * count);
+}
+
+/* Runs neuron_simulate_steps; writes the per-step rates [T x B x n] and the
+ * final a; checks that a equals neuron_simulate's bit for bit. */
+static void run_steps(int B, int n, int T, float leak, cfg_spike_product mode, const float *x1,
+                      const float *W, const float *drop, float *rates, float *a) {
+    const long count = (long)B * n;
+    float *Wt = malloc(sizeof(float) * (size_t)n * n), *a_plain = malloc(sizeof(float) * count);
+    float *u = malloc(sizeof(float) * count), *s = malloc(sizeof(float) * count);
+    float *cur = malloc(sizeof(float) * count);
+    int *idx = malloc(sizeof(int) * count);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            Wt[j * n + i] = W[i * n + j];
+    neuron_dims d = {B, n, T, 2.0f, leak, mode};
+    neuron_stats st = {0.0, 0, 0}, st_plain = {0.0, 0, 0};
+    steps_seen c = {B, n, T, 0, leak, rates};
+    neuron_simulate_steps(&d, x1, W, Wt, drop, a, u, s, cur, idx, &st, steps_record, &c);
+    EXPECT(c.calls == T, "hook called %d times for T = %d", c.calls, T);
+    neuron_simulate(&d, x1, W, Wt, drop, a_plain, u, s, cur, idx, &st_plain);
+    EXPECT(memcmp(a, a_plain, sizeof(float) * count) == 0,
+           "a with the hook differs from neuron_simulate's");
+    EXPECT(st.spikes == st_plain.spikes, "spikes with the hook %g, without %g", st.spikes,
+           st_plain.spikes);
+    EXPECT(memcmp(rates + (T - 1) * count, a, sizeof(float) * count) == 0,
+           "the rates of step T differ from a = a[T]");
+    free(Wt);
+    free(a_plain);
+    free(u);
+    free(s);
+    free(cur);
+    free(idx);
+}
+
+/* Case B's hand trace (LIF 1/2): the spikes of each step are written out
+ * there; a[t]_i = sum_{tau<=t} (1/2)^(t-tau) s_i[tau] / sum_{tau<=t} (1/2)^(t-tau)
+ * is computed here from that table alone, for every t (tolerance 1e-6). */
+static void case_steps_hand(void) {
+    const float W[9] = {0.0f, 0.5f, 0.25f, -0.5f, 0.0f, 1.0f, 0.75f, -0.25f, 0.0f};
+    const float x1[6] = {1.25f, 0.5f, 1.75f, 3.0f, 1.0f, 0.25f};
+    /* spikes[t-1][sample][neuron] from the trace above case_b */
+    static const int spikes[6][2][3] = {
+        {{0, 0, 0}, {1, 0, 0}}, {{0, 0, 1}, {1, 0, 0}}, {{1, 0, 1}, {1, 0, 0}},
+        {{0, 0, 1}, {1, 0, 0}}, {{1, 1, 1}, {1, 0, 0}}, {{1, 0, 1}, {1, 0, 0}},
+    };
+    float rates[6 * 6], a[6];
+    for (int mi = 0; mi < 3; mi++) {
+        run_steps(2, 3, 6, 0.5f, modes[mi], x1, W, NULL, rates, a);
+        for (int t = 1; t <= 6; t++)
+            for (int b = 0; b < 2; b++)
+                for (int i = 0; i < 3; i++) {
+                    double num = 0.0, den = 0.0;
+                    for (int tau = 1; tau <= t; tau++) {
+                        num += ldexp(spikes[tau - 1][b][i], tau - t);
+                        den += ldexp(1.0, tau - t);
+                    }
+                    char what[80];
+                    snprintf(what, sizeof what, "steps %s a[%d] sample %d neuron %d",
+                             mode_names[mi], t, b, i);
+                    EXPECT_NEAR(rates[(t - 1) * 6 + b * 3 + i], num / den, 1e-6, 0.0, what);
+                }
+    }
+}
+
+/* The random dyadic case: the simulation is causal, so a[t] of a T-step run
+ * is the result of a t-step run; the double reference gives it for every t
+ * (IF and LIF 1/2, with and without a mask; exact up to the final scaling,
+ * 1e-6). */
+static void case_steps_random(void) {
+    enum { B = 3, n = 40, T = 12 };
+    static float W[n * n], x1[B * n], drop[B * n], a[B * n], rates[T * B * n];
+    static double want[B * n];
+    rng_uniform_fill(9, RNG_TEST, 0, 0, W, n * n);
+    rng_uniform_fill(9, RNG_TEST, 0, 1, x1, B * n);
+    rng_uniform_fill(9, RNG_TEST, 0, 2, drop, B * n);
+    for (int k = 0; k < n * n; k++)
+        W[k] = floorf((W[k] * 2.0f - 1.0f) * 5.0f) / 16.0f;
+    for (int k = 0; k < B * n; k++) {
+        x1[k] = floorf(x1[k] * 32.0f) / 16.0f;
+        drop[k] = drop[k] < 0.2f ? 0.0f : 1.25f;
+    }
+    const float leaks[2] = {1.0f, 0.5f};
+    for (int li = 0; li < 2; li++)
+        for (int di = 0; di < 2; di++) {
+            const float *dm = di ? drop : NULL;
+            run_steps(B, n, T, leaks[li], SPIKE_AUTO, x1, W, dm, rates, a);
+            double maxd = 0.0;
+            for (int t = 1; t <= T; t++) {
+                reference_sim(B, n, t, 2.0, leaks[li], x1, W, dm, want);
+                for (int k = 0; k < B * n; k++)
+                    maxd = fmax(maxd, fabs(rates[(t - 1) * B * n + k] - want[k]));
+            }
+            EXPECT(maxd <= 1e-6, "steps leak %g drop %d: max |a[t] - ref(t)| = %g", leaks[li], di,
+                   maxd);
+        }
+}
+
 int main(void) {
+    case_steps_hand();
+    case_steps_random();
     case_a();
     case_b();
     case_c();
