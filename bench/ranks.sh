@@ -32,7 +32,10 @@ measure() {
     local best="" r
     for r in $(seq "$repeat"); do
         local run=$out/$name-$r
-        "$mpiexec" -np "$np" --oversubscribe --bind-to none "$fsnn" train \
+        # One core per single-threaded rank; a 2-thread rank may use both.
+        local bind=core
+        [ "$threads" -gt 1 ] && bind=none
+        "$mpiexec" -np "$np" --oversubscribe --bind-to "$bind" "$fsnn" train \
             "$repo/configs/fmnist_fc_lif.ini" "run.dir=$run" train.epochs=1 \
             "data.path=$repo/data/fashion-mnist" "data.train_limit=$samples" \
             data.test_limit=1000 "run.threads=$threads" run.progress=plain "$@" \
