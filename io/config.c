@@ -747,9 +747,8 @@ static int config_handler(void *user, const char *section, const char *name, con
     return 1;
 }
 
-/* What is wrong with line `line` that inih refused. */
-static void config_syntax(const config_parse *p, int line, char *why, size_t size) {
-    const char *s = p->text, *end = p->text + p->len;
+void config_syntax_why(const char *text, size_t text_len, int line, char *why, size_t size) {
+    const char *s = text, *end = text + text_len;
     for (int l = 1; l < line && s < end; l++) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         s = nl ? nl + 1 : end;
@@ -783,7 +782,7 @@ static int config_load_text(const char *name, const char *text, size_t len, fsnn
      * refused; the reader's refusals only p knows. */
     if (rc > 0 && (p.err_line == 0 || rc < p.err_line)) {
         char why[CONFIG_WHY_MAX];
-        config_syntax(&p, rc, why, sizeof why);
+        config_syntax_why(p.text, p.len, rc, why, sizeof why);
         return FAIL("%s:%d: %s", name, rc, why);
     }
     if (p.err_line) return FAIL("%s:%d: %s", name, p.err_line, p.err);

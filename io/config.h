@@ -42,4 +42,9 @@ int config_write(const fsnn_cfg *cfg, FILE *out);
 /* Prints the option table: plain text, or Markdown when markdown != 0. */
 void config_help(FILE *out, int markdown);
 
+/* What is wrong with line `line` (1-based) of an INI text that inih
+ * refused: an unclosed section header or a line of no known form, quoting
+ * the line's start. For every INI reader of fsnn (config, sweep files). */
+void config_syntax_why(const char *text, size_t text_len, int line, char *why, size_t size);
+
 #endif

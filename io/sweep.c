@@ -202,28 +202,6 @@ static char *sweep_reader(char *str, int num, void *stream) {
     return str;
 }
 
-/* What is wrong with line `line` that inih refused. */
-static void sweep_syntax(const sweep_parse *p, int line, char *why, size_t size) {
-    const char *s = p->text, *end = p->text + p->len;
-    for (int l = 1; l < line && s < end; l++) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        s = nl ? nl + 1 : end;
-    }
-    while (s < end && *s == ' ')
-        s++;
-    const char *nl = memchr(s, '\n', (size_t)(end - s));
-    int len = (int)((nl ? nl : end) - s);
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        len--;
-    if (len > 60) len = 60;
-    if (len > 0 && *s == '[')
-        snprintf(why, size, "syntax error: section header '%.*s' has no closing ']'", len, s);
-    else
-        snprintf(why, size,
-                 "syntax error: '%.*s' is neither 'key = value', '[section]' nor a comment", len,
-                 s);
-}
-
 /* ---- values ---- */
 
 /* Parses a whole decimal integer in [lo, hi]. */
@@ -1037,7 +1015,7 @@ int sweep_load(const char *path, const char *cwd, sweep_plan *plan) {
             rc = FAIL("%s: out of memory while parsing", path);
         } else if (ini > 0 && (p->err_line == 0 || ini < p->err_line)) {
             char why[SWEEP_WHY_MAX];
-            sweep_syntax(p, ini, why, sizeof why);
+            config_syntax_why(p->text, p->len, ini, why, sizeof why);
             rc = FAIL("%s:%d: %s", path, ini, why);
         } else if (p->err_line) {
             rc = FAIL("%s:%d: %s", path, p->err_line, p->err);
