@@ -668,8 +668,9 @@ static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*buc
  * over ranks. Per bucket: the shards' sums and their largest magnitudes, a
  * MAX reduction for the fixed-point scale, then the exact int64 sum; bucket
  * k's MAX travels while bucket k + 1 is computed, and its sum from then on
- * until the end. */
-static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb) {
+ * until the end. The sums land in dest (model_sum_layout's tensors). */
+static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb,
+                            float *const *dest) {
     const reduce_ops *red = ws->red;
     size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
     model_sum_offsets(m, off, count);
@@ -701,12 +702,17 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
         if (k == 0) continue;
         const int j = k - 1, t0 = bucket[j][0], t1 = bucket[j][1];
         CHECK(red->wait(red->ctx, &rmax[j]));
-        memset(ws->gacc + off[t0], 0, sizeof(int64_t) * (off[t1] - off[t0]));
-        for (int s = 0; s < shards; s++)
-            for (int t = t0; t < t1; t++)
-                if (isfinite(mx[t]))
-                    reduce_fixed_add(ws->gacc + off[t], ws->gsum + (size_t)s * ws->n_sum + off[t],
-                                     count[t], reduce_scale(mx[t], terms));
+        for (int t = t0; t < t1; t++) {
+            int64_t *acc = ws->gacc + off[t];
+            const double scale = reduce_scale(mx[t], terms);
+            /* The first shard sets the sums (no clearing pass over them). */
+            if (!isfinite(mx[t]) || shards == 0)
+                memset(acc, 0, sizeof(int64_t) * count[t]);
+            else
+                for (int s = 0; s < shards; s++)
+                    (s == 0 ? reduce_fixed_set : reduce_fixed_add)(
+                        acc, ws->gsum + (size_t)s * ws->n_sum + off[t], count[t], scale);
+        }
         CHECK(red->start_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[j]));
     }
     for (int k = 0; k < nb; k++) {
@@ -714,11 +720,10 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
         for (int t = bucket[k][0]; t < bucket[k][1]; t++) {
             if (!isfinite(mx[t])) { /* a non-finite gradient stays visible to the caller */
                 for (size_t i = 0; i < count[t]; i++)
-                    ws->gsum[off[t] + i] = NAN;
+                    dest[t][i] = NAN;
                 continue;
             }
-            reduce_fixed_get(ws->gsum + off[t], ws->gacc + off[t], count[t],
-                             reduce_scale(mx[t], terms));
+            reduce_fixed_get(dest[t], ws->gacc + off[t], count[t], reduce_scale(mx[t], terms));
         }
     }
     return FSNN_OK;
@@ -729,13 +734,11 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
 static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
     const int(*bucket)[2] = ws->overlap ? model_buckets : model_one_bucket;
     const int nb = ws->overlap ? MODEL_N_BUCKETS : 1;
-    if (ws->deterministic)
-        CHECK(model_reduce_det(m, ws, B, bucket, nb));
-    else
-        CHECK(model_reduce_fast(m, ws, B, bucket, nb));
     float *dest[MODEL_N_SUMS];
     size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
     model_sum_layout(m, dest, count);
+    if (ws->deterministic) return model_reduce_det(m, ws, B, bucket, nb, dest);
+    CHECK(model_reduce_fast(m, ws, B, bucket, nb));
     model_sum_offsets(m, off, count);
     for (int t = 0; t < MODEL_N_SUMS; t++)
         memcpy(dest[t], ws->gsum + off[t], sizeof(float) * count[t]);

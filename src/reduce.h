@@ -60,6 +60,10 @@ double reduce_scale(double maxabs, long terms);
  * sum to mean anything (reduce_maxabs tells); others leave garbage, safely. */
 void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale);
 
+/* reduce_fixed_add onto zeros: acc[i] = x[i] in fixed point (acc is only
+ * written, which saves clearing it first). */
+void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale);
+
 /* out[i] = acc[i] / scale, rounded to float. */
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale);
 
