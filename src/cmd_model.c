@@ -139,7 +139,7 @@ static void cmd_model_row(const char *index, const char *token, const char *kind
 }
 
 static void cmd_model_print(const netspec *net, const netspec_sizes *s) {
-    char in[48], index[8], token[48], kind[48], k[16], total[24];
+    char in[48], index[16], token[48], kind[48], k[16], total[24];
     netspec_shape_format(s->input, in, sizeof in);
     printf("net '%s' on %s inputs, %d classes\n\n", net->text, in, s->classes);
     printf("%-3s %-10s %-24s %-12s %10s %12s %12s\n", "#", "token", "kind", "output", "neurons",

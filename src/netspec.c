@@ -10,7 +10,8 @@
 
 /* Writes err: the text quoted, the 1-based position and what is found
  * there, `what`, then the text again with a caret under position `at`.
- * Bytes that a terminal would not show are printed as '?'. */
+ * A tab is shown as a blank and other bytes that a terminal would not show
+ * as '?', one column each, so that the caret stays under its character. */
 static int netspec_fail(netspec_error *err, const char *text, size_t at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -18,7 +19,7 @@ static int netspec_fail(netspec_error *err, const char *text, size_t at, const c
     char shown[NETSPEC_TEXT_MAX], found[24], what[320];
     size_t len = strnlen(text, NETSPEC_TEXT_MAX - 1);
     for (size_t i = 0; i < len; i++)
-        shown[i] = isprint((unsigned char)text[i]) ? text[i] : '?';
+        shown[i] = text[i] == '\t' ? ' ' : isprint((unsigned char)text[i]) ? text[i] : '?';
     shown[len] = '\0';
     unsigned char c = at < len ? (unsigned char)text[at] : 0;
     if (at >= len)

@@ -51,7 +51,7 @@
 #define NETSPEC_KERNEL_MAX 15     /* largest (odd) kernel size */
 #define NETSPEC_INPUT_MAX 4096    /* largest input channels, height, width */
 #define NETSPEC_CLASSES_MAX 65536
-#define NETSPEC_MSG_MAX 768
+#define NETSPEC_MSG_MAX 1280 /* any message whole: the text thrice and a sentence */
 
 typedef enum {
     NETSPEC_FC = 0, /* fully connected */

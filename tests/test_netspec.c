@@ -419,6 +419,9 @@ static void test_malformed(void) {
     EXPECT(netspec_parse("64C5s\x01(F64C5)", &net, &err) != 0 &&
                strstr(err.msg, "'64C5s?(F64C5)'") && strstr(err.msg, "(byte 0x01)"),
            "control character shown: %s", err.msg);
+    EXPECT(netspec_parse("64C5s\t(F64C5\t)x", &net, &err) != 0 && err.at == 14 &&
+               strstr(err.msg, "'64C5s (F64C5 )x'") && strstr(err.msg, "\n    64C5s (F64C5 )x\n"),
+           "tabs shown as blanks: %s", err.msg);
     EXPECT(netspec_parse("400 (F400", &net, &err) != 0 && strstr(err.msg, "(end of text)"),
            "end shown: %s", err.msg);
 }
