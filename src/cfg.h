@@ -31,7 +31,7 @@ typedef struct {
     long data_test_limit;
     /* [model] */
     char model_net[CFG_NET_MAX];
-    int model_hidden; /* derived from model_net by config_resolve */
+    int model_hidden; /* N of a net "N (FN)" (config_resolve); 0 for the other nets */
     int model_time_steps;
     cfg_spike_product model_spike_product;
     /* [neuron] */

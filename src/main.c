@@ -6,6 +6,7 @@
  *   fsnn eval RUN_DIR [--residual-trace [FILE]] [section.key=value ...]
  *   fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run] | status SWEEP_DIR
  *   fsnn report SWEEP_DIR [options]              (src/cmd_report.c)
+ *   fsnn model NET --input CxHxW|DATASET [--classes K]   (src/cmd_model.c)
  *   fsnn --help | --help-config [--markdown] | --version
  */
 #include <errno.h>
@@ -17,7 +18,7 @@
 
 #include "blas.h"    // defines: blas_set_threads
 #include "ckpt.h"    // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
-#include "cmd.h"     // defines: cmd_sweep, cmd_report
+#include "cmd.h"     // defines: cmd_sweep, cmd_report, cmd_model
 #include "config.h"  // defines: config_load, config_override, config_write, config_help
 #include "cpuinfo.h" // defines: cpuinfo_report_blas
 #include "dataset.h" // defines: dataset_load
@@ -53,6 +54,8 @@ static const char main_usage[] =
     "  fsnn inspect CHECKPOINT.h5                  summary and weights_sha256 of a checkpoint\n"
     "  fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]   seeds and grids of runs\n"
     "  fsnn sweep status SWEEP_DIR                 state of a sweep's runs (docs/sweeps.md)\n"
+    "  fsnn model NET --input CxHxW|DATASET [--classes K]   layers, neurons and parameters of\n"
+    "                                              a net in the paper's notation\n"
     "  fsnn --help-config [--markdown]             every configuration key\n"
     "  fsnn --version\n"
     "Run under mpirun/srun or alone. docs/user-guide.md explains the run directory.\n";
@@ -448,6 +451,8 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "sweep")) return cmd_sweep(argc - 2, argv + 2);
     /* One process, no MPI: it starts gnuplot, which must not inherit MPI. */
     if (argc > 1 && !strcmp(argv[1], "report")) return cmd_report(argc - 2, argv + 2);
+    /* Arithmetic on a net's notation: nothing to distribute. */
+    if (argc > 1 && !strcmp(argv[1], "model")) return cmd_model(argc - 2, argv + 2);
     /* Training stops on USR1/TERM at its next step, with a checkpoint. The
      * handlers go in before MPI_Init, which can take seconds under a
      * launcher, so that SLURM's warning then does not kill the rank. Other

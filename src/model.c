@@ -73,6 +73,11 @@ static void model_point(model_tensors *t, float *base, const fsnn_model *m) {
 }
 
 int model_create(fsnn_model **out, const fsnn_cfg *cfg, int n_in, int n_out) {
+    /* config_resolve accepts every net of the notation; this engine has one. */
+    if (cfg->model_hidden == 0)
+        return FAIL("model.net '%s': this build trains only nets 'N (FN)', one fully connected "
+                    "feedback layer (e.g. '400 (F400)'); `fsnn model` shows this net's layers",
+                    cfg->model_net);
     fsnn_model *m;
     CHECK(XCALLOC(&m, 1));
     *out = m;

@@ -180,9 +180,15 @@ static void test_file_errors(void) {
     EXPECT_OK(load("seed3.ini", "[run]\nseed = 18446744073709551615\n", &c));
     EXPECT(c.run_seed == UINT64_MAX, "largest seed");
     EXPECT_FAILS(load("net.ini", "[model]\nnet = 400 (F300)\n", &c), "net.ini:2:", "'model.net'",
-                 "character 7", "'N (FN)'");
-    EXPECT_FAILS(load("conv.ini", "[model]\nnet = 64C5s (F64C5)\n", &c),
-                 "conv.ini:2:", "character 3", "convolutional");
+                 "character 7", "gives 300 but layer 1 outputs 400");
+    /* Every net of the notation loads; only "N (FN)" has a hidden size. */
+    EXPECT_OK(load("conv.ini", "[model]\nnet = 64C5s (F64C5)\n", &c));
+    EXPECT(!strcmp(c.model_net, "64C5s (F64C5)") && c.model_hidden == 0, "conv net %s -> %d",
+           c.model_net, c.model_hidden);
+    EXPECT_OK(load("alex.ini", "[model]\nnet = 96C3s-256C3-384C3s-384C3-256C3 (F96C3u)\n", &c));
+    EXPECT(c.model_hidden == 0, "AlexNet-F -> %d", c.model_hidden);
+    EXPECT_FAILS(load("conv2.ini", "[model]\nnet = 64C5x (F64C5)\n", &c),
+                 "conv2.ini:2:", "'model.net'", "character 5 ('x')", "after the kernel size");
     EXPECT_FAILS(load("net2.ini", "[model]\nnet = 400 (F400) x\n", &c),
                  "net2.ini:2:", "character 12");
     EXPECT_FAILS(load("net3.ini", "[model]\nnet = (F400)\n", &c), "net3.ini:2:", "character 1");
@@ -233,6 +239,10 @@ static void test_overrides(void) {
     EXPECT_OK(config_override("model.net=12 (F12)", &c));
     EXPECT_OK(config_resolve("command line", &c));
     EXPECT(c.model_hidden == 12, "hidden %d", c.model_hidden);
+    EXPECT_OK(config_override("model.net=800-400 (F800)", &c));
+    EXPECT_OK(config_resolve("command line", &c));
+    EXPECT(c.model_hidden == 0, "an FC chain has no single hidden size: %d", c.model_hidden);
+    EXPECT_OK(config_override("model.net=12 (F12)", &c));
     EXPECT_OK(config_override("train.lr_milestones=", &c));
     EXPECT(c.train_n_milestones == 0, "milestones cleared");
     EXPECT_FAILS(config_override("epochs", &c), "command line: 'epochs'", "section.key=value");
@@ -270,6 +280,9 @@ static void test_resolve(void) {
     EXPECT_FAILS(config_resolve("r.ini", &c), "r.ini: key 'model.net'", "character 7");
     snprintf(c.model_net, sizeof c.model_net, "400 (F400");
     EXPECT_FAILS(config_resolve("r.ini", &c), "character 10", "end of text", "')'");
+    snprintf(c.model_net, sizeof c.model_net, "64C5s (F64C5)\x01");
+    EXPECT_FAILS(config_resolve("r.ini", &c), "r.ini: key 'model.net'", "character 14",
+                 "control character 0x01");
     config_defaults(&c);
     c.train_lr_milestones[1] = 30;
     EXPECT_FAILS(config_resolve("r.ini", &c), "r.ini: key 'train.lr_milestones'", "not increasing");

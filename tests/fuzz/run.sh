@@ -19,7 +19,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 build="${FUZZ_BUILD_DIR:-$repo/build-fuzz}"
 seconds="${FUZZ_SECONDS:-30}"
 names=("$@")
-[ "${#names[@]}" -ne 0 ] || names=(idx config ckpt_raw)
+[ "${#names[@]}" -ne 0 ] || names=(idx config netspec ckpt_raw)
 
 command -v clang >/dev/null 2>&1 || {
     echo "fuzz: clang not found (Debian: clang libclang-rt-14-dev; jobs/setup.sh installs them)" >&2
