@@ -14,12 +14,17 @@
 #include "optim.h"
 #include "reduce.h"
 
+#define TRAINER_MAX_CHANNELS 3
+
 typedef struct {
-    const uint8_t *images; /* [n x dim] */
+    const uint8_t *images; /* [n x channels x height x width] */
     const uint8_t *labels; /* [n] */
     long n;
-    int dim;
-    float mean, std; /* x = (pixel / 255 - mean) / std (SPEC §4) */
+    int dim; /* channels * height * width */
+    int channels, height, width;
+    /* Per channel: x = (pixel / 255 - mean) / std (SPEC §4). */
+    float mean[TRAINER_MAX_CHANNELS], std[TRAINER_MAX_CHANNELS];
+    int augment; /* 1: training batches are randomly cropped and flipped (augment.h) */
 } trainer_data;
 
 /* One row of metrics.csv. */
