@@ -25,8 +25,24 @@ typedef struct {
     int *shard_len;
 } trainer_bufs;
 
+/* The gather's assumptions about a data view (per-channel arrays, images in
+ * memory); a view that breaks them is a caller's mistake, refused here. */
+static int trainer_data_check(const trainer_data *d) {
+    if (!d->images)
+        return FAIL("trainer: the data set has no images in memory (event data needs support "
+                    "in the model)");
+    if (d->channels < 1 || d->channels > TRAINER_MAX_CHANNELS ||
+        d->dim != d->channels * d->height * d->width)
+        return FAIL("trainer: bad data shape (%d channels of %d x %d, %d inputs)", d->channels,
+                    d->height, d->width, d->dim);
+    return FSNN_OK;
+}
+
+/* Buffers for batches of `d` (n_train: samples to shuffle). */
 static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn_model *m,
-                               long n_train, int dim) {
+                               long n_train, const trainer_data *d) {
+    CHECK(trainer_data_check(d));
+    const int dim = d->dim;
     int bmax = cfg->train_batch > cfg->train_test_batch ? cfg->train_batch : cfg->train_test_batch;
     CHECK(model_ws_create(&tb->ws, m, cfg, bmax));
     CHECK(XCALLOC(&tb->x, (size_t)bmax * dim));
@@ -234,7 +250,7 @@ int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *dat
                      trainer_epoch *row, double *firing, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
+    int rc = trainer_bufs_create(&tb, cfg, m, 1, data);
     if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, NULL, red);
     trainer_bufs_destroy(&tb);
     return rc;
@@ -245,7 +261,7 @@ int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_model *m, const trainer_dat
                            const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
+    int rc = trainer_bufs_create(&tb, cfg, m, 1, data);
     if (rc == 0) rc = model_trace_create(trace, m, tb.ws);
     if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, *trace, red);
     trainer_bufs_destroy(&tb);
@@ -351,7 +367,8 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const tra
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, train->n, train->dim);
+    int rc = trainer_data_check(test);
+    if (rc == 0) rc = trainer_bufs_create(&tb, cfg, m, train->n, train);
     while (rc == 0 && ts->epoch < cfg->train_epochs) {
         trainer_epoch row;
         memset(&row, 0, sizeof row);

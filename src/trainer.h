@@ -96,8 +96,10 @@ typedef struct {
  * and the gradients are summed over all of them, so every rank takes the
  * same step. In deterministic mode the weights do not depend on the number of
  * ranks or threads when the caller has set blas_set_serial(1) before the
- * model was initialised. Hooks run on every rank; rows are the same on all.
- * Collective. */
+ * model was initialised. Training images of a view with `augment` are
+ * cropped and flipped as drawn for (run.seed, epoch, sample index)
+ * (augment.h), the same on any number of ranks. Hooks run on every rank;
+ * rows are the same on all. Collective. */
 int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const trainer_data *train,
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red);
 
