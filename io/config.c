@@ -70,7 +70,8 @@ _Static_assert(sizeof(cfg_spike_product) == sizeof(int), "cfg_spike_product must
 static const config_choice config_progress_names[] = {
     {"auto", -1}, {"plain", 0}, {"bar", 1}, {NULL, 0}};
 static const config_choice config_dataset_names[] = {
-    {"fmnist", DATASET_FMNIST}, {"mnist", DATASET_MNIST}, {NULL, 0}};
+    {"fmnist", DATASET_FMNIST},     {"mnist", DATASET_MNIST},   {"cifar10", DATASET_CIFAR10},
+    {"cifar100", DATASET_CIFAR100}, {"nmnist", DATASET_NMNIST}, {NULL, 0}};
 static const config_choice config_spike_names[] = {
     {"auto", SPIKE_AUTO}, {"dense", SPIKE_DENSE}, {"event", SPIKE_EVENT}, {NULL, 0}};
 static const config_choice config_solver_names[] = {{"broyden", SOLVER_BROYDEN},
@@ -81,6 +82,8 @@ static const config_choice config_solver_names[] = {{"broyden", SOLVER_BROYDEN},
 static const config_choice config_optim_names[] = {
     {"sgd", OPTIM_SGD}, {"adam", OPTIM_ADAM}, {NULL, 0}};
 static const config_choice config_onoff_names[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
+static const config_choice config_auto_onoff_names[] = {
+    {"auto", -1}, {"on", 1}, {"off", 0}, {NULL, 0}};
 
 #define CONFIG_AT(field) offsetof(fsnn_cfg, field)
 #define CONFIG_SIZE(field) sizeof(((fsnn_cfg *)0)->field)
@@ -113,13 +116,17 @@ static const config_opt config_opts[] = {
     CONFIG_ENUMS("run.progress", run_progress, "auto", config_progress_names,
                  "progress display: a bar on a terminal (auto), plain lines, or always a bar"),
     CONFIG_ENUMS("data.dataset", data_dataset, "fmnist", config_dataset_names,
-                 "data set: Fashion-MNIST or MNIST"),
+                 "data set: Fashion-MNIST, MNIST, CIFAR-10, CIFAR-100 or N-MNIST (docs/data.md)"),
     CONFIG_STR("data.path", data_path, "data/fashion-mnist",
-               "folder with the four IDX files (plain or .gz)"),
+               "folder with the data set's files: the four IDX files (plain or .gz), the CIFAR "
+               "binary batches, or N-MNIST's Train and Test folders"),
     CONFIG_INTEGER("data.train_limit", CONFIG_LONG, data_train_limit, "0", 0, HUGE_VAL,
                    "use the first N training samples; 0 = all"),
     CONFIG_INTEGER("data.test_limit", CONFIG_LONG, data_test_limit, "0", 0, HUGE_VAL,
                    "use the first N test samples; 0 = all"),
+    CONFIG_ENUMS("data.augment", data_augment, "auto", config_auto_onoff_names,
+                 "random crop (padding 4) and horizontal flip of training images; auto = on for "
+                 "CIFAR"),
     {.key = "model.net",
      .type = CONFIG_NET,
      .offset = CONFIG_AT(model_net),

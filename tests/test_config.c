@@ -48,6 +48,20 @@ static void test_defaults(void) {
     EXPECT(c.data_dataset == DATASET_FMNIST, "data.dataset");
     EXPECT(!strcmp(c.data_path, "data/fashion-mnist"), "data.path %s", c.data_path);
     EXPECT(c.data_train_limit == 0 && c.data_test_limit == 0, "data limits");
+    EXPECT(c.data_augment == -1, "data.augment %d (auto)", c.data_augment);
+    static const char *const sets[] = {"fmnist", "mnist", "cifar10", "cifar100", "nmnist"};
+    static const cfg_dataset kinds[] = {DATASET_FMNIST, DATASET_MNIST, DATASET_CIFAR10,
+                                        DATASET_CIFAR100, DATASET_NMNIST};
+    for (int i = 0; i < 5; i++) {
+        char kv[64];
+        snprintf(kv, sizeof kv, "data.dataset=%s", sets[i]);
+        EXPECT_OK(config_override(kv, &c));
+        EXPECT(c.data_dataset == kinds[i], "%s gave %d", kv, (int)c.data_dataset);
+    }
+    EXPECT_FAILS(config_override("data.dataset=cifar", &c), "data.dataset", "cifar10");
+    EXPECT_OK(config_override("data.augment=on", &c));
+    EXPECT(c.data_augment == 1, "data.augment=on gave %d", c.data_augment);
+    config_defaults(&c);
     EXPECT(!strcmp(c.model_net, "400 (F400)"), "model.net %s", c.model_net);
     EXPECT(c.model_hidden == 400, "model_hidden %d", c.model_hidden);
     EXPECT(c.model_time_steps == 5, "model.time_steps");
@@ -370,10 +384,11 @@ static void test_round_trip(void) {
                                       "run.seed=18446744073709551615",
                                       "run.threads=3",
                                       "run.progress=bar",
-                                      "data.dataset=mnist",
+                                      "data.dataset=cifar100",
                                       "data.path=/tmp/some data",
                                       "data.train_limit=1234567890123",
                                       "data.test_limit=7",
+                                      "data.augment=off",
                                       "model.net=64 ( F64 )",
                                       "model.time_steps=30",
                                       "model.spike_product=event",
@@ -439,7 +454,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 37, "%zu markdown rows", rows);
+            EXPECT(rows == 38, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }
