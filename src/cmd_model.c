@@ -2,6 +2,7 @@
  * the paper's notation (src/netspec.h), without building it.
  *
  *   fsnn model NET --input CxHxW|DATASET [--classes K]
+ *   fsnn model --config FILE [section.key=value ...]   (model.net on data.dataset)
  *
  * Exit codes: 0 printed, 1 the net is malformed or does not fit the input,
  * 2 usage. */
@@ -11,15 +12,31 @@
 #include <string.h>
 
 #include "cmd.h"     // defines: cmd_model
+#include "config.h"  // defines: config_defaults, config_load, config_override, config_resolve
+#include "dataset.h" // defines: dataset_name
 #include "log.h"     // defines: log_error
 #include "netspec.h" // defines: netspec_parse, netspec_infer, netspec_short
+#include "status.h"  // defines: status_message
 
 static const char cmd_model_usage[] =
     "usage: fsnn model NET --input CxHxW|DATASET [--classes K]\n"
+    "       fsnn model --config FILE [section.key=value ...]\n"
     "  NET               the net in the paper's notation, e.g. '64C5s (F64C5)'\n"
     "  --input CxHxW     the input's channels, height and width, e.g. 1x28x28, or a data\n"
     "                    set: mnist, fashion_mnist (fmnist), nmnist, cifar10, cifar100\n"
-    "  --classes K       classes of the readout (default 10; cifar100: 100)\n";
+    "  --classes K       classes of the readout (default 10; cifar100: 100)\n"
+    "  --config FILE     model.net of a configuration, on the input of its data.dataset\n";
+
+/* What to describe: a net on an input, or a configuration's. */
+typedef struct {
+    const char *net;
+    netspec_shape input;
+    int classes;
+    const char *config; /* --config FILE, or NULL */
+    char **overrides;   /* section.key=value arguments after it (argv's) */
+    int n_overrides;
+    char net_buf[256]; /* model.net of the configuration */
+} cmd_model_args;
 
 static const struct {
     const char *name;
@@ -71,41 +88,77 @@ static int cmd_model_bad(const char *fmt, ...) {
     return 2;
 }
 
-/* 0, or 2 (usage) after a message. */
-static int cmd_model_parse(int argc, char **argv, const char **net, netspec_shape *input,
-                           int *classes) {
+/* The input shape and classes of data set `name`; 1 if it has none. */
+static int cmd_model_dataset(const char *name, netspec_shape *shape, int *classes) {
+    for (size_t i = 0; i < sizeof cmd_model_datasets / sizeof *cmd_model_datasets; i++)
+        if (!strcmp(name, cmd_model_datasets[i].name)) {
+            *shape = cmd_model_datasets[i].shape;
+            *classes = cmd_model_datasets[i].classes;
+            return 0;
+        }
+    return 1;
+}
+
+/* 0, or 2 (usage) after a message. Overrides keep pointing into argv. */
+static int cmd_model_parse(int argc, char **argv, cmd_model_args *a) {
     const char *in = NULL, *k = NULL;
-    *net = NULL;
     for (int i = 0; i < argc; i++) {
         int has_value = i + 1 < argc;
         if (!strcmp(argv[i], "--input") && has_value)
             in = argv[++i];
         else if (!strcmp(argv[i], "--classes") && has_value)
             k = argv[++i];
+        else if (!strcmp(argv[i], "--config") && has_value)
+            a->config = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1] == '-')
             return cmd_model_bad("unexpected argument '%s' (or it lacks its value)", argv[i]);
-        else if (*net)
+        else if (a->config && strchr(argv[i], '='))
+            a->overrides[a->n_overrides++] = argv[i];
+        else if (a->net)
             return cmd_model_bad("unexpected argument '%s' (put the net in quotes)", argv[i]);
         else
-            *net = argv[i];
+            a->net = argv[i];
     }
-    if (!*net) return cmd_model_bad("the net is missing");
+    if (a->config) {
+        if (a->net || in || k)
+            return cmd_model_bad("--config takes the net, input and classes from the "
+                                 "configuration: give no NET, --input or --classes with it");
+        return 0;
+    }
+    if (a->n_overrides) return cmd_model_bad("section.key=value arguments need --config");
+    if (!a->net) return cmd_model_bad("the net is missing");
     if (!in) return cmd_model_bad("--input is missing");
-    *classes = 10;
-    int found = 0;
-    for (size_t i = 0; i < sizeof cmd_model_datasets / sizeof *cmd_model_datasets; i++)
-        if (!strcmp(in, cmd_model_datasets[i].name)) {
-            *input = cmd_model_datasets[i].shape;
-            *classes = cmd_model_datasets[i].classes;
-            found = 1;
-        }
-    if (!found && cmd_model_shape(in, input))
+    a->classes = 10;
+    if (cmd_model_dataset(in, &a->input, &a->classes) && cmd_model_shape(in, &a->input))
         return cmd_model_bad("--input '%s': expected CxHxW (each 1..%d, e.g. 3x32x32) or "
                              "mnist, fashion_mnist, fmnist, nmnist, cifar10, cifar100",
                              in, NETSPEC_INPUT_MAX);
-    if (k) *classes = (int)cmd_model_count(k, NETSPEC_CLASSES_MAX);
-    if (k && !*classes)
+    if (k) a->classes = (int)cmd_model_count(k, NETSPEC_CLASSES_MAX);
+    if (k && !a->classes)
         return cmd_model_bad("--classes '%s': expected a count in 1..%d", k, NETSPEC_CLASSES_MAX);
+    return 0;
+}
+
+/* The net and input of the configuration a->config with its overrides;
+ * 0, or 1 after a message. */
+static int cmd_model_config(cmd_model_args *a) {
+    fsnn_cfg cfg;
+    config_defaults(&cfg);
+    int rc = config_load(a->config, &cfg);
+    for (int i = 0; rc == 0 && i < a->n_overrides; i++)
+        rc = config_override(a->overrides[i], &cfg);
+    if (rc == 0) rc = config_resolve(a->config, &cfg);
+    if (rc != 0) {
+        log_error("%s", status_message());
+        return 1;
+    }
+    const char *data = dataset_name(cfg.data_dataset);
+    if (cmd_model_dataset(data, &a->input, &a->classes)) {
+        log_error("%s: data.dataset '%s' has no known input shape", a->config, data);
+        return 1;
+    }
+    snprintf(a->net_buf, sizeof a->net_buf, "%s", cfg.model_net);
+    a->net = a->net_buf;
     return 0;
 }
 
@@ -169,16 +222,18 @@ static void cmd_model_print(const netspec *net, const netspec_sizes *s) {
 }
 
 int cmd_model(int argc, char **argv) {
-    const char *text = NULL;
-    netspec_shape input;
-    int classes = 10;
-    int usage = cmd_model_parse(argc, argv, &text, &input, &classes);
+    cmd_model_args a;
+    memset(&a, 0, sizeof a);
+    char *overrides[argc > 0 ? argc : 1];
+    a.overrides = overrides;
+    int usage = cmd_model_parse(argc, argv, &a);
     if (usage) return usage;
+    if (a.config && cmd_model_config(&a)) return 1;
     netspec net;
     netspec_sizes sizes;
     netspec_error err;
-    if (netspec_parse(text, &net, &err) || netspec_infer(&net, input, classes, &sizes, &err)) {
-        log_error("model.net %s", err.msg);
+    if (netspec_parse(a.net, &net, &err) || netspec_infer(&net, a.input, a.classes, &sizes, &err)) {
+        log_error("%s%smodel.net %s", a.config ? a.config : "", a.config ? ": " : "", err.msg);
         return 1;
     }
     cmd_model_print(&net, &sizes);

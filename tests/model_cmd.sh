@@ -81,6 +81,44 @@ rc=$?
 check '[ "$rc" -eq 1 ] && grep -q "feedback F64C3 gives 64x7x7 but layer 1 outputs 64x14x14" "$dir/err"' \
     "feedback mismatch: exit code $rc: $(cat "$dir/err")"
 
+# --config: every configuration of configs/ resolves, and the paper's
+# configurations give the paper's figures (CIFAR-100: 233K by this count of
+# input + layers + classes; the paper prints 232K).
+for cfg in "$repo"/configs/*.ini; do
+    "$fsnn" model --config "$cfg" >"$dir/out" 2>"$dir/err"
+    rc=$?
+    check '[ "$rc" -eq 0 ]' "model --config $(basename "$cfg"): exit code $rc: $(cat "$dir/err")"
+done
+while IFS='|' read -r name neurons weights; do
+    "$fsnn" model --config "$repo/configs/$name" >"$dir/out" 2>"$dir/err"
+    check '[ "$(total neurons | cut -d" " -f2)" = "$neurons" ]' "$name: neurons '$(total neurons)', want $neurons"
+    check '[ "$(total weights | cut -d" " -f2)" = "$weights" ]' "$name: weights '$(total weights)', want $weights"
+done <<'EOF_CONFIGS'
+fmnist_fc_lif.ini|1.2K|478K
+mnist_conv_if.ini|13K|229K
+mnist_conv_lif.ini|13K|229K
+nmnist_conv_lif.ini|21K|291K
+cifar10_alexnet_t30.ini|159K|3.7M
+cifar10_alexnet_t100.ini|159K|3.7M
+cifar10_cifarnet_t30.ini|232K|11.8M
+cifar10_cifarnet_t100.ini|232K|11.8M
+cifar100_cifarnet_if.ini|233K|14.8M
+EOF_CONFIGS
+"$fsnn" model --config "$repo/configs/demo.ini" "model.net=64C5s (F64C5)" >"$dir/out" 2>"$dir/err"
+check '[ "$(total weights)" = "229440 229K" ]' "--config with a model.net override: '$(total weights)'"
+"$fsnn" model --config "$dir/no_such.ini" >/dev/null 2>"$dir/err"
+rc=$?
+check '[ "$rc" -eq 1 ] && grep -q "no_such.ini" "$dir/err"' "--config of a missing file: exit $rc: $(cat "$dir/err")"
+"$fsnn" model --config "$repo/configs/demo.ini" "model.net=64C5x" >/dev/null 2>"$dir/err"
+rc=$?
+check '[ "$rc" -eq 1 ] && grep -q "model.net" "$dir/err"' "--config with a bad net: exit $rc: $(cat "$dir/err")"
+"$fsnn" model --config "$repo/configs/demo.ini" "400 (F400)" >/dev/null 2>"$dir/err"
+rc=$?
+check '[ "$rc" -eq 2 ]' "--config with a NET too: exit $rc (want 2)"
+"$fsnn" model "400 (F400)" --input mnist train.epochs=3 >/dev/null 2>"$dir/err"
+rc=$?
+check '[ "$rc" -eq 2 ]' "an override without --config: exit $rc (want 2)"
+
 # Listed in the command's help.
 check '"$fsnn" --help | grep -q "fsnn model NET --input"' "fsnn --help lacks fsnn model"
 
