@@ -620,13 +620,20 @@ static int cmd_submit(const sweep_plan *plan, const cmd_todo *todo, const char *
         fputs(out, stdout);
         rc = FAIL("sbatch failed (exit code %d); its message is above", code);
     } else if (sweepq_parse_sbatch(out, len, &job) != 0) {
-        rc = FAIL("%s; the runs may be queued (see squeue) but are not recorded in %s/%s",
-                  status_message(), plan->dir, SWEEPQ_FILE);
+        char why[300];
+        snprintf(why, sizeof why, "%s", status_message());
+        status_clear();
+        rc = FAIL("%s; the runs may be queued (see squeue) but are not recorded in %s/%s", why,
+                  plan->dir, SWEEPQ_FILE);
     } else {
         printf("Submitted batch job %lld\n", job);
         fflush(stdout);
-        if (sweepq_history_append(plan->dir, job, (long long)time(NULL), todo->ids, todo->n))
-            rc = FAIL("job %lld is submitted, but not recorded: %s", job, status_message());
+        if (sweepq_history_append(plan->dir, job, (long long)time(NULL), todo->ids, todo->n)) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", status_message());
+            status_clear();
+            rc = FAIL("job %lld is submitted, but not recorded: %s", job, why);
+        }
     }
     free(out);
     return rc;
