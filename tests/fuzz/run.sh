@@ -5,7 +5,7 @@
 # the harness writes itself (FUZZ_CKPT_SEEDS). Fails if a harness finds a
 # crash, leak or undefined behaviour; the input that caused it is kept in
 # build-fuzz/artifacts/NAME/.
-#   FUZZ_SECONDS=60 bash tests/fuzz/run.sh        # idx config ckpt_raw (CI)
+#   FUZZ_SECONDS=60 bash tests/fuzz/run.sh        # idx config sweepq ckpt_raw (CI)
 #   FUZZ_SECONDS=60 bash tests/fuzz/run.sh ckpt_sealed
 #   FUZZ_BUILD_DIR   build folder (default <repo>/build-fuzz)
 # ckpt_sealed is not run by default: it reaches libhdf5 1.10.8, which crashes
@@ -19,7 +19,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 build="${FUZZ_BUILD_DIR:-$repo/build-fuzz}"
 seconds="${FUZZ_SECONDS:-30}"
 names=("$@")
-[ "${#names[@]}" -ne 0 ] || names=(idx config ckpt_raw)
+[ "${#names[@]}" -ne 0 ] || names=(idx config sweepq ckpt_raw)
 
 command -v clang >/dev/null 2>&1 || {
     echo "fuzz: clang not found (Debian: clang libclang-rt-14-dev; jobs/setup.sh installs them)" >&2
