@@ -46,6 +46,7 @@ enum { CMD_OK = 0, CMD_FAILED = 1, CMD_USAGE = 2, CMD_STOPPED = 3 };
 #define CMD_JOBS_MAX 256
 #define CMD_CAPTURE_MAX ((size_t)64 << 20)
 #define CMD_SQUEUE_TIMEOUT 30.0 /* seconds */
+#define CMD_QUEUED_SHOWN 10
 
 static const char cmd_sweep_usage[] =
     "usage:\n"
@@ -413,33 +414,37 @@ static int cmd_select(const sweep_table *t, const runstate *st, const sweepq_vie
     CHECK(XCALLOC(&todo->ids, (size_t)t->n + 1));
     for (int i = 0; i < t->n; i++) {
         const char *name = sweep_run_name(&t->runs[i]);
-        if (v[i].kind == RUNSTATE_FINISHED) {
-            todo->finished++;
-        } else if (v[i].kind == RUNSTATE_QUEUED) {
-            log_warn("run %d %s: %s; left out", i, name, v[i].note);
-            todo->queued++;
-        } else if (v[i].kind == RUNSTATE_RUNNING && s->asked) {
-            if (*v[i].note)
-                log_warn("run %d %s: %s; left out", i, name, v[i].note);
-            else
-                log_warn("run %d %s is running in job %s; left out", i, name, st[i].job);
-            todo->running++;
-        } else if (v[i].kind == RUNSTATE_RUNNING) {
-            char when[32];
-            cmd_format_time(st[i].when, when, sizeof when);
-            log_warn("run %d %s is marked running (job %s since %s); left out. If that job is "
-                     "gone, delete %s/%s to start it again",
-                     i, name, st[i].job, when, t->runs[i].dir, RUNSTATE_FILE);
-            todo->running++;
-        } else {
+        if (v[i].start) {
             if (v[i].kind == RUNSTATE_UNKNOWN)
                 log_warn("run %d: %s; starting it again", i, st[i].why);
             if (v[i].kind == RUNSTATE_LOST)
                 log_warn("run %d %s: job %s is not in the queue any more; starting it again", i,
                          name, st[i].job);
             todo->ids[todo->n++] = i;
+        } else if (v[i].kind == RUNSTATE_FINISHED) {
+            todo->finished++;
+        } else if (v[i].kind == RUNSTATE_QUEUED) {
+            /* A large sweep waiting in the queue: a few examples suffice. */
+            if (todo->queued++ < CMD_QUEUED_SHOWN)
+                log_warn("run %d %s: %s; left out", i, name, v[i].note);
+        } else if (s->asked) {
+            if (*v[i].note)
+                log_warn("run %d %s: %s; left out", i, name, v[i].note);
+            else
+                log_warn("run %d %s is running in job %s; left out", i, name, st[i].job);
+            todo->running++;
+        } else {
+            char when[32];
+            cmd_format_time(st[i].when, when, sizeof when);
+            log_warn("run %d %s is marked running (job %s since %s); left out. If that job is "
+                     "gone, delete %s/%s to start it again",
+                     i, name, st[i].job, when, t->runs[i].dir, RUNSTATE_FILE);
+            todo->running++;
         }
     }
+    if (todo->queued > CMD_QUEUED_SHOWN)
+        log_warn("%d more runs wait in the queue; left out (fsnn sweep status lists them)",
+                 todo->queued - CMD_QUEUED_SHOWN);
     return FSNN_OK;
 }
 

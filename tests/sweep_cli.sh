@@ -269,6 +269,18 @@ rm -f "$SBATCH_RECORD"
 run env PATH="$fake_path" "$fsnn" sweep re.ini --submit --no-slurm
 check '[ "$rc" -eq 0 ] && has "nothing to start: 2 finished, 1 running" out && [ ! -e "$SBATCH_RECORD" ]' \
     "all finished or running: exit $rc $(out)"
+# Many queued runs: ten named, the rest counted.
+printf '[sweep]\nbase = %s\nseeds = 12\n[set]\ndata.path = %s\n' "$base" "$data" >"$work/many.ini"
+: >"$SQUEUE_OUT"
+run env PATH="$fake_path" SBATCH_JOB=5000 "$fsnn" sweep many.ini --submit
+check '[ "$rc" -eq 0 ] && has "Submitted batch job 5000" out' "many: first submit: exit $rc $(out) $(err)"
+printf '5000_[0-11]|PENDING|Priority\n' >"$SQUEUE_OUT"
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep many.ini --submit
+check '[ "$rc" -eq 0 ] && has "nothing to start: 0 finished, 0 running, 12 queued" out && [ ! -e "$SBATCH_RECORD" ]' \
+    "many queued: exit $rc $(out)"
+check '[ "$(grep -c "waits in the queue (Priority); left out" "$work/err")" -eq 10 ] && has "2 more runs wait in the queue; left out" err' \
+    "many queued, warnings: $(err)"
 # A damaged job.state is reported, and its run is started again.
 echo "runnin 1 x -" >re/runs/seed-1/job.state
 run env PATH="$fake_path" "$fsnn" sweep status re
