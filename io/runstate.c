@@ -25,8 +25,8 @@ static const char *const runstate_words[] = {
 };
 
 const char *runstate_name(runstate_kind kind) {
-    static const char *const names[] = {"pending", "running",  "requeued",
-                                        "failed",  "finished", "unknown"};
+    static const char *const names[] = {"pending",  "running", "requeued", "failed",
+                                        "finished", "unknown", "queued",   "lost"};
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
 }
 

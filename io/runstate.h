@@ -22,8 +22,13 @@ typedef enum {
     RUNSTATE_REQUEUED, /* "requeued": stopped with a checkpoint (exit 3), resumable */
     RUNSTATE_FAILED,   /* "failed" */
     RUNSTATE_FINISHED, /* "done", or metrics.csv shows every epoch */
-    RUNSTATE_UNKNOWN   /* job.state unreadable; why says what is wrong */
+    RUNSTATE_UNKNOWN,  /* job.state unreadable; why says what is wrong */
+    /* Only from SLURM's queue (io/sweepq), never from the files alone: */
+    RUNSTATE_QUEUED, /* its array task waits in SLURM's queue */
+    RUNSTATE_LOST    /* job.state says running, but SLURM no longer knows its job */
 } runstate_kind;
+
+#define RUNSTATE_KINDS (RUNSTATE_LOST + 1)
 
 typedef struct {
     runstate_kind kind;
@@ -37,7 +42,8 @@ typedef struct {
     char why[256];   /* RUNSTATE_UNKNOWN: what is wrong with job.state */
 } runstate;
 
-/* "pending", "running", "requeued", "failed", "finished", "unknown". */
+/* "pending", "running", "requeued", "failed", "finished", "unknown",
+ * "queued", "lost". */
 const char *runstate_name(runstate_kind kind);
 
 /* The state a runner records for an exit code of `fsnn train`: 0 finished

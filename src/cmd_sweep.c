@@ -2,10 +2,12 @@
  * writes the sweep directory and starts the runs that are not finished: as
  * one SLURM array job (--submit), here K at a time (--local), or not at all
  * (--dry-run writes nothing; no option writes the directory only).
- * `fsnn sweep status` reports every run from the files alone.
+ * `fsnn sweep status` reports every run from its files, refined with what
+ * squeue says about the jobs of the sweep (io/sweepq).
  *
- * No shell is involved: sbatch and `fsnn train` are started with fork and
- * exec, each argument one argv element, exactly as runs.tsv lists it.
+ * No shell is involved: sbatch, squeue and `fsnn train` are started with
+ * fork and exec, each argument one argv element, exactly as runs.tsv lists
+ * it.
  *
  * Not an MPI program: main() dispatches here before MPI_Init. An Open MPI
  * singleton's MPI_Init would put PMIX_ and OMPI_ variables naming this
@@ -16,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +34,7 @@
 #include "runstate.h" // defines: runstate_get, runstate_write, runstate_last_error
 #include "status.h"   // defines: CHECK, FAIL, XCALLOC
 #include "sweep.h"    // defines: sweep_load, sweep_tsv_read, sweep_tsv_write
+#include "sweepq.h"   // defines: sweepq_refine, sweepq_queue_parse, sweepq_history_append
 
 #ifndef FSNN_SOURCE_DIR
 #error "FSNN_SOURCE_DIR must name the source tree (CMakeLists.txt defines it)"
@@ -40,6 +44,9 @@ enum { CMD_OK = 0, CMD_FAILED = 1, CMD_USAGE = 2, CMD_STOPPED = 3 };
 
 #define CMD_PATH_MAX 4200
 #define CMD_JOBS_MAX 256
+#define CMD_CAPTURE_MAX ((size_t)64 << 20)
+#define CMD_SQUEUE_TIMEOUT 30.0 /* seconds */
+#define CMD_QUEUED_SHOWN 10
 
 static const char cmd_sweep_usage[] =
     "usage:\n"
@@ -47,7 +54,10 @@ static const char cmd_sweep_usage[] =
     "  fsnn sweep SWEEP.ini --dry-run    print the runs and the sbatch command; write nothing\n"
     "  fsnn sweep SWEEP.ini --submit     submit the unfinished runs as one SLURM array job\n"
     "  fsnn sweep SWEEP.ini --local [-j K]   run the unfinished runs here, K at a time\n"
-    "  fsnn sweep status SWEEP_DIR       state of every run\n"
+    "  fsnn sweep status SWEEP_DIR [--no-slurm]   state of every run (asks squeue unless\n"
+    "                                    --no-slurm)\n"
+    "--submit, --dry-run and --local ask squeue which runs SLURM still holds (not with\n"
+    "--no-slurm).\n"
     "docs/sweeps.md describes the sweep file. sbatch's script is slurm/sweep.sbatch of the\n"
     "source tree (" FSNN_SOURCE_DIR "), or of $FSNN_SLURM_DIR when set.\n";
 
@@ -123,57 +133,319 @@ static void cmd_free_argv(char **argv) {
     free(argv);
 }
 
+/* ---- running sbatch and squeue ---- */
+
+/* Appends what fd gives to *buf (at most CMD_CAPTURE_MAX bytes are kept;
+ * more is read and dropped). Returns 0 at end of file, 1 after data, -1 on
+ * error. */
+static int cmd_drain(int fd, char **buf, size_t *len, size_t *cap) {
+    char chunk[4096];
+    ssize_t got = read(fd, chunk, sizeof chunk);
+    if (got < 0) return errno == EINTR || errno == EAGAIN ? 1 : -1;
+    if (got == 0) return 0;
+    if (*len + (size_t)got + 1 > *cap && *len + (size_t)got + 1 <= CMD_CAPTURE_MAX) {
+        size_t want = *cap ? *cap : 4096;
+        while (want < *len + (size_t)got + 1)
+            want *= 2;
+        char *grown = realloc(*buf, want);
+        if (!grown) return -1;
+        *buf = grown;
+        *cap = want;
+    }
+    if (*len + (size_t)got + 1 <= *cap) {
+        memcpy(*buf + *len, chunk, (size_t)got);
+        *len += (size_t)got;
+        (*buf)[*len] = '\0';
+    }
+    return 1;
+}
+
+/* A pipe whose ends are closed on exec. */
+static int cmd_pipe(int fds[2]) {
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Runs argv[0] from PATH with execvp (no shell) and waits. Its stdout goes
+ * to *out (NUL-terminated; the caller frees it), its stderr to *err, or to
+ * ours when err is NULL. With timeout > 0 the program is killed after that
+ * many seconds, which fails. A failed exec is reported through a
+ * close-on-exec pipe, so "not found" is told apart from the program's own
+ * failure. */
+static int cmd_capture(char *const *argv, double timeout, char **out, size_t *out_len, char **err,
+                       int *exit_code) {
+    int fds[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
+    *out = NULL;
+    *out_len = 0;
+    if (err) *err = NULL;
+    if (cmd_pipe(fds) || cmd_pipe(pout) || (err && cmd_pipe(perr))) {
+        int e = errno;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i] >= 0) close(fds[i]);
+            if (pout[i] >= 0) close(pout[i]);
+        }
+        return FAIL("cannot create a pipe: %s", strerror(e));
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (dup2(pout[1], 1) < 0 || (err && dup2(perr[1], 2) < 0)) _exit(126);
+        execvp(argv[0], argv);
+        int e = errno;
+        ssize_t w = write(fds[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    int fork_errno = errno;
+    close(fds[1]), close(pout[1]);
+    if (err) close(perr[1]);
+    if (pid < 0) {
+        close(fds[0]), close(pout[0]);
+        if (err) close(perr[0]);
+        return FAIL("cannot start %s: fork: %s", argv[0], strerror(fork_errno));
+    }
+    size_t cap_out = 0, cap_err = 0, err_len = 0;
+    int open_out = 1, open_err = err != NULL, timed_out = 0, rc = FSNN_OK;
+    double deadline = clock_seconds() + timeout;
+    while (open_out || open_err) {
+        struct pollfd p[2] = {{open_out ? pout[0] : -1, POLLIN, 0},
+                              {open_err ? perr[0] : -1, POLLIN, 0}};
+        int wait_ms = -1;
+        if (timeout > 0) {
+            double left = deadline - clock_seconds();
+            if (left <= 0) {
+                timed_out = 1;
+                break;
+            }
+            wait_ms = (int)(left * 1000) + 1;
+        }
+        int n = poll(p, 2, wait_ms);
+        if (n < 0 && errno != EINTR) {
+            rc = FAIL("poll: %s", strerror(errno));
+            break;
+        }
+        if (n <= 0) continue;
+        int r;
+        if (open_out && p[0].revents && (r = cmd_drain(pout[0], out, out_len, &cap_out)) <= 0) {
+            open_out = 0;
+            if (r < 0) rc = FAIL("cannot read the output of %s: %s", argv[0], strerror(errno));
+        }
+        if (open_err && p[1].revents && (r = cmd_drain(perr[0], err, &err_len, &cap_err)) <= 0)
+            open_err = 0;
+    }
+    if (timed_out || rc != 0) kill(pid, SIGKILL);
+    close(pout[0]);
+    if (err) close(perr[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int exec_errno = 0;
+    ssize_t got;
+    do
+        got = read(fds[0], &exec_errno, sizeof exec_errno);
+    while (got < 0 && errno == EINTR);
+    close(fds[0]);
+    if (rc == 0 && got == (ssize_t)sizeof exec_errno)
+        rc = FAIL("cannot run %s: %s%s%s%s", argv[0], strerror(exec_errno),
+                  exec_errno == ENOENT ? " (is SLURM installed here and " : "",
+                  exec_errno == ENOENT ? argv[0] : "", exec_errno == ENOENT ? " on PATH?)" : "");
+    else if (rc == 0 && timed_out)
+        rc = FAIL("%s did not finish within %.0f s", argv[0], timeout);
+    if (rc == 0 && !*out && !(*out = calloc(1, 1))) rc = FAIL("out of memory");
+    if (rc == 0 && err && !*err && !(*err = calloc(1, 1))) rc = FAIL("out of memory");
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        if (err) {
+            free(*err);
+            *err = NULL;
+        }
+        return rc;
+    }
+    *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return FSNN_OK;
+}
+
+/* ---- what SLURM knows ---- */
+
+typedef struct {
+    int asked;             /* 1: squeue answered; queue holds what it listed */
+    char why[512];         /* asked == 0: why SLURM was not asked */
+    char history_bad[512]; /* "" or what is wrong with submissions.tsv */
+    long long *jobs;       /* the job ids asked about, ascending */
+    int n_jobs;
+    sweepq_queue queue;
+    sweepq_history history;
+} cmd_slurm;
+
+static void cmd_slurm_free(cmd_slurm *s) {
+    free(s->jobs);
+    sweepq_queue_free(&s->queue);
+    sweepq_history_free(&s->history);
+}
+
+static int cmd_cmp_job(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The jobs SLURM is asked about: those of runs marked running or requeued
+ * (job.state) and those of recorded submissions. */
+static int cmd_slurm_jobs(const runstate *st, int n, cmd_slurm *s) {
+    CHECK(XCALLOC(&s->jobs, (size_t)n + (size_t)s->history.n + 1));
+    for (int i = 0; i < n; i++) {
+        long long job;
+        int task;
+        if ((st[i].kind == RUNSTATE_RUNNING || st[i].kind == RUNSTATE_REQUEUED) &&
+            sweepq_job_id(st[i].job, &job, &task))
+            s->jobs[s->n_jobs++] = job;
+    }
+    for (int k = 0; k < s->history.n; k++)
+        s->jobs[s->n_jobs++] = s->history.subs[k].job;
+    qsort(s->jobs, (size_t)s->n_jobs, sizeof *s->jobs, cmd_cmp_job);
+    int m = 0;
+    for (int i = 0; i < s->n_jobs; i++)
+        if (m == 0 || s->jobs[i] != s->jobs[m - 1]) s->jobs[m++] = s->jobs[i];
+    s->n_jobs = m;
+    return FSNN_OK;
+}
+
+/* Asks squeue once about s->jobs. On failure s->why says why. */
+static void cmd_squeue(cmd_slurm *s) {
+    size_t len = 0;
+    char *list = NULL, *out = NULL, *err = NULL;
+    FILE *mem = open_memstream(&list, &len);
+    if (!mem) {
+        snprintf(s->why, sizeof s->why, "out of memory");
+        return;
+    }
+    fputs("--jobs=", mem);
+    for (int i = 0; i < s->n_jobs; i++)
+        fprintf(mem, "%s%lld", i ? "," : "", s->jobs[i]);
+    if (fclose(mem) != 0) {
+        free(list);
+        snprintf(s->why, sizeof s->why, "out of memory");
+        return;
+    }
+    char *argv[] = {"squeue", "--noheader", "--array", "--format=%i|%T|%r", list, NULL};
+    int code = 0;
+    if (cmd_capture(argv, CMD_SQUEUE_TIMEOUT, &out, &len, &err, &code) != 0) {
+        snprintf(s->why, sizeof s->why, "%s", status_message());
+        status_clear();
+    } else if (code != 0 && strstr(err, "Invalid job id specified")) {
+        /* squeue asked about one job id fails when SLURM has forgotten it:
+         * none of the jobs is in the queue. */
+        s->asked = 1;
+    } else if (code != 0) {
+        char *nl = strchr(err, '\n');
+        if (nl) *nl = '\0';
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) *c = '?';
+        snprintf(s->why, sizeof s->why, "squeue failed (exit code %d)%s%.300s", code,
+                 *err ? ": " : "", err);
+    } else if (sweepq_queue_parse(out, len, &s->queue) != 0) {
+        snprintf(s->why, sizeof s->why, "%s", status_message());
+        status_clear();
+    } else {
+        s->asked = 1;
+    }
+    free(list);
+    free(out);
+    free(err);
+}
+
+/* The state of every run: its files (st), refined with SLURM's queue when
+ * it can be asked (v). st and v are the caller's (free), as is *s
+ * (cmd_slurm_free). */
+static int cmd_views(const char *sweep_dir, const sweep_table *t, int no_slurm, runstate **st_out,
+                     sweepq_view **v_out, cmd_slurm *s) {
+    memset(s, 0, sizeof *s);
+    runstate *st = NULL;
+    sweepq_view *v = NULL;
+    CHECK(XCALLOC(&st, (size_t)t->n + 1));
+    if (XCALLOC(&v, (size_t)t->n + 1)) {
+        free(st);
+        return FSNN_ERR;
+    }
+    for (int i = 0; i < t->n; i++)
+        runstate_get(t->runs[i].dir, &st[i]);
+    if (sweepq_history_read(sweep_dir, t->n, &s->history) != 0) {
+        snprintf(s->history_bad, sizeof s->history_bad, "%s", status_message());
+        status_clear();
+    }
+    if (no_slurm) {
+        snprintf(s->why, sizeof s->why, "--no-slurm");
+    } else if (cmd_slurm_jobs(st, t->n, s) != 0) {
+        snprintf(s->why, sizeof s->why, "%s", status_message());
+        status_clear();
+    } else if (s->n_jobs == 0) {
+        snprintf(s->why, sizeof s->why, "no run has a SLURM job (no job id in job.state, no %s)",
+                 SWEEPQ_FILE);
+    } else {
+        cmd_squeue(s);
+    }
+    for (int i = 0; i < t->n; i++) {
+        /* A job that ended between reading its files and asking squeue is
+         * not lost: its runner wrote job.state by then. */
+        if (s->asked && st[i].kind == RUNSTATE_RUNNING) runstate_get(t->runs[i].dir, &st[i]);
+        sweepq_refine(&st[i], i, &s->history, s->asked ? &s->queue : NULL, &v[i]);
+    }
+    *st_out = st;
+    *v_out = v;
+    return FSNN_OK;
+}
+
 /* ---- which runs to start ---- */
 
 typedef struct {
     int *ids; /* the runs to start, in id order */
     int n;
-    int finished, running;
+    int finished, running, queued;
 } cmd_todo;
 
-/* Every run that is not finished and not running elsewhere: pending,
- * requeued, failed, or with an unreadable job.state. */
-static int cmd_select(const sweep_table *t, cmd_todo *todo) {
+/* Every run that is not finished and not held by a job: pending, requeued,
+ * failed, lost, or with an unreadable job.state. Without SLURM's queue, a
+ * run marked running is taken to be running. */
+static int cmd_select(const sweep_table *t, const runstate *st, const sweepq_view *v,
+                      const cmd_slurm *s, cmd_todo *todo) {
     memset(todo, 0, sizeof *todo);
-    CHECK(XCALLOC(&todo->ids, (size_t)t->n));
+    CHECK(XCALLOC(&todo->ids, (size_t)t->n + 1));
     for (int i = 0; i < t->n; i++) {
-        runstate st;
-        runstate_get(t->runs[i].dir, &st);
-        if (st.kind == RUNSTATE_FINISHED) {
+        const char *name = sweep_run_name(&t->runs[i]);
+        if (v[i].start) {
+            if (v[i].kind == RUNSTATE_UNKNOWN)
+                log_warn("run %d: %s; starting it again", i, st[i].why);
+            if (v[i].kind == RUNSTATE_LOST)
+                log_warn("run %d %s: job %s is not in the queue any more; starting it again", i,
+                         name, st[i].job);
+            todo->ids[todo->n++] = i;
+        } else if (v[i].kind == RUNSTATE_FINISHED) {
             todo->finished++;
-        } else if (st.kind == RUNSTATE_RUNNING) {
-            char when[32];
-            cmd_format_time(st.when, when, sizeof when);
-            log_warn("run %d %s is marked running (job %s since %s); left out. If that job is "
-                     "gone, delete %s/%s to start it again",
-                     i, sweep_run_name(&t->runs[i]), st.job, when, t->runs[i].dir, RUNSTATE_FILE);
+        } else if (v[i].kind == RUNSTATE_QUEUED) {
+            /* A large sweep waiting in the queue: a few examples suffice. */
+            if (todo->queued++ < CMD_QUEUED_SHOWN)
+                log_warn("run %d %s: %s; left out", i, name, v[i].note);
+        } else if (s->asked) {
+            if (*v[i].note)
+                log_warn("run %d %s: %s; left out", i, name, v[i].note);
+            else
+                log_warn("run %d %s is running in job %s; left out", i, name, st[i].job);
             todo->running++;
         } else {
-            if (st.kind == RUNSTATE_UNKNOWN) log_warn("run %d: %s; starting it again", i, st.why);
-            todo->ids[todo->n++] = i;
+            char when[32];
+            cmd_format_time(st[i].when, when, sizeof when);
+            log_warn("run %d %s is marked running (job %s since %s); left out. If that job is "
+                     "gone, delete %s/%s to start it again",
+                     i, name, st[i].job, when, t->runs[i].dir, RUNSTATE_FILE);
+            todo->running++;
         }
     }
+    if (todo->queued > CMD_QUEUED_SHOWN)
+        log_warn("%d more runs wait in the queue; left out (fsnn sweep status lists them)",
+                 todo->queued - CMD_QUEUED_SHOWN);
     return FSNN_OK;
-}
-
-/* "0-9", "1,3,5-7", then "%K" with a throttle. */
-static int cmd_array_spec(const cmd_todo *todo, int throttle, char **spec) {
-    size_t len = 0;
-    FILE *mem = open_memstream(spec, &len);
-    if (!mem) return FAIL("out of memory");
-    for (int i = 0; i < todo->n;) {
-        int j = i;
-        while (j + 1 < todo->n && todo->ids[j + 1] == todo->ids[j] + 1)
-            j++;
-        fprintf(mem, "%s%d", i ? "," : "", todo->ids[i]);
-        if (j > i) fprintf(mem, "-%d", todo->ids[j]);
-        i = j + 1;
-    }
-    if (throttle > 0) fprintf(mem, "%%%d", throttle);
-    if (fclose(mem) == 0) return FSNN_OK;
-    free(*spec);
-    *spec = NULL;
-    return FAIL("out of memory");
 }
 
 /* A new string formatted like printf; NULL when out of memory. */
@@ -192,6 +464,16 @@ static char *cmd_format(const char *fmt, ...) {
     return s;
 }
 
+/* "0-9", "1,3,5-7", then "%K" with a throttle. */
+static int cmd_array_spec(const cmd_todo *todo, int throttle, char **spec) {
+    char *ids = NULL;
+    CHECK(sweepq_ids_format(todo->ids, todo->n, &ids));
+    *spec = throttle > 0 ? cmd_format("%s%%%d", ids, throttle) : cmd_format("%s", ids);
+    free(ids);
+    if (!*spec) return FAIL("out of memory");
+    return FSNN_OK;
+}
+
 /* The sbatch command of the sweep directory interface (docs/sweeps.md), a
  * NULL-terminated argv the caller frees with cmd_free_argv. */
 static int cmd_sbatch_argv(const sweep_plan *plan, const cmd_todo *todo, const char *exe,
@@ -204,6 +486,7 @@ static int cmd_sbatch_argv(const sweep_plan *plan, const cmd_todo *todo, const c
     int n = 0;
     if (rc == 0) {
         argv[n++] = cmd_format("sbatch");
+        argv[n++] = cmd_format("--parsable");
         argv[n++] = cmd_format("--array=%s", array);
         argv[n++] = cmd_format("--output=%s/logs/%%A_%%a.out", plan->dir);
         argv[n++] = cmd_format("--ntasks=%d", s->ntasks);
@@ -319,46 +602,8 @@ static void cmd_print_table(const sweep_plan *plan) {
 
 /* ---- --submit ---- */
 
-/* Runs argv[0] from PATH with execvp and waits. A failed exec is reported
- * through a close-on-exec pipe, so "not found" is told apart from the
- * program's own failure. */
-static int cmd_run(char *const *argv, int *exit_code) {
-    int fds[2];
-    if (pipe(fds) != 0) return FAIL("cannot create a pipe: %s", strerror(errno));
-    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return FAIL("cannot start %s: fork: %s", argv[0], strerror(errno));
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        execvp(argv[0], argv);
-        int err = errno;
-        ssize_t w = write(fds[1], &err, sizeof err);
-        (void)w;
-        _exit(127);
-    }
-    close(fds[1]);
-    int err = 0;
-    ssize_t got;
-    do
-        got = read(fds[0], &err, sizeof err);
-    while (got < 0 && errno == EINTR);
-    close(fds[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (got == (ssize_t)sizeof err)
-        return FAIL("cannot run %s: %s%s", argv[0], strerror(err),
-                    err == ENOENT ? " (is SLURM installed here and sbatch on PATH?)" : "");
-    *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return FSNN_OK;
-}
-
+/* Submits the runs of todo as one array job and records it in
+ * submissions.tsv. */
 static int cmd_submit(const sweep_plan *plan, const cmd_todo *todo, const char *exe) {
     char script[CMD_PATH_MAX];
     cmd_script(script, sizeof script);
@@ -366,16 +611,37 @@ static int cmd_submit(const sweep_plan *plan, const cmd_todo *todo, const char *
         return FAIL("%s: no such batch script; set FSNN_SLURM_DIR to the folder holding "
                     "sweep.sbatch (default: the source tree's slurm/)",
                     script);
-    char **argv = NULL;
+    char **argv = NULL, *out = NULL;
+    size_t len = 0;
     CHECK(cmd_sbatch_argv(plan, todo, exe, script, &argv));
     printf("submitting %d run%s: ", todo->n, todo->n == 1 ? "" : "s");
     cmd_print_argv(stdout, argv);
     int code = 0;
-    int rc = cmd_run(argv, &code);
+    int rc = cmd_capture(argv, 0, &out, &len, NULL, &code);
     cmd_free_argv(argv);
     CHECK(rc);
-    if (code != 0) return FAIL("sbatch failed (exit code %d); its message is above", code);
-    return FSNN_OK;
+    long long job = 0;
+    if (code != 0) {
+        fputs(out, stdout);
+        rc = FAIL("sbatch failed (exit code %d); its message is above", code);
+    } else if (sweepq_parse_sbatch(out, len, &job) != 0) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", status_message());
+        status_clear();
+        rc = FAIL("%s; the runs may be queued (see squeue) but are not recorded in %s/%s", why,
+                  plan->dir, SWEEPQ_FILE);
+    } else {
+        printf("Submitted batch job %lld\n", job);
+        fflush(stdout);
+        if (sweepq_history_append(plan->dir, job, (long long)time(NULL), todo->ids, todo->n)) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", status_message());
+            status_clear();
+            rc = FAIL("job %lld is submitted, but not recorded: %s", job, why);
+        }
+    }
+    free(out);
+    return rc;
 }
 
 /* ---- --local ---- */
@@ -638,7 +904,8 @@ static int cmd_local(const sweep_plan *plan, const cmd_todo *todo, const char *e
     int left = todo->n - next;
     printf("sweep %s: %d done, %d failed, %d requeued, %d not started this time; %d finished "
            "before, %d running elsewhere\n",
-           plan->name, L.done, L.failed, L.requeued, left, todo->finished, todo->running);
+           plan->name, L.done, L.failed, L.requeued, left, todo->finished,
+           todo->running + todo->queued);
     if (rc != 0) return CMD_FAILED;
     if (L.failed) return CMD_FAILED;
     if (L.requeued || left) return CMD_STOPPED;
@@ -647,14 +914,40 @@ static int cmd_local(const sweep_plan *plan, const cmd_todo *todo, const char *e
 
 /* ---- status ---- */
 
-static int cmd_status(const char *dir) {
+/* One line on whether SLURM's queue went into the states. */
+static void cmd_print_slurm(FILE *out, const cmd_slurm *s) {
+    if (!s->asked) {
+        fprintf(out, "SLURM not asked: %s; the states come from the run directories' files alone\n",
+                s->why);
+        return;
+    }
+    int shown = s->n_jobs < 8 ? s->n_jobs : 8;
+    fprintf(out, "SLURM asked: squeue lists %d entr%s of job%s ", s->queue.n,
+            s->queue.n == 1 ? "y" : "ies", s->n_jobs == 1 ? "" : "s");
+    for (int i = 0; i < shown; i++)
+        fprintf(out, "%s%lld", i ? ", " : "", s->jobs[i]);
+    if (shown < s->n_jobs) fprintf(out, " and %d more", s->n_jobs - shown);
+    fputc('\n', out);
+}
+
+static int cmd_status(const char *dir, int no_slurm) {
     char tsv[CMD_PATH_MAX];
     sweep_table t;
     if (fsutil_join(tsv, sizeof tsv, dir, "runs.tsv") || sweep_tsv_read(tsv, &t)) {
         log_error("%s", status_message());
         return CMD_FAILED;
     }
-    int count[RUNSTATE_UNKNOWN + 1] = {0}, width = 3;
+    runstate *sts = NULL;
+    sweepq_view *views = NULL;
+    cmd_slurm slurm;
+    if (cmd_views(dir, &t, no_slurm, &sts, &views, &slurm) != 0) {
+        log_error("%s", status_message());
+        sweep_table_free(&t);
+        return CMD_FAILED;
+    }
+    if (*slurm.history_bad)
+        log_warn("%s; the recorded submissions are left out", slurm.history_bad);
+    int count[RUNSTATE_KINDS] = {0}, width = 3;
     for (int i = 0; i < t.n; i++) {
         int w = (int)strlen(sweep_run_name(&t.runs[i]));
         if (w > width) width = w;
@@ -664,33 +957,39 @@ static int cmd_status(const char *dir) {
            "detail");
     for (int i = 0; i < t.n; i++) {
         const sweep_run *r = &t.runs[i];
-        runstate st;
-        runstate_get(r->dir, &st);
-        count[st.kind]++;
-        char epochs[32] = "-", acc[32] = "-", when[32] = "", detail[512] = "";
-        if (st.epochs_done >= 0 && st.epochs >= 0)
-            snprintf(epochs, sizeof epochs, "%d/%d", st.epochs_done, st.epochs);
-        if (isfinite(st.test_acc)) snprintf(acc, sizeof acc, "%.2f", st.test_acc);
-        if (st.has_file) cmd_format_time(st.when, when, sizeof when);
-        if (st.kind == RUNSTATE_UNKNOWN) {
-            snprintf(detail, sizeof detail, "%s", st.why);
-        } else if (st.kind == RUNSTATE_FAILED) {
+        const runstate *st = &sts[i];
+        const sweepq_view *v = &views[i];
+        count[v->kind]++;
+        char epochs[32] = "-", acc[32] = "-", when[32] = "", detail[1024] = "";
+        if (st->epochs_done >= 0 && st->epochs >= 0)
+            snprintf(epochs, sizeof epochs, "%d/%d", st->epochs_done, st->epochs);
+        if (isfinite(st->test_acc)) snprintf(acc, sizeof acc, "%.2f", st->test_acc);
+        if (st->has_file) cmd_format_time(st->when, when, sizeof when);
+        if (st->kind == RUNSTATE_UNKNOWN) {
+            snprintf(detail, sizeof detail, "%s", st->why);
+        } else if (st->kind == RUNSTATE_FAILED) {
             char err[300] = "";
             if (!runstate_last_error(r->dir, err, sizeof err))
                 snprintf(err, sizeof err, "no error line in %s", RUNSTATE_LOG);
-            if (st.exit_code >= 0)
-                snprintf(detail, sizeof detail, "exit %d: %s", st.exit_code, err);
+            if (st->exit_code >= 0)
+                snprintf(detail, sizeof detail, "exit %d: %s", st->exit_code, err);
             else
                 snprintf(detail, sizeof detail, "%s", err);
-        } else if (st.kind == RUNSTATE_RUNNING) {
-            snprintf(detail, sizeof detail, "job %s since %s", st.job, when);
-        } else if (st.kind == RUNSTATE_REQUEUED) {
+        } else if (st->kind == RUNSTATE_RUNNING) {
+            snprintf(detail, sizeof detail, "job %s since %s", st->job, when);
+        } else if (st->kind == RUNSTATE_REQUEUED) {
             snprintf(detail, sizeof detail, "job %s stopped at %s with a checkpoint (exit %d)",
-                     st.job, when, st.exit_code);
+                     st->job, when, st->exit_code);
         }
-        char row[1024];
+        if (v->replaces) {
+            snprintf(detail, sizeof detail, "%s", v->note);
+        } else if (*v->note) {
+            size_t dl = strlen(detail);
+            snprintf(detail + dl, sizeof detail - dl, "%s%s", dl ? "; " : "", v->note);
+        }
+        char row[1400];
         int len = snprintf(row, sizeof row, "%-4d  %-8s  %-7s  %-8s  %-*s  %s", i,
-                           runstate_name(st.kind), epochs, acc, width, sweep_run_name(r), detail);
+                           runstate_name(v->kind), epochs, acc, width, sweep_run_name(r), detail);
         while (len > 0 && (size_t)len < sizeof row && row[len - 1] == ' ')
             row[--len] = '\0';
         printf("%s\n", row);
@@ -698,8 +997,13 @@ static int cmd_status(const char *dir) {
     printf("%d run%s: %d finished, %d running, %d requeued, %d failed, %d pending", t.n,
            t.n == 1 ? "" : "s", count[RUNSTATE_FINISHED], count[RUNSTATE_RUNNING],
            count[RUNSTATE_REQUEUED], count[RUNSTATE_FAILED], count[RUNSTATE_PENDING]);
+    if (slurm.asked) printf(", %d queued, %d lost", count[RUNSTATE_QUEUED], count[RUNSTATE_LOST]);
     if (count[RUNSTATE_UNKNOWN]) printf(", %d unknown", count[RUNSTATE_UNKNOWN]);
     printf("\n");
+    cmd_print_slurm(stdout, &slurm);
+    cmd_slurm_free(&slurm);
+    free(sts);
+    free(views);
     sweep_table_free(&t);
     return CMD_OK;
 }
@@ -712,7 +1016,7 @@ static int cmd_usage(const char *why) {
     return CMD_USAGE;
 }
 
-static int cmd_sweep_file(const char *file, cmd_mode mode, int jobs) {
+static int cmd_sweep_file(const char *file, cmd_mode mode, int jobs, int no_slurm) {
     char cwd[CMD_PATH_MAX], exe[CMD_PATH_MAX];
     if (!getcwd(cwd, sizeof cwd)) {
         log_error("cannot read the current directory: %s", strerror(errno));
@@ -725,12 +1029,39 @@ static int cmd_sweep_file(const char *file, cmd_mode mode, int jobs) {
     }
     cmd_print_plan(&plan);
     cmd_todo todo;
-    int code = CMD_OK;
-    if (cmd_select(&plan.table, &todo)) {
+    runstate *sts = NULL;
+    sweepq_view *views = NULL;
+    cmd_slurm slurm;
+    /* Writing the directory only needs no queue. */
+    if (cmd_views(plan.dir, &plan.table, no_slurm || mode == CMD_PREPARE, &sts, &views, &slurm)) {
         log_error("%s", status_message());
         sweep_plan_free(&plan);
         return CMD_FAILED;
     }
+    if (*slurm.history_bad && mode == CMD_SUBMIT) {
+        log_error("%s; fix or delete it before submitting again", slurm.history_bad);
+        free(sts);
+        free(views);
+        cmd_slurm_free(&slurm);
+        sweep_plan_free(&plan);
+        return CMD_FAILED;
+    }
+    if (*slurm.history_bad)
+        log_warn("%s; the recorded submissions are left out", slurm.history_bad);
+    if (mode != CMD_PREPARE && !slurm.asked && slurm.n_jobs > 0)
+        log_warn("SLURM not asked (%s): runs are judged by job.state alone (a run marked running "
+                 "is left out, a requeued one started)",
+                 slurm.why);
+    int selected = cmd_select(&plan.table, sts, views, &slurm, &todo) == 0;
+    free(sts);
+    free(views);
+    cmd_slurm_free(&slurm);
+    if (!selected) {
+        log_error("%s", status_message());
+        sweep_plan_free(&plan);
+        return CMD_FAILED;
+    }
+    int code = CMD_OK;
     if (mode == CMD_DRY_RUN) {
         cmd_print_table(&plan);
         char script[CMD_PATH_MAX], **argv = NULL;
@@ -738,8 +1069,8 @@ static int cmd_sweep_file(const char *file, cmd_mode mode, int jobs) {
         if (todo.n == 0) {
             printf("all runs are finished or running: nothing to submit\n");
         } else if (cmd_sbatch_argv(&plan, &todo, exe, script, &argv) == 0) {
-            printf("--submit would run (%d of %d runs; %d finished, %d running):\n", todo.n,
-                   plan.table.n, todo.finished, todo.running);
+            printf("--submit would run (%d of %d runs; %d finished, %d running, %d queued):\n",
+                   todo.n, plan.table.n, todo.finished, todo.running, todo.queued);
             cmd_print_argv(stdout, argv);
             fflush(stdout);
             if (!fsutil_is_file(script))
@@ -756,7 +1087,9 @@ static int cmd_sweep_file(const char *file, cmd_mode mode, int jobs) {
     } else if (mode == CMD_PREPARE) {
         printf("wrote %s/runs.tsv; start the runs with --submit (SLURM) or --local\n", plan.dir);
     } else if (todo.n == 0) {
-        printf("nothing to start: %d finished, %d running\n", todo.finished, todo.running);
+        printf("nothing to start: %d finished, %d running", todo.finished, todo.running);
+        if (todo.queued) printf(", %d queued", todo.queued);
+        printf("\n");
     } else if (mode == CMD_SUBMIT) {
         if (cmd_submit(&plan, &todo, exe) != 0) {
             log_error("%s", status_message());
@@ -775,12 +1108,24 @@ int cmd_sweep(int argc, char **argv) {
         return cmd_usage("runs as one process: start it without mpirun or srun (it starts the "
                          "runs itself)");
     if (argc >= 1 && !strcmp(argv[0], "status")) {
-        if (argc != 2) return cmd_usage("status takes one SWEEP_DIR");
-        return cmd_status(argv[1]);
+        const char *dir = NULL;
+        int no_slurm = 0;
+        for (int i = 1; i < argc; i++) {
+            if (!strcmp(argv[i], "--no-slurm")) {
+                no_slurm = 1;
+            } else if (argv[i][0] == '-' || dir) {
+                fprintf(stderr, "fsnn sweep: unexpected argument '%.80s'\n", argv[i]);
+                return cmd_usage("status takes one SWEEP_DIR and --no-slurm");
+            } else {
+                dir = argv[i];
+            }
+        }
+        if (!dir) return cmd_usage("status takes one SWEEP_DIR");
+        return cmd_status(dir, no_slurm);
     }
     const char *file = NULL;
     cmd_mode mode = CMD_PREPARE;
-    int modes = 0, jobs = 1, jobs_given = 0;
+    int modes = 0, jobs = 1, jobs_given = 0, no_slurm = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--dry-run")) {
@@ -789,6 +1134,8 @@ int cmd_sweep(int argc, char **argv) {
             mode = CMD_SUBMIT, modes++;
         } else if (!strcmp(a, "--local")) {
             mode = CMD_LOCAL, modes++;
+        } else if (!strcmp(a, "--no-slurm")) {
+            no_slurm = 1;
         } else if (!strncmp(a, "-j", 2)) {
             const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : "");
             char *end = NULL;
@@ -810,5 +1157,5 @@ int cmd_sweep(int argc, char **argv) {
     if (!file) return cmd_usage("no sweep file given");
     if (modes > 1) return cmd_usage("give one of --dry-run, --submit, --local");
     if (jobs_given && mode != CMD_LOCAL) return cmd_usage("-j goes with --local");
-    return cmd_sweep_file(file, mode, jobs);
+    return cmd_sweep_file(file, mode, jobs, no_slurm);
 }

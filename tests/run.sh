@@ -3,8 +3,8 @@
 #   1. set-up and a Release build with -Werror in build/, then ctest;
 #   2. a Debug build with AddressSanitizer + UndefinedBehaviorSanitizer in
 #      build-asan/, then ctest (leaks are errors, Open MPI's own excepted);
-#   3. the libFuzzer harnesses of the IDX, config, net notation, checkpoint, CIFAR and
-#      N-MNIST readers (FUZZ_SECONDS each, default 15; docs/fuzzing.md says
+#   3. the libFuzzer harnesses of the IDX, config, net notation, squeue output, checkpoint, CIFAR and
+#      N-MNIST readers (FUZZ_SECONDS each, default 13; docs/fuzzing.md says
 #      why the sealed checkpoint harness is not among them).
 # Ends with one summary line; exits non-zero if any stage failed.
 set -euo pipefail
@@ -70,6 +70,6 @@ KILL_TRIALS=10 LD_PRELOAD="$nodlclose" \
 passed+=("asan-ctest")
 
 begin "fuzz"
-FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash tests/fuzz/run.sh
-passed+=("fuzz ${FUZZ_SECONDS:-15}s")
+FUZZ_SECONDS="${FUZZ_SECONDS:-13}" bash tests/fuzz/run.sh
+passed+=("fuzz ${FUZZ_SECONDS:-13}s")
 stage="done"

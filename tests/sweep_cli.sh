@@ -39,7 +39,7 @@ check 'grep -Eq "^0 +leak-1_seed-1 +neuron.leak=1 data.train_limit=1024 data.tes
     "dry-run row 0: $(out)"
 check 'grep -Eq "^5 +leak-0.95_seed-3 +neuron.leak=0.95 data.train_limit=1024 data.test_limit=500 train.epochs=2 run.seed=3$" out' \
     "dry-run row 5: $(out)"
-check 'has "sbatch --array=0-5 --output=$work/tiny/logs/%A_%a.out --ntasks=2 --time=00:15:00 --signal=B:USR1@60 --requeue --job-name=fsnn-tiny $repo/slurm/sweep.sbatch $fsnn_abs $work/tiny" out' \
+check 'has "sbatch --parsable --array=0-5 --output=$work/tiny/logs/%A_%a.out --ntasks=2 --time=00:15:00 --signal=B:USR1@60 --requeue --job-name=fsnn-tiny $repo/slurm/sweep.sbatch $fsnn_abs $work/tiny" out' \
     "dry-run sbatch line: $(out)"
 check 'has "nothing written (--dry-run)" out && [ ! -e "$work/tiny" ]' "dry-run wrote something: $(ls "$work")"
 
@@ -67,9 +67,21 @@ cat >"$work/bin/sbatch" <<'EOF'
 #!/bin/sh
 printf '%s\0' "$@" >"$SBATCH_RECORD"
 [ -n "${SBATCH_FAIL:-}" ] && { echo "sbatch: error: invalid partition" >&2; exit 1; }
-echo "Submitted batch job 4242"
+[ -n "${SBATCH_SAYS:-}" ] && { printf '%s\n' "$SBATCH_SAYS"; exit 0; }
+echo "${SBATCH_JOB:-4242}"
 EOF
-chmod +x "$work/bin/sbatch"
+# The fake squeue records its argv and prints the file $SQUEUE_OUT, with
+# $SQUEUE_ERR on stderr and the exit code $SQUEUE_RC.
+cat >"$work/bin/squeue" <<'EOF'
+#!/bin/sh
+printf '%s\0' "$@" >"$SQUEUE_RECORD"
+[ -n "${SQUEUE_ERR:-}" ] && echo "$SQUEUE_ERR" >&2
+cat "$SQUEUE_OUT"
+exit "${SQUEUE_RC:-0}"
+EOF
+chmod +x "$work/bin/sbatch" "$work/bin/squeue"
+export SQUEUE_RECORD="$work/squeue.argv" SQUEUE_OUT="$work/squeue.out"
+: >"$SQUEUE_OUT"
 printf '#!/bin/sh\nexit 0\n' >"$work/slurm/sweep.sbatch"
 export FSNN_SLURM_DIR="$work/slurm" SBATCH_RECORD="$work/sbatch.argv"
 fake_path="$work/bin:$PATH"
@@ -109,7 +121,7 @@ printf '[sweep]\nbase = %s\ndir = %s\n[grid]\nmodel.net = 400 (F400), 64 (F64)\n
 rm -f "$SBATCH_RECORD"
 run env PATH="$fake_path" "$fsnn" sweep odd.ini --submit
 check '[ "$rc" -eq 0 ] && has "Submitted batch job 4242" out' "odd submit: exit $rc $(err) $(out)"
-printf '%s\0' "--array=0-1" "--output=$D/logs/%A_%a.out" "--ntasks=1" "--signal=B:USR1@300" \
+printf '%s\0' "--parsable" "--array=0-1" "--output=$D/logs/%A_%a.out" "--ntasks=1" "--signal=B:USR1@300" \
     "--requeue" "--job-name=fsnn-odd" "$work/slurm/sweep.sbatch" "$fsnn_abs" "$D" >"$work/want.argv"
 check 'cmp -s "$work/want.argv" "$SBATCH_RECORD"' \
     "sbatch argv differs: $(tr '\0' '|' <"$SBATCH_RECORD" 2>&1)"
@@ -155,22 +167,123 @@ mkdir -p re/runs/seed-1 re/runs/seed-3
 echo "requeued 1700000000 4242_0 3" >re/runs/seed-1/job.state
 echo "running $(date +%s) 4243_2 -" >re/runs/seed-3/job.state
 rm -f "$SBATCH_RECORD"
+printf '4243_2|RUNNING|None\n' >"$SQUEUE_OUT"
 run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
 check '[ "$rc" -eq 0 ] && [ "$(array)" = "--array=0%2" ]' "running run left out: array $(array) $(err)"
-check 'has "run 2 seed-3 is marked running (job 4243_2" err' "no note on the running run: $(err)"
-run "$fsnn" sweep status re
-check '[ "$rc" -eq 0 ] && has "3 runs: 1 finished, 1 running, 1 requeued, 0 failed, 0 pending" out' \
+check 'has "run 2 seed-3 is running in job 4243_2; left out" err' "no note on the running run: $(err)"
+check '[ "$(tr "\0" " " <"$SQUEUE_RECORD")" = "--noheader --array --format=%i|%T|%r --jobs=4242,4243 " ]' \
+    "squeue argv: $(tr '\0' ' ' <"$SQUEUE_RECORD")"
+# One line per submission: job id, unix seconds, run ids.
+check '[ "$(cut -f 1,3 re/submissions.tsv | tr "\t\n" ":;")" = "job:runs;4242:0-2;4242:0,2;4242:0;" ] &&
+    [ "$(head -n 1 re/submissions.tsv | cut -f 2)" = time ] &&
+    [ "$(tail -n +2 re/submissions.tsv | cut -f 2 | grep -Ec "^[0-9]{10}$")" -eq 3 ]' \
+    "submissions.tsv: $(cat re/submissions.tsv)"
+run env PATH="$fake_path" "$fsnn" sweep status re
+check '[ "$rc" -eq 0 ] && has "3 runs: 1 finished, 1 running, 1 requeued, 0 failed, 0 pending, 0 queued, 0 lost" out' \
     "status counts: $(out)"
 check 'grep -Eq "^1 +finished +1/1 +[0-9.]+ +seed-2$" out && grep -Eq "^2 +running .*job 4243_2 since" out' \
     "status rows: $(out)"
-echo "done 1700000001 4242_0 0" >re/runs/seed-1/job.state
+check 'grep -Eq "^0 +requeued .*job 4242_0 stopped at .* with a checkpoint \(exit 3\); not in the queue: resubmit the sweep to resume it$" out' \
+    "requeued row: $(out)"
+check '[ "$(tail -n 1 "$work/out")" = "SLURM asked: squeue lists 1 entry of jobs 4242, 4243" ]' "SLURM line: $(out)"
+
+# --- status without SLURM: --no-slurm, squeue missing, squeue failing ---
+rm -f "$SQUEUE_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep status re --no-slurm
+check '[ "$rc" -eq 0 ] && has "3 runs: 1 finished, 1 running, 1 requeued, 0 failed, 0 pending" out && ! has "0 queued" out' \
+    "--no-slurm counts: $(out)"
+check '[ "$(tail -n 1 "$work/out")" = "SLURM not asked: --no-slurm; the states come from the run directories'"'"' files alone" ] && [ ! -e "$SQUEUE_RECORD" ]' \
+    "--no-slurm note: $(out)"
+check '[ "$(grep -c "SLURM" "$work/out")" -eq 1 ] && grep -Eq "^2 +running .*job 4243_2 since" out && grep -Eq "^0 +requeued .*\(exit 3\)$" out' \
+    "--no-slurm rows: $(out)"
+cp "$work/out" "$work/no_slurm.out"
+run env PATH="/nonexistent" "$fsnn" sweep status re
+check '[ "$rc" -eq 0 ] && cmp -s <(head -n -1 "$work/out") <(head -n -1 "$work/no_slurm.out")' \
+    "no squeue: the table differs from --no-slurm: $(diff "$work/out" "$work/no_slurm.out")"
+check '[ "$(tail -n 1 "$work/out")" = "SLURM not asked: cannot run squeue: No such file or directory (is SLURM installed here and squeue on PATH?); the states come from the run directories'"'"' files alone" ]' \
+    "no squeue note: $(out)"
+run env PATH="$fake_path" SQUEUE_RC=1 SQUEUE_ERR="squeue: error: Unable to contact slurm controller" "$fsnn" sweep status re
+check '[ "$rc" -eq 0 ] && cmp -s <(head -n -1 "$work/out") <(head -n -1 "$work/no_slurm.out") && has "SLURM not asked: squeue failed (exit code 1): squeue: error: Unable to contact slurm controller;" out' \
+    "failing squeue: $(out)"
+run env PATH="$fake_path" SQUEUE_RC=1 "$fsnn" sweep re.ini --dry-run
+check '[ "$rc" -eq 0 ] && has "SLURM not asked (squeue failed (exit code 1)): runs are judged by job.state alone" err && has "run 2 seed-3 is marked running (job 4243_2" err' \
+    "dry-run without SLURM: $(err)"
+
+# --- SLURM's queue refines the states ---
+# The running run's job is gone: lost, and resubmitted.
+: >"$SQUEUE_OUT"
+run env PATH="$fake_path" "$fsnn" sweep status re
+check 'grep -Eq "^2 +lost +- +- +seed-3 +job 4243_2 is not in the queue any more; resubmit the sweep to resume it from its checkpoint$" out && has ", 0 queued, 1 lost" out' \
+    "lost run: $(out)"
+# squeue fails when asked about one job id that SLURM has forgotten.
+printf 'job\ttime\truns\n' >re/submissions.tsv
+run env PATH="$fake_path" SQUEUE_RC=1 SQUEUE_ERR="slurm_load_jobs error: Invalid job id specified" "$fsnn" sweep status re
+check 'grep -Eq "^2 +lost " out && has "SLURM asked: squeue lists 0 entries of jobs 4242, 4243" out' "forgotten job: $(out)"
+check '[ "$(tr "\0" " " <"$SQUEUE_RECORD")" = "--noheader --array --format=%i|%T|%r --jobs=4242,4243 " ]' \
+    "squeue argv from job.state alone: $(tr '\0' ' ' <"$SQUEUE_RECORD")"
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" SBATCH_JOB=4300 "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 0 ] && [ "$(array)" = "--array=0,2%2" ] && has "run 2 seed-3: job 4243_2 is not in the queue any more; starting it again" err' \
+    "lost run resubmitted: array $(array) $(err)"
+check 'has "Submitted batch job 4300" out && [ "$(tail -n 1 re/submissions.tsv | cut -f 1,3)" = "$(printf "4300\t0,2")" ]' \
+    "recorded: $(out) $(cat re/submissions.tsv)"
+# Queued tasks (one line per task, a bracketed range); bad lines ignored.
+printf '4300_0|PENDING|Priority\nthis is no squeue line\n4300_[2-3%%2]|PENDING|Resources\n4301+0|RUNNING|None\n' >"$SQUEUE_OUT"
+run env PATH="$fake_path" "$fsnn" sweep status re
+check '[ "$rc" -eq 0 ] && grep -Eq "^0 +queued +- +- +seed-1 +job 4300_0 waits in the queue \(Priority\)$" out && grep -Eq "^2 +queued .*job 4300_2 waits in the queue \(Resources\)$" out' \
+    "queued rows: $(out)"
+check 'has "3 runs: 1 finished, 0 running, 0 requeued, 0 failed, 0 pending, 2 queued, 0 lost" out' "queued counts: $(out)"
+check 'has "squeue output line 2 '"'"'this is no squeue line'"'"' ignored" err && has "squeue output line 4 '"'"'4301+0|RUNNING|None'"'"' ignored" err' \
+    "no warning on bad squeue lines: $(err)"
 rm -f "$SBATCH_RECORD"
 run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 0 ] && has "nothing to start: 1 finished, 0 running, 2 queued" out && [ ! -e "$SBATCH_RECORD" ] && has "run 0 seed-1: job 4300_0 waits in the queue (Priority); left out" err' \
+    "queued runs submitted again: $(out) $(err)"
+# A requeued run whose job is queued again; a task that left the queue unstarted.
+echo "requeued $(date +%s) 4300_0 3" >re/runs/seed-1/job.state
+rm re/runs/seed-3/job.state
+printf '4300_0|PENDING|BeginTime\n' >"$SQUEUE_OUT"
+run env PATH="$fake_path" "$fsnn" sweep status re
+check 'grep -Eq "^0 +queued .*job 4300_0 is queued again \(BeginTime\); it resumes from its checkpoint$" out' \
+    "requeued, queued again: $(out)"
+check 'grep -Eq "^2 +pending +- +- +seed-3 +job 4300_2 left the queue without starting it \(see logs/4300_2.out\)$" out' \
+    "left the queue: $(out)"
+# A damaged submissions.tsv: status warns, --submit refuses.
+printf 'job\ttime\truns\n4300\tx\t0\n' >re/submissions.tsv
+run env PATH="$fake_path" "$fsnn" sweep status re
+check '[ "$rc" -eq 0 ] && has "re/submissions.tsv:2: time '"'"'x'"'"' is not unix seconds; the recorded submissions are left out" err' \
+    "damaged submissions.tsv, status: $(err)"
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 1 ] && has "fix or delete it before submitting again" err && [ ! -e "$SBATCH_RECORD" ]' \
+    "damaged submissions.tsv, submit: exit $rc $(err)"
+# sbatch output that is not a job id: an error naming it, nothing recorded.
+rm -f re/submissions.tsv re/runs/seed-1/job.state
+: >"$SQUEUE_OUT"
+run env PATH="$fake_path" SBATCH_SAYS="Submitted batch job 4400" "$fsnn" sweep re.ini --submit
+check '[ "$rc" -eq 1 ] && has "sbatch --parsable printed '"'"'Submitted batch job 4400?'"'"'" err && has "not recorded in" err && [ ! -e re/submissions.tsv ]' \
+    "unparsable sbatch output: exit $rc $(err)"
+echo "done 1700000001 4242_0 0" >re/runs/seed-1/job.state
+echo "running $(date +%s) 4243_2 -" >re/runs/seed-3/job.state
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep re.ini --submit --no-slurm
 check '[ "$rc" -eq 0 ] && has "nothing to start: 2 finished, 1 running" out && [ ! -e "$SBATCH_RECORD" ]' \
     "all finished or running: exit $rc $(out)"
+# Many queued runs: ten named, the rest counted.
+printf '[sweep]\nbase = %s\nseeds = 12\n[set]\ndata.path = %s\n' "$base" "$data" >"$work/many.ini"
+: >"$SQUEUE_OUT"
+run env PATH="$fake_path" SBATCH_JOB=5000 "$fsnn" sweep many.ini --submit
+check '[ "$rc" -eq 0 ] && has "Submitted batch job 5000" out' "many: first submit: exit $rc $(out) $(err)"
+printf '5000_[0-11]|PENDING|Priority\n' >"$SQUEUE_OUT"
+rm -f "$SBATCH_RECORD"
+run env PATH="$fake_path" "$fsnn" sweep many.ini --submit
+check '[ "$rc" -eq 0 ] && has "nothing to start: 0 finished, 0 running, 12 queued" out && [ ! -e "$SBATCH_RECORD" ]' \
+    "many queued: exit $rc $(out)"
+check '[ "$(grep -c "waits in the queue (Priority); left out" "$work/err")" -eq 10 ] && has "2 more runs wait in the queue; left out" err' \
+    "many queued, warnings: $(err)"
 # A damaged job.state is reported, and its run is started again.
 echo "runnin 1 x -" >re/runs/seed-1/job.state
-run "$fsnn" sweep status re
+run env PATH="$fake_path" "$fsnn" sweep status re
 check 'grep -Eq "^0 +unknown .*unknown state '"'"'runnin'"'"'" out && has ", 1 unknown" out' "damaged job.state: $(out)"
 
 # --- a changed sweep file, a folder that is not a sweep directory ---
