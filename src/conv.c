@@ -177,26 +177,42 @@ static void conv_store_acc(const float *acc, const float *b, float *y, int n, in
     }
 }
 
+/* The taps j in [0, k) of an input at position i that reach an output
+ * o = (i + pad - j) / stride in [0, n): j from *lo to *hi in steps of the
+ * stride, with (i + pad - j) divisible by it. */
+static void conv_taps(int i, int pad, int k, int stride, int n, int *lo, int *hi) {
+    int t = i + pad, l = t - stride * (n - 1);
+    if (l < 0) l = 0;
+    if ((t - l) % stride != 0) l++;
+    *lo = l;
+    *hi = t < k - 1 ? t : k - 1;
+}
+
 /* One sample of the event-driven conv: acc [Ho Wo x O] gathers, for every
- * active input (c, yi, xi) and tap (ky, kx), the kernel column We[c,ky,kx,:]
- * at the output (yo, xo) with yo stride - pad + ky = yi (and likewise xo). */
+ * active input (c, yi, xi) and tap (ky, kx) that reaches an output, the
+ * kernel column We[c,ky,kx,:] at that output (yo stride - pad + ky = yi,
+ * likewise xo). The tap ranges are worked out per input so that the inner
+ * loop is only the O-long vector add. */
 static void conv_event_one(const conv_shape *s, const float *sp, const float *We, const float *b,
                            float *y, float *acc) {
     const int k = s->k, st = s->stride, p = s->pad, O = s->O, Ho = s->Ho, Wo = s->Wo;
+    const int sh = st - 1; /* division by the stride (1 or 2) as a shift */
     memset(acc, 0, sizeof(float) * (size_t)Ho * Wo * O);
     for (int c = 0; c < s->C; c++)
         for (int yi = 0; yi < s->H; yi++) {
             const float *sr = sp + ((long)c * s->H + yi) * s->W;
+            int ky0, ky1;
+            conv_taps(yi, p, k, st, Ho, &ky0, &ky1);
             for (int xi = 0; xi < s->W; xi++) {
                 if (sr[xi] == 0.0f) continue;
-                for (int ky = 0; ky < k; ky++) {
-                    int ny = yi + p - ky;
-                    if (ny < 0 || ny % st != 0 || ny / st >= Ho) continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int nx = xi + p - kx;
-                        if (nx < 0 || nx % st != 0 || nx / st >= Wo) continue;
+                int kx0, kx1;
+                conv_taps(xi, p, k, st, Wo, &kx0, &kx1);
+                for (int ky = ky0; ky <= ky1; ky += st) {
+                    const int yo = (yi + p - ky) >> sh;
+                    for (int kx = kx0; kx <= kx1; kx += st) {
+                        const int xo = (xi + p - kx) >> sh;
                         const float *restrict w = We + ((long)(c * k + ky) * k + kx) * O;
-                        float *restrict a = acc + ((long)(ny / st) * Wo + nx / st) * O;
+                        float *restrict a = acc + ((long)yo * Wo + xo) * O;
                         for (int o = 0; o < O; o++)
                             a[o] += w[o];
                     }
@@ -309,7 +325,8 @@ void conv_transpose_event_weights(const conv_transpose_shape *t, const float *Wt
 }
 
 /* One sample of the event-driven transposed conv: every active input
- * (ci, yi, xi) adds We[ci,ky,kx,:] at output (yi stride - pad + ky, ...). */
+ * (ci, yi, xi) adds We[ci,ky,kx,:] at output (yi stride - pad + ky, ...),
+ * for the taps that land inside the output. */
 static void conv_transpose_event_one(const conv_transpose_shape *t, const float *sp,
                                      const float *We, const float *b, float *y, float *acc) {
     const int k = t->k, st = t->stride, p = t->pad, Co = t->Cout, Ho = t->Ho, Wo = t->Wo;
@@ -317,20 +334,19 @@ static void conv_transpose_event_one(const conv_transpose_shape *t, const float 
     for (int c = 0; c < t->Cin; c++)
         for (int yi = 0; yi < t->Hi; yi++) {
             const float *sr = sp + ((long)c * t->Hi + yi) * t->Wi;
+            const int oy = yi * st - p; /* output row of tap 0 */
+            const int ky0 = oy < 0 ? -oy : 0, ky1 = Ho - 1 - oy < k - 1 ? Ho - 1 - oy : k - 1;
             for (int xi = 0; xi < t->Wi; xi++) {
                 if (sr[xi] == 0.0f) continue;
-                for (int ky = 0; ky < k; ky++) {
-                    int yo = yi * st - p + ky;
-                    if (yo < 0 || yo >= Ho) continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int xo = xi * st - p + kx;
-                        if (xo < 0 || xo >= Wo) continue;
+                const int ox = xi * st - p;
+                const int kx0 = ox < 0 ? -ox : 0, kx1 = Wo - 1 - ox < k - 1 ? Wo - 1 - ox : k - 1;
+                for (int ky = ky0; ky <= ky1; ky++)
+                    for (int kx = kx0; kx <= kx1; kx++) {
                         const float *restrict w = We + ((long)(c * k + ky) * k + kx) * Co;
-                        float *restrict a = acc + ((long)yo * Wo + xo) * Co;
+                        float *restrict a = acc + ((long)(oy + ky) * Wo + ox + kx) * Co;
                         for (int o = 0; o < Co; o++)
                             a[o] += w[o];
                     }
-                }
             }
         }
     conv_store_acc(acc, b, y, Co, Ho * Wo);
