@@ -28,14 +28,16 @@
 
 /* Below this fraction of active inputs the event-driven conv is cheaper than
  * im2col + sgemm: bench/bench_conv on the F64C5 feedback conv (64 -> 64
- * channels, 14x14, k 5, batch 128, one thread) measured the crossover at a
- * density of about 0.5 (event 2.0x faster at 0.2, 1.3x at 0.4); the margin
- * below it covers machines with faster sgemm (docs/performance.md). */
+ * channels, 14x14, k 5, batch 128, one thread, as in deterministic mode)
+ * measured the crossover at a density of about 0.35 (event 1.9x faster at
+ * 0.2, 0.88x at 0.4; docs/performance.md); the margin below it allows for
+ * faster sgemm elsewhere. */
 #define CONV_EVENT_DENSITY 0.3
 
-/* The same for the transposed conv (bench/bench_conv on 96 -> 96 channels,
- * 8x8 -> 16x16, k 3, stride 2: crossover about 0.5, see docs/performance.md). */
-#define CONV_TRANSPOSE_EVENT_DENSITY 0.3
+/* The same for the transposed conv: bench/bench_conv on a 2x upscaling
+ * (96 -> 96 channels, 8x8 -> 16x16, k 3, stride 2) measured the crossover at
+ * about 0.27 (1.3x at 0.2, 0.72x at 0.4). */
+#define CONV_TRANSPOSE_EVENT_DENSITY 0.2
 
 typedef struct {
     int C, H, W;           /* input channels and size */
