@@ -16,7 +16,7 @@
 #include "conv.h"
 #include "rng.h"
 
-static const double dens[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4};
+static const double dens[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6};
 #define N_DENS (sizeof dens / sizeof dens[0])
 
 typedef struct {

@@ -156,7 +156,13 @@ static void conv_transpose_taps(const float *Wt, float *We, int n_out, int taps)
 }
 
 void conv_event_weights(const conv_shape *s, const float *Wt, float *We) {
-    conv_transpose_taps(Wt, We, s->O, s->C * s->k * s->k);
+    const int k = s->k, O = s->O;
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < s->C; c++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++)
+                    We[((long)(c * k + ky) * k + (k - 1 - kx)) * O + o] =
+                        Wt[(((long)o * s->C + c) * k + ky) * k + kx];
 }
 
 /* Fraction of non-zero entries. */
@@ -209,9 +215,22 @@ static void conv_event_one(const conv_shape *s, const float *sp, const float *We
                 conv_taps(xi, p, k, st, Wo, &kx0, &kx1);
                 for (int ky = ky0; ky <= ky1; ky += st) {
                     const int yo = (yi + p - ky) >> sh;
+                    const float *wrow = We + (long)(c * k + ky) * k * O;
+                    if (st == 1) {
+                        /* Taps kx1 down to kx0 reach the adjacent outputs
+                         * xi + p - kx1 .. xi + p - kx0, and the kx-reversed
+                         * kernel row holds them in that order: one add of
+                         * (kx1 - kx0 + 1) O contiguous floats. */
+                        const long n = (long)(kx1 - kx0 + 1) * O;
+                        const float *restrict w = wrow + (long)(k - 1 - kx1) * O;
+                        float *restrict a = acc + ((long)yo * Wo + xi + p - kx1) * O;
+                        for (long j = 0; j < n; j++)
+                            a[j] += w[j];
+                        continue;
+                    }
                     for (int kx = kx0; kx <= kx1; kx += st) {
                         const int xo = (xi + p - kx) >> sh;
-                        const float *restrict w = We + ((long)(c * k + ky) * k + kx) * O;
+                        const float *restrict w = wrow + (long)(k - 1 - kx) * O;
                         float *restrict a = acc + ((long)yo * Wo + xo) * O;
                         for (int o = 0; o < O; o++)
                             a[o] += w[o];
@@ -340,13 +359,16 @@ static void conv_transpose_event_one(const conv_transpose_shape *t, const float 
                 if (sr[xi] == 0.0f) continue;
                 const int ox = xi * st - p;
                 const int kx0 = ox < 0 ? -ox : 0, kx1 = Wo - 1 - ox < k - 1 ? Wo - 1 - ox : k - 1;
-                for (int ky = ky0; ky <= ky1; ky++)
-                    for (int kx = kx0; kx <= kx1; kx++) {
-                        const float *restrict w = We + ((long)(c * k + ky) * k + kx) * Co;
-                        float *restrict a = acc + ((long)(oy + ky) * Wo + ox + kx) * Co;
-                        for (int o = 0; o < Co; o++)
-                            a[o] += w[o];
-                    }
+                /* Taps kx0..kx1 reach the adjacent outputs ox + kx0 ..
+                 * ox + kx1 and sit side by side in the kernel row: one add
+                 * of (kx1 - kx0 + 1) Cout contiguous floats per row. */
+                const long n = (long)(kx1 - kx0 + 1) * Co;
+                for (int ky = ky0; ky <= ky1; ky++) {
+                    const float *restrict w = We + ((long)(c * k + ky) * k + kx0) * Co;
+                    float *restrict a = acc + ((long)(oy + ky) * Wo + ox + kx0) * Co;
+                    for (long j = 0; j < n; j++)
+                        a[j] += w[j];
+                }
             }
         }
     conv_store_acc(acc, b, y, Co, Ho * Wo);

@@ -26,17 +26,19 @@
 
 #include "cfg.h"
 
-/* Below this fraction of active inputs the event-driven conv is cheaper than
- * im2col + sgemm: bench/bench_conv on the F64C5 feedback conv (64 -> 64
- * channels, 14x14, k 5, batch 128, one thread, as in deterministic mode)
- * measured the crossover at a density of about 0.35 (event 1.9x faster at
- * 0.2, 0.88x at 0.4; docs/performance.md); the margin below it allows for
- * faster sgemm elsewhere. */
+/* Below this fraction of active inputs the event-driven conv is taken
+ * instead of im2col + sgemm. bench/bench_conv on the F64C5 feedback conv
+ * (64 -> 64 channels, 14x14, k 5, batch 128, one thread as in deterministic
+ * mode) measured the crossover at a density of about 0.5 (event 2.5x faster
+ * at 0.2, 1.28x at 0.4, 0.88x at 0.6; docs/performance.md). The event path
+ * runs on one thread while sgemm may use two (fast mode), which would move
+ * the crossover to about 0.25; 0.3 is right for one thread and close for
+ * two. */
 #define CONV_EVENT_DENSITY 0.3
 
 /* The same for the transposed conv: bench/bench_conv on a 2x upscaling
- * (96 -> 96 channels, 8x8 -> 16x16, k 3, stride 2) measured the crossover at
- * about 0.27 (1.3x at 0.2, 0.72x at 0.4). */
+ * (96 -> 96 channels, 8x8 -> 16x16, k 3, stride 2, one thread) measured the
+ * crossover at about 0.3 (event 1.44x faster at 0.2, 0.72x at 0.4). */
 #define CONV_TRANSPOSE_EVENT_DENSITY 0.2
 
 typedef struct {
@@ -63,15 +65,16 @@ void conv_forward(const conv_shape *s, const float *x, const float *Wt, const fl
 void conv_vjp(const conv_shape *s, const float *x, const float *Wt, const float *dy, float *dW,
               float *db, float *dx, int B, float *ws);
 
-/* The weights of the event path: We [C x k x k x O], We[c,ky,kx,o] =
- * Wt[o,c,ky,kx], so that one input's contributions to all output channels
- * are contiguous. Recompute whenever Wt changes. */
+/* The weights of the event path: We [C x k x k x O], We[c,ky,k-1-kx,o] =
+ * Wt[o,c,ky,kx]: one input's contributions to all output channels are
+ * contiguous, and with kx reversed so are a kernel row's contributions to
+ * adjacent outputs. Recompute whenever Wt changes. */
 void conv_event_weights(const conv_shape *s, const float *Wt, float *We);
 
 /* y = conv(sp, Wt) + b for spikes sp in {0, 1} [B x C x H x W]: im2col +
- * sgemm (SPIKE_DENSE), or (SPIKE_EVENT) for each active input the kernel
- * column We[c,ky,kx,:] added to the outputs it reaches; SPIKE_AUTO takes the
- * event path when the fraction of non-zero sp is below CONV_EVENT_DENSITY.
+ * sgemm (SPIKE_DENSE), or (SPIKE_EVENT) for each active input its kernel
+ * taps from We added to the outputs they reach; SPIKE_AUTO takes the event
+ * path when the fraction of non-zero sp is below CONV_EVENT_DENSITY.
  * The two paths add the same terms in different orders: for every output,
  * |event - dense| <= C k^2 2^-23 sum |terms| (the recursive-summation bound;
  * exact when the weights are dyadic with short mantissas). Returns 1 when the
