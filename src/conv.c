@@ -149,7 +149,7 @@ void conv_vjp(const conv_shape *s, const float *x, const float *Wt, const float 
 }
 
 /* The transpose of a [n_out x taps] block: We[j, o] = Wt[o, j]. */
-static void conv_transpose_taps(const float *Wt, float *We, int n_out, int taps) {
+static void conv_block_transpose(const float *Wt, float *We, int n_out, int taps) {
     for (int o = 0; o < n_out; o++)
         for (int j = 0; j < taps; j++)
             We[(long)j * n_out + o] = Wt[(long)o * taps + j];
@@ -196,9 +196,9 @@ static void conv_taps(int i, int pad, int k, int stride, int n, int *lo, int *hi
 
 /* One sample of the event-driven conv: acc [Ho Wo x O] gathers, for every
  * active input (c, yi, xi) and tap (ky, kx) that reaches an output, the
- * kernel column We[c,ky,kx,:] at that output (yo stride - pad + ky = yi,
+ * kernel taps We[c,ky,k-1-kx,:] at that output (yo stride - pad + ky = yi,
  * likewise xo). The tap ranges are worked out per input so that the inner
- * loop is only the O-long vector add. */
+ * loop is only a contiguous vector add. */
 static void conv_event_one(const conv_shape *s, const float *sp, const float *We, const float *b,
                            float *y, float *acc) {
     const int k = s->k, st = s->stride, p = s->pad, O = s->O, Ho = s->Ho, Wo = s->Wo;
@@ -340,7 +340,7 @@ void conv_transpose_vjp(const conv_transpose_shape *t, const float *x, const flo
 void conv_transpose_event_weights(const conv_transpose_shape *t, const float *Wt, float *We) {
     const long block = (long)t->Cout * t->k * t->k;
     for (int c = 0; c < t->Cin; c++)
-        conv_transpose_taps(Wt + c * block, We + c * block, t->Cout, t->k * t->k);
+        conv_block_transpose(Wt + c * block, We + c * block, t->Cout, t->k * t->k);
 }
 
 /* One sample of the event-driven transposed conv: every active input
