@@ -19,7 +19,8 @@
 
 #include <ini.h> // defines: ini_parse_stream, INI_MAX_LINE
 
-#include "status.h" // defines: FAIL, CHECK
+#include "netspec.h" // defines: netspec_parse, netspec_single_fc
+#include "status.h"  // defines: FAIL, CHECK
 
 typedef enum {
     CONFIG_INT,    /* int */
@@ -28,7 +29,8 @@ typedef enum {
     CONFIG_FLOAT,  /* float */
     CONFIG_DOUBLE, /* double */
     CONFIG_STRING, /* char[size] */
-    CONFIG_NET,    /* char[size] holding "N (FN)"; aux = the int that receives N */
+    CONFIG_NET,    /* char[size], a net (src/netspec.h); aux = the int that receives N of
+                      "N (FN)", else 0 */
     CONFIG_ENUM,   /* int or a C enum; names in choices */
     CONFIG_LIST    /* int[size], increasing, >= lo; aux = the int count */
 } config_type;
@@ -64,12 +66,12 @@ _Static_assert(sizeof(cfg_spike_product) == sizeof(int), "cfg_spike_product must
 #define CONFIG_VALUE_MAX 1024
 #define CONFIG_KEY_MAX 256
 #define CONFIG_WHY_MAX 640
-#define CONFIG_NET_HIDDEN_MAX 65536
 
 static const config_choice config_progress_names[] = {
     {"auto", -1}, {"plain", 0}, {"bar", 1}, {NULL, 0}};
 static const config_choice config_dataset_names[] = {
-    {"fmnist", DATASET_FMNIST}, {"mnist", DATASET_MNIST}, {NULL, 0}};
+    {"fmnist", DATASET_FMNIST},     {"mnist", DATASET_MNIST},   {"cifar10", DATASET_CIFAR10},
+    {"cifar100", DATASET_CIFAR100}, {"nmnist", DATASET_NMNIST}, {NULL, 0}};
 static const config_choice config_spike_names[] = {
     {"auto", SPIKE_AUTO}, {"dense", SPIKE_DENSE}, {"event", SPIKE_EVENT}, {NULL, 0}};
 static const config_choice config_solver_names[] = {{"broyden", SOLVER_BROYDEN},
@@ -80,6 +82,8 @@ static const config_choice config_solver_names[] = {{"broyden", SOLVER_BROYDEN},
 static const config_choice config_optim_names[] = {
     {"sgd", OPTIM_SGD}, {"adam", OPTIM_ADAM}, {NULL, 0}};
 static const config_choice config_onoff_names[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
+static const config_choice config_auto_onoff_names[] = {
+    {"auto", -1}, {"on", 1}, {"off", 0}, {NULL, 0}};
 
 #define CONFIG_AT(field) offsetof(fsnn_cfg, field)
 #define CONFIG_SIZE(field) sizeof(((fsnn_cfg *)0)->field)
@@ -112,20 +116,25 @@ static const config_opt config_opts[] = {
     CONFIG_ENUMS("run.progress", run_progress, "auto", config_progress_names,
                  "progress display: a bar on a terminal (auto), plain lines, or always a bar"),
     CONFIG_ENUMS("data.dataset", data_dataset, "fmnist", config_dataset_names,
-                 "data set: Fashion-MNIST or MNIST"),
+                 "data set: Fashion-MNIST, MNIST, CIFAR-10, CIFAR-100 or N-MNIST (docs/data.md)"),
     CONFIG_STR("data.path", data_path, "data/fashion-mnist",
-               "folder with the four IDX files (plain or .gz)"),
+               "folder with the data set's files: the four IDX files (plain or .gz), the CIFAR "
+               "binary batches, or N-MNIST's Train and Test folders"),
     CONFIG_INTEGER("data.train_limit", CONFIG_LONG, data_train_limit, "0", 0, HUGE_VAL,
                    "use the first N training samples; 0 = all"),
     CONFIG_INTEGER("data.test_limit", CONFIG_LONG, data_test_limit, "0", 0, HUGE_VAL,
                    "use the first N test samples; 0 = all"),
+    CONFIG_ENUMS("data.augment", data_augment, "auto", config_auto_onoff_names,
+                 "random crop (padding 4) and horizontal flip of training images; auto = on for "
+                 "CIFAR"),
     {.key = "model.net",
      .type = CONFIG_NET,
      .offset = CONFIG_AT(model_net),
      .size = CONFIG_SIZE(model_net),
      .aux = CONFIG_AT(model_hidden),
      .def = "400 (F400)",
-     .doc = "network: 'N (FN)' = 784-N with a feedback layer of N neurons"},
+     .doc = "network in the paper's notation, e.g. '400 (F400)' or '64C5s (F64C5)' "
+            "(docs/user-guide.md); this build trains 'N (FN)'"},
     CONFIG_INTEGER("model.time_steps", CONFIG_INT, model_time_steps, "5", 1, 10000,
                    "simulation time steps T"),
     CONFIG_ENUMS("model.spike_product", model_spike_product, "auto", config_spike_names,
@@ -349,7 +358,7 @@ static void config_range_text(const config_opt *o, char *buf, size_t size) {
         snprintf(buf, size, "up to %zu characters", config_string_max(o));
         break;
     case CONFIG_NET:
-        snprintf(buf, size, "'N (FN)', N in 1..%d", CONFIG_NET_HIDDEN_MAX);
+        snprintf(buf, size, "the paper's notation, up to %zu characters", config_string_max(o));
         break;
     case CONFIG_ENUM:
         buf[0] = '\0';
@@ -485,72 +494,19 @@ static int config_check_string(const config_opt *o, const char *value, char *why
     return FSNN_OK;
 }
 
-static size_t config_skip_spaces(const char *s, size_t i) {
-    while (s[i] == ' ' || s[i] == '\t')
-        i++;
-    return i;
-}
-
-/* Reads decimal digits at s[*i] into *n, capped above max; 0 if none. */
-static int config_digits(const char *s, size_t *i, long *n, long max) {
-    if (!isdigit((unsigned char)s[*i])) return 0;
-    *n = 0;
-    while (isdigit((unsigned char)s[*i])) {
-        if (*n <= max) *n = *n * 10 + (s[*i] - '0');
-        (*i)++;
-    }
-    return 1;
-}
-
-/* Scans model.net. This version builds one fully connected feedback layer,
- * written "N (FN)" as in the paper's tables (SPEC §5). Returns NULL, or what
- * is wrong at character *at (0-based). */
-static const char *config_net_scan(const char *net, size_t *at, long *n) {
-    size_t i = config_skip_spaces(net, 0);
-    long f = 0;
-    *at = i;
-    if (!config_digits(net, &i, n, CONFIG_NET_HIDDEN_MAX)) return "expected the hidden size N";
-    if (*n < 1 || *n > CONFIG_NET_HIDDEN_MAX) return "the hidden size N is out of range";
-    *at = i = config_skip_spaces(net, i);
-    if (net[i] != '(')
-        return net[i] == 'C' ? "convolutional layers are not supported in this version"
-                             : "expected '(' after the hidden size";
-    *at = i = config_skip_spaces(net, i + 1);
-    if (net[i] != 'F') return "expected 'F' (feedback layer) after '('";
-    *at = ++i;
-    if (!config_digits(net, &i, &f, CONFIG_NET_HIDDEN_MAX))
-        return "expected the feedback size after 'F'";
-    if (f != *n) return "the feedback size differs from the hidden size";
-    *at = i = config_skip_spaces(net, i);
-    if (net[i] != ')') return "expected ')' after the feedback size";
-    *at = i = config_skip_spaces(net, i + 1);
-    if (net[i] != '\0') return "unexpected text after ')'";
-    return NULL;
-}
-
-/* Parses model.net into the hidden size; a problem is reported with its
- * 1-based character position. */
+/* Parses model.net (src/netspec.h: the grammar, its limits and messages).
+ * *hidden = N for a net "N (FN)", the one this build trains; 0 for any
+ * other valid net, which loads (for `fsnn model` and other engines) but
+ * model_create refuses. */
 static int config_net_parse(const char *net, int *hidden, char *why, size_t size) {
-    size_t at = 0;
-    long n = 0;
-    const char *what = config_net_scan(net, &at, &n);
-    if (!what) {
-        *hidden = (int)n;
-        return FSNN_OK;
+    netspec spec;
+    netspec_error err;
+    if (netspec_parse(net, &spec, &err)) {
+        snprintf(why, size, "%.*s", (int)size - 1, err.msg);
+        return FSNN_ERR;
     }
-    char shown[16];
-    if (net[at] == '\0')
-        snprintf(shown, sizeof shown, "end of text");
-    else if (isprint((unsigned char)net[at]))
-        snprintf(shown, sizeof shown, "'%c'", net[at]);
-    else
-        snprintf(shown, sizeof shown, "byte 0x%02x", (unsigned char)net[at]);
-    snprintf(
-        why, size,
-        "'%.80s': at character %zu (%s): %s; supported in this version: 'N (FN)' with the same "
-        "N on both sides, N in 1..%d, e.g. '400 (F400)'",
-        net, at + 1, shown, what, CONFIG_NET_HIDDEN_MAX);
-    return FSNN_ERR;
+    if (!netspec_single_fc(&spec, hidden)) *hidden = 0;
+    return FSNN_OK;
 }
 
 static int config_set_list(const config_opt *o, const char *value, fsnn_cfg *cfg, char *why,

@@ -13,7 +13,13 @@
 #define CFG_NET_MAX 128
 #define CFG_MILESTONES_MAX 16
 
-typedef enum { DATASET_FMNIST = 0, DATASET_MNIST = 1 } cfg_dataset;
+typedef enum {
+    DATASET_FMNIST = 0,
+    DATASET_MNIST = 1,
+    DATASET_CIFAR10 = 2,
+    DATASET_CIFAR100 = 3,
+    DATASET_NMNIST = 4
+} cfg_dataset;
 typedef enum { SOLVER_BROYDEN = 0, SOLVER_FIXED_POINT, SOLVER_ANDERSON, SOLVER_EXACT } cfg_solver;
 typedef enum { OPTIM_SGD = 0, OPTIM_ADAM = 1 } cfg_optim;
 typedef enum { SPIKE_AUTO = 0, SPIKE_DENSE, SPIKE_EVENT } cfg_spike_product;
@@ -29,9 +35,10 @@ typedef struct {
     char data_path[CFG_PATH_MAX];
     long data_train_limit; /* first N samples; 0 = all */
     long data_test_limit;
+    int data_augment; /* -1 auto (on for CIFAR), 0 off, 1 on: random crop and flip (SPEC §4) */
     /* [model] */
     char model_net[CFG_NET_MAX];
-    int model_hidden; /* derived from model_net by config_resolve */
+    int model_hidden; /* N of a net "N (FN)" (config_resolve); 0 for the other nets */
     int model_time_steps;
     cfg_spike_product model_spike_product;
     /* [neuron] */

@@ -15,4 +15,10 @@ int cmd_sweep(int argc, char **argv);
  * as one process without MPI. */
 int cmd_report(int argc, char **argv);
 
+/* fsnn model NET --input CxHxW|DATASET [--classes K]
+ * Prints the layers, output shapes, neurons and parameters of a net in the
+ * paper's notation (src/netspec.h), with the totals exact and in the
+ * paper's short form. One process, no MPI. */
+int cmd_model(int argc, char **argv);
+
 #endif

@@ -6,6 +6,7 @@
  *   fsnn eval RUN_DIR [--residual-trace [FILE]] [section.key=value ...]
  *   fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run] | status SWEEP_DIR
  *   fsnn report SWEEP_DIR [options]              (src/cmd_report.c)
+ *   fsnn model NET --input CxHxW|DATASET [--classes K]   (src/cmd_model.c)
  *   fsnn --help | --help-config [--markdown] | --version
  */
 #include <errno.h>
@@ -17,7 +18,7 @@
 
 #include "blas.h"    // defines: blas_set_threads
 #include "ckpt.h"    // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
-#include "cmd.h"     // defines: cmd_sweep, cmd_report
+#include "cmd.h"     // defines: cmd_sweep, cmd_report, cmd_model
 #include "config.h"  // defines: config_load, config_override, config_write, config_help
 #include "cpuinfo.h" // defines: cpuinfo_report_blas
 #include "dataset.h" // defines: dataset_load
@@ -53,6 +54,8 @@ static const char main_usage[] =
     "  fsnn inspect CHECKPOINT.h5                  summary and weights_sha256 of a checkpoint\n"
     "  fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]   seeds and grids of runs\n"
     "  fsnn sweep status SWEEP_DIR                 state of a sweep's runs (docs/sweeps.md)\n"
+    "  fsnn model NET --input CxHxW|DATASET [--classes K]   layers, neurons and parameters of\n"
+    "                                              a net in the paper's notation\n"
     "  fsnn --help-config [--markdown]             every configuration key\n"
     "  fsnn --version\n"
     "Run under mpirun/srun or alone. docs/user-guide.md explains the run directory.\n";
@@ -159,17 +162,27 @@ static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **ar
     return FSNN_OK;
 }
 
-static void main_data_views(const dataset *d, trainer_data *train, trainer_data *test) {
+/* Views of the loaded splits for the trainer; data.augment decides whether
+ * training images are cropped and flipped (auto: when the set asks for it). */
+static void main_data_views(const fsnn_cfg *cfg, const dataset *d, trainer_data *train,
+                            trainer_data *test) {
     const dataset_split *s[2] = {&d->train, &d->test};
     trainer_data *t[2] = {train, test};
     for (int i = 0; i < 2; i++) {
+        memset(t[i], 0, sizeof *t[i]);
         t[i]->images = s[i]->images;
         t[i]->labels = s[i]->labels;
         t[i]->n = s[i]->n;
+        t[i]->channels = s[i]->channels;
+        t[i]->height = s[i]->height;
+        t[i]->width = s[i]->width;
         t[i]->dim = s[i]->channels * s[i]->height * s[i]->width;
-        t[i]->mean = d->mean;
-        t[i]->std = d->std;
+        for (int c = 0; c < s[i]->channels && c < TRAINER_MAX_CHANNELS; c++) {
+            t[i]->mean[c] = d->mean[c];
+            t[i]->std[c] = d->std[c];
+        }
     }
+    train->augment = cfg->data_augment < 0 ? d->augment : cfg->data_augment;
 }
 
 /* Threads per process: run.threads, or the cores of the node shared among
@@ -260,13 +273,15 @@ static int main_train(const char *config_path, int argc, char **argv) {
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
     trainer_data train, test;
-    int rc = dataset_load(cfg.data_dataset, cfg.data_path, cfg.data_train_limit,
+    int rc = dataset_check_model_input(cfg.data_dataset);
+    if (rc == 0)
+        rc = dataset_load(cfg.data_dataset, cfg.data_path, cfg.data_train_limit,
                           cfg.data_test_limit, &data);
     if (rc == 0) {
-        main_data_views(&data, &train, &test);
-        log_info("data: %s from %s: %ld training and %ld test samples",
-                 cfg.data_dataset == DATASET_MNIST ? "mnist" : "fmnist", cfg.data_path, train.n,
-                 test.n);
+        main_data_views(&cfg, &data, &train, &test);
+        log_info("data: %s from %s: %ld training and %ld test samples%s",
+                 dataset_name(cfg.data_dataset), cfg.data_path, train.n, test.n,
+                 train.augment ? "; training images randomly cropped and flipped" : "");
         rc = model_create(&m, &cfg, train.dim, data.classes);
     }
     if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
@@ -354,10 +369,11 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     fsnn_model *m = NULL;
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    int rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
+    int rc = dataset_check_model_input(cfg.data_dataset);
+    if (rc == 0) rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
     trainer_data train, test;
     if (rc == 0) {
-        main_data_views(&data, &train, &test);
+        main_data_views(&cfg, &data, &train, &test);
         rc = main_load_model(&cfg, run_dir, test.dim, data.classes, &m, &ts, used, sizeof used);
     }
     rc = main_agree(rc);
@@ -448,6 +464,8 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "sweep")) return cmd_sweep(argc - 2, argv + 2);
     /* One process, no MPI: it starts gnuplot, which must not inherit MPI. */
     if (argc > 1 && !strcmp(argv[1], "report")) return cmd_report(argc - 2, argv + 2);
+    /* Arithmetic on a net's notation: nothing to distribute. */
+    if (argc > 1 && !strcmp(argv[1], "model")) return cmd_model(argc - 2, argv + 2);
     /* Training stops on USR1/TERM at its next step, with a checkpoint. The
      * handlers go in before MPI_Init, which can take seconds under a
      * launcher, so that SLURM's warning then does not kill the rank. Other

@@ -1,6 +1,7 @@
 /* model: the "N (FN)" feedback SNN, its forward pass and implicit gradients. */
 #include "model.h"
 
+#include <float.h>
 #include <math.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -51,7 +52,8 @@ struct model_ws {
     solver_ws *solver;   /* whole-batch solves (fast mode) */
     solver_ws **gsolver; /* [max_shards] one per micro-shard (deterministic mode) */
     model_stats *gstats; /* [max_shards] statistics of each micro-shard */
-    double *gmax;        /* [max_shards x MODEL_N_SUMS] largest |sum| per shard */
+    double *gmax;        /* [max_shards x MODEL_N_SUMS] bound on |sum| per shard */
+    double *gweight;     /* [Bmax] per-sample factors of the bounds */
     int micro;           /* samples per micro-shard */
     cfg_solver solver_kind;
     int max_iters;
@@ -71,6 +73,11 @@ static void model_point(model_tensors *t, float *base, const fsnn_model *m) {
 }
 
 int model_create(fsnn_model **out, const fsnn_cfg *cfg, int n_in, int n_out) {
+    /* config_resolve accepts every net of the notation; this engine has one. */
+    if (cfg->model_hidden == 0)
+        return FAIL("model.net '%s': this build trains only nets 'N (FN)', one fully connected "
+                    "feedback layer (e.g. '400 (F400)'); `fsnn model` shows this net's layers",
+                    cfg->model_net);
     fsnn_model *m;
     CHECK(XCALLOC(&m, 1));
     *out = m;
@@ -242,6 +249,7 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     w->micro = micro;
     CHECK(XCALLOC(&w->gstats, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->gmax, (size_t)w->max_shards * MODEL_N_SUMS));
+    CHECK(XCALLOC(&w->gweight, (size_t)Bmax));
     if (w->deterministic) {
         CHECK(XCALLOC(&w->gsolver, (size_t)w->max_shards));
         for (int g = 0; g < w->max_shards; g++)
@@ -275,6 +283,7 @@ void model_ws_destroy(model_ws **pw) {
     free(w->gsolver);
     free(w->gstats);
     free(w->gmax);
+    free(w->gweight);
     free(w);
     *pw = NULL;
 }
@@ -599,7 +608,7 @@ void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters) {
  * of model_sum_layout's tensors: with parallel.overlap each bucket's
  * reduction is started as soon as its sums are done and travels while the
  * next bucket's are computed; without, one bucket holds all. A range never
- * splits a weight from its bias (one fc_vjp computes both). */
+ * splits a weight from its bias (one pass computes both). */
 enum { MODEL_N_BUCKETS = 3 };
 static const int model_buckets[MODEL_N_BUCKETS][2] = {{2, 4}, {0, 2}, {4, 5}};
 static const int model_one_bucket[1][2] = {{0, MODEL_N_SUMS}};
@@ -614,24 +623,77 @@ static void model_sum_offsets(const fsnn_model *m, size_t *off, size_t *count) {
         off[t + 1] = off[t] + count[t];
 }
 
+/* out[i] = sum_b u[b][i] over u [len x cols], in the order b = 0, 1, ... */
+static void model_row_sums(const float *u, int len, int cols, float *out) {
+    for (int i = 0; i < cols; i++)
+        out[i] = 0.0f;
+    for (int b = 0; b < len; b++)
+        for (int i = 0; i < cols; i++)
+            out[i] += u[(long)b * cols + i];
+}
+
 /* The sample sums of tensors [t0, t1) over rows [r0, r0 + len) into G (laid
  * out as model_sum_layout; other tensors untouched): dF = dh^T x,
  * dFb = sum dh, dWo = dlogits^T a, dbo = sum dlogits and dL/dW =
- * (beta ⊙ jac)^T a, with dh in ws->bny and beta ⊙ jac in ws->tmp. */
+ * (beta ⊙ jac)^T a, with dh in ws->bny and beta ⊙ jac in ws->tmp. The
+ * products overwrite (beta = 0): no pass clears G first. */
 static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, int t1, int r0,
                               int len, float *G) {
     const int n = m->n, nin = m->n_in, no = m->n_out;
     size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
     model_sum_offsets(m, off, count);
-    memset(G + off[t0], 0, sizeof(float) * (off[t1] - off[t0]));
-    const float *a = ws->a + (long)r0 * n;
-    if (t0 <= 0 && 0 < t1)
-        fc_vjp(ws->x + (long)r0 * nin, m->p.F, ws->bny + (long)r0 * n, G + off[0], G + off[1], NULL,
-               len, nin, n);
-    if (t0 <= 2 && 2 < t1)
-        fc_vjp(a, m->p.Wo, ws->dlogits + (long)r0 * no, G + off[2], G + off[3], NULL, len, n, no);
+    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n,
+                *dl = ws->dlogits + (long)r0 * no;
+    if (t0 <= 0 && 0 < t1) {
+        blas_gemm(1, 0, n, nin, len, 1.0f, dh, n, ws->x + (long)r0 * nin, nin, 0.0f, G + off[0],
+                  nin);
+        model_row_sums(dh, len, n, G + off[1]);
+    }
+    if (t0 <= 2 && 2 < t1) {
+        blas_gemm(1, 0, no, n, len, 1.0f, dl, no, a, n, 0.0f, G + off[2], n);
+        model_row_sums(dl, len, no, G + off[3]);
+    }
     if (t0 <= 4 && 4 < t1)
-        blas_gemm(1, 0, n, n, len, 1.0f, ws->tmp + (long)r0 * n, n, a, n, 1.0f, G + off[4], n);
+        blas_gemm(1, 0, n, n, len, 1.0f, ws->tmp + (long)r0 * n, n, a, n, 0.0f, G + off[4], n);
+}
+
+/* max_i sum_b |u[b][i]| w[b] over u [len x cols] (w NULL: 1), the bound of
+ * |sum_b u[b][i] v[b][j]| when every |v[b][j]| <= w[b]; infinity when a term
+ * is not finite. */
+static double model_bound(const float *u, int len, int cols, const double *w) {
+    double best = 0.0;
+    int bad = 0;
+    for (int i = 0; i < cols; i++) {
+        double s = 0.0;
+        for (int b = 0; b < len; b++)
+            s += fabs((double)u[(long)b * cols + i]) * (w ? w[b] : 1.0);
+        bad |= !isfinite(s);
+        best = s > best ? s : best;
+    }
+    return bad ? INFINITY : best;
+}
+
+/* Bounds on the magnitude of every value of one micro-shard's sums (rows
+ * [r0, r0 + len)), tensor by tensor, from the products' factors: B x n values
+ * instead of the n_params sums. Scales agreed on from bounds need one MAX
+ * reduction before the sums exist, and no pass over the sums to find their
+ * largest value. A float product exceeds its exact bound by at most a factor
+ * 1 + len 2^-24, which the fixed point's spare bit absorbs (reduce.h).
+ * w [len] is borrowed. */
+static void model_shard_bounds(const fsnn_model *m, const model_ws *ws, int r0, int len, double *w,
+                               double *bound) {
+    const int n = m->n, nin = m->n_in, no = m->n_out;
+    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n,
+                *dl = ws->dlogits + (long)r0 * no;
+    for (int b = 0; b < len; b++) /* |x| per sample */
+        w[b] = reduce_maxabs(ws->x + (long)(r0 + b) * nin, (size_t)nin);
+    bound[0] = model_bound(dh, len, n, w);
+    bound[1] = model_bound(dh, len, n, NULL);
+    for (int b = 0; b < len; b++) /* rates are in [0, 1] */
+        w[b] = reduce_maxabs(a + (long)b * n, (size_t)n);
+    bound[2] = model_bound(dl, len, no, w);
+    bound[3] = model_bound(dl, len, no, NULL);
+    bound[4] = model_bound(ws->tmp + (long)r0 * n, len, n, w);
 }
 
 /* Lets started reductions advance between pieces of work. Open MPI moves a
@@ -665,11 +727,13 @@ static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*buc
 
 /* Deterministic mode: one set of sums per micro-shard, added in fixed point
  * (reduce.h) so that the bits do not depend on how the shards are spread
- * over ranks. Per bucket: the shards' sums and their largest magnitudes, a
- * MAX reduction for the fixed-point scale, then the exact int64 sum; bucket
- * k's MAX travels while bucket k + 1 is computed, and its sum from then on
- * until the end. */
-static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb) {
+ * over ranks. First the fixed-point scale of every tensor, from bounds on
+ * the shards' sums agreed on in one MAX reduction; then per bucket the
+ * shards' sums, their exact int64 sum and its all-reduce, which travels while
+ * the next bucket is computed. The sums land in dest (model_sum_layout's
+ * tensors). */
+static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb,
+                            float *const *dest) {
     const reduce_ops *red = ws->red;
     size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
     model_sum_offsets(m, off, count);
@@ -677,48 +741,55 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
     int one, shards = model_groups(ws, B, &len, &one);
     if (shards > ws->max_shards)
         return FAIL("model: %d micro-shards exceed the workspace's %d", shards, ws->max_shards);
-    const long terms = ws->global_batch; /* at most one shard per sample */
-    double mx[MODEL_N_SUMS] = {0};
-    reduce_req rmax[MODEL_N_BUCKETS], rsum[MODEL_N_BUCKETS];
-    for (int k = 0; k <= nb; k++) {
-        if (k < nb) {
-            const int t0 = bucket[k][0], t1 = bucket[k][1];
+    double bound[MODEL_N_SUMS] = {0};
 #pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
-            for (int s = 0; s < shards; s++) {
-                float *G = ws->gsum + (size_t)s * ws->n_sum;
-                model_bucket_sums(m, ws, t0, t1, ws->group_off[s], len[s], G);
-                for (int t = t0; t < t1; t++)
-                    ws->gmax[s * MODEL_N_SUMS + t] = reduce_maxabs(G + off[t], count[t]);
-                model_progress(red);
-            }
-            for (int s = 0; s < shards; s++)
-                for (int t = t0; t < t1; t++) {
-                    double v = ws->gmax[s * MODEL_N_SUMS + t];
-                    mx[t] = v > mx[t] ? v : mx[t];
-                }
-            CHECK(red->start_max_f64(red->ctx, mx + t0, (size_t)(t1 - t0), &rmax[k]));
+    for (int s = 0; s < shards; s++)
+        model_shard_bounds(m, ws, ws->group_off[s], len[s], ws->gweight + ws->group_off[s],
+                           ws->gmax + (size_t)s * MODEL_N_SUMS);
+    for (int s = 0; s < shards; s++)
+        for (int t = 0; t < MODEL_N_SUMS; t++) {
+            double v = ws->gmax[s * MODEL_N_SUMS + t];
+            bound[t] = v > bound[t] ? v : bound[t];
         }
-        if (k == 0) continue;
-        const int j = k - 1, t0 = bucket[j][0], t1 = bucket[j][1];
-        CHECK(red->wait(red->ctx, &rmax[j]));
-        memset(ws->gacc + off[t0], 0, sizeof(int64_t) * (off[t1] - off[t0]));
-        for (int s = 0; s < shards; s++)
-            for (int t = t0; t < t1; t++)
-                if (isfinite(mx[t]))
-                    reduce_fixed_add(ws->gacc + off[t], ws->gsum + (size_t)s * ws->n_sum + off[t],
-                                     count[t], reduce_scale(mx[t], terms));
-        CHECK(red->start_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[j]));
+    CHECK(red->max_f64(red->ctx, bound, MODEL_N_SUMS));
+    double scale[MODEL_N_SUMS];
+    int finite[MODEL_N_SUMS];
+    for (int t = 0; t < MODEL_N_SUMS; t++) {
+        /* A bound beyond float's range admits an infinite sum: treated as one. */
+        finite[t] = bound[t] < (double)FLT_MAX;
+        /* at most one shard per sample of the global batch */
+        scale[t] = reduce_scale(bound[t], ws->global_batch);
+    }
+    reduce_req rsum[MODEL_N_BUCKETS];
+    for (int k = 0; k < nb; k++) {
+        const int t0 = bucket[k][0], t1 = bucket[k][1];
+#pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
+        for (int s = 0; s < shards; s++) {
+            model_bucket_sums(m, ws, t0, t1, ws->group_off[s], len[s],
+                              ws->gsum + (size_t)s * ws->n_sum);
+            model_progress(red);
+        }
+        for (int t = t0; t < t1; t++) {
+            int64_t *acc = ws->gacc + off[t];
+            /* The first shard sets the sums (no clearing pass over them). */
+            if (!finite[t] || shards == 0)
+                memset(acc, 0, sizeof(int64_t) * count[t]);
+            else
+                for (int s = 0; s < shards; s++)
+                    (s == 0 ? reduce_fixed_set : reduce_fixed_add)(
+                        acc, ws->gsum + (size_t)s * ws->n_sum + off[t], count[t], scale[t]);
+        }
+        CHECK(red->start_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[k]));
     }
     for (int k = 0; k < nb; k++) {
         CHECK(red->wait(red->ctx, &rsum[k]));
         for (int t = bucket[k][0]; t < bucket[k][1]; t++) {
-            if (!isfinite(mx[t])) { /* a non-finite gradient stays visible to the caller */
+            if (!finite[t]) { /* a non-finite gradient stays visible to the caller */
                 for (size_t i = 0; i < count[t]; i++)
-                    ws->gsum[off[t] + i] = NAN;
+                    dest[t][i] = NAN;
                 continue;
             }
-            reduce_fixed_get(ws->gsum + off[t], ws->gacc + off[t], count[t],
-                             reduce_scale(mx[t], terms));
+            reduce_fixed_get(dest[t], ws->gacc + off[t], count[t], scale[t]);
         }
     }
     return FSNN_OK;
@@ -729,13 +800,11 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
 static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
     const int(*bucket)[2] = ws->overlap ? model_buckets : model_one_bucket;
     const int nb = ws->overlap ? MODEL_N_BUCKETS : 1;
-    if (ws->deterministic)
-        CHECK(model_reduce_det(m, ws, B, bucket, nb));
-    else
-        CHECK(model_reduce_fast(m, ws, B, bucket, nb));
     float *dest[MODEL_N_SUMS];
     size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
     model_sum_layout(m, dest, count);
+    if (ws->deterministic) return model_reduce_det(m, ws, B, bucket, nb, dest);
+    CHECK(model_reduce_fast(m, ws, B, bucket, nb));
     model_sum_offsets(m, off, count);
     for (int t = 0; t < MODEL_N_SUMS; t++)
         memcpy(dest[t], ws->gsum + off[t], sizeof(float) * count[t]);

@@ -80,17 +80,25 @@ double reduce_scale(double maxabs, long terms) {
     return ldexp(1.0, 62 - c - e);
 }
 
+/* x * scale is exact (scale is a power of two), so rint rounds only
+ * products below 2^23; the cast of its integral result is exact. With SSE4.1
+ * the callers' loops have no calls and vectorize. A non-finite input (whose
+ * sum the caller discards) must not make the conversion undefined: clamped. */
+static inline uint64_t reduce_fixed(float x, double scale) {
+    double v = rint((double)x * scale);
+    v = v < 0x1p63 ? (v > -0x1p63 ? v : -0x1p63) : 0x1p62;
+    return (uint64_t)(int64_t)v;
+}
+
 void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale) {
-    /* x * scale is exact (scale is a power of two), so rint rounds only
-     * products below 2^23; the cast of its integral result is exact. With
-     * SSE4.1 the loop has no calls and vectorizes. Unsigned addition: a
-     * non-finite input (whose sum the caller discards) must not make the
-     * arithmetic undefined; its conversion is clamped for the same reason. */
-    for (size_t i = 0; i < n; i++) {
-        double v = rint((double)x[i] * scale);
-        v = v < 0x1p63 ? (v > -0x1p63 ? v : -0x1p63) : 0x1p62;
-        acc[i] = (int64_t)((uint64_t)acc[i] + (uint64_t)(int64_t)v);
-    }
+    /* Unsigned addition, for the same reason as the clamp. */
+    for (size_t i = 0; i < n; i++)
+        acc[i] = (int64_t)((uint64_t)acc[i] + reduce_fixed(x[i], scale));
+}
+
+void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++)
+        acc[i] = (int64_t)reduce_fixed(x[i], scale);
 }
 
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {

@@ -7,12 +7,14 @@
  * over its group: all ranks call it in the same order with the same counts.
  *
  * Reproducible sums: float values are rounded to 64-bit fixed point with a
- * scale 2^k chosen from the global maximum |value| (a MAX reduction, which is
- * exact), added as integers (exact and associative, so the order of ranks
+ * scale 2^k chosen from a global bound on |value| (a MAX reduction, which is
+ * exact: of the values themselves, or of bounds the caller derives from the
+ * factors of a product before computing it), added as integers (exact and associative, so the order of ranks
  * and of samples does not matter), and converted back. With at most 2^c
- * terms per sum the scale leaves 62 - c bits below the largest value: values
- * more than 2^(38 - c) times smaller than the largest are rounded, alike on
- * every rank count. */
+ * terms per sum the scale leaves 62 - c bits below the bound: values more
+ * than 2^(38 - c) times smaller than the bound are rounded, alike on every
+ * rank count. The top bit stays spare, so values may exceed the bound by a
+ * factor below 2 (a float product's rounding) without overflow. */
 #ifndef FSNN_REDUCE_H
 #define FSNN_REDUCE_H
 
@@ -59,6 +61,10 @@ double reduce_scale(double maxabs, long terms);
 /* acc[i] += round(x[i] * scale) for i < n. Inputs must be finite for the
  * sum to mean anything (reduce_maxabs tells); others leave garbage, safely. */
 void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale);
+
+/* reduce_fixed_add onto zeros: acc[i] = x[i] in fixed point (acc is only
+ * written, which saves clearing it first). */
+void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale);
 
 /* out[i] = acc[i] / scale, rounded to float. */
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale);

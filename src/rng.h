@@ -16,6 +16,7 @@ typedef enum {
     RNG_DROP_S = 4,   /* dropout mask of the feedback branch */
     RNG_SPECNORM = 5, /* start vectors of the power iteration */
     RNG_SWEEP = 6,    /* random-search points of a sweep; `sample` = point, `index` = key */
+    RNG_AUGMENT = 7,  /* crop offset and flip of a training image; `sample` = its index */
     RNG_TEST = 99     /* tests */
 } rng_stream;
 

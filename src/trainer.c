@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "augment.h"
 #include "blas.h"
 #include "clock.h"
 #include "log.h"
@@ -19,16 +20,34 @@ typedef struct {
     model_ws *ws;
     float *x;
     uint8_t *labels;
+    uint8_t *aug; /* [bmax x dim] augmented training images */
     long *ids, *perm;
     int *shard_len;
 } trainer_bufs;
 
+/* The gather's assumptions about a data view (per-channel arrays, images in
+ * memory); a view that breaks them is a caller's mistake, refused here. */
+static int trainer_data_check(const trainer_data *d) {
+    if (!d->images)
+        return FAIL("trainer: the data set has no images in memory (event data needs support "
+                    "in the model)");
+    if (d->channels < 1 || d->channels > TRAINER_MAX_CHANNELS ||
+        d->dim != d->channels * d->height * d->width)
+        return FAIL("trainer: bad data shape (%d channels of %d x %d, %d inputs)", d->channels,
+                    d->height, d->width, d->dim);
+    return FSNN_OK;
+}
+
+/* Buffers for batches of `d` (n_train: samples to shuffle). */
 static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn_model *m,
-                               long n_train, int dim) {
+                               long n_train, const trainer_data *d) {
+    CHECK(trainer_data_check(d));
+    const int dim = d->dim;
     int bmax = cfg->train_batch > cfg->train_test_batch ? cfg->train_batch : cfg->train_test_batch;
     CHECK(model_ws_create(&tb->ws, m, cfg, bmax));
     CHECK(XCALLOC(&tb->x, (size_t)bmax * dim));
     CHECK(XCALLOC(&tb->labels, (size_t)bmax));
+    CHECK(XCALLOC(&tb->aug, (size_t)bmax * dim));
     CHECK(XCALLOC(&tb->ids, (size_t)bmax));
     CHECK(XCALLOC(&tb->perm, (size_t)(n_train > 0 ? n_train : 1)));
     CHECK(XCALLOC(&tb->shard_len, (size_t)bmax));
@@ -39,22 +58,38 @@ static void trainer_bufs_destroy(trainer_bufs *tb) {
     model_ws_destroy(&tb->ws);
     free(tb->x);
     free(tb->labels);
+    free(tb->aug);
     free(tb->ids);
     free(tb->perm);
     free(tb->shard_len);
     memset(tb, 0, sizeof *tb);
 }
 
-/* Normalised float inputs and labels of the samples ids[0..B). */
-static void trainer_gather(const trainer_data *d, const long *ids, int B, float *x,
-                           uint8_t *labels) {
-    const float scale = 1.0f / (255.0f * d->std), shift = d->mean / d->std;
+/* Normalised float inputs and labels of the samples ids[0..B). With `aug`
+ * (training batches of a set that asks for it) each image is first cropped
+ * and flipped into aug[b] as drawn for (seed, epoch, sample id). */
+static void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
+                           uint8_t *aug, uint64_t seed, uint32_t epoch) {
+    const int C = d->channels, plane = d->dim / d->channels;
+    float scale[TRAINER_MAX_CHANNELS], shift[TRAINER_MAX_CHANNELS];
+    for (int c = 0; c < C; c++) {
+        scale[c] = 1.0f / (255.0f * d->std[c]);
+        shift[c] = d->mean[c] / d->std[c];
+    }
 #pragma omp parallel for schedule(static) if ((long)B * d->dim > BLAS_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const uint8_t *img = d->images + (size_t)ids[b] * d->dim;
+        if (aug) {
+            uint8_t *dst = aug + (size_t)b * d->dim;
+            augment_draw draw;
+            augment_sample(seed, epoch, (uint32_t)ids[b], AUGMENT_PAD, &draw);
+            augment_apply(img, C, d->height, d->width, AUGMENT_PAD, &draw, dst);
+            img = dst;
+        }
         float *xb = x + (size_t)b * d->dim;
-        for (int k = 0; k < d->dim; k++)
-            xb[k] = (float)img[k] * scale - shift;
+        for (int c = 0; c < C; c++)
+            for (int k = c * plane; k < (c + 1) * plane; k++)
+                xb[k] = (float)img[k] * scale[c] - shift[c];
         labels[b] = d->labels[ids[b]];
     }
 }
@@ -191,7 +226,7 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
         int B = (int)(hi - i < bs ? hi - i : bs);
         for (int b = 0; b < B; b++)
             tb->ids[b] = i + b;
-        trainer_gather(data, tb->ids, B, tb->x, tb->labels);
+        trainer_gather(data, tb->ids, B, tb->x, tb->labels, NULL, 0, 0);
         CHECK(model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed));
         if (tr)
             CHECK(model_simulate_trace(m, tb->ws, B, &st, tr));
@@ -215,7 +250,7 @@ int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *dat
                      trainer_epoch *row, double *firing, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
+    int rc = trainer_bufs_create(&tb, cfg, m, 1, data);
     if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, NULL, red);
     trainer_bufs_destroy(&tb);
     return rc;
@@ -226,7 +261,7 @@ int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_model *m, const trainer_dat
                            const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, 1, data->dim);
+    int rc = trainer_bufs_create(&tb, cfg, m, 1, data);
     if (rc == 0) rc = model_trace_create(trace, m, tb.ws);
     if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, *trace, red);
     trainer_bufs_destroy(&tb);
@@ -267,7 +302,8 @@ static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
     int first = 0, B = 0;
     int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
     memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
-    trainer_gather(train, tb->ids, B, tb->x, tb->labels);
+    trainer_gather(train, tb->ids, B, tb->x, tb->labels, train->augment ? tb->aug : NULL,
+                   cfg->run_seed, (uint32_t)ts->epoch);
     model_stats st;
     memset(&st, 0, sizeof st);
     double t0 = clock_seconds();
@@ -331,7 +367,8 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const tra
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, train->n, train->dim);
+    int rc = trainer_data_check(test);
+    if (rc == 0) rc = trainer_bufs_create(&tb, cfg, m, train->n, train);
     while (rc == 0 && ts->epoch < cfg->train_epochs) {
         trainer_epoch row;
         memset(&row, 0, sizeof row);

@@ -14,12 +14,17 @@
 #include "optim.h"
 #include "reduce.h"
 
+#define TRAINER_MAX_CHANNELS 3
+
 typedef struct {
-    const uint8_t *images; /* [n x dim] */
+    const uint8_t *images; /* [n x channels x height x width] */
     const uint8_t *labels; /* [n] */
     long n;
-    int dim;
-    float mean, std; /* x = (pixel / 255 - mean) / std (SPEC §4) */
+    int dim; /* channels * height * width */
+    int channels, height, width;
+    /* Per channel: x = (pixel / 255 - mean) / std (SPEC §4). */
+    float mean[TRAINER_MAX_CHANNELS], std[TRAINER_MAX_CHANNELS];
+    int augment; /* 1: training batches are randomly cropped and flipped (augment.h) */
 } trainer_data;
 
 /* One row of metrics.csv. */
@@ -91,8 +96,10 @@ typedef struct {
  * and the gradients are summed over all of them, so every rank takes the
  * same step. In deterministic mode the weights do not depend on the number of
  * ranks or threads when the caller has set blas_set_serial(1) before the
- * model was initialised. Hooks run on every rank; rows are the same on all.
- * Collective. */
+ * model was initialised. Training images of a view with `augment` are
+ * cropped and flipped as drawn for (run.seed, epoch, sample index)
+ * (augment.h), the same on any number of ranks. Hooks run on every rank;
+ * rows are the same on all. Collective. */
 int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const trainer_data *train,
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red);
 

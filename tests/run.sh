@@ -3,9 +3,9 @@
 #   1. set-up and a Release build with -Werror in build/, then ctest;
 #   2. a Debug build with AddressSanitizer + UndefinedBehaviorSanitizer in
 #      build-asan/, then ctest (leaks are errors, Open MPI's own excepted);
-#   3. the libFuzzer harnesses of the IDX, config and checkpoint readers
-#      (FUZZ_SECONDS each, default 30; docs/fuzzing.md says why the sealed
-#      checkpoint harness is not among them).
+#   3. the libFuzzer harnesses of the IDX, config, net notation, checkpoint, CIFAR and
+#      N-MNIST readers (FUZZ_SECONDS each, default 15; docs/fuzzing.md says
+#      why the sealed checkpoint harness is not among them).
 # Ends with one summary line; exits non-zero if any stage failed.
 set -euo pipefail
 
@@ -70,6 +70,6 @@ KILL_TRIALS=10 LD_PRELOAD="$nodlclose" \
 passed+=("asan-ctest")
 
 begin "fuzz"
-FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash tests/fuzz/run.sh
-passed+=("fuzz ${FUZZ_SECONDS:-30}s")
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash tests/fuzz/run.sh
+passed+=("fuzz ${FUZZ_SECONDS:-15}s")
 stage="done"

@@ -48,6 +48,20 @@ static void test_defaults(void) {
     EXPECT(c.data_dataset == DATASET_FMNIST, "data.dataset");
     EXPECT(!strcmp(c.data_path, "data/fashion-mnist"), "data.path %s", c.data_path);
     EXPECT(c.data_train_limit == 0 && c.data_test_limit == 0, "data limits");
+    EXPECT(c.data_augment == -1, "data.augment %d (auto)", c.data_augment);
+    static const char *const sets[] = {"fmnist", "mnist", "cifar10", "cifar100", "nmnist"};
+    static const cfg_dataset kinds[] = {DATASET_FMNIST, DATASET_MNIST, DATASET_CIFAR10,
+                                        DATASET_CIFAR100, DATASET_NMNIST};
+    for (int i = 0; i < 5; i++) {
+        char kv[64];
+        snprintf(kv, sizeof kv, "data.dataset=%s", sets[i]);
+        EXPECT_OK(config_override(kv, &c));
+        EXPECT(c.data_dataset == kinds[i], "%s gave %d", kv, (int)c.data_dataset);
+    }
+    EXPECT_FAILS(config_override("data.dataset=cifar", &c), "data.dataset", "cifar10");
+    EXPECT_OK(config_override("data.augment=on", &c));
+    EXPECT(c.data_augment == 1, "data.augment=on gave %d", c.data_augment);
+    config_defaults(&c);
     EXPECT(!strcmp(c.model_net, "400 (F400)"), "model.net %s", c.model_net);
     EXPECT(c.model_hidden == 400, "model_hidden %d", c.model_hidden);
     EXPECT(c.model_time_steps == 5, "model.time_steps");
@@ -180,9 +194,15 @@ static void test_file_errors(void) {
     EXPECT_OK(load("seed3.ini", "[run]\nseed = 18446744073709551615\n", &c));
     EXPECT(c.run_seed == UINT64_MAX, "largest seed");
     EXPECT_FAILS(load("net.ini", "[model]\nnet = 400 (F300)\n", &c), "net.ini:2:", "'model.net'",
-                 "character 7", "'N (FN)'");
-    EXPECT_FAILS(load("conv.ini", "[model]\nnet = 64C5s (F64C5)\n", &c),
-                 "conv.ini:2:", "character 3", "convolutional");
+                 "character 7", "gives 300 but layer 1 outputs 400");
+    /* Every net of the notation loads; only "N (FN)" has a hidden size. */
+    EXPECT_OK(load("conv.ini", "[model]\nnet = 64C5s (F64C5)\n", &c));
+    EXPECT(!strcmp(c.model_net, "64C5s (F64C5)") && c.model_hidden == 0, "conv net %s -> %d",
+           c.model_net, c.model_hidden);
+    EXPECT_OK(load("alex.ini", "[model]\nnet = 96C3s-256C3-384C3s-384C3-256C3 (F96C3u)\n", &c));
+    EXPECT(c.model_hidden == 0, "AlexNet-F -> %d", c.model_hidden);
+    EXPECT_FAILS(load("conv2.ini", "[model]\nnet = 64C5x (F64C5)\n", &c),
+                 "conv2.ini:2:", "'model.net'", "character 5 ('x')", "after the kernel size");
     EXPECT_FAILS(load("net2.ini", "[model]\nnet = 400 (F400) x\n", &c),
                  "net2.ini:2:", "character 12");
     EXPECT_FAILS(load("net3.ini", "[model]\nnet = (F400)\n", &c), "net3.ini:2:", "character 1");
@@ -233,6 +253,10 @@ static void test_overrides(void) {
     EXPECT_OK(config_override("model.net=12 (F12)", &c));
     EXPECT_OK(config_resolve("command line", &c));
     EXPECT(c.model_hidden == 12, "hidden %d", c.model_hidden);
+    EXPECT_OK(config_override("model.net=800-400 (F800)", &c));
+    EXPECT_OK(config_resolve("command line", &c));
+    EXPECT(c.model_hidden == 0, "an FC chain has no single hidden size: %d", c.model_hidden);
+    EXPECT_OK(config_override("model.net=12 (F12)", &c));
     EXPECT_OK(config_override("train.lr_milestones=", &c));
     EXPECT(c.train_n_milestones == 0, "milestones cleared");
     EXPECT_FAILS(config_override("epochs", &c), "command line: 'epochs'", "section.key=value");
@@ -270,6 +294,9 @@ static void test_resolve(void) {
     EXPECT_FAILS(config_resolve("r.ini", &c), "r.ini: key 'model.net'", "character 7");
     snprintf(c.model_net, sizeof c.model_net, "400 (F400");
     EXPECT_FAILS(config_resolve("r.ini", &c), "character 10", "end of text", "')'");
+    snprintf(c.model_net, sizeof c.model_net, "64C5s (F64C5)\x01");
+    EXPECT_FAILS(config_resolve("r.ini", &c), "r.ini: key 'model.net'", "character 14",
+                 "control character 0x01");
     config_defaults(&c);
     c.train_lr_milestones[1] = 30;
     EXPECT_FAILS(config_resolve("r.ini", &c), "r.ini: key 'train.lr_milestones'", "not increasing");
@@ -357,10 +384,11 @@ static void test_round_trip(void) {
                                       "run.seed=18446744073709551615",
                                       "run.threads=3",
                                       "run.progress=bar",
-                                      "data.dataset=mnist",
+                                      "data.dataset=cifar100",
                                       "data.path=/tmp/some data",
                                       "data.train_limit=1234567890123",
                                       "data.test_limit=7",
+                                      "data.augment=off",
                                       "model.net=64 ( F64 )",
                                       "model.time_steps=30",
                                       "model.spike_product=event",
@@ -426,7 +454,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 37, "%zu markdown rows", rows);
+            EXPECT(rows == 38, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }

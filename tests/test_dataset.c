@@ -88,7 +88,8 @@ static void test_good(void) {
     EXPECT(d.train.n == 5 && d.test.n == 3, "n %ld %ld", d.train.n, d.test.n);
     EXPECT(d.train.channels == 1 && d.train.height == 28 && d.train.width == 28, "shape");
     EXPECT(d.classes == 10, "classes %d", d.classes);
-    EXPECT(d.mean == 0.1307f && d.std == 0.3081f, "normalisation %g %g", d.mean, d.std);
+    EXPECT(d.mean[0] == 0.1307f && d.std[0] == 0.3081f && !d.augment, "normalisation %g %g",
+           d.mean[0], d.std[0]);
     int same = 1;
     for (long i = 0; i < 5; i++) {
         same &= d.train.labels[i] == i % 10;

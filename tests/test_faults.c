@@ -86,8 +86,24 @@ static int faults_run(const reduce_ops *red, int max_bad, long first_bad, long l
     static uint8_t img[N_TRAIN * NIN], lab[N_TRAIN], timg[N_TEST * NIN], tlab[N_TEST];
     faults_data(img, lab, N_TRAIN, 5);
     faults_data(timg, tlab, N_TEST, 6);
-    trainer_data train = {img, lab, N_TRAIN, NIN, 0.5f, 0.3f};
-    trainer_data test = {timg, tlab, N_TEST, NIN, 0.5f, 0.3f};
+    trainer_data train = {.images = img,
+                          .labels = lab,
+                          .n = N_TRAIN,
+                          .dim = NIN,
+                          .channels = 1,
+                          .height = 1,
+                          .width = NIN,
+                          .mean = {0.5f},
+                          .std = {0.3f}};
+    trainer_data test = {.images = timg,
+                         .labels = tlab,
+                         .n = N_TEST,
+                         .dim = NIN,
+                         .channels = 1,
+                         .height = 1,
+                         .width = NIN,
+                         .mean = {0.5f},
+                         .std = {0.3f}};
     fsnn_model *m = NULL;
     memset(ts, 0, sizeof *ts);
     EXPECT_OK(model_create(&m, &cfg, NIN, NOUT));

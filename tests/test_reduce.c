@@ -26,6 +26,15 @@ static void test_fixed_conversion(void) {
     for (int i = 0; i < N; i++)
         same += acc[i] == llrint((double)x[i] * scale);
     EXPECT(same == N, "%d of %d conversions equal llrint of the exact product", same, N);
+    int64_t set[N];
+    for (int i = 0; i < N; i++)
+        set[i] = (int64_t)0x5a5a5a5a5a5a5a5a; /* reduce_fixed_set must not read it */
+    reduce_fixed_set(set, x, N, scale);
+    int same_set = 0;
+    for (int i = 0; i < N; i++)
+        same_set += set[i] == acc[i];
+    EXPECT(same_set == N, "%d of %d reduce_fixed_set values equal reduce_fixed_add onto zeros",
+           same_set, N);
     /* The largest value keeps its 24 bits: the scale leaves room for TERMS terms. */
     float back[N];
     reduce_fixed_get(back, acc, N, scale);

@@ -307,6 +307,30 @@ static void test_model_grad(float dropout) {
     EXPECT(dmax <= 1e-4 * gmax, "%s: exact vs broyden gradients differ by %g (max %g)", tag, dmax,
            gmax);
 
+    /* Deterministic mode (two micro-shards, fixed-point sums scaled from
+     * bounds on them) against the float sums: the same gradient up to the
+     * rounding of float sums, element by element. */
+    {
+        fsnn_cfg cd = ce;
+        cd.parallel_deterministic = 1;
+        cd.parallel_micro_batch = MB / 2;
+        model_ws *wsd = NULL;
+        EXPECT_OK(model_ws_create(&wsd, m, &cd, MB));
+        static float gd[4096];
+        memset(&st, 0, sizeof st);
+        forward(m, wsd, x);
+        EXPECT_OK(model_loss(m, wsd, labels, MB, (double)MB, 1, &st));
+        memcpy(gd, m->grads, sizeof(float) * m->n_params);
+        int close = 0;
+        for (size_t k = 0; k < m->n_params; k++)
+            close += fabs((double)gd[k] - ge[k]) <= 1e-6 * fabs(ge[k]) + 1e-7 * gmax;
+        EXPECT(close == (int)m->n_params,
+               "%s: %d of %zu deterministic gradient values within float rounding of the "
+               "float sums",
+               tag, close, m->n_params);
+        model_ws_destroy(&wsd);
+    }
+
     /* Finite differences: every entry of the small tensors, a random third
      * of F and V. */
     static double fd[4096];

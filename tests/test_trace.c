@@ -182,7 +182,15 @@ static void check_trainer_trace(void) {
         images[k] = (uint8_t)((k * 37 + k / 7) % 256);
     for (int k = 0; k < SAMPLES; k++)
         labels[k] = (uint8_t)(k % N_OUT);
-    trainer_data data = {images, labels, SAMPLES, N_IN, 0.5f, 0.25f};
+    trainer_data data = {.images = images,
+                         .labels = labels,
+                         .n = SAMPLES,
+                         .dim = N_IN,
+                         .channels = 1,
+                         .height = 1,
+                         .width = N_IN,
+                         .mean = {0.5f},
+                         .std = {0.25f}};
     trainer_epoch plain, traced;
     memset(&plain, 0, sizeof plain);
     memset(&traced, 0, sizeof traced);

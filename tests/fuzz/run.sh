@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # fuzz: builds the libFuzzer harnesses with clang in build-fuzz/ and runs each
-# for FUZZ_SECONDS (default 30) on a scratch copy of its seed corpus:
+# for FUZZ_SECONDS (default 15: the six default harnesses in about 90 s) on
+# a scratch copy of its seed corpus:
 # tests/fuzz/corpus/NAME, or for the checkpoint harnesses small checkpoints
 # the harness writes itself (FUZZ_CKPT_SEEDS). Fails if a harness finds a
 # crash, leak or undefined behaviour; the input that caused it is kept in
 # build-fuzz/artifacts/NAME/.
-#   FUZZ_SECONDS=60 bash tests/fuzz/run.sh        # idx config ckpt_raw (CI)
+#   FUZZ_SECONDS=60 bash tests/fuzz/run.sh        # idx config netspec ckpt_raw cifar nmnist (CI)
 #   FUZZ_SECONDS=60 bash tests/fuzz/run.sh ckpt_sealed
 #   FUZZ_BUILD_DIR   build folder (default <repo>/build-fuzz)
 # ckpt_sealed is not run by default: it reaches libhdf5 1.10.8, which crashes
@@ -17,9 +18,9 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 build="${FUZZ_BUILD_DIR:-$repo/build-fuzz}"
-seconds="${FUZZ_SECONDS:-30}"
+seconds="${FUZZ_SECONDS:-15}"
 names=("$@")
-[ "${#names[@]}" -ne 0 ] || names=(idx config ckpt_raw)
+[ "${#names[@]}" -ne 0 ] || names=(idx config netspec ckpt_raw cifar nmnist)
 
 command -v clang >/dev/null 2>&1 || {
     echo "fuzz: clang not found (Debian: clang libclang-rt-14-dev; jobs/setup.sh installs them)" >&2
