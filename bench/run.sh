@@ -4,7 +4,8 @@
 # is that run's own. Prints train and test samples/s, GFLOP/s of the dense
 # products, peak RSS, the forward residual, adjoint iterations, firing rate,
 # how many time steps computed W s densely (sgemm) or event-driven, and the
-# OpenBLAS core; then the dense-vs-event spike product table of bench_spike.
+# OpenBLAS core; then the dense-vs-event spike product tables of bench_spike
+# (W s) and bench_conv (conv and transposed conv from spikes).
 #
 #   bench/run.sh                 all 60,000 training samples per T
 #   BENCH_SAMPLES=20000 BENCH_STEPS="5 30" bench/run.sh
@@ -43,3 +44,5 @@ for core_req in ${cores:-default}; do
 done
 echo
 "$build/bench/bench_spike" 128 400 1
+echo
+"$build/bench/bench_conv" 128 1

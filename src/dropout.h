@@ -11,4 +11,11 @@
 void dropout_mask(float *mask, int B, int n, float p, uint64_t seed, uint32_t stream,
                   uint32_t epoch, const long *sample_ids);
 
+/* The channel-wise variant for conv feature maps: one draw per sample per
+ * channel, the same over the map's hw positions. mask [B x C x hw] (NCHW);
+ * channel c of a sample takes the value dropout_mask gives entry c of that
+ * sample's row of n = C, so with hw = 1 the two masks are identical. */
+void dropout_mask_channel(float *mask, int B, int C, int hw, float p, uint64_t seed,
+                          uint32_t stream, uint32_t epoch, const long *sample_ids);
+
 #endif

@@ -5,7 +5,10 @@
  * sqrt(1/12 / N) = 9.1e-4, so |mean - 0.5| < 0.01 is an 11-sigma bound; the
  * variance (1/12) within 0.005; each of 10 bins holds N/10 = 1e4 with sd ~95,
  * within 5% (5 sigma). Dropout: 40,000 entries at p = 0.2, fraction sd
- * 0.002, tolerance 0.01. */
+ * 0.002, tolerance 0.01. Channel-wise dropout: with hw = 1 the same bytes as
+ * dropout_mask; with hw > 1 each (sample, channel) map constant and equal to
+ * dropout_mask's entry for that channel; 4 x 5000 channels at p = 0.2,
+ * fraction sd 0.003, tolerance 0.015. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,10 +236,34 @@ static void test_dropout(void) {
     EXPECT_NEAR((double)zeros / N, 0.5, 0.02, 0.0, "p = 0.5 dropped fraction");
 }
 
+static void test_dropout_channel(void) {
+    enum { B = 4, C = 5000, HW = 6 };
+    const float p = 0.2f, keep = 1.0f / (1.0f - p);
+    static float m[B * C * HW], row[B * C], m1[B * C];
+    const long ids[B] = {7, 3, 99999, 12};
+    dropout_mask_channel(m1, B, C, 1, p, 5, RNG_DROP_S, 2, ids);
+    dropout_mask(row, B, C, p, 5, RNG_DROP_S, 2, ids);
+    EXPECT(memcmp(m1, row, sizeof row) == 0, "hw = 1: channel mask differs from dropout_mask");
+    dropout_mask_channel(m, B, C, HW, p, 5, RNG_DROP_S, 2, ids);
+    long wrong = 0, zeros = 0, others = 0;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float want = row[(long)b * C + c];
+            zeros += want == 0.0f;
+            others += want != 0.0f && want != keep;
+            for (int q = 0; q < HW; q++)
+                wrong += m[((long)b * C + c) * HW + q] != want;
+        }
+    EXPECT(wrong == 0, "%ld entries differ from their channel's draw", wrong);
+    EXPECT(others == 0, "%ld channel masks neither 0 nor 1/(1-p)", others);
+    EXPECT_NEAR((double)zeros / (B * C), p, 0.015, 0.0, "dropped fraction of channels");
+}
+
 int main(void) {
     test_philox();
     test_uniform();
     test_permutation();
     test_dropout();
+    test_dropout_channel();
     return check_finish("rng");
 }

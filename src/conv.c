@@ -1,0 +1,390 @@
+/* conv: im2col + sgemm per sample, col2im for the input-VJP, and scatter
+ * loops for spikes. */
+#include "conv.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#include "blas.h"
+#include "status.h"
+
+int conv_shape_init(conv_shape *s, int C, int H, int W, int O, int k, int stride, int pad) {
+    if (C <= 0 || H <= 0 || W <= 0 || O <= 0)
+        return FAIL("conv: channels and sizes must be positive (C %d, H %d, W %d, O %d)", C, H, W,
+                    O);
+    if (k <= 0 || k % 2 == 0) return FAIL("conv: kernel size %d must be odd and positive", k);
+    if (stride != 1 && stride != 2) return FAIL("conv: stride %d must be 1 or 2", stride);
+    if (pad < 0 || pad >= k) return FAIL("conv: padding %d must lie in [0, k = %d)", pad, k);
+    if (H + 2 * pad < k || W + 2 * pad < k)
+        return FAIL("conv: a %dx%d input with padding %d is smaller than the kernel %d", H, W, pad,
+                    k);
+    s->C = C;
+    s->H = H;
+    s->W = W;
+    s->O = O;
+    s->k = k;
+    s->stride = stride;
+    s->pad = pad;
+    s->Ho = (H + 2 * pad - k) / stride + 1;
+    s->Wo = (W + 2 * pad - k) / stride + 1;
+    return FSNN_OK;
+}
+
+static size_t conv_max(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+size_t conv_workspace_size(const conv_shape *s) {
+    size_t hw = (size_t)s->Ho * s->Wo;
+    return conv_max((size_t)s->C * s->k * s->k * hw, hw * s->O);
+}
+
+/* col [C k k x Ho Wo]: row (c, ky, kx), column (yo, xo) holds
+ * x[c, yo stride - pad + ky, xo stride - pad + kx], 0 outside. */
+static void conv_im2col(const conv_shape *s, const float *x, float *col) {
+    const int k = s->k, st = s->stride, Ho = s->Ho, Wo = s->Wo;
+    for (int c = 0; c < s->C; c++) {
+        const float *xc = x + (long)c * s->H * s->W;
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *row = col + ((long)(c * k + ky) * k + kx) * Ho * Wo;
+                for (int yo = 0; yo < Ho; yo++) {
+                    int yi = yo * st - s->pad + ky;
+                    float *r = row + (long)yo * Wo;
+                    if (yi < 0 || yi >= s->H) {
+                        memset(r, 0, sizeof(float) * (size_t)Wo);
+                        continue;
+                    }
+                    const float *xr = xc + (long)yi * s->W;
+                    for (int xo = 0; xo < Wo; xo++) {
+                        int xi = xo * st - s->pad + kx;
+                        r[xo] = xi >= 0 && xi < s->W ? xr[xi] : 0.0f;
+                    }
+                }
+            }
+    }
+}
+
+/* The adjoint of conv_im2col: x [C x H x W] = 0, then every col entry added
+ * to the input it was read from. */
+static void conv_col2im(const conv_shape *s, const float *col, float *x) {
+    const int k = s->k, st = s->stride, Ho = s->Ho, Wo = s->Wo;
+    memset(x, 0, sizeof(float) * (size_t)s->C * s->H * s->W);
+    for (int c = 0; c < s->C; c++) {
+        float *xc = x + (long)c * s->H * s->W;
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = col + ((long)(c * k + ky) * k + kx) * Ho * Wo;
+                for (int yo = 0; yo < Ho; yo++) {
+                    int yi = yo * st - s->pad + ky;
+                    if (yi < 0 || yi >= s->H) continue;
+                    const float *r = row + (long)yo * Wo;
+                    float *xr = xc + (long)yi * s->W;
+                    for (int xo = 0; xo < Wo; xo++) {
+                        int xi = xo * st - s->pad + kx;
+                        if (xi >= 0 && xi < s->W) xr[xi] += r[xo];
+                    }
+                }
+            }
+    }
+}
+
+/* Every map of y [n x hw] set to its bias, or 0. */
+static void conv_fill_bias(float *y, const float *b, int n, int hw) {
+    for (int o = 0; o < n; o++) {
+        float v = b ? b[o] : 0.0f;
+        float *yo = y + (long)o * hw;
+        for (int q = 0; q < hw; q++)
+            yo[q] = v;
+    }
+}
+
+static void conv_bias_grad(const float *dy, float *db, int n, int hw) {
+    for (int o = 0; o < n; o++) {
+        const float *d = dy + (long)o * hw;
+        double acc = 0.0;
+        for (int q = 0; q < hw; q++)
+            acc += d[q];
+        db[o] += (float)acc;
+    }
+}
+
+/* One sample: y [O x Ho Wo] = Wt [O x Ckk] col [Ckk x Ho Wo] + b. */
+static void conv_forward_one(const conv_shape *s, const float *x, const float *Wt, const float *b,
+                             float *y, float *col) {
+    const int K = s->C * s->k * s->k, N = s->Ho * s->Wo;
+    conv_im2col(s, x, col);
+    conv_fill_bias(y, b, s->O, N);
+    blas_gemm(0, 0, s->O, N, K, 1.0f, Wt, K, col, N, 1.0f, y, N);
+}
+
+void conv_forward(const conv_shape *s, const float *x, const float *Wt, const float *b, float *y,
+                  int B, float *ws) {
+    const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
+    for (int i = 0; i < B; i++)
+        conv_forward_one(s, x + i * in, Wt, b, y + i * out, ws);
+}
+
+/* One sample's input-VJP: dx [C x H x W] = col2im(Wt^T dy). */
+static void conv_input_vjp_one(const conv_shape *s, const float *Wt, const float *dy, float *dx,
+                               float *col) {
+    const int K = s->C * s->k * s->k, N = s->Ho * s->Wo;
+    blas_gemm(1, 0, K, N, s->O, 1.0f, Wt, K, dy, N, 0.0f, col, N);
+    conv_col2im(s, col, dx);
+}
+
+void conv_vjp(const conv_shape *s, const float *x, const float *Wt, const float *dy, float *dW,
+              float *db, float *dx, int B, float *ws) {
+    const int K = s->C * s->k * s->k, N = s->Ho * s->Wo;
+    const long in = (long)s->C * s->H * s->W, out = (long)s->O * N;
+    for (int i = 0; i < B; i++) {
+        const float *dyi = dy + i * out;
+        if (dW) {
+            conv_im2col(s, x + i * in, ws);
+            blas_gemm(0, 1, s->O, K, N, 1.0f, dyi, N, ws, N, 1.0f, dW, K);
+        }
+        if (db) conv_bias_grad(dyi, db, s->O, N);
+        if (dx) conv_input_vjp_one(s, Wt, dyi, dx + i * in, ws);
+    }
+}
+
+/* The transpose of a [n_out x taps] block: We[j, o] = Wt[o, j]. */
+static void conv_block_transpose(const float *Wt, float *We, int n_out, int taps) {
+    for (int o = 0; o < n_out; o++)
+        for (int j = 0; j < taps; j++)
+            We[(long)j * n_out + o] = Wt[(long)o * taps + j];
+}
+
+void conv_event_weights(const conv_shape *s, const float *Wt, float *We) {
+    const int k = s->k, O = s->O;
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < s->C; c++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++)
+                    We[((long)(c * k + ky) * k + (k - 1 - kx)) * O + o] =
+                        Wt[(((long)o * s->C + c) * k + ky) * k + kx];
+}
+
+/* Fraction of non-zero entries. */
+static double conv_density(const float *sp, long count) {
+    long nnz = 0;
+    for (long i = 0; i < count; i++)
+        nnz += sp[i] != 0.0f;
+    return count > 0 ? (double)nnz / (double)count : 0.0;
+}
+
+/* y [n x hw] = bias + acc^T for the channel-last accumulator acc [hw x n]. */
+static void conv_store_acc(const float *acc, const float *b, float *y, int n, int hw) {
+    for (int o = 0; o < n; o++) {
+        float v = b ? b[o] : 0.0f;
+        float *yo = y + (long)o * hw;
+        for (int q = 0; q < hw; q++)
+            yo[q] = v + acc[(long)q * n + o];
+    }
+}
+
+/* The taps j in [0, k) of an input at position i that reach an output
+ * o = (i + pad - j) / stride in [0, n): j from *lo to *hi in steps of the
+ * stride, with (i + pad - j) divisible by it. */
+static void conv_taps(int i, int pad, int k, int stride, int n, int *lo, int *hi) {
+    int t = i + pad, l = t - stride * (n - 1);
+    if (l < 0) l = 0;
+    if ((t - l) % stride != 0) l++;
+    *lo = l;
+    *hi = t < k - 1 ? t : k - 1;
+}
+
+/* One sample of the event-driven conv: acc [Ho Wo x O] gathers, for every
+ * active input (c, yi, xi) and tap (ky, kx) that reaches an output, the
+ * kernel taps We[c,ky,k-1-kx,:] at that output (yo stride - pad + ky = yi,
+ * likewise xo). The tap ranges are worked out per input so that the inner
+ * loop is only a contiguous vector add. */
+static void conv_event_one(const conv_shape *s, const float *sp, const float *We, const float *b,
+                           float *y, float *acc) {
+    const int k = s->k, st = s->stride, p = s->pad, O = s->O, Ho = s->Ho, Wo = s->Wo;
+    const int sh = st - 1; /* division by the stride (1 or 2) as a shift */
+    memset(acc, 0, sizeof(float) * (size_t)Ho * Wo * O);
+    for (int c = 0; c < s->C; c++)
+        for (int yi = 0; yi < s->H; yi++) {
+            const float *sr = sp + ((long)c * s->H + yi) * s->W;
+            int ky0, ky1;
+            conv_taps(yi, p, k, st, Ho, &ky0, &ky1);
+            for (int xi = 0; xi < s->W; xi++) {
+                if (sr[xi] == 0.0f) continue;
+                int kx0, kx1;
+                conv_taps(xi, p, k, st, Wo, &kx0, &kx1);
+                for (int ky = ky0; ky <= ky1; ky += st) {
+                    const int yo = (yi + p - ky) >> sh;
+                    const float *wrow = We + (long)(c * k + ky) * k * O;
+                    if (st == 1) {
+                        /* Taps kx1 down to kx0 reach the adjacent outputs
+                         * xi + p - kx1 .. xi + p - kx0, and the kx-reversed
+                         * kernel row holds them in that order: one add of
+                         * (kx1 - kx0 + 1) O contiguous floats. */
+                        const long n = (long)(kx1 - kx0 + 1) * O;
+                        const float *restrict w = wrow + (long)(k - 1 - kx1) * O;
+                        float *restrict a = acc + ((long)yo * Wo + xi + p - kx1) * O;
+                        for (long j = 0; j < n; j++)
+                            a[j] += w[j];
+                        continue;
+                    }
+                    for (int kx = kx0; kx <= kx1; kx += st) {
+                        const int xo = (xi + p - kx) >> sh;
+                        const float *restrict w = wrow + (long)(k - 1 - kx) * O;
+                        float *restrict a = acc + ((long)yo * Wo + xo) * O;
+                        for (int o = 0; o < O; o++)
+                            a[o] += w[o];
+                    }
+                }
+            }
+        }
+    conv_store_acc(acc, b, y, O, Ho * Wo);
+}
+
+int conv_spike_forward(const conv_shape *s, const float *sp, const float *Wt, const float *We,
+                       const float *b, float *y, int B, float *ws, cfg_spike_product mode) {
+    const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
+    int event = mode == SPIKE_EVENT ||
+                (mode == SPIKE_AUTO && conv_density(sp, B * in) < CONV_EVENT_DENSITY);
+    if (!event) {
+        conv_forward(s, sp, Wt, b, y, B, ws);
+        return 0;
+    }
+    for (int i = 0; i < B; i++)
+        conv_event_one(s, sp + i * in, We, b, y + i * out, ws);
+    return 1;
+}
+
+static void conv_normalise(float *x, int n) {
+    float nrm = cblas_snrm2(n, x, 1);
+    /* A zero vector stays zero rather than becoming NaN (as specnorm.c). */
+    if (nrm > 1e-12f) cblas_sscal(n, 1.0f / nrm, x, 1);
+}
+
+float conv_power_iter(const conv_shape *s, const float *Wt, float *u, float *v, int iters,
+                      float *work, float *ws) {
+    const int nu = s->O * s->Ho * s->Wo, nv = s->C * s->H * s->W;
+    for (int it = 0; it < iters; it++) {
+        conv_input_vjp_one(s, Wt, u, v, ws);
+        conv_normalise(v, nv);
+        conv_forward_one(s, v, Wt, NULL, u, ws);
+        conv_normalise(u, nu);
+    }
+    conv_forward_one(s, v, Wt, NULL, work, ws);
+    return cblas_sdot(nu, u, 1, work, 1);
+}
+
+int conv_transpose_shape_init(conv_transpose_shape *t, int Cin, int Hi, int Wi, int Cout, int k,
+                              int stride, int pad, int out_pad) {
+    if (Hi <= 0 || Wi <= 0)
+        return FAIL("conv_transpose: input size %dx%d must be positive", Hi, Wi);
+    if (out_pad < 0 || out_pad >= stride)
+        return FAIL("conv_transpose: output padding %d must lie in [0, stride = %d)", out_pad,
+                    stride);
+    int Ho = (Hi - 1) * stride - 2 * pad + k + out_pad;
+    int Wo = (Wi - 1) * stride - 2 * pad + k + out_pad;
+    if (Ho <= 0 || Wo <= 0)
+        return FAIL("conv_transpose: output size %dx%d from %dx%d (k %d, stride %d, pad %d) is "
+                    "empty",
+                    Ho, Wo, Hi, Wi, k, stride, pad);
+    CHECK(conv_shape_init(&t->conv, Cout, Ho, Wo, Cin, k, stride, pad));
+    /* out_pad < stride makes the conv's output size exactly Hi x Wi. */
+    t->Cin = Cin;
+    t->Hi = Hi;
+    t->Wi = Wi;
+    t->Cout = Cout;
+    t->Ho = Ho;
+    t->Wo = Wo;
+    t->k = k;
+    t->stride = stride;
+    t->pad = pad;
+    t->out_pad = out_pad;
+    return FSNN_OK;
+}
+
+size_t conv_transpose_workspace_size(const conv_transpose_shape *t) {
+    size_t col = (size_t)t->Cout * t->k * t->k * t->Hi * t->Wi;
+    return conv_max(col, (size_t)t->Ho * t->Wo * t->Cout);
+}
+
+void conv_transpose_forward(const conv_transpose_shape *t, const float *x, const float *Wt,
+                            const float *b, float *y, int B, float *ws) {
+    const long in = (long)t->Cin * t->Hi * t->Wi, out = (long)t->Cout * t->Ho * t->Wo;
+    const int hw = t->Ho * t->Wo;
+    for (int i = 0; i < B; i++) {
+        float *yi = y + i * out;
+        conv_input_vjp_one(&t->conv, Wt, x + i * in, yi, ws);
+        if (b)
+            for (int o = 0; o < t->Cout; o++)
+                for (int q = 0; q < hw; q++)
+                    yi[(long)o * hw + q] += b[o];
+    }
+}
+
+void conv_transpose_vjp(const conv_transpose_shape *t, const float *x, const float *Wt,
+                        const float *dy, float *dW, float *db, float *dx, int B, float *ws) {
+    const conv_shape *c = &t->conv;
+    const int K = t->Cout * t->k * t->k, N = t->Hi * t->Wi;
+    const long in = (long)t->Cin * N, out = (long)t->Cout * t->Ho * t->Wo;
+    for (int i = 0; i < B; i++) {
+        const float *dyi = dy + i * out;
+        if (db) conv_bias_grad(dyi, db, t->Cout, t->Ho * t->Wo);
+        if (!dW && !dx) continue;
+        /* The conv's forward and weight-VJP share the one im2col of dy. */
+        conv_im2col(c, dyi, ws);
+        if (dW) blas_gemm(0, 1, t->Cin, K, N, 1.0f, x + i * in, N, ws, N, 1.0f, dW, K);
+        if (dx) blas_gemm(0, 0, t->Cin, N, K, 1.0f, Wt, K, ws, N, 0.0f, dx + i * in, N);
+    }
+}
+
+void conv_transpose_event_weights(const conv_transpose_shape *t, const float *Wt, float *We) {
+    const long block = (long)t->Cout * t->k * t->k;
+    for (int c = 0; c < t->Cin; c++)
+        conv_block_transpose(Wt + c * block, We + c * block, t->Cout, t->k * t->k);
+}
+
+/* One sample of the event-driven transposed conv: every active input
+ * (ci, yi, xi) adds We[ci,ky,kx,:] at output (yi stride - pad + ky, ...),
+ * for the taps that land inside the output. */
+static void conv_transpose_event_one(const conv_transpose_shape *t, const float *sp,
+                                     const float *We, const float *b, float *y, float *acc) {
+    const int k = t->k, st = t->stride, p = t->pad, Co = t->Cout, Ho = t->Ho, Wo = t->Wo;
+    memset(acc, 0, sizeof(float) * (size_t)Ho * Wo * Co);
+    for (int c = 0; c < t->Cin; c++)
+        for (int yi = 0; yi < t->Hi; yi++) {
+            const float *sr = sp + ((long)c * t->Hi + yi) * t->Wi;
+            const int oy = yi * st - p; /* output row of tap 0 */
+            const int ky0 = oy < 0 ? -oy : 0, ky1 = Ho - 1 - oy < k - 1 ? Ho - 1 - oy : k - 1;
+            for (int xi = 0; xi < t->Wi; xi++) {
+                if (sr[xi] == 0.0f) continue;
+                const int ox = xi * st - p;
+                const int kx0 = ox < 0 ? -ox : 0, kx1 = Wo - 1 - ox < k - 1 ? Wo - 1 - ox : k - 1;
+                /* Taps kx0..kx1 reach the adjacent outputs ox + kx0 ..
+                 * ox + kx1 and sit side by side in the kernel row: one add
+                 * of (kx1 - kx0 + 1) Cout contiguous floats per row. */
+                const long n = (long)(kx1 - kx0 + 1) * Co;
+                for (int ky = ky0; ky <= ky1; ky++) {
+                    const float *restrict w = We + ((long)(c * k + ky) * k + kx0) * Co;
+                    float *restrict a = acc + ((long)(oy + ky) * Wo + ox + kx0) * Co;
+                    for (long j = 0; j < n; j++)
+                        a[j] += w[j];
+                }
+            }
+        }
+    conv_store_acc(acc, b, y, Co, Ho * Wo);
+}
+
+int conv_transpose_spike_forward(const conv_transpose_shape *t, const float *sp, const float *Wt,
+                                 const float *We, const float *b, float *y, int B, float *ws,
+                                 cfg_spike_product mode) {
+    const long in = (long)t->Cin * t->Hi * t->Wi, out = (long)t->Cout * t->Ho * t->Wo;
+    int event = mode == SPIKE_EVENT ||
+                (mode == SPIKE_AUTO && conv_density(sp, B * in) < CONV_TRANSPOSE_EVENT_DENSITY);
+    if (!event) {
+        conv_transpose_forward(t, sp, Wt, b, y, B, ws);
+        return 0;
+    }
+    for (int i = 0; i < B; i++)
+        conv_transpose_event_one(t, sp + i * in, We, b, y + i * out, ws);
+    return 1;
+}
