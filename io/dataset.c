@@ -139,24 +139,31 @@ int dataset_load(cfg_dataset kind, const char *dir, long train_limit, long test_
     return rc;
 }
 
-int dataset_shape(cfg_dataset kind, int *n_in, int *classes) {
+int dataset_dims(cfg_dataset kind, int *channels, int *height, int *width, int *classes) {
     switch (kind) {
     case DATASET_FMNIST:
     case DATASET_MNIST:
-        *n_in = DATASET_SIDE * DATASET_SIDE;
+        *channels = 1, *height = *width = DATASET_SIDE;
         *classes = DATASET_CLASSES;
         return FSNN_OK;
     case DATASET_CIFAR10:
     case DATASET_CIFAR100:
-        *n_in = CIFAR_PIXELS;
+        *channels = CIFAR_CHANNELS, *height = *width = CIFAR_SIDE;
         *classes = kind == DATASET_CIFAR10 ? 10 : 100;
         return FSNN_OK;
     case DATASET_NMNIST:
-        *n_in = NMNIST_FRAME;
+        *channels = 2, *height = *width = NMNIST_SIDE;
         *classes = NMNIST_CLASSES;
         return FSNN_OK;
     }
     return FAIL("unknown data set kind %d", (int)kind);
+}
+
+int dataset_shape(cfg_dataset kind, int *n_in, int *classes) {
+    int c = 0, h = 0, w = 0;
+    CHECK(dataset_dims(kind, &c, &h, &w, classes));
+    *n_in = c * h * w;
+    return FSNN_OK;
 }
 
 const char *dataset_name(cfg_dataset kind) {

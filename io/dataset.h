@@ -51,6 +51,10 @@ int dataset_load(cfg_dataset kind, const char *dir, long train_limit, long test_
  * sizes from a configuration alone). */
 int dataset_shape(cfg_dataset kind, int *n_in, int *classes);
 
+/* The same with the input's channels, height and width (nmnist: one time
+ * step's frame, 2 x 34 x 34). */
+int dataset_dims(cfg_dataset kind, int *channels, int *height, int *width, int *classes);
+
 /* The name of `kind` in data.dataset ("fmnist", "cifar10", ...). */
 const char *dataset_name(cfg_dataset kind);
 

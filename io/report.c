@@ -9,8 +9,9 @@
 #include <sys/stat.h>
 
 #include "config.h"  // defines: config_defaults, config_load, config_override, config_resolve
-#include "dataset.h" // defines: dataset_shape
+#include "dataset.h" // defines: dataset_dims
 #include "fsutil.h"  // defines: fsutil_join, fsutil_is_file, fsutil_write_atomic
+#include "netspec.h" // defines: netspec_parse, netspec_infer
 #include "status.h"  // defines: CHECK, FAIL, XCALLOC
 
 #define REPORT_PATH_MAX 4096
@@ -598,30 +599,23 @@ static void report_cfg_from_args(report_group *g, const report_run *run) {
     status_clear(); /* unknown: the table shows "?" */
 }
 
-/* Neurons and parameters of the group's model, from the model code. They
- * depend on the data set and the hidden size only: *last remembers the
- * last group computed, so a sweep over other keys builds one model. */
-static int report_model_size(report_group *g, const report_group **last) {
+/* Neurons and parameters of the group's net, from its notation on its data
+ * set's input (netspec.h): the paper's counts, for every net the notation
+ * describes, whether or not this build trains it. */
+static int report_model_size(report_group *g) {
     g->neurons = g->params = -1;
     if (!g->have_cfg) return FSNN_OK;
-    const report_group *l = *last;
-    if (l && l->cfg.data_dataset == g->cfg.data_dataset &&
-        l->cfg.model_hidden == g->cfg.model_hidden) {
-        g->neurons = l->neurons;
-        g->params = l->params;
-        return FSNN_OK;
-    }
-    int n_in = 0, classes = 0;
-    CHECK(dataset_shape(g->cfg.data_dataset, &n_in, &classes));
-    fsnn_model *m = NULL;
-    int rc = model_create(&m, &g->cfg, n_in, classes);
-    if (rc == 0) {
-        g->neurons = model_neurons(m);
-        g->params = (long)m->n_params;
-        *last = g;
-    }
-    model_destroy(&m);
-    return rc;
+    int c = 0, h = 0, w = 0, classes = 0;
+    CHECK(dataset_dims(g->cfg.data_dataset, &c, &h, &w, &classes));
+    netspec net;
+    netspec_sizes sz;
+    netspec_error err;
+    if (netspec_parse(g->cfg.model_net, &net, &err) ||
+        netspec_infer(&net, (netspec_shape){c, h, w, 0}, classes, &sz, &err))
+        return FAIL("model.net %s", err.msg);
+    g->neurons = (long)sz.neurons;
+    g->params = (long)sz.weights;
+    return FSNN_OK;
 }
 
 /* Mean and sample standard deviation (n - 1; NAN below two values). */
@@ -712,11 +706,10 @@ int report_load(const char *sweep_dir, report **out) {
         CHECK(report_read_run(r, &r->runs[i]));
     int *members = NULL, *start = NULL;
     int rc = report_members(r, &members, &start);
-    const report_group *sized = NULL;
     for (int g = 0; g < r->n_groups && rc == 0; g++) {
         report_group *gr = &r->groups[g];
         if (!gr->have_cfg) report_cfg_from_args(gr, &r->runs[gr->first]);
-        rc = report_model_size(gr, &sized);
+        rc = report_model_size(gr);
         if (rc == 0) rc = report_aggregate(r, gr, members + start[g]);
     }
     free(members);
@@ -861,8 +854,9 @@ int report_write_markdown(const report *r, const char *title, FILE *out) {
           "at least one epoch; best = the largest final accuracy of those seeds. Firing rate: "
           "mean of the final epochs' spikes per neuron per step (training). Peak MB: the "
           "largest peak resident memory of any epoch of any seed. Epochs: finished epochs "
-          "(fewest..most over the seeds) / train.epochs. Neurons and params: the model of the "
-          "configuration (input + hidden + output neurons). docs/report.md.\n",
+          "(fewest..most over the seeds) / train.epochs. Neurons and params: the net of the "
+          "configuration as the paper counts them (input, layer and output neurons; weights "
+          "of the connections, without biases and BatchNorm). docs/report.md.\n",
           out);
     return ferror(out) ? FAIL("cannot write the Markdown table") : FSNN_OK;
 }

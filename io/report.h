@@ -72,7 +72,7 @@ typedef struct {
     int done;       /* of those, with at least one finished epoch */
     int have_cfg;   /* cfg known: from a run's config.ini, else the base config + args */
     fsnn_cfg cfg;
-    long neurons, params; /* model_neurons, n_params of cfg's model; -1 unknown */
+    long neurons, params; /* of cfg's net (netspec.h: neurons, weights); -1 unknown */
     /* over the done runs, from their final epochs; NAN when undefined
      * (no done run; std with fewer than two) */
     double acc_mean, acc_std, acc_best;
