@@ -61,9 +61,9 @@ static int ckpt_tensors(fsnn_model *m, optim *opt, ckpt_tensor *t) {
                                ti->rank,
                                {(hsize_t)ti->dims[0], (hsize_t)ti->dims[1]}};
     }
-    const hsize_t n = (hsize_t)m->n, np = (hsize_t)m->n_params;
-    t[k++] = (ckpt_tensor){"state", "bn_mean", m->bn_mean, 1, {n, 1}};
-    t[k++] = (ckpt_tensor){"state", "bn_var", m->bn_var, 1, {n, 1}};
+    const hsize_t n = (hsize_t)m->n, np = (hsize_t)m->n_params, ch = (hsize_t)m->channels;
+    t[k++] = (ckpt_tensor){"state", "bn_mean", m->bn_mean, 1, {ch, 1}};
+    t[k++] = (ckpt_tensor){"state", "bn_var", m->bn_var, 1, {ch, 1}};
     t[k++] = (ckpt_tensor){"state", "sn_u", m->sn_u, 1, {n, 1}};
     t[k++] = (ckpt_tensor){"state", "sn_v", m->sn_v, 1, {n, 1}};
     t[k++] = (ckpt_tensor){"state", "sigma", &m->sigma, 1, {1, 1}};

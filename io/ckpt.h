@@ -9,7 +9,7 @@
  *   sha256 <64 lowercase hex digits: SHA-256 of every byte after the user block>\n
  * The HDF5 part holds (readable with h5dump or h5py alone):
  *   /params/<tensor>   float32, the trainable tensors (model.h names)
- *   /state/bn_mean, bn_var, sn_u, sn_v [n], sigma [1]   float32
+ *   /state/bn_mean, bn_var [channels: n for FC], sn_u, sn_v [n], sigma [1]   float32
  *   /optim/m1 [n_params] (momentum or Adam's first moment), /optim/m2 (Adam)
  *   /run/history [epochs x METRICS_N_COLS] float64: the rows of metrics.csv;
  *            attribute "columns" names them, "units" gives their units

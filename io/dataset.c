@@ -159,6 +159,17 @@ int dataset_shape(cfg_dataset kind, int *n_in, int *classes) {
     return FAIL("unknown data set kind %d", (int)kind);
 }
 
+int dataset_input_shape(cfg_dataset kind, int *c, int *h, int *w, int *classes) {
+    int n_in = 0;
+    CHECK(dataset_shape(kind, &n_in, classes));
+    *c = kind == DATASET_NMNIST ? 2 : (kind == DATASET_CIFAR10 || kind == DATASET_CIFAR100 ? 3 : 1);
+    *h = *w = kind == DATASET_NMNIST ? 34 : (*c == 3 ? 32 : DATASET_SIDE);
+    if (*c * *h * *w != n_in)
+        return FAIL("data set kind %d: shape %dx%dx%d does not hold its %d inputs", (int)kind, *c,
+                    *h, *w, n_in);
+    return FSNN_OK;
+}
+
 const char *dataset_name(cfg_dataset kind) {
     switch (kind) {
     case DATASET_FMNIST:

@@ -51,6 +51,9 @@ int dataset_load(cfg_dataset kind, const char *dir, long train_limit, long test_
  * sizes from a configuration alone). */
 int dataset_shape(cfg_dataset kind, int *n_in, int *classes);
 
+/* The same as channels x height x width (nmnist: one frame, 2 x 34 x 34). */
+int dataset_input_shape(cfg_dataset kind, int *c, int *h, int *w, int *classes);
+
 /* The name of `kind` in data.dataset ("fmnist", "cifar10", ...). */
 const char *dataset_name(cfg_dataset kind);
 

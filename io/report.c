@@ -606,15 +606,15 @@ static int report_model_size(report_group *g, const report_group **last) {
     if (!g->have_cfg) return FSNN_OK;
     const report_group *l = *last;
     if (l && l->cfg.data_dataset == g->cfg.data_dataset &&
-        l->cfg.model_hidden == g->cfg.model_hidden) {
+        l->cfg.model_hidden == g->cfg.model_hidden && !strcmp(l->cfg.model_net, g->cfg.model_net)) {
         g->neurons = l->neurons;
         g->params = l->params;
         return FSNN_OK;
     }
-    int n_in = 0, classes = 0;
-    CHECK(dataset_shape(g->cfg.data_dataset, &n_in, &classes));
+    int c = 0, h = 0, w = 0, classes = 0;
+    CHECK(dataset_input_shape(g->cfg.data_dataset, &c, &h, &w, &classes));
     fsnn_model *m = NULL;
-    int rc = model_create(&m, &g->cfg, n_in, classes);
+    int rc = model_create(&m, &g->cfg, c, h, w, classes);
     if (rc == 0) {
         g->neurons = model_neurons(m);
         g->params = (long)m->n_params;

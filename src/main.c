@@ -282,7 +282,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
         log_info("data: %s from %s: %ld training and %ld test samples%s",
                  dataset_name(cfg.data_dataset), cfg.data_path, train.n, test.n,
                  train.augment ? "; training images randomly cropped and flipped" : "");
-        rc = model_create(&m, &cfg, train.dim, data.classes);
+        rc = model_create(&m, &cfg, train.channels, train.height, train.width, data.classes);
     }
     if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
     int resume = rc == 0 && ckpt_present(cfg.run_dir);
@@ -320,9 +320,9 @@ static int main_train(const char *config_path, int argc, char **argv) {
 
 /* A model with the sizes of cfg and an optimiser, loaded from the newest good
  * checkpoint of run_dir (eval, inspect). */
-static int main_load_model(const fsnn_cfg *cfg, const char *run_dir, int n_in, int n_out,
-                           fsnn_model **m, trainer_state *ts, char *used, size_t size) {
-    CHECK(model_create(m, cfg, n_in, n_out));
+static int main_load_model(const fsnn_cfg *cfg, const char *run_dir, const trainer_data *data,
+                           int n_out, fsnn_model **m, trainer_state *ts, char *used, size_t size) {
+    CHECK(model_create(m, cfg, data->channels, data->height, data->width, n_out));
     CHECK(optim_create(&ts->opt, cfg, (*m)->n_params));
     ckpt_data d;
     memset(&d, 0, sizeof d);
@@ -374,7 +374,7 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     trainer_data train, test;
     if (rc == 0) {
         main_data_views(&cfg, &data, &train, &test);
-        rc = main_load_model(&cfg, run_dir, test.dim, data.classes, &m, &ts, used, sizeof used);
+        rc = main_load_model(&cfg, run_dir, &test, data.classes, &m, &ts, used, sizeof used);
     }
     rc = main_agree(rc);
     trainer_epoch row;
@@ -416,7 +416,7 @@ static int main_inspect(const char *path) {
     memset(&ts, 0, sizeof ts);
     ckpt_data d;
     memset(&d, 0, sizeof d);
-    int rc = model_create(&m, &cfg, n_in, n_out);
+    int rc = model_create(&m, &cfg, 1, 1, n_in, n_out);
     if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
     d.m = m;
     d.ts = &ts;

@@ -58,7 +58,7 @@ static void dp_case(const reduce_ops *red, int deterministic, int overlap) {
     blas_set_serial(deterministic);
     fsnn_model *m = NULL;
     model_ws *ws = NULL, *ws_ref = NULL;
-    EXPECT_OK(model_create(&m, &cfg, NIN, NOUT));
+    EXPECT_OK(model_create(&m, &cfg, 1, 1, NIN, NOUT));
     cfg.parallel_overlap = 0;
     EXPECT_OK(model_ws_create(&ws_ref, m, &cfg, BG));
     cfg.parallel_overlap = overlap;

@@ -247,7 +247,7 @@ static void test_model_grad(float dropout) {
     fill_cfg(&cb, SOLVER_BROYDEN, dropout);
     fsnn_model *m = NULL;
     model_ws *wse = NULL, *wsb = NULL;
-    EXPECT_OK(model_create(&m, &ce, MIN, MOUT));
+    EXPECT_OK(model_create(&m, &ce, 1, 1, MIN, MOUT));
     EXPECT_OK(model_ws_create(&wse, m, &ce, MB));
     EXPECT_OK(model_ws_create(&wsb, m, &cb, MB));
     if (!m || !wse || !wsb) return;
