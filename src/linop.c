@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"      // defines: blas_gemm
-#include "fc.h"        // defines: fc_forward
-#include "neuron.h"    // defines: neuron_spike_product, NEURON_EVENT_DENSITY
-#include "specnorm.h"  // defines: specnorm_power, specnorm_vjp
-#include "status.h"    // defines: FAIL
+#include "blas.h"     // defines: blas_gemm
+#include "fc.h"       // defines: fc_forward
+#include "neuron.h"   // defines: neuron_spike_product, NEURON_EVENT_DENSITY
+#include "specnorm.h" // defines: specnorm_power, specnorm_vjp
+#include "status.h"   // defines: FAIL
 
 void linop_fc(linop *op, int in, int out) {
     memset(op, 0, sizeof *op);
@@ -49,8 +49,8 @@ size_t linop_event_size(const linop *op) {
     return linop_weights(op);
 }
 
-void linop_forward(const linop *op, const float *W, const float *b, const float *x, float *y,
-                   int B, float *ws) {
+void linop_forward(const linop *op, const float *W, const float *b, const float *x, float *y, int B,
+                   float *ws) {
     if (op->kind == LINOP_CONV)
         conv_forward(&op->conv, x, W, b, y, B, ws);
     else if (b)
@@ -76,12 +76,14 @@ double linop_event_density(const linop *op) {
 void linop_spike(const linop *op, const float *W, const float *We, const float *s, float *cur,
                  int *idx, int B, int event, float *ws) {
     if (op->kind == LINOP_CONV)
-        conv_spike_forward(&op->conv, s, W, We, NULL, cur, B, ws, event ? SPIKE_EVENT : SPIKE_DENSE);
+        conv_spike_forward(&op->conv, s, W, We, NULL, cur, B, ws,
+                           event ? SPIKE_EVENT : SPIKE_DENSE);
     else /* the feedback map is square */
         neuron_spike_product(s, W, We, cur, idx, B, op->out, event);
 }
 
-void linop_transpose(const linop *op, const float *W, const float *dy, float *dx, int B, float *ws) {
+void linop_transpose(const linop *op, const float *W, const float *dy, float *dx, int B,
+                     float *ws) {
     if (op->kind == LINOP_CONV)
         conv_vjp(&op->conv, NULL, W, dy, NULL, NULL, dx, B, ws);
     else

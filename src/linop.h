@@ -27,10 +27,10 @@ typedef enum { LINOP_FC = 0, LINOP_CONV } linop_kind;
 
 typedef struct {
     linop_kind kind;
-    int in, out;    /* values per sample */
-    int rows, cols; /* the weight as [rows x cols] */
-    int channels;   /* output channels (FC: out) */
-    int hw;         /* output positions per channel (FC: 1) */
+    int in, out;     /* values per sample */
+    int rows, cols;  /* the weight as [rows x cols] */
+    int channels;    /* output channels (FC: out) */
+    int hw;          /* output positions per channel (FC: 1) */
     conv_shape conv; /* CONV only */
 } linop;
 
@@ -50,8 +50,8 @@ size_t linop_event_size(const linop *op);
 size_t linop_weights(const linop *op);
 
 /* y [B x out] = op(x [B x in]) + b; b [channels] may be NULL. */
-void linop_forward(const linop *op, const float *W, const float *b, const float *x, float *y,
-                   int B, float *ws);
+void linop_forward(const linop *op, const float *W, const float *b, const float *x, float *y, int B,
+                   float *ws);
 
 /* The weights of the event path of linop_spike: FC W^T, conv
  * conv_event_weights. We [linop_event_size]. */

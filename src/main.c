@@ -18,7 +18,7 @@
 
 #include "blas.h"    // defines: blas_set_threads
 #include "ckpt.h"    // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
-#include "cmd.h"     // defines: cmd_sweep, cmd_report, cmd_model
+#include "cmd.h"     // defines: cmd_sweep, cmd_report, cmd_model, cmd_model_summary
 #include "config.h"  // defines: config_load, config_override, config_write, config_help
 #include "cpuinfo.h" // defines: cpuinfo_report_blas
 #include "dataset.h" // defines: dataset_load
@@ -26,6 +26,7 @@
 #include "log.h"     // defines: log_info, log_error
 #include "metrics.h" // defines: metrics_create, metrics_append
 #include "model.h"   // defines: fsnn_model
+#include "netspec.h" // defines: netspec_parse, netspec_infer
 #include "par.h"     // defines: par_init, par_finalize, par_all_ok
 #include "reducer.h" // defines: reducer_world
 #include "report.h"  // defines: report_write_trace
@@ -244,11 +245,22 @@ static int main_resume(main_run *run, fsnn_model *m, trainer_state *ts) {
     return rc;
 }
 
-static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m) {
-    log_info("model: %d-%d (F%d) %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters; "
-             "adjoint solver %s (at most %d iterations)",
-             m->n_in, m->n, m->n, m->leak == 1.0f ? "IF" : "LIF", m->T, m->vth, m->leak,
-             model_neurons(m), m->n_params, solver_name(cfg->solver_kind), cfg->solver_max_iters);
+/* The net's layers, shapes and sizes (as `fsnn model` prints them) and the
+ * neuron and solver settings; rank 0 prints. */
+static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m, int rank) {
+    netspec net;
+    netspec_sizes sz;
+    netspec_error err;
+    if (rank == 0 && !netspec_parse(cfg->model_net, &net, &err) &&
+        !netspec_infer(&net, (netspec_shape){m->in_c, m->in_h, m->in_w, 0}, m->n_out, &sz, &err)) {
+        cmd_model_summary(stdout, &net, &sz);
+        fflush(stdout);
+    }
+    log_info("model: %s on %dx%dx%d, %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters "
+             "(BatchNorm and g included); adjoint solver %s (at most %d iterations)",
+             cfg->model_net, m->in_c, m->in_h, m->in_w, m->leak == 1.0f ? "IF" : "LIF", m->T,
+             m->vth, m->leak, model_neurons(m), m->n_params, solver_name(cfg->solver_kind),
+             cfg->solver_max_iters);
 }
 
 /* Everything that can be checked (config, data, model) is checked before the
@@ -294,7 +306,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
     }
     rc = main_agree(rc);
     if (rc == 0) {
-        main_log_model(&cfg, m);
+        main_log_model(&cfg, m, red.rank);
         if (red.size > 1)
             log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)", red.size,
                      cfg.parallel_deterministic ? "deterministic" : "fast",

@@ -334,7 +334,7 @@ void model_ws_destroy(model_ws **pw) {
     if (!w) return;
     float *bufs[] = {w->h,   w->xhat,   w->bny, w->x1,     w->dropx,   w->drops, w->a,    w->u,
                      w->s,   w->cur,    w->f,   w->mv,     w->jac,     w->ga,    w->beta, w->dx1,
-                     w->tmp, w->invstd, w->res, w->logits, w->dlogits, w->gsum, w->opws};
+                     w->tmp, w->invstd, w->res, w->logits, w->dlogits, w->gsum,  w->opws};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(w->idx);
@@ -526,8 +526,8 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
 #pragma omp parallel for schedule(dynamic, 1)
         for (int g = 0; g < groups; g++) {
             const int r0 = ws->group_off[g];
-            linop_forward(&m->in_op, m->p.F, m->p.Fb, x + (long)r0 * m->n_in,
-                          ws->h + (long)r0 * n, len[g], ws->opws + (size_t)g * ws->ws_len);
+            linop_forward(&m->in_op, m->p.F, m->p.Fb, x + (long)r0 * m->n_in, ws->h + (long)r0 * n,
+                          len[g], ws->opws + (size_t)g * ws->ws_len);
         }
     }
     const int C = m->channels, hw = m->hw;

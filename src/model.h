@@ -67,11 +67,11 @@ typedef struct {
     float *sn_u, *sn_v;      /* [n] power-iteration vectors */
     float sigma;             /* last estimate of sigma(V) */
     /* derived from V and g before each forward */
-    float *W;    /* as V */
-    float *Wt;   /* the event path's weights (linop_event_weights; FC: W^T) */
-    float *gW;   /* as V: dL/dW before the restriction's VJP */
-    float *work; /* [n] */
-    float *opws; /* linop work buffer of the power iteration and its VJP */
+    float *W;      /* as V */
+    float *Wt;     /* the event path's weights (linop_event_weights; FC: W^T) */
+    float *gW;     /* as V: dL/dW before the restriction's VJP */
+    float *work;   /* [n] */
+    float *opws;   /* linop work buffer of the power iteration and its VJP */
     float *sn_tmp; /* as V: the restriction's VJP (conv) */
 } fsnn_model;
 

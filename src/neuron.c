@@ -102,8 +102,7 @@ void neuron_simulate_product(const neuron_dims *d, const float *x1, const neuron
     if (step) step(ctx, 1, a);
     for (int t = 2; t <= d->T; t++) {
         double density = (double)spikes / (double)count;
-        int event =
-            d->mode == SPIKE_EVENT || (d->mode == SPIKE_AUTO && density < p->event_density);
+        int event = d->mode == SPIKE_EVENT || (d->mode == SPIKE_AUTO && density < p->event_density);
         if (spikes == 0) {
             memset(cur, 0, sizeof(float) * (size_t)count);
         } else {
