@@ -727,6 +727,27 @@ int ckpt_load_latest(const char *dir, ckpt_data *d, char *used, size_t size) {
     return FAIL("%s holds no checkpoint", dir);
 }
 
+int ckpt_config(const char *path, char **text, long *n_params) {
+    ckpt_file cf;
+    CHECK(ckpt_open(path, &cf));
+    int64_t np = 0;
+    *text = NULL;
+    int rc = ckpt_get_i64(&cf, "n_params", &np);
+    if (rc == 0) rc = ckpt_get_str(&cf, "config", text);
+    size_t file_size = cf.size;
+    ckpt_close(&cf);
+    if (rc == 0 && (np < 1 || (unsigned long long)np * sizeof(float) > file_size))
+        rc = FAIL("%s: attribute 'n_params' is %lld; the file of %zu bytes cannot hold them", path,
+                  (long long)np, file_size);
+    if (rc != 0) {
+        free(*text);
+        *text = NULL;
+        return rc;
+    }
+    *n_params = (long)np;
+    return FSNN_OK;
+}
+
 int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim *optimizer) {
     ckpt_file cf;
     CHECK(ckpt_open(path, &cf));

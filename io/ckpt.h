@@ -85,6 +85,13 @@ void ckpt_data_free(ckpt_data *d);
  * allocate much more than the file's size. */
 int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim *optimizer);
 
+/* The resolved configuration text stored in a checkpoint (*text allocated,
+ * the caller frees it) and its n_params attribute, which must be 1..the
+ * floats the file can hold: a conv net's model is made from its
+ * configuration, and the caller compares the net's size with n_params
+ * before creating it. Verifies the header and digest as ckpt_read does. */
+int ckpt_config(const char *path, char **text, long *n_params);
+
 /* Fills in the header of `path`, an HDF5 file created with a user block of
  * CKPT_HEADER_SIZE bytes: the file's length and the SHA-256 of all bytes
  * after the user block. Does not fsync (ckpt_write does). ckpt_write seals

@@ -417,18 +417,64 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
 
 /* Prints what a checkpoint holds, ending with the line "weights_sha256
  * <hex>" (ckpt_weights_sha256), which tests and users compare across runs. */
+/* The stored configuration of a checkpoint when it names a conv net (its
+ * model comes from the net and the data set's shape); 0 with *conv = 0 for
+ * an FC net or a file whose configuration cannot be read, which ckpt_sizes
+ * then reads or rejects with its own message. */
+static int main_inspect_conv(const char *path, fsnn_cfg *cfg, int *conv) {
+    char *text = NULL;
+    long np = 0;
+    *conv = 0;
+    if (ckpt_config(path, &text, &np) != 0) {
+        status_clear();
+        return FSNN_OK;
+    }
+    int rc = config_load_string(path, text, cfg);
+    free(text);
+    if (rc == 0) rc = config_resolve(path, cfg);
+    if (rc != 0 || cfg->model_hidden > 0) {
+        status_clear();
+        return FSNN_OK;
+    }
+    int c, h, w, classes;
+    CHECK(dataset_input_shape(cfg->data_dataset, &c, &h, &w, &classes));
+    netspec net;
+    netspec_sizes sz;
+    netspec_error err;
+    if (netspec_parse(cfg->model_net, &net, &err) ||
+        netspec_infer(&net, (netspec_shape){c, h, w, 0}, classes, &sz, &err))
+        return FAIL("%s: stored model.net: %s", path, err.msg);
+    /* The weights are in the file: a net larger than it is not this file's. */
+    if (sz.params > np)
+        return FAIL("%s: the stored net '%s' has %lld parameters, the file %ld", path,
+                    cfg->model_net, (long long)sz.params, np);
+    *conv = 1;
+    return FSNN_OK;
+}
+
 static int main_inspect(const char *path) {
-    int n_in = 0, n = 0, n_out = 0;
+    int n_in = 0, n = 0, n_out = 0, conv = 0, c = 1, h = 1, w = 1;
     fsnn_cfg cfg;
     config_defaults(&cfg);
-    CHECK(ckpt_sizes(path, &n_in, &n, &n_out, &cfg.train_optimizer));
-    cfg.model_hidden = n;
+    CHECK(main_inspect_conv(path, &cfg, &conv));
+    if (conv) {
+        CHECK(dataset_input_shape(cfg.data_dataset, &c, &h, &w, &n_out));
+    } else {
+        config_defaults(&cfg);
+        CHECK(ckpt_sizes(path, &n_in, &n, &n_out, &cfg.train_optimizer));
+        cfg.model_hidden = n;
+        w = n_in;
+    }
     fsnn_model *m = NULL;
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
     ckpt_data d;
     memset(&d, 0, sizeof d);
-    int rc = model_create(&m, &cfg, 1, 1, n_in, n_out);
+    int rc = model_create(&m, &cfg, c, h, w, n_out);
+    if (rc == 0) {
+        n_in = m->n_in;
+        n = m->n;
+    }
     if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
     d.m = m;
     d.ts = &ts;
@@ -441,8 +487,15 @@ static int main_inspect(const char *path) {
                "%ld skipped; written by %d rank%s\n",
                path, ts.epoch, ts.step, ts.iter, ts.bad_steps, d.world_size,
                d.world_size == 1 ? "" : "s");
-        printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n", n_in,
-               n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd", ts.opt->step);
+        if (conv)
+            printf("  model %s on %dx%dx%d (%d neurons) -> %d classes, %zu parameters; optimizer "
+                   "%s (step %ld)\n",
+                   cfg.model_net, c, h, w, n, n_out, m->n_params,
+                   ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd", ts.opt->step);
+        else
+            printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n",
+                   n_in, n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd",
+                   ts.opt->step);
         for (int i = 0; i < MODEL_N_TENSORS; i++) {
             const model_tensor_info *ti = &m->info[i];
             double ss = 0.0, mx = 0.0;
