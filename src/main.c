@@ -256,11 +256,15 @@ static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m, int rank) {
         cmd_model_summary(stdout, &net, &sz);
         fflush(stdout);
     }
-    log_info("model: %s on %dx%dx%d, %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters "
-             "(BatchNorm and g included); adjoint solver %s (at most %d iterations)",
-             cfg->model_net, m->in_c, m->in_h, m->in_w, m->leak == 1.0f ? "IF" : "LIF", m->T,
-             m->vth, m->leak, model_neurons(m), m->n_params, solver_name(cfg->solver_kind),
-             cfg->solver_max_iters);
+    char name[CFG_NET_MAX + 64];
+    if (m->fb_op.kind == LINOP_FC)
+        snprintf(name, sizeof name, "%d-%d (F%d)", m->n_in, m->n, m->n);
+    else
+        snprintf(name, sizeof name, "%s on %dx%dx%d", cfg->model_net, m->in_c, m->in_h, m->in_w);
+    log_info("model: %s %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters; adjoint solver "
+             "%s (at most %d iterations)",
+             name, m->leak == 1.0f ? "IF" : "LIF", m->T, m->vth, m->leak, model_neurons(m),
+             m->n_params, solver_name(cfg->solver_kind), cfg->solver_max_iters);
 }
 
 /* Everything that can be checked (config, data, model) is checked before the
