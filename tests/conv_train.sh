@@ -5,6 +5,7 @@
 # chance (10%) on 200 test samples, and write 2 metrics.csv rows; 2 ranks
 # (deterministic mode) must end with the same weights_sha256 as 1 rank;
 # `fsnn inspect` loads the conv checkpoint (tensor shapes [C_out x Cin k k]);
+# `fsnn eval` reproduces the last test accuracy from it;
 # a run stopped after epoch 1 and resumed for epoch 2 ends with the same
 # weights as the straight run.
 #   conv_train.sh FSNN MPIEXEC REPO
@@ -54,6 +55,11 @@ check '[ "$rc" -eq 0 ]' "fsnn inspect exited $rc: $(tail -n 3 "$dir/inspect")"
 check 'grep -Eq "input.weight +\[8 x 25\]" "$dir/inspect" && grep -Eq "feedback.V +\[8 x 200\]" "$dir/inspect"' \
     "inspect shapes: $(grep -E 'weight|V ' "$dir/inspect")"
 ref=$(sha "$dir/run")
+"$fsnn" eval "$dir/run" run.threads=1 >"$dir/eval" 2>&1
+rc=$?
+eacc=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' "$dir/eval" | head -n 1)
+check '[ "$rc" -eq 0 ] && [ -n "$acc" ] && [ "$eacc" = "$(printf %.2f "$acc")" ]' \
+    "fsnn eval (exit $rc) gives ${eacc:-none}%, training ${acc:-none}%"
 
 train "$dir/run2" 2 "$mpiexec" -np 2 --oversubscribe -- run.threads=1 >"$dir/log2" 2>&1
 rc=$?
