@@ -61,9 +61,9 @@ static int ckpt_tensors(fsnn_model *m, optim *opt, ckpt_tensor *t) {
                                ti->rank,
                                {(hsize_t)ti->dims[0], (hsize_t)ti->dims[1]}};
     }
-    const hsize_t n = (hsize_t)m->n, np = (hsize_t)m->n_params;
-    t[k++] = (ckpt_tensor){"state", "bn_mean", m->bn_mean, 1, {n, 1}};
-    t[k++] = (ckpt_tensor){"state", "bn_var", m->bn_var, 1, {n, 1}};
+    const hsize_t n = (hsize_t)m->n, np = (hsize_t)m->n_params, ch = (hsize_t)m->channels;
+    t[k++] = (ckpt_tensor){"state", "bn_mean", m->bn_mean, 1, {ch, 1}};
+    t[k++] = (ckpt_tensor){"state", "bn_var", m->bn_var, 1, {ch, 1}};
     t[k++] = (ckpt_tensor){"state", "sn_u", m->sn_u, 1, {n, 1}};
     t[k++] = (ckpt_tensor){"state", "sn_v", m->sn_v, 1, {n, 1}};
     t[k++] = (ckpt_tensor){"state", "sigma", &m->sigma, 1, {1, 1}};
@@ -725,6 +725,27 @@ int ckpt_load_latest(const char *dir, ckpt_data *d, char *used, size_t size) {
     ckpt_data_free(d);
     if (first_error[0]) return FAIL("no usable checkpoint in %s: %s", dir, first_error);
     return FAIL("%s holds no checkpoint", dir);
+}
+
+int ckpt_config(const char *path, char **text, long *n_params) {
+    ckpt_file cf;
+    CHECK(ckpt_open(path, &cf));
+    int64_t np = 0;
+    *text = NULL;
+    int rc = ckpt_get_i64(&cf, "n_params", &np);
+    if (rc == 0) rc = ckpt_get_str(&cf, "config", text);
+    size_t file_size = cf.size;
+    ckpt_close(&cf);
+    if (rc == 0 && (np < 1 || (unsigned long long)np * sizeof(float) > file_size))
+        rc = FAIL("%s: attribute 'n_params' is %lld; the file of %zu bytes cannot hold them", path,
+                  (long long)np, file_size);
+    if (rc != 0) {
+        free(*text);
+        *text = NULL;
+        return rc;
+    }
+    *n_params = (long)np;
+    return FSNN_OK;
 }
 
 int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim *optimizer) {

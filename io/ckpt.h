@@ -9,7 +9,7 @@
  *   sha256 <64 lowercase hex digits: SHA-256 of every byte after the user block>\n
  * The HDF5 part holds (readable with h5dump or h5py alone):
  *   /params/<tensor>   float32, the trainable tensors (model.h names)
- *   /state/bn_mean, bn_var, sn_u, sn_v [n], sigma [1]   float32
+ *   /state/bn_mean, bn_var [channels: n for FC], sn_u, sn_v [n], sigma [1]   float32
  *   /optim/m1 [n_params] (momentum or Adam's first moment), /optim/m2 (Adam)
  *   /run/history [epochs x METRICS_N_COLS] float64: the rows of metrics.csv;
  *            attribute "columns" names them, "units" gives their units
@@ -84,6 +84,13 @@ void ckpt_data_free(ckpt_data *d);
  * could not fit in the file, so a hostile file cannot make the caller
  * allocate much more than the file's size. */
 int ckpt_sizes(const char *path, int *n_in, int *n_hidden, int *n_out, cfg_optim *optimizer);
+
+/* The resolved configuration text stored in a checkpoint (*text allocated,
+ * the caller frees it) and its n_params attribute, which must be 1..the
+ * floats the file can hold: a conv net's model is made from its
+ * configuration, and the caller compares the net's size with n_params
+ * before creating it. Verifies the header and digest as ckpt_read does. */
+int ckpt_config(const char *path, char **text, long *n_params);
 
 /* Fills in the header of `path`, an HDF5 file created with a user block of
  * CKPT_HEADER_SIZE bytes: the file's length and the SHA-256 of all bytes

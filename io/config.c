@@ -495,9 +495,9 @@ static int config_check_string(const config_opt *o, const char *value, char *why
 }
 
 /* Parses model.net (src/netspec.h: the grammar, its limits and messages).
- * *hidden = N for a net "N (FN)", the one this build trains; 0 for any
- * other valid net, which loads (for `fsnn model` and other engines) but
- * model_create refuses. */
+ * *hidden = N for a net "N (FN)"; 0 for any other valid net, which loads
+ * (for `fsnn model` and sweeps) and which model_create builds from model.net
+ * (one conv layer with a conv feedback) or refuses. */
 static int config_net_parse(const char *net, int *hidden, char *why, size_t size) {
     netspec spec;
     netspec_error err;

@@ -4,6 +4,10 @@
 #ifndef FSNN_CMD_H
 #define FSNN_CMD_H
 
+#include <stdio.h>
+
+#include "netspec.h"
+
 /* fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]
  * fsnn sweep status SWEEP_DIR
  * Runs as one process without MPI (docs/sweeps.md). */
@@ -20,5 +24,10 @@ int cmd_report(int argc, char **argv);
  * paper's notation (src/netspec.h), with the totals exact and in the
  * paper's short form. One process, no MPI. */
 int cmd_model(int argc, char **argv);
+
+/* What `fsnn model` prints for a parsed and inferred net: one row per layer
+ * (token, kind, output shape, neurons, weights, params) and the totals;
+ * `fsnn train` prints it at start. */
+void cmd_model_summary(FILE *out, const netspec *net, const netspec_sizes *s);
 
 #endif

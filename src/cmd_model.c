@@ -181,44 +181,45 @@ static void cmd_model_kind(const char *prefix, const netspec_layer *l, char *buf
     }
 }
 
-static void cmd_model_row(const char *index, const char *token, const char *kind,
+static void cmd_model_row(FILE *out, const char *index, const char *token, const char *kind,
                           const netspec_size *sz) {
     char shape[48], neurons[24];
     netspec_shape_format(sz->out, shape, sizeof shape);
     snprintf(neurons, sizeof neurons, "%lld", (long long)sz->neurons);
-    printf("%-3s %-10s %-24s %-12s %10s %12lld %12lld\n", index, token, kind, shape,
-           sz->neurons ? neurons : "-", (long long)sz->weights,
-           (long long)(sz->weights + sz->biases));
+    fprintf(out, "%-3s %-10s %-24s %-12s %10s %12lld %12lld\n", index, token, kind, shape,
+            sz->neurons ? neurons : "-", (long long)sz->weights,
+            (long long)(sz->weights + sz->biases));
 }
 
-static void cmd_model_print(const netspec *net, const netspec_sizes *s) {
+void cmd_model_summary(FILE *out, const netspec *net, const netspec_sizes *s) {
     char in[48], index[16], token[48], kind[48], k[16], total[24];
     netspec_shape_format(s->input, in, sizeof in);
-    printf("net '%s' on %s inputs, %d classes\n\n", net->text, in, s->classes);
-    printf("%-3s %-10s %-24s %-12s %10s %12s %12s\n", "#", "token", "kind", "output", "neurons",
-           "weights", "params");
+    fprintf(out, "net '%s' on %s inputs, %d classes\n\n", net->text, in, s->classes);
+    fprintf(out, "%-3s %-10s %-24s %-12s %10s %12s %12s\n", "#", "token", "kind", "output",
+            "neurons", "weights", "params");
     netspec_size input = {.out = s->input,
                           .neurons = (int64_t)s->input.c * s->input.h * s->input.w};
-    cmd_model_row("", "input", "input", &input);
+    cmd_model_row(out, "", "input", "input", &input);
     for (int i = 0; i < net->n_layers; i++) {
         snprintf(index, sizeof index, "%d", i + 1);
         netspec_token(net, &net->layer[i], token, sizeof token);
         cmd_model_kind("", &net->layer[i], kind, sizeof kind);
-        cmd_model_row(index, token, kind, &s->layer[i]);
+        cmd_model_row(out, index, token, kind, &s->layer[i]);
     }
     netspec_token(net, &net->feedback, token, sizeof token);
     cmd_model_kind("feedback ", &net->feedback, kind, sizeof kind);
-    cmd_model_row("F", token, kind, &s->feedback);
+    cmd_model_row(out, "F", token, kind, &s->feedback);
     snprintf(k, sizeof k, "%d", s->classes);
-    cmd_model_row("R", k, "readout fc", &s->readout);
-    printf("\n");
+    cmd_model_row(out, "R", k, "readout fc", &s->readout);
+    fprintf(out, "\n");
     netspec_short(s->neurons, total, sizeof total);
-    printf("neurons  %12lld  %s\n", (long long)s->neurons, total);
+    fprintf(out, "neurons  %12lld  %s\n", (long long)s->neurons, total);
     netspec_short(s->weights, total, sizeof total);
-    printf("weights  %12lld  %s   (the paper's parameter figure)\n", (long long)s->weights, total);
+    fprintf(out, "weights  %12lld  %s   (the paper's parameter figure)\n", (long long)s->weights,
+            total);
     netspec_short(s->params, total, sizeof total);
-    printf("params   %12lld  %s   (weights and biases; no BatchNorm)\n", (long long)s->params,
-           total);
+    fprintf(out, "params   %12lld  %s   (weights and biases; no BatchNorm)\n", (long long)s->params,
+            total);
 }
 
 int cmd_model(int argc, char **argv) {
@@ -236,6 +237,6 @@ int cmd_model(int argc, char **argv) {
         log_error("%s%smodel.net %s", a.config ? a.config : "", a.config ? ": " : "", err.msg);
         return 1;
     }
-    cmd_model_print(&net, &sizes);
+    cmd_model_summary(stdout, &net, &sizes);
     return 0;
 }

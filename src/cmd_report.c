@@ -121,7 +121,7 @@ static int cmd_report_trace(const char *run_dir, long samples, model_trace **tr)
     if (rc == 0) rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
     if (rc == 0) {
         const dataset_split *s = &data.test;
-        rc = model_create(&m, &cfg, s->channels * s->height * s->width, data.classes);
+        rc = model_create(&m, &cfg, s->channels, s->height, s->width, data.classes);
     }
     if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
     if (rc == 0) {

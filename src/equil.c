@@ -8,6 +8,11 @@
 void equil_eval(const float *a, const float *x1, const float *W, const float *drop, int B, int n,
                 float vth, float *f, float *mv, float *jac, float *res) {
     blas_gemm(0, 1, B, n, n, 1.0f, a, n, W, n, 0.0f, f, n);
+    equil_clamp(a, x1, drop, B, n, vth, f, mv, jac, res);
+}
+
+void equil_clamp(const float *a, const float *x1, const float *drop, int B, int n, float vth,
+                 float *f, float *mv, float *jac, float *res) {
     const float inv = 1.0f / vth;
 #pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {

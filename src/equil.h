@@ -15,6 +15,11 @@
 void equil_eval(const float *a, const float *x1, const float *W, const float *drop, int B, int n,
                 float vth, float *f, float *mv, float *jac, float *res);
 
+/* The rest of equil_eval once f holds W a (any linear map, linop.h): f is
+ * overwritten with f(a); mv, jac and res as equil_eval. */
+void equil_clamp(const float *a, const float *x1, const float *drop, int B, int n, float vth,
+                 float *f, float *mv, float *jac, float *res);
+
 /* out[r] = J^T v[r] = W^T (jac[rows[r]] ⊙ v[r]) for r < nrows; v and out are
  * compact [nrows x n]; tmp [nrows x n] is borrowed. */
 void equil_jt(const float *W, const float *jac, const int *rows, int nrows, int n, const float *v,

@@ -18,7 +18,7 @@
 
 #include "blas.h"    // defines: blas_set_threads
 #include "ckpt.h"    // defines: ckpt_write, ckpt_load_latest, ckpt_weights_sha256
-#include "cmd.h"     // defines: cmd_sweep, cmd_report, cmd_model
+#include "cmd.h"     // defines: cmd_sweep, cmd_report, cmd_model, cmd_model_summary
 #include "config.h"  // defines: config_load, config_override, config_write, config_help
 #include "cpuinfo.h" // defines: cpuinfo_report_blas
 #include "dataset.h" // defines: dataset_load
@@ -26,6 +26,7 @@
 #include "log.h"     // defines: log_info, log_error
 #include "metrics.h" // defines: metrics_create, metrics_append
 #include "model.h"   // defines: fsnn_model
+#include "netspec.h" // defines: netspec_parse, netspec_infer
 #include "par.h"     // defines: par_init, par_finalize, par_all_ok
 #include "reducer.h" // defines: reducer_world
 #include "report.h"  // defines: report_write_trace
@@ -244,11 +245,26 @@ static int main_resume(main_run *run, fsnn_model *m, trainer_state *ts) {
     return rc;
 }
 
-static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m) {
-    log_info("model: %d-%d (F%d) %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters; "
-             "adjoint solver %s (at most %d iterations)",
-             m->n_in, m->n, m->n, m->leak == 1.0f ? "IF" : "LIF", m->T, m->vth, m->leak,
-             model_neurons(m), m->n_params, solver_name(cfg->solver_kind), cfg->solver_max_iters);
+/* The net's layers, shapes and sizes (as `fsnn model` prints them) and the
+ * neuron and solver settings; rank 0 prints. */
+static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m, int rank) {
+    netspec net;
+    netspec_sizes sz;
+    netspec_error err;
+    if (rank == 0 && !netspec_parse(cfg->model_net, &net, &err) &&
+        !netspec_infer(&net, (netspec_shape){m->in_c, m->in_h, m->in_w, 0}, m->n_out, &sz, &err)) {
+        cmd_model_summary(stdout, &net, &sz);
+        fflush(stdout);
+    }
+    char name[CFG_NET_MAX + 64];
+    if (m->fb_op.kind == LINOP_FC)
+        snprintf(name, sizeof name, "%d-%d (F%d)", m->n_in, m->n, m->n);
+    else
+        snprintf(name, sizeof name, "%s on %dx%dx%d", cfg->model_net, m->in_c, m->in_h, m->in_w);
+    log_info("model: %s %s, T=%d, V_th=%g, lambda=%g: %ld neurons, %zu parameters; adjoint solver "
+             "%s (at most %d iterations)",
+             name, m->leak == 1.0f ? "IF" : "LIF", m->T, m->vth, m->leak, model_neurons(m),
+             m->n_params, solver_name(cfg->solver_kind), cfg->solver_max_iters);
 }
 
 /* Everything that can be checked (config, data, model) is checked before the
@@ -282,7 +298,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
         log_info("data: %s from %s: %ld training and %ld test samples%s",
                  dataset_name(cfg.data_dataset), cfg.data_path, train.n, test.n,
                  train.augment ? "; training images randomly cropped and flipped" : "");
-        rc = model_create(&m, &cfg, train.dim, data.classes);
+        rc = model_create(&m, &cfg, train.channels, train.height, train.width, data.classes);
     }
     if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
     int resume = rc == 0 && ckpt_present(cfg.run_dir);
@@ -294,7 +310,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
     }
     rc = main_agree(rc);
     if (rc == 0) {
-        main_log_model(&cfg, m);
+        main_log_model(&cfg, m, red.rank);
         if (red.size > 1)
             log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)", red.size,
                      cfg.parallel_deterministic ? "deterministic" : "fast",
@@ -320,9 +336,9 @@ static int main_train(const char *config_path, int argc, char **argv) {
 
 /* A model with the sizes of cfg and an optimiser, loaded from the newest good
  * checkpoint of run_dir (eval, inspect). */
-static int main_load_model(const fsnn_cfg *cfg, const char *run_dir, int n_in, int n_out,
-                           fsnn_model **m, trainer_state *ts, char *used, size_t size) {
-    CHECK(model_create(m, cfg, n_in, n_out));
+static int main_load_model(const fsnn_cfg *cfg, const char *run_dir, const trainer_data *data,
+                           int n_out, fsnn_model **m, trainer_state *ts, char *used, size_t size) {
+    CHECK(model_create(m, cfg, data->channels, data->height, data->width, n_out));
     CHECK(optim_create(&ts->opt, cfg, (*m)->n_params));
     ckpt_data d;
     memset(&d, 0, sizeof d);
@@ -374,7 +390,7 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     trainer_data train, test;
     if (rc == 0) {
         main_data_views(&cfg, &data, &train, &test);
-        rc = main_load_model(&cfg, run_dir, test.dim, data.classes, &m, &ts, used, sizeof used);
+        rc = main_load_model(&cfg, run_dir, &test, data.classes, &m, &ts, used, sizeof used);
     }
     rc = main_agree(rc);
     trainer_epoch row;
@@ -405,18 +421,64 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
 
 /* Prints what a checkpoint holds, ending with the line "weights_sha256
  * <hex>" (ckpt_weights_sha256), which tests and users compare across runs. */
+/* The stored configuration of a checkpoint when it names a conv net (its
+ * model comes from the net and the data set's shape); 0 with *conv = 0 for
+ * an FC net or a file whose configuration cannot be read, which ckpt_sizes
+ * then reads or rejects with its own message. */
+static int main_inspect_conv(const char *path, fsnn_cfg *cfg, int *conv) {
+    char *text = NULL;
+    long np = 0;
+    *conv = 0;
+    if (ckpt_config(path, &text, &np) != 0) {
+        status_clear();
+        return FSNN_OK;
+    }
+    int rc = config_load_string(path, text, cfg);
+    free(text);
+    if (rc == 0) rc = config_resolve(path, cfg);
+    if (rc != 0 || cfg->model_hidden > 0) {
+        status_clear();
+        return FSNN_OK;
+    }
+    int c, h, w, classes;
+    CHECK(dataset_dims(cfg->data_dataset, &c, &h, &w, &classes));
+    netspec net;
+    netspec_sizes sz;
+    netspec_error err;
+    if (netspec_parse(cfg->model_net, &net, &err) ||
+        netspec_infer(&net, (netspec_shape){c, h, w, 0}, classes, &sz, &err))
+        return FAIL("%s: stored model.net: %s", path, err.msg);
+    /* The weights are in the file: a net larger than it is not this file's. */
+    if (sz.params > np)
+        return FAIL("%s: the stored net '%s' has %lld parameters, the file %ld", path,
+                    cfg->model_net, (long long)sz.params, np);
+    *conv = 1;
+    return FSNN_OK;
+}
+
 static int main_inspect(const char *path) {
-    int n_in = 0, n = 0, n_out = 0;
+    int n_in = 0, n = 0, n_out = 0, conv = 0, c = 1, h = 1, w = 1;
     fsnn_cfg cfg;
     config_defaults(&cfg);
-    CHECK(ckpt_sizes(path, &n_in, &n, &n_out, &cfg.train_optimizer));
-    cfg.model_hidden = n;
+    CHECK(main_inspect_conv(path, &cfg, &conv));
+    if (conv) {
+        CHECK(dataset_dims(cfg.data_dataset, &c, &h, &w, &n_out));
+    } else {
+        config_defaults(&cfg);
+        CHECK(ckpt_sizes(path, &n_in, &n, &n_out, &cfg.train_optimizer));
+        cfg.model_hidden = n;
+        w = n_in;
+    }
     fsnn_model *m = NULL;
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
     ckpt_data d;
     memset(&d, 0, sizeof d);
-    int rc = model_create(&m, &cfg, n_in, n_out);
+    int rc = model_create(&m, &cfg, c, h, w, n_out);
+    if (rc == 0) {
+        n_in = m->n_in;
+        n = m->n;
+    }
     if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
     d.m = m;
     d.ts = &ts;
@@ -429,8 +491,15 @@ static int main_inspect(const char *path) {
                "%ld skipped; written by %d rank%s\n",
                path, ts.epoch, ts.step, ts.iter, ts.bad_steps, d.world_size,
                d.world_size == 1 ? "" : "s");
-        printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n", n_in,
-               n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd", ts.opt->step);
+        if (conv)
+            printf("  model %s on %dx%dx%d (%d neurons) -> %d classes, %zu parameters; optimizer "
+                   "%s (step %ld)\n",
+                   cfg.model_net, c, h, w, n, n_out, m->n_params,
+                   ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd", ts.opt->step);
+        else
+            printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n",
+                   n_in, n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd",
+                   ts.opt->step);
         for (int i = 0; i < MODEL_N_TENSORS; i++) {
             const model_tensor_info *ti = &m->info[i];
             double ss = 0.0, mx = 0.0;

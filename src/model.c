@@ -1,4 +1,5 @@
-/* model: the "N (FN)" feedback SNN, its forward pass and implicit gradients. */
+/* model: the single-layer feedback SNN ("N (FN)", "CCk[s] (FCkf)"), its
+ * forward pass and implicit gradients. */
 #include "model.h"
 
 #include <float.h>
@@ -10,12 +11,14 @@
 #include <string.h>
 
 #include "blas.h"
-#include "bn.h"
+#include "bn2d.h"
 #include "clock.h"
 #include "dropout.h"
 #include "equil.h"
 #include "fc.h"
+#include "linop.h"
 #include "loss.h"
+#include "netspec.h"
 #include "reduce.h"
 #include "rng.h"
 #include "specnorm.h"
@@ -25,7 +28,7 @@ struct model_ws {
     int Bmax;
     float *x;              /* [B x n_in] input of the batch (borrowed view) */
     float *h, *xhat, *bny; /* [B x n] input branch before/inside BN */
-    float *invstd;         /* [n] */
+    float *invstd;         /* [channels] */
     float *x1;             /* [B x n] input current */
     float *dropx, *drops;  /* [B x n] masks, NULL-equivalent when no dropout */
     int use_drop;
@@ -34,8 +37,10 @@ struct model_ws {
     float *f, *mv, *jac, *res;
     float *logits, *dlogits; /* [B x n_out] */
     float *ga, *beta, *dx1, *tmp;
-    double *stats;   /* [4 x n] BatchNorm statistics or VJP sums */
-    int64_t *bn_acc; /* [n] fixed-point accumulator of BatchNorm sums */
+    double *stats;   /* [4 x channels] BatchNorm statistics or VJP sums */
+    int64_t *bn_acc; /* [channels] fixed-point accumulator of BatchNorm sums */
+    float *opws;     /* [max_shards x ws_len] linop work buffers, one per row group */
+    size_t ws_len;
     /* Data-parallel layout of the current batch (model_ws_set_batch). */
     const reduce_ops *red;
     int deterministic;
@@ -46,11 +51,8 @@ struct model_ws {
     int *shard_len;    /* [max_shards] rows of each, in order */
     int *group_off;    /* [max_shards] first row of each row group (model_groups) */
     int max_shards;
-    size_t n_sum; /* floats of one set of summed gradients (model_sum_layout) */
-    float *gsum;  /* [n_sum] gradient sums (fast mode) */
-    float *tile;  /* [tile_threads x tile_floats] one tile of sums per thread */
-    size_t tile_floats;
-    int tile_threads;
+    size_t n_sum;        /* floats of one set of summed gradients (model_sum_layout) */
+    float *gsum;         /* [max_shards x n_sum] per-shard gradient sums */
     int64_t *gacc;       /* [n_sum] fixed-point accumulator */
     solver_ws *solver;   /* whole-batch solves (fast mode) */
     solver_ws **gsolver; /* [max_shards] one per micro-shard (deterministic mode) */
@@ -75,34 +77,65 @@ static void model_point(model_tensors *t, float *base, const fsnn_model *m) {
     t->bo = base + m->info[7].offset;
 }
 
-int model_create(fsnn_model **out, const fsnn_cfg *cfg, int n_in, int n_out) {
-    /* config_resolve accepts every net of the notation; this engine has one. */
-    if (cfg->model_hidden == 0)
+/* The maps of the net: "N (FN)" from cfg->model_hidden, else one conv layer
+ * of cfg->model_net with a stride-1 conv feedback. */
+static int model_maps(fsnn_model *m, const fsnn_cfg *cfg, int c, int h, int w, int n_out) {
+    if (cfg->model_hidden > 0) {
+        linop_fc(&m->in_op, c * h * w, cfg->model_hidden);
+        linop_fc(&m->fb_op, cfg->model_hidden, cfg->model_hidden);
+        return FSNN_OK;
+    }
+    netspec net;
+    netspec_sizes sz;
+    netspec_error err;
+    if (netspec_parse(cfg->model_net, &net, &err) ||
+        netspec_infer(&net, (netspec_shape){c, h, w, 0}, n_out, &sz, &err))
+        return FAIL("model.net: %s", err.msg);
+    const netspec_layer *l = &net.layer[0], *f = &net.feedback;
+    /* netspec_infer has checked that the feedback gives the layer's shape. */
+    if (net.n_layers != 1 || l->kind != NETSPEC_CONV || f->kind != NETSPEC_CONV || f->stride != 1)
         return FAIL("model.net '%s': this build trains only nets 'N (FN)', one fully connected "
-                    "feedback layer (e.g. '400 (F400)'); `fsnn model` shows this net's layers",
+                    "feedback layer (e.g. '400 (F400)'), and 'CCk[s] (FCk)', one convolutional "
+                    "layer with a stride-1 convolutional feedback (e.g. '64C5s (F64C5)'); "
+                    "`fsnn model` shows this net's layers",
                     cfg->model_net);
+    CHECK(linop_conv(&m->in_op, c, h, w, l->size, l->kernel, l->stride));
+    const netspec_shape o = sz.layer[0].out;
+    return linop_conv(&m->fb_op, o.c, o.h, o.w, f->size, f->kernel, 1);
+}
+
+int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int n_out) {
     fsnn_model *m;
     CHECK(XCALLOC(&m, 1));
     *out = m;
-    const int n = cfg->model_hidden;
-    if (n <= 0 || n_in <= 0 || n_out <= 0)
-        return FAIL("model: bad sizes (inputs %d, hidden %d, classes %d)", n_in, n, n_out);
-    m->n_in = n_in;
+    if (c <= 0 || h <= 0 || w <= 0 || n_out <= 0 || cfg->model_hidden < 0)
+        return FAIL("model: bad sizes (input %dx%dx%d, hidden %d, classes %d)", c, h, w,
+                    cfg->model_hidden, n_out);
+    CHECK(model_maps(m, cfg, c, h, w, n_out));
+    const linop *F = &m->in_op, *W = &m->fb_op;
+    const int n = F->out;
+    m->n_in = F->in;
     m->n = n;
     m->n_out = n_out;
+    m->in_c = c;
+    m->in_h = h;
+    m->in_w = w;
+    m->channels = F->channels;
+    m->hw = F->hw;
     m->T = cfg->model_time_steps;
     m->vth = cfg->neuron_vth;
     m->leak = cfg->neuron_leak;
     m->dropout = cfg->train_dropout;
     m->spike_mode = cfg->model_spike_product;
+    const int C = m->channels;
     const struct {
         const char *name;
         int rank, d0, d1;
     } layout[MODEL_N_TENSORS] = {
-        {"input.weight", 2, n, n_in},    {"input.bias", 1, n, 1},
-        {"input.bn.weight", 1, n, 1},    {"input.bn.bias", 1, n, 1},
-        {"feedback.V", 2, n, n},         {"feedback.g", 1, 1, 1},
-        {"readout.weight", 2, n_out, n}, {"readout.bias", 1, n_out, 1},
+        {"input.weight", 2, F->rows, F->cols}, {"input.bias", 1, C, 1},
+        {"input.bn.weight", 1, C, 1},          {"input.bn.bias", 1, C, 1},
+        {"feedback.V", 2, W->rows, W->cols},   {"feedback.g", 1, 1, 1},
+        {"readout.weight", 2, n_out, n},       {"readout.bias", 1, n_out, 1},
     };
     size_t off = 0;
     for (int i = 0; i < MODEL_N_TENSORS; i++) {
@@ -120,14 +153,17 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int n_in, int n_out) {
     CHECK(XCALLOC(&m->grads, off));
     model_point(&m->p, m->params, m);
     model_point(&m->d, m->grads, m);
-    CHECK(XCALLOC(&m->bn_mean, (size_t)n));
-    CHECK(XCALLOC(&m->bn_var, (size_t)n));
+    const size_t nw = linop_weights(W);
+    CHECK(XCALLOC(&m->bn_mean, (size_t)C));
+    CHECK(XCALLOC(&m->bn_var, (size_t)C));
     CHECK(XCALLOC(&m->sn_u, (size_t)n));
     CHECK(XCALLOC(&m->sn_v, (size_t)n));
-    CHECK(XCALLOC(&m->W, (size_t)n * n));
-    CHECK(XCALLOC(&m->Wt, (size_t)n * n));
-    CHECK(XCALLOC(&m->gW, (size_t)n * n));
+    CHECK(XCALLOC(&m->W, nw));
+    CHECK(XCALLOC(&m->Wt, linop_event_size(W)));
+    CHECK(XCALLOC(&m->gW, nw));
     CHECK(XCALLOC(&m->work, (size_t)n));
+    CHECK(XCALLOC(&m->opws, linop_ws_size(W) + 1));
+    if (W->kind == LINOP_CONV) CHECK(XCALLOC(&m->sn_tmp, nw));
     return FSNN_OK;
 }
 
@@ -144,22 +180,25 @@ void model_destroy(fsnn_model **pm) {
     free(m->Wt);
     free(m->gW);
     free(m->work);
+    free(m->opws);
+    free(m->sn_tmp);
     free(m);
     *pm = NULL;
 }
 
 void model_init(fsnn_model *m, uint64_t seed) {
     memset(m->params, 0, sizeof(float) * m->n_params);
-    fc_init_rows(m->p.F, m->n, m->n_in, seed, 0);
-    fc_init_rows(m->p.V, m->n, m->n, seed, 1);
+    /* SPEC §4: rows of an FC weight, output filters of a conv. */
+    fc_init_rows(m->p.F, m->in_op.rows, m->in_op.cols, seed, 0);
+    fc_init_rows(m->p.V, m->fb_op.rows, m->fb_op.cols, seed, 1);
     fc_init_rows(m->p.Wo, m->n_out, m->n, seed, 2);
-    for (int j = 0; j < m->n; j++) {
+    for (int j = 0; j < m->channels; j++) {
         m->p.bn_w[j] = 1.0f;
         m->bn_mean[j] = 0.0f;
         m->bn_var[j] = 1.0f;
     }
     specnorm_init_vectors(m->sn_u, m->n, m->sn_v, m->n, seed);
-    m->sigma = specnorm_power(m->p.V, m->n, m->n, m->sn_u, m->sn_v, 10, m->work);
+    m->sigma = linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, 10, m->work, m->opws);
     m->p.g[0] = specnorm_clamp_g(m->sigma);
     model_prepare_weights(m, 0);
 }
@@ -169,12 +208,9 @@ long model_neurons(const fsnn_model *m) {
 }
 
 void model_prepare_weights(fsnn_model *m, int power_iters) {
-    const int n = m->n;
-    m->sigma = specnorm_power(m->p.V, n, n, m->sn_u, m->sn_v, power_iters, m->work);
-    specnorm_weight(m->p.V, m->p.g[0], m->sigma, m->W, (long)n * n);
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++)
-            m->Wt[(long)j * n + i] = m->W[(long)i * n + j];
+    m->sigma = linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, power_iters, m->work, m->opws);
+    specnorm_weight(m->p.V, m->p.g[0], m->sigma, m->W, (long)linop_weights(&m->fb_op));
+    linop_event_weights(&m->fb_op, m->W, m->Wt);
 }
 
 void model_after_step(fsnn_model *m) {
@@ -187,17 +223,12 @@ void model_after_step(fsnn_model *m) {
 
 enum { MODEL_N_SUMS = 5 };
 
-/* Rows of a weight gradient that deterministic mode computes for one
- * micro-shard at a time: a tile (64 x 784 floats, 200 KB) and its int64 sums
- * stay in a 1 MB L2 cache between the product and the fixed-point addition. */
-enum { MODEL_TILE_ROWS = 64 };
-
 static void model_sum_layout(const fsnn_model *m, float **dest, size_t *count) {
-    dest[0] = m->d.F, count[0] = (size_t)m->n * m->n_in;
-    dest[1] = m->d.Fb, count[1] = (size_t)m->n;
+    dest[0] = m->d.F, count[0] = linop_weights(&m->in_op);
+    dest[1] = m->d.Fb, count[1] = (size_t)m->channels;
     dest[2] = m->d.Wo, count[2] = (size_t)m->n_out * m->n;
     dest[3] = m->d.bo, count[3] = (size_t)m->n_out;
-    dest[4] = m->gW, count[4] = (size_t)m->n * m->n;
+    dest[4] = m->gW, count[4] = linop_weights(&m->fb_op);
 }
 
 static size_t model_sum_count(const fsnn_model *m) {
@@ -211,14 +242,39 @@ static size_t model_sum_count(const fsnn_model *m) {
 
 /* --- workspace --- */
 
+/* out[r] = W^T (jac[rows[r]] ⊙ in[r]) (equil_jt over any map). */
 static void model_apply_jt(void *ctx, const int *rows, int nrows, const float *in, float *out) {
     model_ws *ws = ctx;
-    equil_jt(ws->m->W, ws->jac, rows, nrows, ws->m->n, in, out, ws->tmp);
+    const int n = ws->m->n;
+    for (int r = 0; r < nrows; r++) {
+        const float *jr = ws->jac + (long)rows[r] * n, *vr = in + (long)r * n;
+        float *tr = ws->tmp + (long)r * n;
+        for (int j = 0; j < n; j++)
+            tr[j] = jr[j] * vr[j];
+    }
+    linop_transpose(&ws->m->fb_op, ws->m->W, ws->tmp, out, nrows, ws->opws);
 }
 
+/* Jt[r][c] = W[c][r] jac[c] (equil_jt_dense over any map); NaN when the
+ * dense matrix cannot be made, which the exact solve reports. */
 static void model_dense_jt(void *ctx, int b, double *Jt) {
     model_ws *ws = ctx;
-    equil_jt_dense(ws->m->W, ws->jac + (long)b * ws->m->n, ws->m->n, Jt);
+    const int n = ws->m->n;
+    const float *jac = ws->jac + (long)b * n;
+    if (linop_dense(&ws->m->fb_op, ws->m->W, Jt) != 0) {
+        for (long k = 0; k < (long)n * n; k++)
+            Jt[k] = NAN;
+        return;
+    }
+    for (int r = 0; r < n; r++)
+        for (int c = r + 1; c < n; c++) {
+            double t = Jt[(long)r * n + c];
+            Jt[(long)r * n + c] = Jt[(long)c * n + r];
+            Jt[(long)c * n + r] = t;
+        }
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < n; c++)
+            Jt[(long)r * n + c] *= jac[c];
 }
 
 int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax) {
@@ -232,13 +288,13 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
                       &w->jac, &w->ga,   &w->beta, &w->dx1, &w->tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         CHECK(XCALLOC(bufs[i], bn));
-    CHECK(XCALLOC(&w->invstd, (size_t)m->n));
+    CHECK(XCALLOC(&w->invstd, (size_t)m->channels));
     CHECK(XCALLOC(&w->idx, bn));
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
     CHECK(XCALLOC(&w->logits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->dlogits, (size_t)Bmax * m->n_out));
-    CHECK(XCALLOC(&w->stats, 4 * (size_t)m->n));
-    CHECK(XCALLOC(&w->bn_acc, (size_t)m->n));
+    CHECK(XCALLOC(&w->stats, 4 * (size_t)m->channels));
+    CHECK(XCALLOC(&w->bn_acc, (size_t)m->channels));
     /* Micro-shards hold at least one sample, so a rank has at most Bmax. */
     int micro = cfg->parallel_micro_batch > 0 ? cfg->parallel_micro_batch : Bmax;
     w->max_shards = cfg->parallel_deterministic ? (Bmax + micro - 1) / micro : 1;
@@ -246,12 +302,11 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     w->n_sum = model_sum_count(m);
     CHECK(XCALLOC(&w->shard_len, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->group_off, (size_t)w->max_shards));
-    CHECK(XCALLOC(&w->gsum, w->n_sum));
-    int cols = m->n_in > m->n ? m->n_in : m->n;
-    w->tile_floats = (size_t)MODEL_TILE_ROWS * (size_t)(cols > m->n_out ? cols : m->n_out);
-    w->tile_threads = omp_get_max_threads();
-    CHECK(XCALLOC(&w->tile, (size_t)w->tile_threads * w->tile_floats));
+    CHECK(XCALLOC(&w->gsum, (size_t)w->max_shards * w->n_sum));
     CHECK(XCALLOC(&w->gacc, w->n_sum));
+    size_t a = linop_ws_size(&m->in_op), b = linop_ws_size(&m->fb_op);
+    w->ws_len = a > b ? a : b;
+    CHECK(XCALLOC(&w->opws, (size_t)w->max_shards * w->ws_len + 1));
     w->red = reduce_local();
     w->deterministic = cfg->parallel_deterministic;
     w->overlap = cfg->parallel_overlap;
@@ -279,7 +334,7 @@ void model_ws_destroy(model_ws **pw) {
     if (!w) return;
     float *bufs[] = {w->h,   w->xhat,   w->bny, w->x1,     w->dropx,   w->drops, w->a,    w->u,
                      w->s,   w->cur,    w->f,   w->mv,     w->jac,     w->ga,    w->beta, w->dx1,
-                     w->tmp, w->invstd, w->res, w->logits, w->dlogits, w->gsum};
+                     w->tmp, w->invstd, w->res, w->logits, w->dlogits, w->gsum,  w->opws};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(w->idx);
@@ -295,7 +350,6 @@ void model_ws_destroy(model_ws **pw) {
     free(w->gsolver);
     free(w->gstats);
     free(w->gmax);
-    free(w->tile);
     free(w->gweight);
     free(w);
     *pw = NULL;
@@ -328,6 +382,7 @@ static model_ws model_ws_view(const model_ws *ws, const fsnn_model *m, int g, in
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         *rows[i] += o;
     v.idx += o;
+    v.opws += (size_t)g * ws->ws_len;
     v.res += r0;
     v.x += (long)r0 * m->n_in;
     v.logits += (long)r0 * m->n_out;
@@ -381,53 +436,68 @@ void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, 
         ws->shard_len[i] = shard_len[i];
 }
 
-/* Sums over the whole batch of each column of x [B x n] into out [n] (double):
- * local sums in fast mode, reproducible fixed-point sums in deterministic mode
- * (the same bits for any number of ranks). Collective. */
-static int model_column_sums(model_ws *ws, const float *x, int B, int n, double *out) {
+/* Sums over the whole batch of each channel of x [B x C x hw] into out [C]
+ * (double): local sums in fast mode, reproducible fixed-point sums in
+ * deterministic mode (the same bits for any number of ranks). Collective. */
+static int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, double *out) {
     if (!ws->deterministic) {
-        for (int j = 0; j < n; j++)
+        for (int j = 0; j < C; j++)
             out[j] = 0.0;
         for (int b = 0; b < B; b++)
-            for (int j = 0; j < n; j++)
-                out[j] += x[(long)b * n + j];
-        return ws->red->size > 1 ? ws->red->sum_f64(ws->red->ctx, out, (size_t)n) : FSNN_OK;
+            for (int j = 0; j < C; j++) {
+                const float *xm = x + ((long)b * C + j) * hw;
+                for (int p = 0; p < hw; p++)
+                    out[j] += xm[p];
+            }
+        return ws->red->size > 1 ? ws->red->sum_f64(ws->red->ctx, out, (size_t)C) : FSNN_OK;
     }
+    const long n = (long)C * hw;
     double mx = reduce_maxabs(x, (size_t)B * n);
     CHECK(ws->red->max_f64(ws->red->ctx, &mx, 1));
     if (!isfinite(mx)) { /* non-finite somewhere: the step will be skipped */
-        for (int j = 0; j < n; j++)
+        for (int j = 0; j < C; j++)
             out[j] = NAN;
         return FSNN_OK;
     }
-    double scale = reduce_scale(mx, ws->global_batch);
-    memset(ws->bn_acc, 0, sizeof(int64_t) * (size_t)n);
-    for (int b = 0; b < B; b++)
-        reduce_fixed_add(ws->bn_acc, x + (long)b * n, (size_t)n, scale);
-    CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)n));
-    for (int j = 0; j < n; j++)
+    double scale = reduce_scale(mx, ws->global_batch * hw);
+    memset(ws->bn_acc, 0, sizeof(int64_t) * (size_t)C);
+    for (int b = 0; b < B; b++) {
+        if (hw == 1) {
+            reduce_fixed_add(ws->bn_acc, x + (long)b * n, (size_t)C, scale);
+            continue;
+        }
+        /* Integer sums: the order of the terms does not matter. */
+        for (int j = 0; j < C; j++)
+            for (int p = 0; p < hw; p++)
+                reduce_fixed_add(ws->bn_acc + j, x + (long)b * n + (long)j * hw + p, 1, scale);
+    }
+    CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)C));
+    for (int j = 0; j < C; j++)
         out[j] = (double)ws->bn_acc[j] / scale;
     return FSNN_OK;
 }
 
-/* BatchNorm statistics of the whole (possibly distributed) batch: two passes,
- * the mean then the mean squared deviation. Collective. */
-static int model_bn_stats(model_ws *ws, const float *h, int B, int n, double *mean, double *var) {
+/* BatchNorm statistics per channel of the whole (possibly distributed)
+ * batch: two passes, the mean then the mean squared deviation. Collective. */
+static int model_bn_stats(model_ws *ws, const float *h, int B, int C, int hw, double *mean,
+                          double *var) {
     if (!ws->deterministic && ws->red->size == 1) {
-        bn_batch_stats(h, B, n, mean, var);
+        bn2d_batch_stats(h, B, C, hw, mean, var);
         return FSNN_OK;
     }
-    const double G = (double)ws->global_batch;
-    CHECK(model_column_sums(ws, h, B, n, mean));
-    for (int j = 0; j < n; j++)
+    const double G = (double)ws->global_batch * hw;
+    CHECK(model_channel_sums(ws, h, B, C, hw, mean));
+    for (int j = 0; j < C; j++)
         mean[j] /= G;
     for (int b = 0; b < B; b++)
-        for (int j = 0; j < n; j++) {
-            float d = h[(long)b * n + j] - (float)mean[j];
-            ws->tmp[(long)b * n + j] = d * d;
-        }
-    CHECK(model_column_sums(ws, ws->tmp, B, n, var));
-    for (int j = 0; j < n; j++)
+        for (int j = 0; j < C; j++)
+            for (int p = 0; p < hw; p++) {
+                const long k = ((long)b * C + j) * hw + p;
+                float d = h[k] - (float)mean[j];
+                ws->tmp[k] = d * d;
+            }
+    CHECK(model_channel_sums(ws, ws->tmp, B, C, hw, var));
+    for (int j = 0; j < C; j++)
         var[j] /= G;
     return FSNN_OK;
 }
@@ -451,22 +521,23 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
      * the one-group case would make the inner loops' teams nested ones,
      * whose idle threads spin against the outer pool (measured 2.5x slower). */
     if (groups == 1) {
-        fc_forward(x, m->p.F, m->p.Fb, ws->h, B, m->n_in, n);
+        linop_forward(&m->in_op, m->p.F, m->p.Fb, x, ws->h, B, ws->opws);
     } else {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int g = 0; g < groups; g++) {
             const int r0 = ws->group_off[g];
-            fc_forward(x + (long)r0 * m->n_in, m->p.F, m->p.Fb, ws->h + (long)r0 * n, len[g],
-                       m->n_in, n);
+            linop_forward(&m->in_op, m->p.F, m->p.Fb, x + (long)r0 * m->n_in, ws->h + (long)r0 * n,
+                          len[g], ws->opws + (size_t)g * ws->ws_len);
         }
     }
+    const int C = m->channels, hw = m->hw;
     if (training) {
-        double *mean = ws->stats, *var = ws->stats + n;
-        CHECK(model_bn_stats(ws, ws->h, B, n, mean, var));
-        bn_normalize_train(ws->h, m->p.bn_w, m->p.bn_b, mean, var, ws->global_batch, m->bn_mean,
-                           m->bn_var, ws->xhat, ws->invstd, ws->bny, B, n);
+        double *mean = ws->stats, *var = ws->stats + C;
+        CHECK(model_bn_stats(ws, ws->h, B, C, hw, mean, var));
+        bn2d_normalize_train(ws->h, m->p.bn_w, m->p.bn_b, mean, var, ws->global_batch * hw,
+                             m->bn_mean, m->bn_var, ws->xhat, ws->invstd, ws->bny, B, C, hw);
     } else {
-        bn_forward_eval(ws->h, m->p.bn_w, m->p.bn_b, m->bn_mean, m->bn_var, ws->bny, B, n);
+        bn2d_forward_eval(ws->h, m->p.bn_w, m->p.bn_b, m->bn_mean, m->bn_var, ws->bny, B, C, hw);
     }
     ws->use_drop = training && m->dropout > 0.0f;
     if (ws->use_drop) {
@@ -478,6 +549,13 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
         memcpy(ws->x1, ws->bny, sizeof(float) * (size_t)count);
     }
     return FSNN_OK;
+}
+
+/* equil_eval at a [B x n] for the rows of v: f, mv, jac and res of v. */
+static void model_eval_f(const fsnn_model *m, const model_ws *v, const float *a, int B) {
+    linop_forward(&m->fb_op, m->W, NULL, a, v->f, B, v->opws);
+    equil_clamp(a, v->x1, v->use_drop ? v->drops : NULL, B, m->n, m->vth, v->f, v->mv, v->jac,
+                v->res);
 }
 
 int model_trace_create(model_trace **out, const fsnn_model *m, const model_ws *ws) {
@@ -525,8 +603,7 @@ static void model_trace_step(void *ctx, int t, const float *acc) {
     const int n = m->n, T = m->T;
     float *at = v->ga, *prev = v->dx1;
     neuron_rates(acc, (long)c->B * n, t, m->leak, at);
-    equil_eval(at, v->x1, m->W, v->use_drop ? v->drops : NULL, c->B, n, m->vth, v->f, v->mv, v->jac,
-               v->res);
+    model_eval_f(m, v, at, c->B);
     double *res_sum = c->acc, *res_max = res_sum + T, *rel_sum = res_max + T;
     double *rel_max = rel_sum + T, *delta_sum = rel_max + T;
     for (int b = 0; b < c->B; b++) {
@@ -550,12 +627,25 @@ static void model_trace_step(void *ctx, int t, const float *acc) {
 
 /* The simulation of B rows of the view v (one row group), with the per-step
  * hook when acc is set. */
+/* The feedback product of one row group (neuron_product). */
+typedef struct {
+    const fsnn_model *m;
+    const model_ws *v;
+} model_spike_ctx;
+
+static void model_spike_product(void *ctx, const float *s, float *cur, int B, int event) {
+    const model_spike_ctx *c = ctx;
+    linop_spike(&c->m->fb_op, c->m->W, c->m->Wt, s, cur, c->v->idx, B, event, c->v->opws);
+}
+
 static void model_simulate_rows(const fsnn_model *m, const model_ws *v, int B, neuron_stats *sim,
                                 double *acc) {
     neuron_dims d = {B, m->n, m->T, m->vth, m->leak, m->spike_mode};
     model_trace_ctx c = {m, v, B, acc};
-    neuron_simulate_steps(&d, v->x1, m->W, m->Wt, v->use_drop ? v->drops : NULL, v->a, v->u, v->s,
-                          v->cur, v->idx, sim, acc ? model_trace_step : NULL, &c);
+    model_spike_ctx sc = {m, v};
+    neuron_product p = {model_spike_product, &sc, linop_event_density(&m->fb_op)};
+    neuron_simulate_product(&d, v->x1, &p, v->use_drop ? v->drops : NULL, v->a, v->u, v->s, v->cur,
+                            sim, acc ? model_trace_step : NULL, &c);
 }
 
 static void model_simulate_run(fsnn_model *m, model_ws *ws, int B, model_stats *st,
@@ -611,8 +701,7 @@ void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters) {
     const long count = (long)B * m->n;
     memset(ws->a, 0, sizeof(float) * (size_t)count);
     for (int it = 0; it < iters; it++) {
-        equil_eval(ws->a, ws->x1, m->W, ws->use_drop ? ws->drops : NULL, B, m->n, m->vth, ws->f,
-                   ws->mv, ws->jac, ws->res);
+        model_eval_f(m, ws, ws->a, B);
         memcpy(ws->a, ws->f, sizeof(float) * (size_t)count);
     }
 }
@@ -645,81 +734,27 @@ static void model_row_sums(const float *u, int len, int cols, float *out) {
             out[i] += u[(long)b * cols + i];
 }
 
-/* Rows and columns of summed tensor t (model_sum_layout's order): weights
- * [rows x cols], biases one row. */
-static void model_sum_shape(const fsnn_model *m, int t, int *rows, int *cols) {
-    static const int weight[MODEL_N_SUMS] = {1, 0, 1, 0, 1};
-    size_t count[MODEL_N_SUMS];
-    float *dest[MODEL_N_SUMS];
-    model_sum_layout(m, dest, count);
-    *cols = t == 0 ? m->n_in : (t == 4 || t == 2 ? m->n : (int)count[t]);
-    *rows = weight[t] ? (int)(count[t] / (size_t)*cols) : 1;
-}
-
-/* Tiles of MODEL_TILE_ROWS rows of tensor t. */
-static int model_tiles(const fsnn_model *m, int t) {
-    int rows, cols;
-    model_sum_shape(m, t, &rows, &cols);
-    return (rows + MODEL_TILE_ROWS - 1) / MODEL_TILE_ROWS;
-}
-
-/* Rows [i0, i1) and the columns of tile `tile` of tensor t. */
-static void model_tile_rows(const fsnn_model *m, int t, int tile, int *i0, int *i1, int *cols) {
-    int rows;
-    model_sum_shape(m, t, &rows, cols);
-    *i0 = tile * MODEL_TILE_ROWS;
-    *i1 = *i0 + MODEL_TILE_ROWS < rows ? *i0 + MODEL_TILE_ROWS : rows;
-}
-
-/* Rows [i0, i1) of summed tensor t over the samples [r0, r0 + len) into
- * out [(i1 - i0) x cols], overwritten: the tile of model_bucket_sums's sums. */
-static void model_tile_sums(const fsnn_model *m, const model_ws *ws, int t, int i0, int i1, int r0,
-                            int len, float *out) {
-    const int n = m->n, nin = m->n_in, no = m->n_out, rows = i1 - i0;
-    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n,
-                *dl = ws->dlogits + (long)r0 * no;
-    switch (t) {
-    case 0: /* dF = dh^T x */
-        blas_gemm(1, 0, rows, nin, len, 1.0f, dh + i0, n, ws->x + (long)r0 * nin, nin, 0.0f, out,
-                  nin);
-        break;
-    case 1:
-        model_row_sums(dh, len, n, out);
-        break;
-    case 2: /* dWo = dlogits^T a */
-        blas_gemm(1, 0, rows, n, len, 1.0f, dl + i0, no, a, n, 0.0f, out, n);
-        break;
-    case 3:
-        model_row_sums(dl, len, no, out);
-        break;
-    default: /* dL/dW = (beta ⊙ jac)^T a */
-        blas_gemm(1, 0, rows, n, len, 1.0f, ws->tmp + (long)r0 * n + i0, n, a, n, 0.0f, out, n);
-    }
-}
-
 /* The sample sums of tensors [t0, t1) over rows [r0, r0 + len) into G (laid
- * out as model_sum_layout; other tensors untouched): dF = dh^T x,
- * dFb = sum dh, dWo = dlogits^T a, dbo = sum dlogits and dL/dW =
- * (beta ⊙ jac)^T a, with dh in ws->bny and beta ⊙ jac in ws->tmp. The
- * products overwrite (beta = 0): no pass clears G first. */
+ * out as model_sum_layout; other tensors untouched): dF and dFb, the weight
+ * gradient of the input map with dh, dWo = dlogits^T a, dbo = sum dlogits
+ * and dL/dW, the weight gradient of the feedback map at a with beta ⊙ jac;
+ * dh in ws->bny and beta ⊙ jac in ws->tmp. The products overwrite: no pass
+ * clears G first. opws: the row group's linop work buffer. */
 static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, int t1, int r0,
-                              int len, float *G) {
+                              int len, float *G, float *opws) {
     const int n = m->n, nin = m->n_in, no = m->n_out;
     size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
     model_sum_offsets(m, off, count);
     const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n,
                 *dl = ws->dlogits + (long)r0 * no;
-    if (t0 <= 0 && 0 < t1) {
-        blas_gemm(1, 0, n, nin, len, 1.0f, dh, n, ws->x + (long)r0 * nin, nin, 0.0f, G + off[0],
-                  nin);
-        model_row_sums(dh, len, n, G + off[1]);
-    }
+    if (t0 <= 0 && 0 < t1)
+        linop_weight_grad(&m->in_op, ws->x + (long)r0 * nin, dh, G + off[0], G + off[1], len, opws);
     if (t0 <= 2 && 2 < t1) {
         blas_gemm(1, 0, no, n, len, 1.0f, dl, no, a, n, 0.0f, G + off[2], n);
         model_row_sums(dl, len, no, G + off[3]);
     }
     if (t0 <= 4 && 4 < t1)
-        blas_gemm(1, 0, n, n, len, 1.0f, ws->tmp + (long)r0 * n, n, a, n, 0.0f, G + off[4], n);
+        linop_weight_grad(&m->fb_op, a, ws->tmp + (long)r0 * n, G + off[4], NULL, len, opws);
 }
 
 /* max_i sum_b |u[b][i]| w[b] over u [len x cols] (w NULL: 1), the bound of
@@ -752,13 +787,13 @@ static void model_shard_bounds(const fsnn_model *m, const model_ws *ws, int r0, 
                 *dl = ws->dlogits + (long)r0 * no;
     for (int b = 0; b < len; b++) /* |x| per sample */
         w[b] = reduce_maxabs(ws->x + (long)(r0 + b) * nin, (size_t)nin);
-    bound[0] = model_bound(dh, len, n, w);
-    bound[1] = model_bound(dh, len, n, NULL);
+    bound[0] = linop_grad_bound(&m->in_op, dh, len, w);
+    bound[1] = linop_grad_bound(&m->in_op, dh, len, NULL);
     for (int b = 0; b < len; b++) /* rates are in [0, 1] */
         w[b] = reduce_maxabs(a + (long)b * n, (size_t)n);
     bound[2] = model_bound(dl, len, no, w);
     bound[3] = model_bound(dl, len, no, NULL);
-    bound[4] = model_bound(ws->tmp + (long)r0 * n, len, n, w);
+    bound[4] = linop_grad_bound(&m->fb_op, ws->tmp + (long)r0 * n, len, w);
 }
 
 /* Lets started reductions advance between pieces of work. Open MPI moves a
@@ -780,7 +815,7 @@ static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*buc
     reduce_req req[MODEL_N_BUCKETS];
     for (int k = 0; k < nb; k++) {
         const int t0 = bucket[k][0], t1 = bucket[k][1];
-        model_bucket_sums(m, ws, t0, t1, 0, B, ws->gsum);
+        model_bucket_sums(m, ws, t0, t1, 0, B, ws->gsum, ws->opws);
         req[k].slot = -1;
         if (red->size > 1)
             CHECK(red->start_sum_f32(red->ctx, ws->gsum + off[t0], off[t1] - off[t0], &req[k]));
@@ -828,32 +863,21 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
     reduce_req rsum[MODEL_N_BUCKETS];
     for (int k = 0; k < nb; k++) {
         const int t0 = bucket[k][0], t1 = bucket[k][1];
-        int first[MODEL_N_SUMS + 1], units = 0; /* tiles of tensor t: [first[t], first[t+1]) */
-        for (int t = 0; t < MODEL_N_SUMS; t++) {
-            first[t] = units;
-            if (t >= t0 && t < t1) units += model_tiles(m, t);
-        }
-        first[MODEL_N_SUMS] = units;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(ws->tile_threads) if (units > 1)
-        for (int u = 0; u < units; u++) {
-            int t = t0;
-            while (u >= first[t + 1])
-                t++;
-            int i0, i1, cols;
-            model_tile_rows(m, t, u - first[t], &i0, &i1, &cols);
-            int64_t *acc = ws->gacc + off[t] + (size_t)i0 * cols;
-            const size_t cnt = (size_t)(i1 - i0) * cols;
-            if (!finite[t] || shards == 0) {
-                memset(acc, 0, sizeof(int64_t) * cnt);
-                continue;
-            }
-            float *tile = ws->tile + (size_t)omp_get_thread_num() * ws->tile_floats;
-            /* The first shard sets the sums (no clearing pass over them). */
-            for (int s = 0; s < shards; s++) {
-                model_tile_sums(m, ws, t, i0, i1, ws->group_off[s], len[s], tile);
-                (s == 0 ? reduce_fixed_set : reduce_fixed_add)(acc, tile, cnt, scale[t]);
-            }
+#pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
+        for (int s = 0; s < shards; s++) {
+            model_bucket_sums(m, ws, t0, t1, ws->group_off[s], len[s],
+                              ws->gsum + (size_t)s * ws->n_sum, ws->opws + (size_t)s * ws->ws_len);
             model_progress(red);
+        }
+        for (int t = t0; t < t1; t++) {
+            int64_t *acc = ws->gacc + off[t];
+            /* The first shard sets the sums (no clearing pass over them). */
+            if (!finite[t] || shards == 0)
+                memset(acc, 0, sizeof(int64_t) * count[t]);
+            else
+                for (int s = 0; s < shards; s++)
+                    (s == 0 ? reduce_fixed_set : reduce_fixed_add)(
+                        acc, ws->gsum + (size_t)s * ws->n_sum + off[t], count[t], scale[t]);
         }
         CHECK(red->start_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[k]));
     }
@@ -901,8 +925,7 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
                            int grads, model_stats *st) {
     const int n = m->n;
     const long count = (long)B * n;
-    equil_eval(v->a, v->x1, m->W, v->use_drop ? v->drops : NULL, B, n, m->vth, v->f, v->mv, v->jac,
-               v->res);
+    model_eval_f(m, v, v->a, B);
     for (int b = 0; b < B; b++) {
         st->fwd_res_sum += v->res[b];
         if (v->res[b] > st->fwd_res_max) st->fwd_res_max = v->res[b];
@@ -963,29 +986,46 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     /* VJP of f with beta (SPEC §3 step 2): BatchNorm needs sums over the
      * whole batch, then the sample sums give the parameter gradients. */
     memset(m->grads, 0, sizeof(float) * m->n_params);
-    double *sdy = ws->stats + 2 * n, *sdyx = ws->stats + 3 * n;
+    const int C = m->channels, hw = m->hw;
+    double *sdy = ws->stats + 2 * C, *sdyx = ws->stats + 3 * C;
     if (ws->deterministic) {
-        CHECK(model_column_sums(ws, ws->dx1, B, n, sdy));
+        CHECK(model_channel_sums(ws, ws->dx1, B, C, hw, sdy));
         for (long k = 0; k < count; k++)
             ws->bny[k] = ws->dx1[k] * ws->xhat[k];
-        CHECK(model_column_sums(ws, ws->bny, B, n, sdyx));
+        CHECK(model_channel_sums(ws, ws->bny, B, C, hw, sdyx));
     } else {
-        bn_grad_sums(ws->dx1, ws->xhat, B, n, sdy, sdyx);
-        if (ws->red->size > 1) CHECK(ws->red->sum_f64(ws->red->ctx, sdy, 2 * (size_t)n));
+        bn2d_grad_sums(ws->dx1, ws->xhat, B, C, hw, sdy, sdyx);
+        if (ws->red->size > 1) CHECK(ws->red->sum_f64(ws->red->ctx, sdy, 2 * (size_t)C));
     }
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < C; j++) {
         m->d.bn_w[j] = (float)sdyx[j];
         m->d.bn_b[j] = (float)sdy[j];
     }
-    bn_vjp_apply(ws->dx1, ws->xhat, ws->invstd, m->p.bn_w, sdy, sdyx, ws->global_batch, ws->bny, B,
-                 n);
+    bn2d_vjp_apply(ws->dx1, ws->xhat, ws->invstd, m->p.bn_w, sdy, sdyx, ws->global_batch * hw,
+                   ws->bny, B, C, hw);
     CHECK(model_reduce_sums(m, ws, B));
-    specnorm_vjp(m->p.V, m->sn_u, m->sn_v, m->p.g[0], m->sigma, m->gW, m->d.V, m->d.g, n, n);
+    linop_sn_vjp(&m->fb_op, m->p.V, m->sn_u, m->sn_v, m->p.g[0], m->sigma, m->gW, m->d.V, m->d.g,
+                 m->sn_tmp, m->opws);
     st->t_grad += clock_seconds() - t1;
     return FSNN_OK;
 }
 
+/* The conv case of model_spectral_norm: linop_power from the fixed start
+ * u = 1 / sqrt(n), on copies of the vectors. */
+static double model_spectral_norm_conv(const fsnn_model *m, int iters) {
+    const int n = m->n;
+    float *u = malloc(sizeof(float) * (2 * (size_t)n + linop_ws_size(&m->fb_op)));
+    if (!u) return NAN;
+    float *v = u + n, *ws = v + n;
+    for (int i = 0; i < n; i++)
+        u[i] = 1.0f / sqrtf((float)n);
+    double sigma = linop_power(&m->fb_op, m->W, u, v, iters, m->work, ws);
+    free(u);
+    return sigma;
+}
+
 double model_spectral_norm(const fsnn_model *m, int iters) {
+    if (m->fb_op.kind == LINOP_CONV) return model_spectral_norm_conv(m, iters);
     const int n = m->n;
     float *u = m->work;
     double sigma = 0.0;

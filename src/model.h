@@ -1,10 +1,16 @@
-/* model: the single-layer feedback SNN of the Fashion-MNIST experiments,
- * "400 (F400)" in the paper's notation (SPEC §5):
+/* model: the single-layer feedback SNN of the paper's Fashion-MNIST and
+ * MNIST experiments (SPEC §5), "N (FN)" (fully connected, e.g. "400 (F400)")
+ * or "CCk[s] (FCkf)" (convolutional, e.g. "64C5s (F64C5)"):
  *
  *   x1 = drop_x( BN( F x + b ) )                input branch, once per sample
  *   a  = simulate IF/LIF for T steps            (neuron.h), a* := a[T]
- *   o  = W_o a + b_o                            readout
+ *   o  = W_o a + b_o                            readout, fully connected
  *   W  = g V / sigma(V)                         spectral restriction (specnorm.h)
+ *
+ * F and W are linear maps (linop.h): FC matrices, or F a conv Cin -> C
+ * (kernel k, stride 1 or 2, padding k/2) and W a stride-1 conv C -> C
+ * without bias. BatchNorm is per channel (FC: per neuron); dropout masks are
+ * per neuron on both branches.
  *
  * Training takes a[T] as the equilibrium of f (equil.h), solves the adjoint
  * equilibrium (solver.h) and takes the VJP of f: memory does not grow with T.
@@ -18,17 +24,18 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "linop.h"
 #include "neuron.h"
 #include "reduce.h"
 #include "solver.h"
 
 /* Pointers into params (or grads) in this fixed order. */
 typedef struct {
-    float *F;    /* [n x n_in] input weight */
-    float *Fb;   /* [n] */
-    float *bn_w; /* [n] BatchNorm weight */
-    float *bn_b; /* [n] BatchNorm bias */
-    float *V;    /* [n x n] feedback weight before the restriction */
+    float *F;    /* input weight [rows x cols] of in_op: FC [n x n_in], conv [C x Cin k k] */
+    float *Fb;   /* [channels] */
+    float *bn_w; /* [channels] BatchNorm weight */
+    float *bn_b; /* [channels] BatchNorm bias */
+    float *V;    /* feedback weight before the restriction: FC [n x n], conv [C x C kf kf] */
     float *g;    /* [1] restriction scale, kept in [-1, 1] */
     float *Wo;   /* [n_out x n] readout */
     float *bo;   /* [n_out] */
@@ -45,7 +52,10 @@ typedef struct {
 } model_tensor_info;
 
 typedef struct {
-    int n_in, n, n_out, T;
+    int n_in, n, n_out, T; /* input values, neurons, classes, time steps */
+    int in_c, in_h, in_w;  /* the input's shape (FC: any with n_in values) */
+    int channels, hw;      /* hidden channels and positions per channel (FC: n, 1) */
+    linop in_op, fb_op;    /* F and W */
     float vth, leak, dropout;
     cfg_spike_product spike_mode;
     size_t n_params;
@@ -53,13 +63,16 @@ typedef struct {
     model_tensors p, d;    /* views of params and grads */
     model_tensor_info info[MODEL_N_TENSORS];
     /* state that is saved but not trained */
-    float *bn_mean, *bn_var; /* [n] running statistics */
+    float *bn_mean, *bn_var; /* [channels] running statistics */
     float *sn_u, *sn_v;      /* [n] power-iteration vectors */
     float sigma;             /* last estimate of sigma(V) */
     /* derived from V and g before each forward */
-    float *W, *Wt; /* [n x n] */
-    float *gW;     /* [n x n] dL/dW before the restriction's VJP */
+    float *W;      /* as V */
+    float *Wt;     /* the event path's weights (linop_event_weights; FC: W^T) */
+    float *gW;     /* as V: dL/dW before the restriction's VJP */
     float *work;   /* [n] */
+    float *opws;   /* linop work buffer of the power iteration and its VJP */
+    float *sn_tmp; /* as V: the restriction's VJP (conv) */
 } fsnn_model;
 
 typedef struct model_ws model_ws;
@@ -80,9 +93,12 @@ typedef struct {
 /* Adds the statistics g to st (sums; the larger maximum). */
 void model_stats_merge(model_stats *st, const model_stats *g);
 
-/* Creates an uninitialised model for inputs of n_in features and n_out classes
- * with the sizes and neuron settings of cfg. */
-int model_create(fsnn_model **m, const fsnn_cfg *cfg, int n_in, int n_out);
+/* Creates an uninitialised model for inputs of c x h x w values and n_out
+ * classes with the net and neuron settings of cfg: cfg->model_hidden > 0
+ * gives "N (FN)" with N = model_hidden; else cfg->model_net must be one
+ * conv layer with a stride-1 conv feedback of the same channels (other nets
+ * are refused with a message). */
+int model_create(fsnn_model **m, const fsnn_cfg *cfg, int c, int h, int w, int n_out);
 void model_destroy(fsnn_model **m);
 
 /* SPEC §4 initialisation from `seed`; 10 power iterations; g = clamp(sigma). */
@@ -105,7 +121,7 @@ void model_prepare_weights(fsnn_model *m, int power_iters);
 void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, int n_shards,
                         const int *shard_len);
 
-/* Input branch: x [B x n_in] (normalised) -> x1, with BatchNorm in training or
+/* Input branch: x [B x n_in] (normalised, NCHW) -> x1, with BatchNorm in training or
  * evaluation mode and, in training, the dropout masks of (seed, epoch,
  * sample_ids). In training BatchNorm uses the statistics of the whole batch:
  * collective over the ranks given to model_ws_set_batch. */

@@ -48,6 +48,22 @@ void neuron_simulate_steps(const neuron_dims *d, const float *x1, const float *W
                            const float *drop, float *a, float *u, float *s, float *cur, int *idx,
                            neuron_stats *st, neuron_step_fn step, void *ctx);
 
+/* How a simulation computes cur = W s for 0/1 spikes s [B x n]: fn(ctx, s,
+ * cur, B, event) with `event` the path chosen for this step (the fraction of
+ * active neurons below event_density, or the mode). Lets the same dynamics
+ * run over any linear map (linop.h). */
+typedef struct {
+    void (*fn)(void *ctx, const float *s, float *cur, int B, int event);
+    void *ctx;
+    double event_density;
+} neuron_product;
+
+/* neuron_simulate_steps with the feedback product p instead of W, Wt; the
+ * same results for the product of neuron_spike_product. */
+void neuron_simulate_product(const neuron_dims *d, const float *x1, const neuron_product *p,
+                             const float *drop, float *a, float *u, float *s, float *cur,
+                             neuron_stats *st, neuron_step_fn step, void *ctx);
+
 /* a[k] = acc[k] / sum_{tau=1..t} lambda^(t-tau) for k < count: the (weighted)
  * rate after t steps, rounded exactly as neuron_simulate's a = a[T]. */
 void neuron_rates(const float *acc, long count, int t, float leak, float *a);

@@ -37,7 +37,7 @@ static void fixture_create(fixture *fx, cfg_optim optimizer, int n_hidden) {
     config_defaults(&fx->cfg);
     fx->cfg.model_hidden = n_hidden;
     fx->cfg.train_optimizer = optimizer;
-    EXPECT_OK(model_create(&fx->m, &fx->cfg, N_IN, N_OUT));
+    EXPECT_OK(model_create(&fx->m, &fx->cfg, 1, 1, N_IN, N_OUT));
     EXPECT_OK(optim_create(&fx->ts.opt, &fx->cfg, fx->m->n_params));
     fx->d.m = fx->m;
     fx->d.ts = &fx->ts;

@@ -1,10 +1,13 @@
 /* dp: the all-reduced gradient of a global batch spread over the ranks of
  * MPI_COMM_WORLD equals the gradient of the same batch computed by one
  * process alone (reduce_local): bit for bit in deterministic mode, within
- * float rounding (relative 1e-4 of the largest entry) in fast mode. Run under
+ * float rounding (relative 1e-4 of the largest entry) in fast mode. Two
+ * nets: FC 20-24-5 and conv 4C3s (F4C3) on 1x6x6 inputs (per-channel
+ * BatchNorm sums and conv weight gradients in fixed point). Run under
  * mpirun -np N; every rank checks. */
 #include <math.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +18,21 @@
 #include "rng.h"
 #include "status.h"
 
-enum { NIN = 20, NH = 24, NOUT = 5, BG = 22, MICRO = 4 };
+enum { NIN = 20, NH = 24, NOUT = 5, BG = 22, MICRO = 4, XMAX = 36 };
 
-static void dp_cfg(fsnn_cfg *c, int deterministic) {
+typedef struct {
+    const char *net;
+    int hidden; /* N of "N (FN)"; 0 for the conv net */
+    int c, h, w;
+} dp_net;
+
+static const dp_net dp_nets[2] = {{"24 (F24)", NH, 1, 1, NIN}, {"4C3s (F4C3)", 0, 1, 6, 6}};
+
+static void dp_cfg(fsnn_cfg *c, const dp_net *net, int deterministic) {
     memset(c, 0, sizeof *c);
     c->run_seed = 7;
-    c->model_hidden = NH;
+    snprintf(c->model_net, sizeof c->model_net, "%s", net->net);
+    c->model_hidden = net->hidden;
     c->model_time_steps = 5;
     c->model_spike_product = SPIKE_AUTO;
     c->neuron_vth = 2.0f;
@@ -44,7 +56,7 @@ static void dp_grad(fsnn_model *m, model_ws *ws, const reduce_ops *red, const fl
     memset(&st, 0, sizeof st);
     model_prepare_weights(m, 0);
     model_ws_set_batch(ws, red, BG, n_shards, lens);
-    EXPECT_OK(model_input(m, ws, x + (long)first * NIN, B, 1, ids + first, 3, 7));
+    EXPECT_OK(model_input(m, ws, x + (long)first * m->n_in, B, 1, ids + first, 3, 7));
     model_simulate(m, ws, B, &st);
     EXPECT_OK(model_loss(m, ws, y + first, B, (double)BG, 1, &st));
     memcpy(out, m->grads, sizeof(float) * m->n_params);
@@ -52,24 +64,30 @@ static void dp_grad(fsnn_model *m, model_ws *ws, const reduce_ops *red, const fl
 
 /* The reference is one process reducing all gradients at once
  * (parallel.overlap off); `overlap` is the setting of the ranks' run. */
-static void dp_case(const reduce_ops *red, int deterministic, int overlap) {
+static void dp_case(const reduce_ops *red, const dp_net *net, int deterministic, int overlap) {
     fsnn_cfg cfg;
-    dp_cfg(&cfg, deterministic);
+    dp_cfg(&cfg, net, deterministic);
     blas_set_serial(deterministic);
     fsnn_model *m = NULL;
     model_ws *ws = NULL, *ws_ref = NULL;
-    EXPECT_OK(model_create(&m, &cfg, NIN, NOUT));
+    EXPECT_OK(model_create(&m, &cfg, net->c, net->h, net->w, NOUT));
+    if (!m || m->n_in > XMAX) {
+        EXPECT(0, "net %s: inputs beyond the test's buffer", net->net);
+        model_destroy(&m);
+        return;
+    }
+    const int nin = m->n_in;
     cfg.parallel_overlap = 0;
     EXPECT_OK(model_ws_create(&ws_ref, m, &cfg, BG));
     cfg.parallel_overlap = overlap;
     EXPECT_OK(model_ws_create(&ws, m, &cfg, BG));
     model_init(m, cfg.run_seed);
-    float x[BG * NIN], *ref = malloc(sizeof(float) * m->n_params);
+    float x[BG * XMAX], *ref = malloc(sizeof(float) * m->n_params);
     float *got = malloc(sizeof(float) * m->n_params);
     uint8_t y[BG];
     long ids[BG];
-    rng_uniform_fill(11, RNG_TEST, 0, 0, x, BG * NIN);
-    for (int i = 0; i < BG * NIN; i++)
+    rng_uniform_fill(11, RNG_TEST, 0, 0, x, BG * nin);
+    for (int i = 0; i < BG * nin; i++)
         x[i] = 4.0f * x[i] - 1.0f;
     for (int b = 0; b < BG; b++)
         y[b] = (uint8_t)(b % NOUT), ids[b] = 100 + b;
@@ -101,13 +119,13 @@ static void dp_case(const reduce_ops *red, int deterministic, int overlap) {
     EXPECT(gmax > 0.0, "the reference gradient is zero");
     if (deterministic)
         EXPECT(memcmp(ref, got, sizeof(float) * m->n_params) == 0,
-               "rank %d of %d, overlap %d: deterministic gradient differs from one "
+               "%s: rank %d of %d, overlap %d: deterministic gradient differs from one "
                "process's (max %g)",
-               red->rank, red->size, overlap, dmax);
+               net->net, red->rank, red->size, overlap, dmax);
     else
         EXPECT(dmax <= 1e-4 * gmax,
-               "rank %d of %d, overlap %d: fast gradient differs by %g (max %g)", red->rank,
-               red->size, overlap, dmax, gmax);
+               "%s: rank %d of %d, overlap %d: fast gradient differs by %g (max %g)", net->net,
+               red->rank, red->size, overlap, dmax, gmax);
     free(ref);
     free(got);
     model_ws_destroy(&ws);
@@ -119,10 +137,11 @@ int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     reduce_ops red;
     EXPECT_OK(reducer_world(&red));
-    for (int overlap = 0; overlap < 2; overlap++) {
-        dp_case(&red, 1, overlap);
-        dp_case(&red, 0, overlap);
-    }
+    for (int k = 0; k < 2; k++)
+        for (int overlap = 0; overlap < 2; overlap++) {
+            dp_case(&red, &dp_nets[k], 1, overlap);
+            dp_case(&red, &dp_nets[k], 0, overlap);
+        }
     int rc = check_finish("dp");
     int all = 0;
     MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

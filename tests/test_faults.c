@@ -106,7 +106,7 @@ static int faults_run(const reduce_ops *red, int max_bad, long first_bad, long l
                          .std = {0.3f}};
     fsnn_model *m = NULL;
     memset(ts, 0, sizeof *ts);
-    EXPECT_OK(model_create(&m, &cfg, NIN, NOUT));
+    EXPECT_OK(model_create(&m, &cfg, 1, 1, NIN, NOUT));
     EXPECT_OK(optim_create(&ts->opt, &cfg, m->n_params));
     model_init(m, cfg.run_seed);
     memset(c, 0, sizeof *c);

@@ -10,8 +10,9 @@
  * 2.5 * 5.5e-5 + float rounding: tolerance 5e-4 absolute per entry. The exact
  * solve (dgesv in double, rounded to float) agrees to 1e-5 relative.
  *
- * Part 2 — model gradient (SPEC §3.3): for a small model (12-16-5, B = 4,
- * IF, V_th = 2), without and with dropout, the gradient of the batch-mean loss
+ * Part 2 — model gradient (SPEC §3.3): for two small models, FC 12-16-5 and
+ * conv 4C3s (F4C3) on 1x6x6 inputs with 5 classes (B = 4, IF, V_th = 2),
+ * without and with dropout, the gradient of the batch-mean loss
  * L(a*(theta)) returned in m->grads by model_loss (exact and Broyden
  * adjoints) is compared with central differences of model_loss_value after
  * recomputing the whole forward (weights with the same u, v; input branch;
@@ -19,8 +20,11 @@
  * <= 1.25 / 2, so 0.625^50 < 1e-10, below float rounding). Entries: all of the small tensors, a
  * random third of F and V. The point is checked to be away from the clamp
  * kinks: every z = (drop_s ⊙ W a* + x1) / V_th that is not identically 0 is
- * at least 0.02 from 0 and 1, while a perturbation of eps = 2e-3 moves z by
- * less than ~3 eps; f is then smooth along every FD segment. Float forward
+ * at least 10 eps from 0 and 1, while a perturbation of eps (2e-3 FC, 5e-4
+ * conv, whose 144 values of z need a smaller step to find such a point)
+ * moves z by less than ~3 eps; f is then smooth along every FD segment.
+ * The conv net's W a for the margin is computed here by the definition of
+ * the convolution, independently of conv.c. Float forward
  * (a* and L carry ~1e-7 rounding, i.e. ~5e-5 in the FD quotient): tolerance
  * per entry 3e-2 |grad| + 2e-4 max|grad of the tensor| + 1e-4, every entry
  * must meet it; over the larger tensors the cosine between the analytic and
@@ -185,11 +189,26 @@ static void test_solvers(void) {
 /* ---------- part 2 ---------- */
 
 enum { MB = 4, MIN = 12, MN = 16, MOUT = 5 };
+enum { NMAX = 64, XMAX = 64 }; /* neurons and inputs per sample of the nets below */
 
-static void fill_cfg(fsnn_cfg *c, cfg_solver kind, float dropout) {
+/* The nets of part 2: FC 12-16-5 (input 1x1x12), and conv 4C3s (F4C3) on
+ * 1x6x6 (4x3x3 = 36 neurons). */
+typedef struct {
+    const char *tag, *net;
+    int hidden; /* cfg.model_hidden: N of "N (FN)", 0 for the conv net */
+    int c, h, w;
+    int x_stream; /* RNG stream of the input: a point away from the clamp kinks */
+    float eps;    /* FD step; every z must be 10 eps from a kink */
+} grad_net;
+
+static const grad_net net_fc = {"model", "16 (F16)", MN, 1, 1, MIN, 27, 2e-3f};
+static const grad_net net_conv = {"conv model", "4C3s (F4C3)", 0, 1, 6, 6, 44, 5e-4f};
+
+static void fill_cfg(fsnn_cfg *c, const grad_net *g, cfg_solver kind, float dropout) {
     memset(c, 0, sizeof *c);
     c->run_seed = 17;
-    c->model_hidden = MN;
+    snprintf(c->model_net, sizeof c->model_net, "%s", g->net);
+    c->model_hidden = g->hidden;
     c->model_time_steps = 5;
     c->model_spike_product = SPIKE_AUTO;
     c->neuron_vth = 2.0f;
@@ -207,6 +226,36 @@ static const uint8_t labels[MB] = {0, 3, 1, 4};
 enum { EPOCH = 2 };
 static const uint64_t SEED = 17;
 
+/* out = W a for one sample, computed here from m->W: FC as a matrix [n x n],
+ * conv 4C3 (stride 1, padding 1) by its definition. */
+static void feedback_apply(const fsnn_model *m, const float *a, float *out) {
+    const int n = m->n;
+    if (m->channels == n) {
+        for (int i = 0; i < n; i++) {
+            double s = 0.0;
+            for (int j = 0; j < n; j++)
+                s += (double)m->W[i * n + j] * a[j];
+            out[i] = (float)s;
+        }
+        return;
+    }
+    const int C = m->channels, H = m->fb_op.conv.H, Wd = m->fb_op.conv.W, k = 3;
+    for (int co = 0; co < C; co++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < Wd; x++) {
+                double s = 0.0;
+                for (int ci = 0; ci < C; ci++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int yy = y + ky - 1, xx = x + kx - 1;
+                            if (yy < 0 || yy >= H || xx < 0 || xx >= Wd) continue;
+                            s += (double)m->W[((co * C + ci) * k + ky) * k + kx] *
+                                 a[(ci * H + yy) * Wd + xx];
+                        }
+                out[(co * H + y) * Wd + x] = (float)s;
+            }
+}
+
 static void forward(fsnn_model *m, model_ws *ws, const float *x) {
     model_prepare_weights(m, 0);
     model_input(m, ws, x, MB, 1, sample_ids, EPOCH, SEED);
@@ -217,22 +266,18 @@ static void forward(fsnn_model *m, model_ws *ws, const float *x) {
  * the entries where z is not identically 0 (both masks 0). The feedback mask
  * is that of dropout.h for (seed, RNG_DROP_S, epoch, sample id). */
 static double kink_margin(const fsnn_model *m, model_ws *ws) {
-    float ds[MB * MN], wa[MB * MN];
+    const int n = m->n;
+    float ds[MB * NMAX], wa[MB * NMAX];
     const float *a = model_ws_a(ws), *x1 = model_ws_x1(ws);
     if (m->dropout > 0.0f)
-        dropout_mask(ds, MB, MN, m->dropout, SEED, RNG_DROP_S, EPOCH, sample_ids);
+        dropout_mask(ds, MB, n, m->dropout, SEED, RNG_DROP_S, EPOCH, sample_ids);
     else
-        for (int k = 0; k < MB * MN; k++)
+        for (int k = 0; k < MB * n; k++)
             ds[k] = 1.0f;
     for (int b = 0; b < MB; b++)
-        for (int i = 0; i < MN; i++) {
-            double s = 0.0;
-            for (int j = 0; j < MN; j++)
-                s += (double)m->W[i * MN + j] * a[b * MN + j];
-            wa[b * MN + i] = (float)s;
-        }
+        feedback_apply(m, a + b * n, wa + b * n);
     double mg = INFINITY;
-    for (int k = 0; k < MB * MN; k++) {
+    for (int k = 0; k < MB * n; k++) {
         if (ds[k] == 0.0f && x1[k] == 0.0f) continue;
         double z = ((double)ds[k] * wa[k] + x1[k]) / m->vth;
         mg = fmin(mg, fmin(fabs(z), fabs(z - 1.0)));
@@ -240,24 +285,31 @@ static double kink_margin(const fsnn_model *m, model_ws *ws) {
     return mg;
 }
 
-static void test_model_grad(float dropout) {
-    const char *tag = dropout > 0.0f ? "model(dropout)" : "model";
+static void test_model_grad(const grad_net *net, float dropout) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s%s", net->tag, dropout > 0.0f ? "(dropout)" : "");
     fsnn_cfg ce, cb;
-    fill_cfg(&ce, SOLVER_EXACT, dropout);
-    fill_cfg(&cb, SOLVER_BROYDEN, dropout);
+    fill_cfg(&ce, net, SOLVER_EXACT, dropout);
+    fill_cfg(&cb, net, SOLVER_BROYDEN, dropout);
     fsnn_model *m = NULL;
     model_ws *wse = NULL, *wsb = NULL;
-    EXPECT_OK(model_create(&m, &ce, MIN, MOUT));
+    EXPECT_OK(model_create(&m, &ce, net->c, net->h, net->w, MOUT));
+    if (!m || m->n > NMAX || m->n_in > XMAX) {
+        EXPECT(0, "%s: sizes beyond the test's buffers", tag);
+        model_destroy(&m);
+        return;
+    }
     EXPECT_OK(model_ws_create(&wse, m, &ce, MB));
     EXPECT_OK(model_ws_create(&wsb, m, &cb, MB));
-    if (!m || !wse || !wsb) return;
+    if (!wse || !wsb) return;
+    const int C = m->channels, nin = m->n_in, n = m->n;
     model_init(m, SEED);
     /* Move away from the initial state so every tensor has a generic value:
      * BN weights and biases, readout bias and g (< 1, so it is not at the
      * clamp) all non-trivial. */
     float r[64];
     rng_uniform_fill(41, RNG_TEST, 0, 0, r, 64);
-    for (int j = 0; j < MN; j++) {
+    for (int j = 0; j < C; j++) {
         m->p.bn_w[j] = 0.7f + 0.6f * r[j];
         m->p.bn_b[j] = 0.8f * r[MN + j];
         m->p.Fb[j] = r[2 * MN + j] - 0.5f;
@@ -266,9 +318,9 @@ static void test_model_grad(float dropout) {
         m->p.bo[k] = r[3 * MN + k] - 0.5f;
     m->p.g[0] = 0.9f;
 
-    static float x[MB * MIN];
-    rng_uniform_fill(41, RNG_TEST, 0, 27, x, MB * MIN);
-    for (int k = 0; k < MB * MIN; k++)
+    static float x[MB * XMAX];
+    rng_uniform_fill(41, RNG_TEST, 0, (uint64_t)net->x_stream, x, MB * nin);
+    for (int k = 0; k < MB * nin; k++)
         x[k] = 4.0f * x[k] - 2.0f;
 
     /* Analytic gradients, exact and Broyden adjoints. */
@@ -282,12 +334,13 @@ static void test_model_grad(float dropout) {
     memcpy(ge, m->grads, sizeof(float) * m->n_params);
     float *a = model_ws_a(wse);
     int inside = 0;
-    for (int k = 0; k < MB * MN; k++)
+    for (int k = 0; k < MB * n; k++)
         inside += a[k] > 0.0f && a[k] < 1.0f;
-    EXPECT(inside >= MB * MN / 4, "%s: only %d of %d rates strictly inside (0, 1)", tag, inside,
-           MB * MN);
+    EXPECT(inside >= MB * n / 4, "%s: only %d of %d rates strictly inside (0, 1)", tag, inside,
+           MB * n);
     double margin = kink_margin(m, wse);
-    EXPECT(margin > 0.02, "%s: some z is %g from a clamp kink: move the test point", tag, margin);
+    EXPECT(margin > 10.0 * net->eps, "%s: some z is %g from a clamp kink: move the test point", tag,
+           margin);
     double L0 = model_loss_value(m, wse, labels, MB);
     EXPECT_NEAR(st.loss / MB, L0, 1e-9, 1e-6, "model_loss vs model_loss_value");
 
@@ -342,7 +395,7 @@ static void test_model_grad(float dropout) {
                   (k >= m->info[4].offset && k < m->info[4].offset + m->info[4].count);
         pick[k] = !big || u01[k] < 1.0f / 3.0f;
     }
-    const float eps = 2e-3f;
+    const float eps = net->eps;
     for (size_t k = 0; k < m->n_params; k++) {
         if (!pick[k]) continue;
         float p0 = m->params[k];
@@ -405,7 +458,9 @@ static void test_model_grad(float dropout) {
 
 int main(void) {
     test_solvers();
-    test_model_grad(0.0f);
-    test_model_grad(0.2f);
+    test_model_grad(&net_fc, 0.0f);
+    test_model_grad(&net_fc, 0.2f);
+    test_model_grad(&net_conv, 0.0f);
+    test_model_grad(&net_conv, 0.2f);
     return check_finish("solver");
 }

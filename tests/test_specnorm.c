@@ -103,7 +103,7 @@ static void test_model_init(int n) {
     c.neuron_vth = 2.0f;
     c.neuron_leak = 1.0f;
     fsnn_model *m = NULL;
-    EXPECT_OK(model_create(&m, &c, 8, 3));
+    EXPECT_OK(model_create(&m, &c, 1, 1, 8, 3));
     if (!m) return;
     model_init(m, 1234);
     double sv = testutil_spectral_norm(m->p.V, n, n);

@@ -66,7 +66,7 @@ static void check_model_trace(int deterministic, float leak) {
     fsnn_cfg cfg;
     cfg_make(&cfg, deterministic, leak);
     fsnn_model *m = NULL;
-    EXPECT_OK(model_create(&m, &cfg, N_IN, N_OUT));
+    EXPECT_OK(model_create(&m, &cfg, 1, 1, N_IN, N_OUT));
     model_init(m, 3);
     static float x[B * N_IN], a_t[B * N], a_prev[B * N], x1[B * N], a_trace[B * N];
     static uint8_t labels[B];
@@ -175,7 +175,7 @@ static void check_trainer_trace(void) {
     fsnn_cfg cfg;
     cfg_make(&cfg, 1, 0.95f);
     fsnn_model *m = NULL;
-    EXPECT_OK(model_create(&m, &cfg, N_IN, N_OUT));
+    EXPECT_OK(model_create(&m, &cfg, 1, 1, N_IN, N_OUT));
     model_init(m, 4);
     static uint8_t images[SAMPLES * N_IN], labels[SAMPLES];
     for (int k = 0; k < SAMPLES * N_IN; k++)

@@ -68,7 +68,7 @@ static int fuzz_create(fuzz_state *s, int n_in, int n, int n_out, cfg_optim opti
     config_defaults(&cfg);
     cfg.model_hidden = n;
     cfg.train_optimizer = optimizer;
-    CHECK(model_create(&s->m, &cfg, n_in, n_out));
+    CHECK(model_create(&s->m, &cfg, 1, 1, n_in, n_out));
     CHECK(optim_create(&s->ts.opt, &cfg, s->m->n_params));
     s->d.m = s->m;
     s->d.ts = &s->ts;

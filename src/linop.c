@@ -1,0 +1,176 @@
+/* linop: FC over sgemm (the calls of fc.c, neuron.c, equil.c, specnorm.c),
+ * conv over conv.h. */
+#include "linop.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"     // defines: blas_gemm
+#include "fc.h"       // defines: fc_forward
+#include "neuron.h"   // defines: neuron_spike_product, NEURON_EVENT_DENSITY
+#include "specnorm.h" // defines: specnorm_power, specnorm_vjp
+#include "status.h"   // defines: FAIL
+
+void linop_fc(linop *op, int in, int out) {
+    memset(op, 0, sizeof *op);
+    op->kind = LINOP_FC;
+    op->in = in;
+    op->out = out;
+    op->rows = out;
+    op->cols = in;
+    op->channels = out;
+    op->hw = 1;
+}
+
+int linop_conv(linop *op, int C, int H, int W, int O, int k, int stride) {
+    memset(op, 0, sizeof *op);
+    op->kind = LINOP_CONV;
+    CHECK(conv_shape_init(&op->conv, C, H, W, O, k, stride, k / 2));
+    op->in = C * H * W;
+    op->out = O * op->conv.Ho * op->conv.Wo;
+    op->rows = O;
+    op->cols = C * k * k;
+    op->channels = O;
+    op->hw = op->conv.Ho * op->conv.Wo;
+    return FSNN_OK;
+}
+
+size_t linop_ws_size(const linop *op) {
+    return op->kind == LINOP_CONV ? conv_workspace_size(&op->conv) : 0;
+}
+
+size_t linop_weights(const linop *op) {
+    return (size_t)op->rows * op->cols;
+}
+
+size_t linop_event_size(const linop *op) {
+    return linop_weights(op);
+}
+
+void linop_forward(const linop *op, const float *W, const float *b, const float *x, float *y, int B,
+                   float *ws) {
+    if (op->kind == LINOP_CONV)
+        conv_forward(&op->conv, x, W, b, y, B, ws);
+    else if (b)
+        fc_forward(x, W, b, y, B, op->in, op->out);
+    else
+        blas_gemm(0, 1, B, op->out, op->in, 1.0f, x, op->in, W, op->in, 0.0f, y, op->out);
+}
+
+void linop_event_weights(const linop *op, const float *W, float *We) {
+    if (op->kind == LINOP_CONV) {
+        conv_event_weights(&op->conv, W, We);
+        return;
+    }
+    for (int i = 0; i < op->rows; i++)
+        for (int j = 0; j < op->cols; j++)
+            We[(long)j * op->rows + i] = W[(long)i * op->cols + j];
+}
+
+double linop_event_density(const linop *op) {
+    return op->kind == LINOP_CONV ? CONV_EVENT_DENSITY : NEURON_EVENT_DENSITY;
+}
+
+void linop_spike(const linop *op, const float *W, const float *We, const float *s, float *cur,
+                 int *idx, int B, int event, float *ws) {
+    if (op->kind == LINOP_CONV)
+        conv_spike_forward(&op->conv, s, W, We, NULL, cur, B, ws,
+                           event ? SPIKE_EVENT : SPIKE_DENSE);
+    else /* the feedback map is square */
+        neuron_spike_product(s, W, We, cur, idx, B, op->out, event);
+}
+
+void linop_transpose(const linop *op, const float *W, const float *dy, float *dx, int B,
+                     float *ws) {
+    if (op->kind == LINOP_CONV)
+        conv_vjp(&op->conv, NULL, W, dy, NULL, NULL, dx, B, ws);
+    else
+        blas_gemm(0, 0, B, op->in, op->out, 1.0f, dy, op->out, W, op->in, 0.0f, dx, op->in);
+}
+
+void linop_weight_grad(const linop *op, const float *x, const float *dy, float *dW, float *db,
+                       int B, float *ws) {
+    if (op->kind == LINOP_CONV) {
+        memset(dW, 0, sizeof(float) * linop_weights(op));
+        if (db) memset(db, 0, sizeof(float) * (size_t)op->channels);
+        conv_vjp(&op->conv, x, NULL, dy, dW, db, NULL, B, ws);
+        return;
+    }
+    blas_gemm(1, 0, op->out, op->in, B, 1.0f, dy, op->out, x, op->in, 0.0f, dW, op->in);
+    if (!db) return;
+    for (int i = 0; i < op->out; i++)
+        db[i] = 0.0f;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < op->out; i++)
+            db[i] += dy[(long)b * op->out + i];
+}
+
+double linop_grad_bound(const linop *op, const float *dy, int B, const double *w) {
+    const int C = op->channels, hw = op->hw;
+    double best = 0.0;
+    int bad = 0;
+    for (int c = 0; c < C; c++) {
+        double s = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *m = dy + ((long)b * C + c) * hw;
+            double t = 0.0;
+            for (int p = 0; p < hw; p++)
+                t += fabs((double)m[p]);
+            s += t * (w ? w[b] : 1.0);
+        }
+        bad |= !isfinite(s);
+        best = s > best ? s : best;
+    }
+    return bad ? INFINITY : best;
+}
+
+float linop_power(const linop *op, const float *V, float *u, float *v, int iters, float *work,
+                  float *ws) {
+    if (op->kind == LINOP_CONV) return conv_power_iter(&op->conv, V, u, v, iters, work, ws);
+    return specnorm_power(V, op->rows, op->cols, u, v, iters, work);
+}
+
+void linop_sn_vjp(const linop *op, const float *V, const float *u, const float *v, float g,
+                  float sigma, const float *dW, float *dV, float *dg, float *tmp, float *ws) {
+    if (op->kind != LINOP_CONV) {
+        specnorm_vjp(V, u, v, g, sigma, dW, dV, dg, op->rows, op->cols);
+        return;
+    }
+    /* As specnorm_vjp, with d sigma / dV = the weight-VJP of the one-sample
+     * conv at x = v, dy = u (conv.h) instead of the outer product u v^T. */
+    if (sigma == 0.0f) return;
+    const long count = (long)linop_weights(op);
+    double gv = 0.0;
+    for (long i = 0; i < count; i++)
+        gv += (double)dW[i] * V[i];
+    float a = g / sigma;
+    float c = (float)(-(double)g * gv / ((double)sigma * sigma));
+    memset(tmp, 0, sizeof(float) * (size_t)count);
+    conv_vjp(&op->conv, v, V, u, tmp, NULL, NULL, 1, ws);
+    for (long i = 0; i < count; i++)
+        dV[i] += a * dW[i] + c * tmp[i];
+    *dg += (float)(gv / sigma);
+}
+
+int linop_dense(const linop *op, const float *W, double *M) {
+    if (op->kind != LINOP_CONV) {
+        for (long i = 0; i < (long)op->rows * op->cols; i++)
+            M[i] = W[i];
+        return FSNN_OK;
+    }
+    const int in = op->in, out = op->out;
+    float *e = calloc((size_t)in + out + linop_ws_size(op), sizeof(float));
+    if (!e) return FAIL("linop: out of memory for the dense matrix of a %d x %d conv", out, in);
+    float *y = e + in, *ws = y + out;
+    for (int j = 0; j < in; j++) {
+        e[j] = 1.0f;
+        conv_forward(&op->conv, e, W, NULL, y, 1, ws);
+        e[j] = 0.0f;
+        for (int r = 0; r < out; r++)
+            M[(long)r * in + j] = y[r];
+    }
+    free(e);
+    return FSNN_OK;
+}

@@ -1,0 +1,96 @@
+/* linop: the two linear maps of a feedback layer (SPEC §1), fully connected
+ * or convolutional behind one interface, so that model.c is written once:
+ *
+ *   input map     h = F x + b         FC [n x n_in], or conv Cin -> C, kernel k,
+ *                                     stride 1 or 2, padding k/2
+ *   feedback map  c = W s             FC [n x n], or conv C -> C, kernel kf,
+ *                                     stride 1, padding kf/2, no bias
+ *
+ * A weight is always stored as a 2-D array [rows x cols]: FC [out x in],
+ * conv [C_out x Cin k k] (torch's [O x C x k x k] flattened), which is also
+ * its checkpoint shape. Per-sample vectors are `in` and `out` floats long
+ * (conv: NCHW feature maps). The FC functions are the calls model.c made
+ * before conv existed, in the same order, so FC results are unchanged bit
+ * for bit.
+ *
+ * Nothing allocates except linop_dense; `ws` is a work buffer of
+ * linop_ws_size floats for one call (calls that run at the same time need
+ * their own). Arrays are borrowed. */
+#ifndef FSNN_LINOP_H
+#define FSNN_LINOP_H
+
+#include <stddef.h>
+
+#include "conv.h"
+
+typedef enum { LINOP_FC = 0, LINOP_CONV } linop_kind;
+
+typedef struct {
+    linop_kind kind;
+    int in, out;     /* values per sample */
+    int rows, cols;  /* the weight as [rows x cols] */
+    int channels;    /* output channels (FC: out) */
+    int hw;          /* output positions per channel (FC: 1) */
+    conv_shape conv; /* CONV only */
+} linop;
+
+/* An FC map in -> out. */
+void linop_fc(linop *op, int in, int out);
+
+/* A conv map (conv_shape_init's checks). */
+int linop_conv(linop *op, int C, int H, int W, int O, int k, int stride);
+
+/* Floats of `ws` one call needs (0 for FC). */
+size_t linop_ws_size(const linop *op);
+
+/* Floats of the spike-product weights (linop_event_weights). */
+size_t linop_event_size(const linop *op);
+
+/* Weight count rows * cols. */
+size_t linop_weights(const linop *op);
+
+/* y [B x out] = op(x [B x in]) + b; b [channels] may be NULL. */
+void linop_forward(const linop *op, const float *W, const float *b, const float *x, float *y, int B,
+                   float *ws);
+
+/* The weights of the event path of linop_spike: FC W^T, conv
+ * conv_event_weights. We [linop_event_size]. */
+void linop_event_weights(const linop *op, const float *W, float *We);
+
+/* Fraction of active inputs below which linop_spike's event path is the
+ * faster one (NEURON_EVENT_DENSITY, CONV_EVENT_DENSITY). */
+double linop_event_density(const linop *op);
+
+/* cur [B x out] = op(s) for 0/1 spikes s [B x in]: dense, or (event) the
+ * sum of each active input's weights. idx [B x in] ints (FC), ws (conv). */
+void linop_spike(const linop *op, const float *W, const float *We, const float *s, float *cur,
+                 int *idx, int B, int event, float *ws);
+
+/* dx [B x in] = op^T(dy [B x out]) (overwritten). */
+void linop_transpose(const linop *op, const float *W, const float *dy, float *dx, int B, float *ws);
+
+/* dW [rows x cols] = sum_b dy_b (d op / dW) x_b, db [channels] = the sums
+ * of dy per channel (NULL: not computed); both overwritten. */
+void linop_weight_grad(const linop *op, const float *x, const float *dy, float *dW, float *db,
+                       int B, float *ws);
+
+/* Bound on |dW| of linop_weight_grad given w[b] >= max |x_b|:
+ * max over output channels c of sum_b w[b] sum_p |dy[b,c,p]| (w NULL: 1,
+ * the bound of db). Infinity when a term is not finite. */
+double linop_grad_bound(const linop *op, const float *dy, int B, const double *w);
+
+/* Power iteration for sigma(V) (specnorm_power, conv_power_iter): u [out],
+ * v [in], work [out]. */
+float linop_power(const linop *op, const float *V, float *u, float *v, int iters, float *work,
+                  float *ws);
+
+/* The spectral restriction's VJP (specnorm_vjp): given dW, accumulates dV
+ * and *dg. tmp [rows x cols] (conv only). */
+void linop_sn_vjp(const linop *op, const float *V, const float *u, const float *v, float g,
+                  float sigma, const float *dW, float *dV, float *dg, float *tmp, float *ws);
+
+/* The map as a dense matrix M [out x in] in double (exact solves of small
+ * nets). Conv allocates its scratch; returns non-zero when out of memory. */
+int linop_dense(const linop *op, const float *W, double *M);
+
+#endif
