@@ -64,32 +64,6 @@ void neuron_rates(const float *acc, long count, int t, float leak, float *a) {
         a[k] = acc[k] * inv;
 }
 
-void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
-                     const float *drop, float *a, float *u, float *s, float *cur, int *idx,
-                     neuron_stats *st) {
-    neuron_simulate_steps(d, x1, W, Wt, drop, a, u, s, cur, idx, st, NULL, NULL);
-}
-
-/* The product of neuron_simulate_steps: W and Wt of one batch. */
-typedef struct {
-    const float *W, *Wt;
-    int *idx;
-    int n;
-} neuron_fc;
-
-static void neuron_fc_product(void *ctx, const float *s, float *cur, int B, int event) {
-    const neuron_fc *c = ctx;
-    neuron_spike_product(s, c->W, c->Wt, cur, c->idx, B, c->n, event);
-}
-
-void neuron_simulate_steps(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
-                           const float *drop, float *a, float *u, float *s, float *cur, int *idx,
-                           neuron_stats *st, neuron_step_fn step, void *ctx) {
-    neuron_fc fc = {W, Wt, idx, d->n};
-    neuron_product p = {neuron_fc_product, &fc, NEURON_EVENT_DENSITY};
-    neuron_simulate_product(d, x1, &p, drop, a, u, s, cur, st, step, ctx);
-}
-
 void neuron_simulate_product(const neuron_dims *d, const float *x1, const neuron_product *p,
                              const float *drop, float *a, float *u, float *s, float *cur,
                              neuron_stats *st, neuron_step_fn step, void *ctx) {

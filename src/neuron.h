@@ -29,24 +29,10 @@ typedef struct {
     cfg_spike_product mode;
 } neuron_dims;
 
-/* x1 [B x n] input current, W [n x n] and Wt = W^T (row-major), drop [B x n]
- * feedback dropout mask or NULL. Writes a [B x n]. Work buffers u, s, cur
- * [B x n] and idx [B x n] (ints) are borrowed. Adds to *st. */
-void neuron_simulate(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
-                     const float *drop, float *a, float *u, float *s, float *cur, int *idx,
-                     neuron_stats *st);
-
 /* Called after each step t = 1..T with acc [B x n], the weighted spike sums
  * so far, sum_{tau <= t} lambda^(t-tau) s[tau]: neuron_rates turns them into
  * a[t]. acc is the simulation's own buffer: read it, do not keep it. */
 typedef void (*neuron_step_fn)(void *ctx, int t, const float *acc);
-
-/* neuron_simulate that calls step(ctx, t, acc) after every step (the
- * equilibrium residual per step, Figure 1); a and everything else come out
- * bit for bit as from neuron_simulate. */
-void neuron_simulate_steps(const neuron_dims *d, const float *x1, const float *W, const float *Wt,
-                           const float *drop, float *a, float *u, float *s, float *cur, int *idx,
-                           neuron_stats *st, neuron_step_fn step, void *ctx);
 
 /* How a simulation computes cur = W s for 0/1 spikes s [B x n]: fn(ctx, s,
  * cur, B, event) with `event` the path chosen for this step (the fraction of
@@ -58,14 +44,17 @@ typedef struct {
     double event_density;
 } neuron_product;
 
-/* neuron_simulate_steps with the feedback product p instead of W, Wt; the
- * same results for the product of neuron_spike_product. */
+/* The simulation: x1 [B x n] input current, p the feedback product, drop
+ * [B x n] feedback dropout mask or NULL. Writes a [B x n]. Work buffers u, s,
+ * cur [B x n] are borrowed. Adds to *st. With step not NULL, calls step(ctx,
+ * t, acc) after every step (the equilibrium residual per step, Figure 1);
+ * a and everything else come out bit for bit as without. */
 void neuron_simulate_product(const neuron_dims *d, const float *x1, const neuron_product *p,
                              const float *drop, float *a, float *u, float *s, float *cur,
                              neuron_stats *st, neuron_step_fn step, void *ctx);
 
 /* a[k] = acc[k] / sum_{tau=1..t} lambda^(t-tau) for k < count: the (weighted)
- * rate after t steps, rounded exactly as neuron_simulate's a = a[T]. */
+ * rate after t steps, rounded exactly as neuron_simulate_product's a = a[T]. */
 void neuron_rates(const float *acc, long count, int t, float leak, float *a);
 
 /* cur [B x n] = s W^T for 0/1 spikes s [B x n]: sgemm with W, or (event != 0)

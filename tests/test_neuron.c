@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fcref.h"
 #include "neuron.h"
 #include "rng.h"
 

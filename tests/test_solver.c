@@ -38,6 +38,7 @@
 #include "check.h"
 #include "dropout.h"
 #include "equil.h"
+#include "fcref.h"
 #include "model.h"
 #include "rng.h"
 #include "solver.h"

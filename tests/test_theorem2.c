@@ -23,6 +23,7 @@
 
 #include "check.h"
 #include "equil.h"
+#include "fcref.h"
 #include "neuron.h"
 #include "rng.h"
 #include "testutil.h"

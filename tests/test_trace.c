@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "fcref.h"
 #include "model.h"
 #include "rng.h"
 #include "trainer.h"

@@ -21,6 +21,7 @@
 #include "check.h"
 #include "equil.h"
 #include "fc.h"
+#include "fcref.h"
 #include "loss.h"
 #include "rng.h"
 #include "specnorm.h"
