@@ -777,10 +777,16 @@ static void test_shipped(const char *sweeps_dir) {
         const char *args[4];
     } shipped[] = {
         {"fmnist_paper.ini", 10, {"neuron.leak=1", "run.seed=5", NULL}},
-        {"mnist_paper.ini", 10, {"model.time_steps=30", "neuron.leak=0.95", NULL}},
+        {"mnist_paper.ini", 10, {"neuron.leak=1", "neuron.leak=0.95", "run.seed=5", NULL}},
+        {"nmnist_paper.ini", 5, {"run.seed=1", "run.seed=5", NULL}},
+        {"cifar10_paper.ini",
+         10,
+         {"model.net=96C3s-256C3-384C3s-384C3-256C3 (F96C3u)",
+          "model.net=128C3s-256C3-512C3s-1024C3-512C3 (F128C3u)", NULL}},
+        {"cifar100_paper.ini", 5, {"run.seed=3", NULL}},
         {"tiny.ini", 6, {"train.epochs=2", "neuron.leak=0.95", "run.seed=3", NULL}},
     };
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
         char path[700];
         snprintf(path, sizeof path, "%s/%s", sweeps_dir, shipped[i].file);
         sweep_plan p;
