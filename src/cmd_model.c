@@ -13,7 +13,7 @@
 
 #include "cmd.h"     // defines: cmd_model
 #include "config.h"  // defines: config_defaults, config_load, config_override, config_resolve
-#include "dataset.h" // defines: dataset_name
+#include "dataset.h" // defines: dataset_dims, dataset_name
 #include "log.h"     // defines: log_error
 #include "netspec.h" // defines: netspec_parse, netspec_infer, netspec_short
 #include "status.h"  // defines: status_message
@@ -37,16 +37,6 @@ typedef struct {
     int n_overrides;
     char net_buf[256]; /* model.net of the configuration */
 } cmd_model_args;
-
-static const struct {
-    const char *name;
-    netspec_shape shape;
-    int classes;
-} cmd_model_datasets[] = {
-    {"mnist", {1, 28, 28, 0}, 10},   {"fashion_mnist", {1, 28, 28, 0}, 10},
-    {"fmnist", {1, 28, 28, 0}, 10},  {"nmnist", {2, 34, 34, 0}, 10},
-    {"cifar10", {3, 32, 32, 0}, 10}, {"cifar100", {3, 32, 32, 0}, 100},
-};
 
 /* A whole decimal number in 1..max, or 0. */
 static long cmd_model_count(const char *s, long max) {
@@ -88,14 +78,23 @@ static int cmd_model_bad(const char *fmt, ...) {
     return 2;
 }
 
-/* The input shape and classes of data set `name`; 1 if it has none. */
+/* The input shape and classes of data set `kind` (dataset.h). */
+static int cmd_model_kind_shape(cfg_dataset kind, netspec_shape *shape, int *classes) {
+    int c = 0, h = 0, w = 0;
+    CHECK(dataset_dims(kind, &c, &h, &w, classes));
+    *shape = (netspec_shape){c, h, w, 0};
+    return FSNN_OK;
+}
+
+/* The input shape and classes of the data set called `name` (data.dataset's
+ * names, or fashion_mnist); 1 if there is none. */
 static int cmd_model_dataset(const char *name, netspec_shape *shape, int *classes) {
-    for (size_t i = 0; i < sizeof cmd_model_datasets / sizeof *cmd_model_datasets; i++)
-        if (!strcmp(name, cmd_model_datasets[i].name)) {
-            *shape = cmd_model_datasets[i].shape;
-            *classes = cmd_model_datasets[i].classes;
-            return 0;
-        }
+    static const cfg_dataset kinds[] = {DATASET_FMNIST, DATASET_MNIST, DATASET_CIFAR10,
+                                        DATASET_CIFAR100, DATASET_NMNIST};
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (!strcmp(name, dataset_name(kinds[i])) ||
+            (kinds[i] == DATASET_FMNIST && !strcmp(name, "fashion_mnist")))
+            return cmd_model_kind_shape(kinds[i], shape, classes) != 0;
     return 1;
 }
 
@@ -152,9 +151,8 @@ static int cmd_model_config(cmd_model_args *a) {
         log_error("%s", status_message());
         return 1;
     }
-    const char *data = dataset_name(cfg.data_dataset);
-    if (cmd_model_dataset(data, &a->input, &a->classes)) {
-        log_error("%s: data.dataset '%s' has no known input shape", a->config, data);
+    if (cmd_model_kind_shape(cfg.data_dataset, &a->input, &a->classes)) {
+        log_error("%s: %s", a->config, status_message());
         return 1;
     }
     snprintf(a->net_buf, sizeof a->net_buf, "%s", cfg.model_net);
