@@ -82,3 +82,10 @@ int par_check_launch(const par_env *env) {
                     want, step ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS", env->size, want);
     return FSNN_OK;
 }
+
+int par_launcher_rank(void) {
+    long r = par_env_long("OMPI_COMM_WORLD_RANK");
+    if (!r) r = par_env_long("PMIX_RANK");
+    if (!r) r = par_env_long("SLURM_PROCID");
+    return (int)r;
+}

@@ -11,6 +11,11 @@ typedef struct {
 /* Initialises MPI (thread level FUNNELED) and fills *env. Collective. */
 int par_init(int *argc, char ***argv, par_env *env);
 
+/* The rank a launcher (mpirun, srun) gave this process, read from its
+ * environment without MPI; 0 when started alone. For commands that run
+ * without MPI but must print once. */
+int par_launcher_rank(void);
+
 /* Checks the world size against what the launcher promised: srun's
  * SLURM_STEP_NUM_TASKS, or SLURM_NTASKS for a batch step started without
  * srun or mpirun. A mismatch (e.g. a rank started alone inside an allocation

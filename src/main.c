@@ -27,7 +27,7 @@
 #include "metrics.h" // defines: metrics_create, metrics_append
 #include "model.h"   // defines: fsnn_model
 #include "netspec.h" // defines: netspec_parse, netspec_infer
-#include "par.h"     // defines: par_init, par_finalize, par_all_ok
+#include "par.h"     // defines: par_init, par_finalize, par_all_ok, par_launcher_rank
 #include "reducer.h" // defines: reducer_world
 #include "report.h"  // defines: report_write_trace
 #include "status.h"  // defines: CHECK, FAIL
@@ -535,6 +535,14 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "report")) return cmd_report(argc - 2, argv + 2);
     /* Arithmetic on a net's notation: nothing to distribute. */
     if (argc > 1 && !strcmp(argv[1], "model")) return cmd_model(argc - 2, argv + 2);
+    /* Reading one file: nothing to distribute, and no MPI start-up to fail
+     * or to wait for. */
+    if (argc == 3 && !strcmp(argv[1], "inspect")) {
+        if (par_launcher_rank() != 0) return EXIT_OK; /* rank 0 prints */
+        if (main_inspect(argv[2]) == 0) return EXIT_OK;
+        log_error("%s", status_message());
+        return EXIT_FAILED;
+    }
     /* Training stops on USR1/TERM at its next step, with a checkpoint. The
      * handlers go in before MPI_Init, which can take seconds under a
      * launcher, so that SLURM's warning then does not kill the rank. Other
@@ -567,11 +575,6 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "--help-config")) {
         int md = argc > 2 && !strcmp(argv[2], "--markdown");
         if (env.rank == 0) config_help(stdout, md);
-    } else if (!strcmp(cmd, "inspect") && argc == 3) {
-        if (env.rank == 0 && main_inspect(argv[2]) != 0) {
-            log_error("%s", status_message());
-            code = EXIT_FAILED;
-        }
     } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && argc >= 3) {
         int rc = !strcmp(cmd, "train") ? main_train(argv[2], argc - 3, argv + 3)
                                        : main_eval(argv[2], argc - 3, argv + 3);
