@@ -34,13 +34,14 @@ trial() {
         "data.path=$repo/data/fashion-mnist" data.train_limit=1280 data.test_limit=100 \
         train.epochs=1000 checkpoint.every_steps=1 run.threads=1 run.progress=plain \
         parallel.collective_timeout=5 "run.dir=$run" >"$dir/$name.log" 2>&1 &
-    local launcher=$! waited=0
-    while [ ! -f "$run/checkpoint.h5" ] && [ "$waited" -lt 600 ]; do
+    local launcher=$! waited=0 pid=""
+    # Until the first checkpoint is written and rank 1's process is found
+    # (a lookup can miss while the launcher's children start).
+    while { [ ! -f "$run/checkpoint.h5" ] || [ -z "$pid" ]; } && [ "$waited" -lt 600 ]; do
         sleep 0.1
         waited=$((waited + 1))
+        pid=$(rank_pid "$launcher" 1)
     done
-    local pid
-    pid=$(rank_pid "$launcher" 1)
     if [ -z "$pid" ] || [ ! -f "$run/checkpoint.h5" ]; then
         echo "FAILED: $name: training did not start: $(tail -n 3 "$dir/$name.log")"
         failed=$((failed + 1))
