@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "bn.h"
 #include "bn2d.h"
 #include "clock.h"
 #include "dropout.h"
@@ -64,6 +65,14 @@ struct model_ws {
     int max_iters;
     double tol;
     fsnn_model *m; /* the model whose operator `apply` uses */
+    /* Event input (model_set_events): frames [B x T x n_in] (borrowed; NULL:
+     * static input), their deviation from the average x of one step, the
+     * step's input current, and BatchNorm's factor per channel. */
+    const float *frames;
+    int frames_T;
+    float *evx;     /* [Bmax x n_in] */
+    float *x1t;     /* [Bmax x n] */
+    float *evscale; /* [channels] */
 };
 
 static void model_point(model_tensors *t, float *base, const fsnn_model *m) {
@@ -289,6 +298,11 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         CHECK(XCALLOC(bufs[i], bn));
     CHECK(XCALLOC(&w->invstd, (size_t)m->channels));
+    CHECK(XCALLOC(&w->evscale, (size_t)m->channels));
+    if (cfg->data_dataset == DATASET_NMNIST) {
+        CHECK(XCALLOC(&w->evx, (size_t)Bmax * m->n_in));
+        CHECK(XCALLOC(&w->x1t, bn));
+    }
     CHECK(XCALLOC(&w->idx, bn));
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
     CHECK(XCALLOC(&w->logits, (size_t)Bmax * m->n_out));
@@ -332,9 +346,10 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
 void model_ws_destroy(model_ws **pw) {
     model_ws *w = *pw;
     if (!w) return;
-    float *bufs[] = {w->h,   w->xhat,   w->bny, w->x1,     w->dropx,   w->drops, w->a,    w->u,
-                     w->s,   w->cur,    w->f,   w->mv,     w->jac,     w->ga,    w->beta, w->dx1,
-                     w->tmp, w->invstd, w->res, w->logits, w->dlogits, w->gsum,  w->opws};
+    float *bufs[] = {w->h,    w->xhat, w->bny,     w->x1,     w->dropx, w->drops,  w->a,
+                     w->u,    w->s,    w->cur,     w->f,      w->mv,    w->jac,    w->ga,
+                     w->beta, w->dx1,  w->tmp,     w->invstd, w->res,   w->logits, w->dlogits,
+                     w->gsum, w->opws, w->evscale, w->evx,    w->x1t};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(w->idx);
@@ -382,6 +397,9 @@ static model_ws model_ws_view(const model_ws *ws, const fsnn_model *m, int g, in
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         *rows[i] += o;
     v.idx += o;
+    if (ws->x1t) v.x1t += o;
+    if (ws->evx) v.evx += (long)r0 * m->n_in;
+    if (ws->frames) v.frames += (long)r0 * ws->frames_T * m->n_in;
     v.opws += (size_t)g * ws->ws_len;
     v.res += r0;
     v.x += (long)r0 * m->n_in;
@@ -507,6 +525,7 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     const int n = m->n;
     const long count = (long)B * n;
     ws->x = (float *)x;
+    ws->frames = NULL;
     if (!ws->has_layout || !training) {
         /* Evaluation, or one process without model_ws_set_batch: the rows in
          * micro-shards, which also spreads evaluation over the threads. */
@@ -536,8 +555,12 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
         CHECK(model_bn_stats(ws, ws->h, B, C, hw, mean, var));
         bn2d_normalize_train(ws->h, m->p.bn_w, m->p.bn_b, mean, var, ws->global_batch * hw,
                              m->bn_mean, m->bn_var, ws->xhat, ws->invstd, ws->bny, B, C, hw);
+        for (int j = 0; j < C; j++)
+            ws->evscale[j] = m->p.bn_w[j] * ws->invstd[j];
     } else {
         bn2d_forward_eval(ws->h, m->p.bn_w, m->p.bn_b, m->bn_mean, m->bn_var, ws->bny, B, C, hw);
+        for (int j = 0; j < C; j++) /* bn2d_forward_eval's scale */
+            ws->evscale[j] = m->p.bn_w[j] / sqrtf(m->bn_var[j] + BN_EPS);
     }
     ws->use_drop = training && m->dropout > 0.0f;
     if (ws->use_drop) {
@@ -549,6 +572,68 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
         memcpy(ws->x1, ws->bny, sizeof(float) * (size_t)count);
     }
     return FSNN_OK;
+}
+
+void model_event_average(const fsnn_model *m, const float *frames, int T, int B, float *x) {
+    const int nin = m->n_in;
+    const double norm = neuron_rate_norm(T, m->leak);
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < nin; i++) {
+            double acc = 0.0, w = 1.0;
+            /* sum_t lambda^(T-t) x[t], from t = T down */
+            for (int t = T; t >= 1; t--) {
+                acc += w * frames[((long)b * T + (t - 1)) * nin + i];
+                w *= m->leak;
+            }
+            x[(long)b * nin + i] = (float)(acc / norm);
+        }
+}
+
+int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T) {
+    if (!ws->evx)
+        return FAIL("model: event input needs a workspace made for data.dataset = nmnist");
+    if (T != m->T)
+        return FAIL("model: event input has %d frames per sample, the model simulates %d steps", T,
+                    m->T);
+    ws->frames = frames;
+    ws->frames_T = T;
+    return FSNN_OK;
+}
+
+/* Step t's input current of event input (neuron_product.input):
+ *   x1[t] = x1 + drop_x ⊙ s ⊙ F (x[t] - x)
+ * with x the frames' weighted average that model_input took and s
+ * BatchNorm's factor per channel. BatchNorm is affine and F linear, so this
+ * is drop_x(BN(F x[t] + b)) with the batch's statistics, and the x1[t]
+ * average (weighted as the rate) to x1: the fixed point's input (SPEC §1).
+ * Frames equal to their average give x1 itself, bit for bit. */
+typedef struct {
+    const fsnn_model *m;
+    const model_ws *v;
+    int B;
+} model_event_ctx;
+
+static void model_event_input(void *ctx, int t, float *x1t) {
+    const model_event_ctx *c = ctx;
+    const fsnn_model *m = c->m;
+    const model_ws *v = c->v;
+    const int nin = m->n_in, T = v->frames_T, C = m->channels, hw = m->hw;
+    for (int b = 0; b < c->B; b++) {
+        const float *xt = v->frames + ((long)b * T + (t - 1)) * nin, *xa = v->x + (long)b * nin;
+        float *d = v->evx + (long)b * nin;
+        for (int i = 0; i < nin; i++)
+            d[i] = xt[i] - xa[i];
+    }
+    linop_forward(&m->in_op, m->p.F, NULL, v->evx, x1t, c->B, v->opws);
+    for (int b = 0; b < c->B; b++)
+        for (int j = 0; j < C; j++) {
+            const long k0 = ((long)b * C + j) * hw;
+            for (int p = 0; p < hw; p++) {
+                const long k = k0 + p;
+                const float dx = v->use_drop ? v->dropx[k] : 1.0f;
+                x1t[k] = v->x1[k] + dx * (v->evscale[j] * x1t[k]);
+            }
+        }
 }
 
 /* equil_eval at a [B x n] for the rows of v: f, mv, jac and res of v. */
@@ -643,7 +728,13 @@ static void model_simulate_rows(const fsnn_model *m, const model_ws *v, int B, n
     neuron_dims d = {B, m->n, m->T, m->vth, m->leak, m->spike_mode};
     model_trace_ctx c = {m, v, B, acc};
     model_spike_ctx sc = {m, v};
-    neuron_product p = {model_spike_product, &sc, linop_event_density(&m->fb_op)};
+    model_event_ctx ec = {m, v, B};
+    neuron_product p = {model_spike_product, &sc, linop_event_density(&m->fb_op), NULL, NULL, NULL};
+    if (v->frames) {
+        p.input = model_event_input;
+        p.input_ctx = &ec;
+        p.input_buf = v->x1t;
+    }
     neuron_simulate_product(&d, v->x1, &p, v->use_drop ? v->drops : NULL, v->a, v->u, v->s, v->cur,
                             sim, acc ? model_trace_step : NULL, &c);
 }

@@ -128,6 +128,20 @@ void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, 
 int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
                 const long *sample_ids, uint32_t epoch, uint64_t seed);
 
+/* Event input (N-MNIST, SPEC §1). x [B x n_in] = the weighted average
+ * sum_t lambda^(T-t) frames[t] / sum_t lambda^(T-t) of frames
+ * [B x T x n_in], the input the fixed point and the gradients see: give it
+ * to model_input. */
+void model_event_average(const fsnn_model *m, const float *frames, int T, int B, float *x);
+
+/* After model_input on the frames' average: the next simulations take step
+ * t's input current from frames[t] (drop_x(BN(F x[t] + b)) with the
+ * statistics of model_input), the fixed point and the gradients the
+ * average's. frames are borrowed until the next model_input, which returns
+ * to static input. Fails unless the workspace was made for nmnist and T
+ * matches the model's. */
+int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T);
+
 /* The spiking simulation: a = a[T]. */
 void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st);
 
