@@ -69,6 +69,7 @@ typedef struct {
     /* derived from V and g before each forward */
     float *W;      /* as V */
     float *Wt;     /* the event path's weights (linop_event_weights; FC: W^T) */
+    float *Wa;     /* the adjoint's event weights (linop_adjoint_weights; FC: none) */
     float *gW;     /* as V: dL/dW before the restriction's VJP */
     float *work;   /* [n] */
     float *opws;   /* linop work buffer of the power iteration and its VJP */
