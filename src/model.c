@@ -371,6 +371,9 @@ float *model_ws_beta(model_ws *ws) {
 float *model_ws_logits(model_ws *ws) {
     return ws->logits;
 }
+float *model_ws_jac(model_ws *ws) {
+    return ws->jac;
+}
 
 /* --- passes --- */
 
