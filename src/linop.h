@@ -78,12 +78,14 @@ void linop_transpose(const linop *op, const float *W, const float *dy, float *dx
  * once per solve (linop_mask_lists); each product then picks, per sample,
  * the dense path or the event path by that sample's density. */
 
-/* Below this fraction of non-zero entries of a sample's d the event path of
- * linop_masked_transpose is the faster one (LINOP_FC_ADJOINT_DENSITY,
- * CONV_ADJOINT_EVENT_DENSITY; bench/bench_spike, bench/bench_conv). */
 /* FC: bench/bench_spike on F400 (n = 400, batch 128, one thread) measured
- * the event path 2.4x faster at 0.1, 1.29x at 0.2, 0.89x at 0.3. */
+ * the event path 2.4x faster at a density of 0.1, 1.29x at 0.2, 0.89x at
+ * 0.3 (docs/performance.md). */
 #define LINOP_FC_ADJOINT_DENSITY 0.25
+
+/* Below this fraction of non-zero entries of a sample's d the event path of
+ * linop_masked_transpose is the faster one: LINOP_FC_ADJOINT_DENSITY or
+ * CONV_ADJOINT_EVENT_DENSITY. */
 double linop_adjoint_density(const linop *op);
 
 /* Floats of the event path's weights (linop_adjoint_weights): 0 for FC,
