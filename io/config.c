@@ -144,7 +144,8 @@ static const config_opt config_opts[] = {
     CONFIG_INTEGER("model.time_steps", CONFIG_INT, model_time_steps, "5", 1, 10000,
                    "simulation time steps T"),
     CONFIG_ENUMS("model.spike_product", model_spike_product, "auto", config_spike_names,
-                 "feedback product W s: sgemm (dense), sums over spikes (event), or by density"),
+                 "feedback products W s and the adjoint's W^T (m ⊙ v): sgemm (dense), sums "
+                 "over spikes or active neurons (event), or by density"),
     CONFIG_NUM("neuron.vth", CONFIG_FLOAT, neuron_vth, "2", 0, 1, HUGE_VAL, 0,
                "firing threshold V_th"),
     CONFIG_NUM("neuron.leak", CONFIG_FLOAT, neuron_leak, "1", 0, 1, 1, 0,

@@ -36,6 +36,7 @@ struct model_ws {
     float *a, *u, *s, *cur;
     int *idx;
     float *f, *mv, *jac, *res;
+    int *jidx, *jnnz;        /* [B x n], [B]: the non-zero entries of jac (linop_mask_lists) */
     float *logits, *dlogits; /* [B x n_out] */
     float *ga, *beta, *dx1, *tmp;
     double *stats;   /* [4 x channels] BatchNorm statistics or VJP sums */
@@ -169,6 +170,7 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     CHECK(XCALLOC(&m->sn_v, (size_t)n));
     CHECK(XCALLOC(&m->W, nw));
     CHECK(XCALLOC(&m->Wt, linop_event_size(W)));
+    CHECK(XCALLOC(&m->Wa, linop_adjoint_size(W)));
     CHECK(XCALLOC(&m->gW, nw));
     CHECK(XCALLOC(&m->work, (size_t)n));
     CHECK(XCALLOC(&m->opws, linop_ws_size(W) + 1));
@@ -187,6 +189,7 @@ void model_destroy(fsnn_model **pm) {
     free(m->sn_v);
     free(m->W);
     free(m->Wt);
+    free(m->Wa);
     free(m->gW);
     free(m->work);
     free(m->opws);
@@ -220,6 +223,7 @@ void model_prepare_weights(fsnn_model *m, int power_iters) {
     m->sigma = linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, power_iters, m->work, m->opws);
     specnorm_weight(m->p.V, m->p.g[0], m->sigma, m->W, (long)linop_weights(&m->fb_op));
     linop_event_weights(&m->fb_op, m->W, m->Wt);
+    linop_adjoint_weights(&m->fb_op, m->W, m->Wa);
 }
 
 void model_after_step(fsnn_model *m) {
@@ -251,17 +255,13 @@ static size_t model_sum_count(const fsnn_model *m) {
 
 /* --- workspace --- */
 
-/* out[r] = W^T (jac[rows[r]] ⊙ in[r]) (equil_jt over any map). */
+/* out[r] = W^T (jac[rows[r]] ⊙ in[r]) (equil_jt over any map), per sample
+ * dense or from the non-zero entries of jac listed before the solve. */
 static void model_apply_jt(void *ctx, const int *rows, int nrows, const float *in, float *out) {
     model_ws *ws = ctx;
-    const int n = ws->m->n;
-    for (int r = 0; r < nrows; r++) {
-        const float *jr = ws->jac + (long)rows[r] * n, *vr = in + (long)r * n;
-        float *tr = ws->tmp + (long)r * n;
-        for (int j = 0; j < n; j++)
-            tr[j] = jr[j] * vr[j];
-    }
-    linop_transpose(&ws->m->fb_op, ws->m->W, ws->tmp, out, nrows, ws->opws);
+    const fsnn_model *m = ws->m;
+    linop_masked_transpose(&m->fb_op, m->W, m->Wa, ws->jac, ws->jidx, ws->jnnz, rows, nrows, in,
+                           out, ws->tmp, m->spike_mode, ws->opws);
 }
 
 /* Jt[r][c] = W[c][r] jac[c] (equil_jt_dense over any map); NaN when the
@@ -304,6 +304,8 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
         CHECK(XCALLOC(&w->x1t, bn));
     }
     CHECK(XCALLOC(&w->idx, bn));
+    CHECK(XCALLOC(&w->jidx, bn));
+    CHECK(XCALLOC(&w->jnnz, (size_t)Bmax));
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
     CHECK(XCALLOC(&w->logits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->dlogits, (size_t)Bmax * m->n_out));
@@ -353,6 +355,8 @@ void model_ws_destroy(model_ws **pw) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(w->idx);
+    free(w->jidx);
+    free(w->jnnz);
     free(w->stats);
     free(w->bn_acc);
     free(w->shard_len);
@@ -382,6 +386,9 @@ float *model_ws_beta(model_ws *ws) {
 float *model_ws_logits(model_ws *ws) {
     return ws->logits;
 }
+float *model_ws_jac(model_ws *ws) {
+    return ws->jac;
+}
 
 /* --- passes --- */
 
@@ -400,6 +407,8 @@ static model_ws model_ws_view(const model_ws *ws, const fsnn_model *m, int g, in
     if (ws->x1t) v.x1t += o;
     if (ws->evx) v.evx += (long)r0 * m->n_in;
     if (ws->frames) v.frames += (long)r0 * ws->frames_T * m->n_in;
+    v.jidx += o;
+    v.jnnz += r0;
     v.opws += (size_t)g * ws->ws_len;
     v.res += r0;
     v.x += (long)r0 * m->n_in;
@@ -1030,6 +1039,7 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
 
     /* Adjoint equilibrium beta = J_f(a*)^T beta + dL/da* (SPEC §3 step 1). */
     v->m = m;
+    linop_mask_lists(v->jac, B, n, v->jidx, v->jnnz);
     solver_op op = {model_apply_jt, model_dense_jt, v, n};
     solver_stats ss;
     CHECK(solver_solve(v->solver, &op, v->ga, v->beta, B, v->max_iters, v->tol, &ss));

@@ -69,6 +69,7 @@ typedef struct {
     /* derived from V and g before each forward */
     float *W;      /* as V */
     float *Wt;     /* the event path's weights (linop_event_weights; FC: W^T) */
+    float *Wa;     /* the adjoint's event weights (linop_adjoint_weights; FC: none) */
     float *gW;     /* as V: dL/dW before the restriction's VJP */
     float *work;   /* [n] */
     float *opws;   /* linop work buffer of the power iteration and its VJP */
@@ -190,11 +191,13 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
 double model_loss_value(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B);
 
 /* Views into the workspace (tests, diagnostics): a [B x n], x1 [B x n],
- * beta [B x n] (the last adjoint), logits [B x n_out]. */
+ * beta [B x n] (the last adjoint), logits [B x n_out], jac [B x n] (the
+ * adjoint's diagonal drop_s ⊙ m / V_th of the last model_loss). */
 float *model_ws_a(model_ws *ws);
 float *model_ws_x1(model_ws *ws);
 float *model_ws_beta(model_ws *ws);
 float *model_ws_logits(model_ws *ws);
+float *model_ws_jac(model_ws *ws);
 
 /* Spectral norm ||W||_2 estimated by `iters` power iterations on W itself. */
 double model_spectral_norm(const fsnn_model *m, int iters);
