@@ -240,7 +240,7 @@ int tpfc_init(tpfc *t, uint64_t seed) {
     return tpfc_prepare(t, 0);
 }
 
-/* The model.h tensors of m that are whole here (not F, V), with their counts. */
+/* m is a one-process FC model of t's sizes. */
 static int tpfc_check_sizes(const tpfc *t, const fsnn_model *m) {
     if (m->n_in != t->n_in || m->n != t->n || m->n_out != t->n_out || m->in_op.kind != LINOP_FC)
         return FAIL("tpfc: model %d-%d-%d does not match %d-%d-%d", m->n_in, m->n, m->n_out,
@@ -248,45 +248,59 @@ static int tpfc_check_sizes(const tpfc *t, const fsnn_model *m) {
     return FSNN_OK;
 }
 
-int tpfc_from_model(tpfc *t, const fsnn_model *m) {
+/* The distributed tensors (F, V) of one params-layout array as dist_mats
+ * over base; the whole tensors are at the same offsets in every rank. */
+static void tpfc_views(const tpfc *t, const float *base, dist_mat *F, dist_mat *V) {
+    *F = t->Fd;
+    F->a = (float *)base + t->off[0];
+    *V = t->Vd;
+    V->a = (float *)base + t->off[4];
+}
+
+/* The whole (replicated) tensors: indices of model.h's order. */
+static const int tpfc_whole[6] = {1, 2, 3, 5, 6, 7};
+
+int tpfc_local_from_full(const tpfc *t, const fsnn_model *m, const float *full, float *local) {
     CHECK(tpfc_check_sizes(t, m));
-    const int n = t->n, no = t->n_out;
+    dist_mat F, V;
+    tpfc_views(t, local, &F, &V);
     /* A row-major [r x c] weight is its column-major transpose: F^T, V^T. */
-    dist_scatter(m->p.F, t->n_in, &t->Fd);
-    dist_scatter(m->p.V, n, &t->Vd);
-    memcpy(t->p.Fb, m->p.Fb, sizeof(float) * (size_t)n);
-    memcpy(t->p.bn_w, m->p.bn_w, sizeof(float) * (size_t)n);
-    memcpy(t->p.bn_b, m->p.bn_b, sizeof(float) * (size_t)n);
-    t->p.g[0] = m->p.g[0];
-    memcpy(t->p.Wo, m->p.Wo, sizeof(float) * (size_t)no * n);
-    memcpy(t->p.bo, m->p.bo, sizeof(float) * (size_t)no);
-    memcpy(t->bn_mean, m->bn_mean, sizeof(float) * (size_t)n);
-    memcpy(t->bn_var, m->bn_var, sizeof(float) * (size_t)n);
-    memcpy(t->sn_u, m->sn_u, sizeof(float) * (size_t)n);
-    memcpy(t->sn_v, m->sn_v, sizeof(float) * (size_t)n);
+    dist_scatter(full + m->info[0].offset, t->n_in, &F);
+    dist_scatter(full + m->info[4].offset, t->n, &V);
+    for (int k = 0; k < 6; k++) {
+        const model_tensor_info *ti = &m->info[tpfc_whole[k]];
+        memcpy(local + t->off[tpfc_whole[k]], full + ti->offset, sizeof(float) * ti->count);
+    }
+    return FSNN_OK;
+}
+
+int tpfc_full_from_local(const tpfc *t, const fsnn_model *m, const float *local, float *full) {
+    CHECK(tpfc_check_sizes(t, m));
+    dist_mat F, V;
+    tpfc_views(t, local, &F, &V);
+    CHECK(dist_gather(&t->grid, &F, full + m->info[0].offset, t->n_in));
+    CHECK(dist_gather(&t->grid, &V, full + m->info[4].offset, t->n));
+    for (int k = 0; k < 6; k++) {
+        const model_tensor_info *ti = &m->info[tpfc_whole[k]];
+        memcpy(full + ti->offset, local + t->off[tpfc_whole[k]], sizeof(float) * ti->count);
+    }
+    return FSNN_OK;
+}
+
+int tpfc_from_model(tpfc *t, const fsnn_model *m) {
+    CHECK(tpfc_local_from_full(t, m, m->params, t->params));
+    const size_t n = (size_t)t->n;
+    memcpy(t->bn_mean, m->bn_mean, sizeof(float) * n);
+    memcpy(t->bn_var, m->bn_var, sizeof(float) * n);
+    memcpy(t->sn_u, m->sn_u, sizeof(float) * n);
+    memcpy(t->sn_v, m->sn_v, sizeof(float) * n);
     t->sigma = m->sigma;
     return FSNN_OK;
 }
 
-/* The whole tensors of one set (params or grads) into model tensors mt. */
-static int tpfc_gather_set(const tpfc *t, const tpfc_tensors *src, const dist_mat *F,
-                           const dist_mat *V, const model_tensors *mt) {
-    const int n = t->n, no = t->n_out;
-    CHECK(dist_gather(&t->grid, F, mt->F, t->n_in));
-    CHECK(dist_gather(&t->grid, V, mt->V, n));
-    memcpy(mt->Fb, src->Fb, sizeof(float) * (size_t)n);
-    memcpy(mt->bn_w, src->bn_w, sizeof(float) * (size_t)n);
-    memcpy(mt->bn_b, src->bn_b, sizeof(float) * (size_t)n);
-    mt->g[0] = src->g[0];
-    memcpy(mt->Wo, src->Wo, sizeof(float) * (size_t)no * n);
-    memcpy(mt->bo, src->bo, sizeof(float) * (size_t)no);
-    return FSNN_OK;
-}
-
 int tpfc_to_model(const tpfc *t, fsnn_model *m, int grads) {
-    CHECK(tpfc_check_sizes(t, m));
-    CHECK(tpfc_gather_set(t, &t->p, &t->Fd, &t->Vd, &m->p));
-    if (grads) CHECK(tpfc_gather_set(t, &t->d, &t->dFd, &t->dVd, &m->d));
+    CHECK(tpfc_full_from_local(t, m, t->params, m->params));
+    if (grads) CHECK(tpfc_full_from_local(t, m, t->grads, m->grads));
     const size_t n = (size_t)t->n;
     memcpy(m->bn_mean, t->bn_mean, sizeof(float) * n);
     memcpy(m->bn_var, t->bn_var, sizeof(float) * n);

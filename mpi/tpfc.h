@@ -84,6 +84,14 @@ int tpfc_from_model(tpfc *t, const fsnn_model *m);
  * n x n matrix in memory: tests and checkpoints. Collective. */
 int tpfc_to_model(const tpfc *t, fsnn_model *m, int grads);
 
+/* Arrays in the layout of params (parameters, gradients, optimiser state):
+ * full [layout->n_params] in model.h's layout of the one-process model
+ * `layout` (same sizes), local [t->n_params] in this rank's. From full to
+ * local takes this rank's blocks; from local to full gathers the whole array
+ * on every rank of the group (collective). */
+int tpfc_local_from_full(const tpfc *t, const fsnn_model *layout, const float *full, float *local);
+int tpfc_full_from_local(const tpfc *t, const fsnn_model *layout, const float *local, float *full);
+
 /* sigma(V) by `iters` power iterations with the persistent u, v (model_prepare_weights).
  * Collective. */
 int tpfc_prepare(tpfc *t, int power_iters);
