@@ -323,6 +323,13 @@ static int main_tp_resume(main_run *run, trainer_state *ts) {
     CHECK(tpfc_from_model(run->tp, run->full));
     CHECK(tpfc_local_from_full(run->tp, run->full, run->full_opt->m1, local->m1));
     if (local->m2) CHECK(tpfc_local_from_full(run->tp, run->full, run->full_opt->m2, local->m2));
+    /* The blocks gathered back: the weights this grid now holds, by the
+     * digest `fsnn inspect` prints for the file. */
+    CHECK(main_tp_gather(run, ts));
+    char hex[65];
+    CHECK(ckpt_weights_sha256(run->full, hex));
+    log_info("resharded onto %d groups of %d model ranks: weights_sha256 %s", run->red->size,
+             run->tp->grid.nprow * run->tp->grid.npcol, hex);
     return FSNN_OK;
 }
 
