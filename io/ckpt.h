@@ -1,10 +1,10 @@
 /* ckpt: checkpoints, the HDF5 files a run resumes from exactly.
  *
- * RUN_DIR/checkpoint.h5 (format version 2) is an HDF5 file with a user block
+ * RUN_DIR/checkpoint.h5 (format version 3) is an HDF5 file with a user block
  * of CKPT_HEADER_SIZE bytes, so h5dump and h5py read it as any HDF5 file.
  * The user block holds the fsnn header, ASCII text padded with NUL bytes:
  *   fsnn checkpoint\n
- *   format_version 2\n
+ *   format_version 3\n
  *   length <bytes of the whole file, decimal>\n
  *   sha256 <64 lowercase hex digits: SHA-256 of every byte after the user block>\n
  * The HDF5 part holds (readable with h5dump or h5py alone):
@@ -41,8 +41,8 @@
 #include "trainer.h"
 
 /* 2: a whole-file header in the HDF5 user block; the history gained the
- * columns t_comm and restarts. */
-#define CKPT_VERSION 2
+ * columns t_comm and restarts. 3: the history gained spectral_norm_exact. */
+#define CKPT_VERSION 3
 #define CKPT_HEADER_SIZE 512 /* the HDF5 user block holding the fsnn header */
 #define CKPT_FILE "checkpoint.h5"
 #define CKPT_PREV "checkpoint.prev.h5"
