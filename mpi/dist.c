@@ -140,6 +140,63 @@ int dist_gather(const dist_grid *g, const dist_mat *A, float *rep, int ld) {
     return FSNN_OK;
 }
 
+/* Copies the local array `in` (leading dimension lld) of the process at grid
+ * coordinates (pr, pc) into its places of rep. */
+static void dist_unpack(const dist_grid *g, const dist_mat *A, int pr, int pc, const float *in,
+                        int lld, float *rep, int ld) {
+    const int zero = 0;
+    const int lr = numroc_(&A->m, &g->nb, &pr, &zero, &g->nprow);
+    const int lc = numroc_(&A->n, &g->nb, &pc, &zero, &g->npcol);
+    for (int jl = 0; jl < lc; jl++) {
+        float *col = rep + (long)dist_l2g(jl, g->nb, pc, g->npcol) * ld;
+        for (int il = 0; il < lr; il += g->nb) {
+            int len = lr - il < g->nb ? lr - il : g->nb;
+            memcpy(col + dist_l2g(il, g->nb, pr, g->nprow), in + (long)jl * lld + il,
+                   sizeof(float) * (size_t)len);
+        }
+    }
+}
+
+int dist_gather_to(const dist_grid *g, const dist_mat *A, float *rep, int ld, int root) {
+    int me = 0, size = 1;
+    MPI_Comm_rank(g->comm, &me);
+    MPI_Comm_size(g->comm, &size);
+    const long local = (long)A->lld * A->lcols;
+    if (local > 0x7fffffffL) return FAIL("dist: %ld local values are too many to send", local);
+    if (me != root) {
+        if (MPI_Send(A->a, (int)local, MPI_FLOAT, root, 0, g->comm) != MPI_SUCCESS)
+            return FAIL("dist: sending the blocks of a %d x %d matrix failed", A->m, A->n);
+        return FSNN_OK;
+    }
+    dist_unpack(g, A, g->myrow, g->mycol, A->a, A->lld, rep, ld);
+    if (size == 1) return FSNN_OK;
+    float *buf = NULL;
+    int rc = FSNN_OK;
+    for (int r = 0; rc == 0 && r < size; r++) {
+        if (r == root) continue;
+        /* "Row" order: rank r is grid process (r / npcol, r % npcol). */
+        const int pr = r / g->npcol, pc = r % g->npcol, zero = 0;
+        const int lr = numroc_(&A->m, &g->nb, &pr, &zero, &g->nprow);
+        const int lc = numroc_(&A->n, &g->nb, &pc, &zero, &g->npcol);
+        const int lld = lr > 1 ? lr : 1;
+        const long count = (long)lld * lc;
+        if (count == 0) {
+            if (MPI_Recv(NULL, 0, MPI_FLOAT, r, 0, g->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+                rc = FAIL("dist: receiving from rank %d failed", r);
+            continue;
+        }
+        free(buf);
+        buf = NULL;
+        if ((rc = XCALLOC(&buf, (size_t)count)) != 0) break;
+        if (MPI_Recv(buf, (int)count, MPI_FLOAT, r, 0, g->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            rc = FAIL("dist: receiving the blocks of rank %d failed", r);
+        else
+            dist_unpack(g, A, pr, pc, buf, lld, rep, ld);
+    }
+    free(buf);
+    return rc;
+}
+
 int dist_gemm(char ta, char tb, float alpha, const dist_mat *A, const dist_mat *B, float beta,
               dist_mat *C) {
     const int m = C->m, n = C->n, k = ta == 'N' ? A->n : A->m;

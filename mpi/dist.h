@@ -59,6 +59,12 @@ void dist_scatter(const float *rep, int ld, dist_mat *A);
  * ld) on every rank of the grid. Collective. */
 int dist_gather(const dist_grid *g, const dist_mat *A, float *rep, int ld);
 
+/* The whole of A into rep (leading dimension ld) on the grid's rank `root`
+ * only: every other rank sends its local array as it is, so only the root
+ * needs room for the whole matrix (and for one other rank's blocks).
+ * Collective. */
+int dist_gather_to(const dist_grid *g, const dist_mat *A, float *rep, int ld, int root);
+
 /* C = alpha op(A) op(B) + beta C, op 'N' or 'T' (psgemm). Collective. */
 int dist_gemm(char ta, char tb, float alpha, const dist_mat *A, const dist_mat *B, float beta,
               dist_mat *C);

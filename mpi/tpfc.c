@@ -287,6 +287,21 @@ int tpfc_full_from_local(const tpfc *t, const fsnn_model *m, const float *local,
     return FSNN_OK;
 }
 
+int tpfc_full_to_root(const tpfc *t, const fsnn_model *m, const float *local, float *full) {
+    dist_mat F, V;
+    tpfc_views(t, local, &F, &V);
+    const int root = t->grid.myrow == 0 && t->grid.mycol == 0;
+    if (root) CHECK(tpfc_check_sizes(t, m));
+    CHECK(dist_gather_to(&t->grid, &F, root ? full + m->info[0].offset : NULL, t->n_in, 0));
+    CHECK(dist_gather_to(&t->grid, &V, root ? full + m->info[4].offset : NULL, t->n, 0));
+    if (!root) return FSNN_OK;
+    for (int k = 0; k < 6; k++) {
+        const model_tensor_info *ti = &m->info[tpfc_whole[k]];
+        memcpy(full + ti->offset, local + t->off[tpfc_whole[k]], sizeof(float) * ti->count);
+    }
+    return FSNN_OK;
+}
+
 int tpfc_from_model(tpfc *t, const fsnn_model *m) {
     CHECK(tpfc_local_from_full(t, m, m->params, t->params));
     const size_t n = (size_t)t->n;
@@ -298,15 +313,19 @@ int tpfc_from_model(tpfc *t, const fsnn_model *m) {
     return FSNN_OK;
 }
 
-int tpfc_to_model(const tpfc *t, fsnn_model *m, int grads) {
-    CHECK(tpfc_full_from_local(t, m, t->params, m->params));
-    if (grads) CHECK(tpfc_full_from_local(t, m, t->grads, m->grads));
+void tpfc_state_to_model(const tpfc *t, fsnn_model *m) {
     const size_t n = (size_t)t->n;
     memcpy(m->bn_mean, t->bn_mean, sizeof(float) * n);
     memcpy(m->bn_var, t->bn_var, sizeof(float) * n);
     memcpy(m->sn_u, t->sn_u, sizeof(float) * n);
     memcpy(m->sn_v, t->sn_v, sizeof(float) * n);
     m->sigma = t->sigma;
+}
+
+int tpfc_to_model(const tpfc *t, fsnn_model *m, int grads) {
+    CHECK(tpfc_full_from_local(t, m, t->params, m->params));
+    if (grads) CHECK(tpfc_full_from_local(t, m, t->grads, m->grads));
+    tpfc_state_to_model(t, m);
     return FSNN_OK;
 }
 

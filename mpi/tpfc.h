@@ -92,6 +92,15 @@ int tpfc_to_model(const tpfc *t, fsnn_model *m, int grads);
 int tpfc_local_from_full(const tpfc *t, const fsnn_model *layout, const float *full, float *local);
 int tpfc_full_from_local(const tpfc *t, const fsnn_model *layout, const float *local, float *full);
 
+/* tpfc_full_from_local onto the group's rank 0 only (full is not touched
+ * elsewhere and may be NULL there): the other ranks send their blocks, so
+ * only rank 0 needs room for the whole array. Collective. */
+int tpfc_full_to_root(const tpfc *t, const fsnn_model *layout, const float *local, float *full);
+
+/* The saved state that is not a parameter (running statistics, power-
+ * iteration vectors, sigma) into m: replicated, no communication. */
+void tpfc_state_to_model(const tpfc *t, fsnn_model *m);
+
 /* sigma(V) by `iters` power iterations with the persistent u, v (model_prepare_weights).
  * Collective. */
 int tpfc_prepare(tpfc *t, int power_iters);

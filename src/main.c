@@ -73,6 +73,7 @@ typedef struct {
     int rows, cap;
     long restarts; /* SLURM_RESTART_COUNT, recorded in every row */
     int writer;    /* 1 on the rank that writes files (world rank 0) */
+    int group;     /* this rank's data-parallel group (grid_env.group) */
     int world_size;
     /* Tensor-parallel runs (parallel.model_ranks > 1): the distributed net,
      * and the whole model and optimiser state gathered for checkpoints. */
@@ -108,15 +109,21 @@ static int main_tp_full(main_run *run) {
 }
 
 /* Gathers the distributed net and its optimiser state into run->full and
- * run->full_opt (every rank of each group; the file holds whole tensors in
- * the layout of the one-process model). Collective. */
+ * run->full_opt on the writing rank (the file holds whole tensors in the
+ * layout of the one-process model). The ranks of group 0 send their blocks
+ * to it; the other groups hold the same model and do nothing; only the
+ * writer holds the whole model. Collective. */
 static int main_tp_gather(main_run *run, const trainer_state *ts) {
-    CHECK(main_tp_full(run));
-    CHECK(tpfc_to_model(run->tp, run->full, 0));
-    CHECK(tpfc_full_from_local(run->tp, run->full, ts->opt->m1, run->full_opt->m1));
-    if (ts->opt->m2)
-        CHECK(tpfc_full_from_local(run->tp, run->full, ts->opt->m2, run->full_opt->m2));
-    run->full_opt->step = ts->opt->step;
+    CHECK(main_agree(run->writer ? main_tp_full(run) : FSNN_OK));
+    if (run->group != 0) return FSNN_OK;
+    fsnn_model *full = run->full;
+    optim *fo = run->full_opt;
+    CHECK(tpfc_full_to_root(run->tp, full, run->tp->params, full ? full->params : NULL));
+    CHECK(tpfc_full_to_root(run->tp, full, ts->opt->m1, fo ? fo->m1 : NULL));
+    if (ts->opt->m2) CHECK(tpfc_full_to_root(run->tp, full, ts->opt->m2, fo ? fo->m2 : NULL));
+    if (!run->writer) return FSNN_OK;
+    tpfc_state_to_model(run->tp, full);
+    fo->step = ts->opt->step;
     return FSNN_OK;
 }
 
@@ -323,13 +330,18 @@ static int main_tp_resume(main_run *run, trainer_state *ts) {
     CHECK(tpfc_from_model(run->tp, run->full));
     CHECK(tpfc_local_from_full(run->tp, run->full, run->full_opt->m1, local->m1));
     if (local->m2) CHECK(tpfc_local_from_full(run->tp, run->full, run->full_opt->m2, local->m2));
+    /* Only the writer keeps a whole model (for checkpoints). */
+    if (!run->writer) {
+        model_destroy(&run->full);
+        optim_destroy(&run->full_opt);
+    }
     /* The blocks gathered back: the weights this grid now holds, by the
      * digest `fsnn inspect` prints for the file. */
     CHECK(main_tp_gather(run, ts));
     char hex[65];
-    CHECK(ckpt_weights_sha256(run->full, hex));
+    CHECK(main_agree(run->writer ? ckpt_weights_sha256(run->full, hex) : FSNN_OK));
     log_info("resharded onto %d groups of %d model ranks: weights_sha256 %s", run->red->size,
-             run->tp->grid.nprow * run->tp->grid.npcol, hex);
+             run->tp->grid.nprow * run->tp->grid.npcol, run->writer ? hex : "");
     return FSNN_OK;
 }
 
@@ -369,6 +381,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
     run.cfg = &cfg;
     run.red = &red;
     run.writer = grid.world_rank == 0;
+    run.group = grid.group;
     run.world_size = grid.world_size;
     CHECK(main_restarts(&run.restarts));
     CHECK(fsutil_join(run.metrics, sizeof run.metrics, cfg.run_dir, "metrics.csv"));

@@ -14,6 +14,8 @@
  *   - three SGD steps later the losses still agree (relative 1e-5) and the
  *     gathered weights differ by at most 1e-5 of their largest entry
  *     (observed: 1e-7);
+ *   - gathering onto the group's rank 0 alone (point to point) gives the
+ *     same whole arrays as the all-reduce gather;
  *   - psgesvd's largest singular value of W equals LAPACK's (dgesvd of the
  *     gathered W in double) within relative 1e-5;
  *   - a world size that M does not divide is refused with a message naming
@@ -183,6 +185,14 @@ static void tp_case(int M) {
         tpfc_after_step(t);
     }
     EXPECT_OK(tpfc_to_model(t, got, 0));
+    /* Gathered onto the group's rank 0 alone: the same whole arrays. */
+    const int root = t->grid.myrow == 0 && t->grid.mycol == 0;
+    float *whole = root ? malloc(sizeof(float) * got->n_params) : NULL;
+    EXPECT_OK(tpfc_full_to_root(t, root ? got : NULL, t->params, whole));
+    if (root)
+        EXPECT(whole && memcmp(whole, got->params, sizeof(float) * got->n_params) == 0,
+               "M = %d: tpfc_full_to_root differs from tpfc_full_from_local", M);
+    free(whole);
     double wworst = 0.0;
     tp_expect_tensors(m, got->params, m->params, 1e-5, "weights after steps", &wworst);
 

@@ -3,7 +3,10 @@
 #   - a world size that model_ranks does not divide, and a conv net with
 #     model_ranks > 1, end with exit code 1 and a message naming the values;
 #   - one epoch of an FC net with N = 4, M = 2 (two groups of two model
-#     ranks) writes a checkpoint of whole tensors that `fsnn inspect` reads;
+#     ranks) writes a checkpoint of whole tensors that `fsnn inspect` reads,
+#     and its metrics.csv row holds psgesvd's ||W||_2 (spectral_norm_exact),
+#     at least the power-iteration estimate and within 10% of it (a one-
+#     process run writes nan there);
 #   - it resumes for a second epoch with N = 4, M = 2, N = 4, M = 4 and
 #     N = 2, M = 1 (the one-process model, data parallel): the tensor-parallel
 #     resumes report the file's weights_sha256 for the weights they hold
@@ -42,6 +45,15 @@ check '[ -f "$dir/run/checkpoint.h5" ]' "no checkpoint after N=4 M=2: $(tail -n 
 sha=$("$fsnn" inspect "$dir/run/checkpoint.h5" | sed -n 's/^weights_sha256 //p')
 check '[ ${#sha} -eq 64 ]' "inspect printed no weights_sha256"
 
+# col FILE NAME ROW: the value of column NAME in row ROW (2 = first epoch) of a metrics.csv.
+col() { awk -F, -v name="$2" -v row="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i }
+    NR == row { print $c }' "$1"; }
+# The first epoch's ||W||_2: psgesvd's exact value next to the power-iteration estimate.
+exact=$(col "$dir/run/metrics.csv" spectral_norm_exact 2)
+power=$(col "$dir/run/metrics.csv" spectral_norm 2)
+check 'awk -v e="$exact" -v p="$power" "BEGIN { exit !(e > 0.5 && e < 2 && p <= e * 1.0001 && p > 0.9 * e) }"' \
+    "spectral_norm_exact '$exact' against the power iteration's '$power'"
+
 # resume NP M: a copy of the first run trained to epoch 2 on another grid;
 # its epoch-2 training loss in $loss (not a subshell: the checks must count).
 resume() {
@@ -62,6 +74,8 @@ resume 4 4
 l44=$loss
 resume 2 1
 l21=$loss
+check '[ "$(col "$dir/r2_1/metrics.csv" spectral_norm_exact 3)" = nan ]' \
+    "a one-process run's spectral_norm_exact is not nan"
 for l in "$l44" "$l21"; do
     check 'awk -v a="$l" -v b="$l42" "BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-3 * b) }"' \
         "epoch-2 loss $l differs from N=4 M=2's $l42"
