@@ -156,6 +156,9 @@ static int main_on_step(void *ctx, const trainer_state *ts, const fsnn_model *m)
     /* A signal on any rank stops all ranks at this same step. */
     double sig = (double)main_stop_signal;
     CHECK(run->red->max_f64(run->red->ctx, &sig, 1));
+    /* With model ranks the reducer spans one rank per group only: the ranks
+     * of the other places must learn of the signal too. */
+    if (run->tp && !par_all_ok(sig == 0.0) && sig == 0.0) sig = SIGTERM;
     int every = run->cfg->checkpoint_every_steps;
     if (sig != 0.0 || (every > 0 && ts->iter % every == 0)) CHECK(main_checkpoint(run, ts, m));
     if (sig == 0.0) return TRAINER_GO;

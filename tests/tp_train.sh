@@ -11,7 +11,9 @@
 #     N = 2, M = 1 (the one-process model, data parallel): the tensor-parallel
 #     resumes report the file's weights_sha256 for the weights they hold
 #     (resharded and gathered back bit for bit), and the second epoch's
-#     training loss of all three agrees within relative 1e-3.
+#     training loss of all three agrees within relative 1e-3;
+#   - SIGTERM to one rank stops all four at the same step with a checkpoint
+#     (exit code 3), and the same command resumes and finishes.
 #   tp_train.sh FSNN REPO MPIEXEC
 set -u
 fsnn=$1 repo=$2 mpiexec=$3
@@ -80,6 +82,37 @@ for l in "$l44" "$l21"; do
     check 'awk -v a="$l" -v b="$l42" "BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-3 * b) }"' \
         "epoch-2 loss $l differs from N=4 M=2's $l42"
 done
+# SIGTERM to rank 1 alone (model rank 1 of group 0; rank 0 shares no
+# reducer with it): every rank stops at the same step with a checkpoint and
+# exit code 3, and the same command finishes the run.
+rank_pid() {
+    local p
+    for p in $(pgrep -P "$1"); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+            echo "$p"
+            return
+        fi
+    done
+}
+sig=("${base[@]}" data.train_limit=4096 train.batch=32 train.epochs=2 parallel.model_ranks=2
+    "run.dir=$dir/sig")
+"$mpiexec" -np 4 "$fsnn" train "${sig[@]}" >"$dir/sig.log" 2>&1 &
+launcher=$!
+for _ in $(seq 600); do
+    grep -q '^epoch 1/2 .*%' "$dir/sig.log" 2>/dev/null && break
+    sleep 0.1
+done
+pid=$(rank_pid "$launcher" 1)
+check '[ -n "$pid" ]' "rank 1 not found: $(tail -n 2 "$dir/sig.log")"
+[ -n "$pid" ] && kill -TERM "$pid"
+wait "$launcher"
+code=$?
+check '[ "$code" -eq 3 ]' "SIGTERM to rank 1: exit $code, want 3: $(tail -n 3 "$dir/sig.log")"
+check 'grep -q "^signal 15: checkpoint written" "$dir/sig.log"' "no checkpoint on SIGTERM"
+"$mpiexec" -np 4 "$fsnn" train "${sig[@]}" >"$dir/sig2.log" 2>&1
+check '[ $? -eq 0 ] && [ "$(wc -l <"$dir/sig/metrics.csv")" -eq 3 ]' \
+    "resuming after SIGTERM: $(tail -n 3 "$dir/sig2.log")"
+
 echo "losses of epoch 2: N=4 M=2 $l42, N=4 M=4 $l44, N=2 M=1 $l21"
 echo "tp_train: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
