@@ -37,7 +37,8 @@ static const char *const ckpt_int_names[CK_N_INTS] = {
 
 static const char ckpt_units[] =
     "epoch: count; lr: 1; *_loss: nats; *_acc: percent; *residual*: L2 norm; adj_iters: "
-    "iterations per sample; firing_rate: spikes per neuron per step; spectral_norm, spectral_norm_exact: 1; "
+    "iterations per sample; firing_rate: spikes per neuron per step; spectral_norm, "
+    "spectral_norm_exact: 1; "
     "*_samples_per_s: samples/s; peak_rss_mb: MiB; seconds, t_*: s; gemm_gflops: GFLOP/s; "
     "*_steps, restarts: count";
 
