@@ -287,6 +287,13 @@ int tpfc_full_from_local(const tpfc *t, const fsnn_model *m, const float *local,
     return FSNN_OK;
 }
 
+void tpfc_whole_to_full(const tpfc *t, const fsnn_model *m, const float *local, float *full) {
+    for (int k = 0; k < 6; k++) {
+        const model_tensor_info *ti = &m->info[tpfc_whole[k]];
+        memcpy(full + ti->offset, local + t->off[tpfc_whole[k]], sizeof(float) * ti->count);
+    }
+}
+
 int tpfc_full_to_root(const tpfc *t, const fsnn_model *m, const float *local, float *full) {
     dist_mat F, V;
     tpfc_views(t, local, &F, &V);

@@ -97,6 +97,10 @@ int tpfc_full_from_local(const tpfc *t, const fsnn_model *layout, const float *l
  * only rank 0 needs room for the whole array. Collective. */
 int tpfc_full_to_root(const tpfc *t, const fsnn_model *layout, const float *local, float *full);
 
+/* Only the whole (replicated) tensors of a params-layout array, from local
+ * to full: no communication; F's and V's parts of full are not touched. */
+void tpfc_whole_to_full(const tpfc *t, const fsnn_model *layout, const float *local, float *full);
+
 /* The saved state that is not a parameter (running statistics, power-
  * iteration vectors, sigma) into m: replicated, no communication. */
 void tpfc_state_to_model(const tpfc *t, fsnn_model *m);

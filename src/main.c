@@ -127,27 +127,73 @@ static int main_tp_gather(main_run *run, const trainer_state *ts) {
     return FSNN_OK;
 }
 
+/* A tensor-parallel checkpoint: the ranks of group 0 write their blocks of
+ * F, V and their optimiser state into the file together (parallel HDF5,
+ * ckpt_write_sharded); world rank 0 writes the rest from a model whose F and
+ * V it never fills (run->full's large arrays stay untouched, unbacked
+ * memory). The other groups hold the same model and only agree. */
+static int main_tp_checkpoint(main_run *run, const trainer_state *ts, ckpt_data *d) {
+    int rc = run->group == 0 ? main_tp_full(run) : FSNN_OK;
+    CHECK(main_agree(rc));
+    if (run->group != 0) return FSNN_OK;
+    const tpfc *t = run->tp;
+    fsnn_model *full = run->full;
+    optim *fo = run->full_opt, *lo = ts->opt;
+    const dist_mat *mats[2] = {&t->Fd, &t->Vd};
+    const int which[2] = {0, 4}; /* input.weight, feedback.V in model.h's order */
+    ckpt_shard sh = {.comm = t->grid.comm,
+                     .nb = t->grid.nb,
+                     .nprow = t->grid.nprow,
+                     .npcol = t->grid.npcol,
+                     .myrow = t->grid.myrow,
+                     .mycol = t->grid.mycol};
+    for (int k = 0; k < 2; k++) {
+        const model_tensor_info *ti = &full->info[which[k]];
+        const size_t off = t->off[which[k]];
+        sh.name[k] = ti->name;
+        sh.rows[k] = ti->dims[0];
+        sh.cols[k] = ti->dims[1];
+        sh.m_off[k] = ti->offset;
+        sh.lrows[k] = mats[k]->lrows;
+        sh.lcols[k] = mats[k]->lcols;
+        sh.lld[k] = mats[k]->lld;
+        sh.params[k] = t->params + off;
+        sh.m1[k] = lo->m1 + off;
+        sh.m2[k] = lo->m2 ? lo->m2 + off : NULL;
+    }
+    trainer_state whole = *ts;
+    if (run->writer) {
+        tpfc_whole_to_full(t, full, t->params, full->params);
+        tpfc_whole_to_full(t, full, lo->m1, fo->m1);
+        if (lo->m2) tpfc_whole_to_full(t, full, lo->m2, fo->m2);
+        tpfc_state_to_model(t, full);
+        fo->step = lo->step;
+        whole.opt = fo;
+        d->m = full;
+        d->ts = &whole;
+    }
+    return ckpt_write_sharded(run->cfg->run_dir, run->writer ? d : NULL, &sh);
+}
+
 /* Writes the checkpoint of the current state. Collective: the statistics of
  * the unfinished epoch are summed over ranks, rank 0 writes, all agree. A
- * tensor-parallel run gathers its tensors first (m is NULL then). */
+ * tensor-parallel run writes in shards (m is NULL then). */
 static int main_checkpoint(main_run *run, const trainer_state *ts, const fsnn_model *m) {
     ckpt_data d;
     memset(&d, 0, sizeof d);
-    trainer_state whole = *ts;
-    int rc = FSNN_OK;
-    if (run->tp) {
-        rc = main_tp_gather(run, ts);
-        m = run->full;
-        whole.opt = run->full_opt;
-    }
     d.m = (fsnn_model *)m;
-    d.ts = &whole;
+    d.ts = (trainer_state *)ts;
     d.history = run->history;
     d.history_rows = run->rows;
     d.config_text = run->config_text;
     d.world_size = run->world_size;
-    if (rc == 0) rc = trainer_partial_reduced(run->red, ts, d.partial);
-    if (rc == 0 && run->writer) rc = ckpt_write(run->cfg->run_dir, &d);
+    int rc = trainer_partial_reduced(run->red, ts, d.partial);
+    if (run->tp) {
+        rc = main_agree(rc);
+        if (rc == 0) rc = main_tp_checkpoint(run, ts, &d);
+    } else if (rc == 0 && run->writer) {
+        rc = ckpt_write(run->cfg->run_dir, &d);
+    }
     return main_agree(rc);
 }
 

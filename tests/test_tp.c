@@ -16,6 +16,9 @@
  *     (observed: 1e-7);
  *   - gathering onto the group's rank 0 alone (point to point) gives the
  *     same whole arrays as the all-reduce gather;
+ *   - a checkpoint written in shards by the ranks of group 0 with parallel
+ *     HDF5 reads back (header, digest, checksum) to the same weights,
+ *     optimiser state and counters as one written whole by one process;
  *   - psgesvd's largest singular value of W equals LAPACK's (dgesvd of the
  *     gathered W in double) within relative 1e-5;
  *   - a world size that M does not divide is refused with a message naming
@@ -26,8 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "ckpt.h"
 #include "grid.h"
 #include "model.h"
 #include "optim.h"
@@ -127,6 +133,118 @@ static double tp_lapack_sigma(const float *W, int n) {
     return sigma;
 }
 
+/* Writes the checkpoint of t and its optimiser `o` twice: whole, gathered
+ * onto one process (ckpt_write), and in shards by the ranks of group 0
+ * (ckpt_write_sharded); both must read back (header, digest and in-file
+ * checksum verified) to the same tensors, optimiser state and counters. */
+static void tp_ckpt(const grid_env *g, tpfc *t, optim *o, fsnn_model *got, const fsnn_cfg *cfg) {
+    char dir[64] = "/tmp/fsnn-tp-ckpt.XXXXXX";
+    if (g->world_rank == 0 && !mkdtemp(dir)) dir[0] = '\0';
+    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    EXPECT(dir[0] != '\0', "mkdtemp failed");
+    if (!dir[0]) return;
+    optim *whole_opt = NULL;
+    EXPECT_OK(optim_create(&whole_opt, cfg, got->n_params));
+    EXPECT_OK(tpfc_to_model(t, got, 0));
+    EXPECT_OK(tpfc_full_from_local(t, got, o->m1, whole_opt->m1));
+    whole_opt->step = o->step;
+    trainer_state ts;
+    memset(&ts, 0, sizeof ts);
+    ts.epoch = 1;
+    ts.iter = STEPS;
+    ts.opt = whole_opt;
+    ckpt_data d;
+    memset(&d, 0, sizeof d);
+    d.m = got;
+    d.ts = &ts;
+    double history[METRICS_N_COLS]; /* one epoch finished: one row */
+    for (int i = 0; i < METRICS_N_COLS; i++)
+        history[i] = 0.25 * i;
+    d.history = history;
+    d.history_rows = 1;
+    d.config_text = "[model]\nnet = 64 (F64)\n";
+    d.world_size = g->world_size;
+    for (int i = 0; i < TRAINER_PARTIAL_N; i++)
+        d.partial[i] = i;
+    char whole_dir[96], shard_dir[96];
+    snprintf(whole_dir, sizeof whole_dir, "%s/whole", dir);
+    snprintf(shard_dir, sizeof shard_dir, "%s/shard", dir);
+    if (g->world_rank == 0) {
+        mkdir(whole_dir, 0700);
+        mkdir(shard_dir, 0700);
+        EXPECT_OK(ckpt_write(whole_dir, &d));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (g->group == 0) {
+        const dist_mat *mats[2] = {&t->Fd, &t->Vd};
+        const int which[2] = {0, 4};
+        ckpt_shard sh = {.comm = t->grid.comm,
+                         .nb = t->grid.nb,
+                         .nprow = t->grid.nprow,
+                         .npcol = t->grid.npcol,
+                         .myrow = t->grid.myrow,
+                         .mycol = t->grid.mycol};
+        for (int k = 0; k < 2; k++) {
+            const model_tensor_info *ti = &got->info[which[k]];
+            sh.name[k] = ti->name;
+            sh.rows[k] = ti->dims[0];
+            sh.cols[k] = ti->dims[1];
+            sh.m_off[k] = ti->offset;
+            sh.lrows[k] = mats[k]->lrows;
+            sh.lcols[k] = mats[k]->lcols;
+            sh.lld[k] = mats[k]->lld;
+            sh.params[k] = t->params + t->off[which[k]];
+            sh.m1[k] = o->m1 + t->off[which[k]];
+            sh.m2[k] = NULL;
+        }
+        EXPECT_OK(ckpt_write_sharded(shard_dir, g->model_rank == 0 ? &d : NULL, &sh));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (g->world_rank == 0) {
+        fsnn_model *a = NULL, *b = NULL;
+        optim *oa = NULL, *ob = NULL;
+        trainer_state ta, tb;
+        memset(&ta, 0, sizeof ta);
+        memset(&tb, 0, sizeof tb);
+        EXPECT_OK(model_create(&a, cfg, 1, 1, NIN, NOUT));
+        EXPECT_OK(model_create(&b, cfg, 1, 1, NIN, NOUT));
+        EXPECT_OK(optim_create(&oa, cfg, got->n_params));
+        EXPECT_OK(optim_create(&ob, cfg, got->n_params));
+        ta.opt = oa;
+        tb.opt = ob;
+        ckpt_data ra = {.m = a, .ts = &ta}, rb = {.m = b, .ts = &tb};
+        char pa[128], pb[128];
+        snprintf(pa, sizeof pa, "%s/%s", whole_dir, CKPT_FILE);
+        snprintf(pb, sizeof pb, "%s/%s", shard_dir, CKPT_FILE);
+        EXPECT_OK(ckpt_read(pa, &ra));
+        int rb_ok = ckpt_read(pb, &rb) == 0;
+        EXPECT(rb_ok, "the sharded checkpoint does not read back: %s", status_message());
+        if (a && b && oa && ob && rb_ok) {
+            const size_t np = got->n_params;
+            EXPECT(!memcmp(a->params, got->params, sizeof(float) * np) &&
+                       !memcmp(b->params, got->params, sizeof(float) * np),
+                   "M = %d: checkpointed weights differ from the model's",
+                   t->grid.nprow * t->grid.npcol);
+            EXPECT(!memcmp(oa->m1, ob->m1, sizeof(float) * np) &&
+                       !memcmp(ob->m1, whole_opt->m1, sizeof(float) * np),
+                   "sharded optimiser state differs");
+            EXPECT(b->sigma == got->sigma && !memcmp(b->sn_u, got->sn_u, sizeof(float) * NH) &&
+                       tb.iter == STEPS && ob->step == o->step,
+                   "sharded state or counters differ");
+        }
+        ckpt_data_free(&ra);
+        ckpt_data_free(&rb);
+        optim_destroy(&oa);
+        optim_destroy(&ob);
+        model_destroy(&a);
+        model_destroy(&b);
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        EXPECT(system(cmd) == 0, "cannot remove %s", dir);
+    }
+    optim_destroy(&whole_opt);
+}
+
 static void tp_case(int M) {
     grid_env g;
     EXPECT_OK(grid_create(&g, M));
@@ -195,6 +313,8 @@ static void tp_case(int M) {
     free(whole);
     double wworst = 0.0;
     tp_expect_tensors(m, got->params, m->params, 1e-5, "weights after steps", &wworst);
+
+    tp_ckpt(&g, t, o_tp, got, &cfg);
 
     /* The exact ||W||_2: psgesvd against LAPACK on the gathered W. */
     EXPECT_OK(tpfc_prepare(t, 0));
