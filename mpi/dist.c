@@ -121,8 +121,8 @@ int dist_gather(const dist_grid *g, const dist_mat *A, float *rep, int ld) {
     int size = 1;
     MPI_Comm_size(g->comm, &size);
     if (size == 1) return FSNN_OK;
-    /* Columns of rep between the matrix's rows (ld > m) stay as they were
-     * on each rank: all-reduce only the m rows of every column. */
+    /* Entries of rep past the matrix's m rows (ld > m) are not the
+     * matrix's: all-reduce only the m rows of every column. */
     if (ld == A->m) {
         long total = (long)A->m * A->n;
         for (long off = 0; off < total; off += 1L << 30) {

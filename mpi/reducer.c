@@ -1,6 +1,7 @@
-/* reducer: reduce_ops over an MPI communicator (MPI_COMM_WORLD by default). Every reduction is an
- * MPI_Iallreduce completed by the watchdog, so that a rank that died or
- * hangs ends the job (watchdog.h) and the time spent waiting is counted. */
+/* reducer: reduce_ops over an MPI communicator (MPI_COMM_WORLD by default).
+ * Every reduction is an MPI_Iallreduce completed by the watchdog, so that a
+ * rank that died or hangs ends the job (watchdog.h) and the time spent
+ * waiting is counted. */
 #include "reducer.h"
 
 #include <mpi.h>

@@ -6,8 +6,8 @@
 
 #include "reduce.h"
 
-/* Fills *ops with all-reduces over MPI_COMM_WORLD (the data-parallel group of
- * this version) and this process's rank and size. */
+/* Fills *ops with all-reduces over MPI_COMM_WORLD (the data-parallel group
+ * when parallel.model_ranks = 1) and this process's rank and size. */
 int reducer_world(reduce_ops *ops);
 
 /* The same over `comm` (borrowed; it must outlive the reducer): with
