@@ -315,15 +315,20 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
 
 /* --- the equilibrium function and its derivatives --- */
 
-/* a = clamp(pre / V_th, 0, 1), mv = 1[0 < pre / V_th < 1] / V_th. */
-static void mlnet_clamp(const float *pre, long count, float vth, float *a, float *mv) {
+/* a = clamp(pre / V_th, 0, 1), mv = 1[0 < pre / V_th < 1] / V_th; lowers
+ * *kink to the distance of any non-zero z from 0 and 1. */
+static void mlnet_clamp(const float *pre, long count, float vth, float *a, float *mv,
+                        double *kink) {
     const float inv = 1.0f / vth;
+    double k0 = *kink;
     for (long k = 0; k < count; k++) {
         float z = pre[k] / vth;
+        if (z != 0.0f) k0 = fmin(k0, fmin(fabs((double)z), fabs((double)z - 1.0)));
         int in = z > 0.0f && z < 1.0f;
         a[k] = z <= 0.0f ? 0.0f : (z >= 1.0f ? 1.0f : z);
         mv[k] = in ? inv : 0.0f;
     }
+    *kink = k0;
 }
 
 /* y = op(x) (+ b) for every group's rows. */
@@ -346,7 +351,8 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
     mlnet_forward(f1->fb, f1->W, NULL, a, w->cur, g);
     for (long k = 0; k < n1; k++)
         w->cur[k] = (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
-    mlnet_clamp(w->cur, n1, net->vth, w->a[0], w->mv[0]);
+    w->kink = INFINITY;
+    mlnet_clamp(w->cur, n1, net->vth, w->a[0], w->mv[0], &w->kink);
     for (long k = 0; k < n1; k++)
         w->jac[0][k] = f1->drops ? w->mv[0][k] * f1->drops[k] : w->mv[0][k];
     for (int l = 1; l < L; l++) {
@@ -354,7 +360,7 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
         const long count = (long)B * ly->n;
         if (ly->kind == NETSPEC_POOL) {
             pool_avg2_forward(w->a[l - 1], w->cur, (long)B * ly->pc, ly->ph, ly->pw);
-            mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l]);
+            mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l], &w->kink);
             memcpy(w->jac[l], w->mv[l], sizeof(float) * (size_t)count);
             continue;
         }
@@ -378,7 +384,7 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
                     w->cur[o + q] = drop ? drop[o + q] * z : z;
                 }
             }
-        mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l]);
+        mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l], &w->kink);
         for (int b = 0; b < B; b++)
             for (int c = 0; c < C; c++) {
                 const long o = ((long)b * C + c) * hw;

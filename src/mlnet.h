@@ -104,6 +104,9 @@ typedef struct {
     float *scale, *shift; /* [C_max] a BatchNorm as an affine map */
     int max_groups;
     int use_drop;
+    double kink; /* the smallest distance of a non-zero z = pre / V_th from the
+                  * clamp's kinks 0 and 1 at the last mlnet_eval_f (finite
+                  * differences need it above their step) */
 } mlnet_ws;
 
 /* The stack of `net` (netspec_infer's sizes sz) with the neuron settings of

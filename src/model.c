@@ -253,7 +253,7 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
         model_add_state(m, name, ly->run_var, (size_t)ly->C);
     }
     CHECK(XCALLOC(&m->opws, linop_ws_size(W) + 1));
-    if (W->kind == LINOP_CONV) CHECK(XCALLOC(&m->sn_tmp, nw));
+    if (W->kind != LINOP_FC) CHECK(XCALLOC(&m->sn_tmp, nw));
     return FSNN_OK;
 }
 
@@ -546,6 +546,9 @@ float *model_ws_x1(model_ws *ws) {
 }
 float *model_ws_beta(model_ws *ws) {
     return ws->beta;
+}
+double model_ws_kink(const model_ws *ws) {
+    return ws->mlw ? ws->mlw->kink : NAN;
 }
 float *model_ws_logits(model_ws *ws) {
     return ws->logits;

@@ -208,6 +208,11 @@ float *model_ws_x1(model_ws *ws);
 float *model_ws_beta(model_ws *ws);
 float *model_ws_logits(model_ws *ws);
 
+/* Multi-layer nets: the smallest distance of any non-zero z = pre / V_th of
+ * the last evaluation of f from the clamp's kinks 0 and 1 (tests: finite
+ * differences must not cross one); one layer: NAN. */
+double model_ws_kink(const model_ws *ws);
+
 /* Spectral norm ||W||_2 estimated by `iters` power iterations on W itself. */
 double model_spectral_norm(const fsnn_model *m, int iters);
 
