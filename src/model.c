@@ -1301,15 +1301,18 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     return FSNN_OK;
 }
 
-/* The conv case of model_spectral_norm: linop_power from the fixed start
- * u = 1 / sqrt(n), on copies of the vectors. */
+/* The conv and transposed-conv case of model_spectral_norm: linop_power
+ * from fixed uniform starts, on copies of the vectors. */
 static double model_spectral_norm_conv(const fsnn_model *m, int iters) {
     const int n = m->fb_op.out, nv = m->fb_op.in;
     float *u = malloc(sizeof(float) * ((size_t)n + nv + linop_ws_size(&m->fb_op)));
     if (!u) return NAN;
     float *v = u + n, *ws = v + nv;
+    /* A conv's iteration starts from u, a transposed conv's from v. */
     for (int i = 0; i < n; i++)
         u[i] = 1.0f / sqrtf((float)n);
+    for (int i = 0; i < nv; i++)
+        v[i] = 1.0f / sqrtf((float)nv);
     double sigma = linop_power(&m->fb_op, m->W, u, v, iters, m->work, ws);
     free(u);
     return sigma;
