@@ -658,8 +658,9 @@ static int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw
         }
         /* Integer sums: the order of the terms does not matter. */
         for (int j = 0; j < C; j++)
-            for (int p = 0; p < hw; p++)
-                reduce_fixed_add(ws->bn_acc + j, x + (long)b * n + (long)j * hw + p, 1, scale);
+            ws->bn_acc[j] = (int64_t)((uint64_t)ws->bn_acc[j] +
+                                      (uint64_t)reduce_fixed_sum(x + (long)b * n + (long)j * hw,
+                                                                 (size_t)hw, scale));
     }
     CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)C));
     for (int j = 0; j < C; j++)
