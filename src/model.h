@@ -154,7 +154,9 @@ void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, 
 int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
                 const long *sample_ids, uint32_t epoch, uint64_t seed);
 
-/* The spiking simulation: a = a[T]. */
+/* The spiking simulation: a = a[T]. Multi-layer nets in training: collective
+ * (BatchNorm in the loop takes the batch's statistics at every step); a
+ * failed reduction is returned by the next model_loss. */
 void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st);
 
 /* How the simulation approaches the equilibrium, step by step (the paper's
@@ -187,7 +189,8 @@ void model_trace_destroy(model_trace **tr);
 int model_simulate_trace(fsnn_model *m, model_ws *ws, int B, model_stats *st, model_trace *tr);
 
 /* Replaces a by `iters` iterations of a <- f(a) from a = 0 (tests: the exact
- * equilibrium, independently of the simulation). */
+ * equilibrium, independently of the simulation). Multi-layer nets in
+ * training with batch statistics in the loop: collective. */
 void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters);
 
 /* At the current a: evaluates f (forward residual), the readout and the loss;
