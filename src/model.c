@@ -416,28 +416,23 @@ static void model_ml_apply_jt(void *ctx, const int *rows, int nrows, const float
 static void model_ml_dense_jt(void *ctx, int b, double *Jt) {
     model_ws *v = ctx;
     const int n = v->m->n;
-    float *e = calloc((size_t)n * n * 2, sizeof(float));
-    int *rows = calloc((size_t)n, sizeof(int));
-    if (!e || !rows) {
+    float *e = calloc((size_t)n + (size_t)n * n, sizeof(float));
+    if (!e) {
         for (long k = 0; k < (long)n * n; k++)
             Jt[k] = NAN;
-        free(e);
-        free(rows);
         return;
     }
-    float *y = e + (long)n * n;
+    float *y = e + n;
     /* One unit vector at a time: the scratch of mlnet_jt holds one row per sample. */
     for (int c = 0; c < n; c++) {
-        rows[0] = b;
         e[c] = 1.0f;
-        model_ml_apply_jt(v, rows, 1, e, y + (long)c * n);
+        model_ml_apply_jt(v, &b, 1, e, y + (long)c * n);
         e[c] = 0.0f;
     }
     for (int r = 0; r < n; r++)
         for (int c = 0; c < n; c++)
             Jt[(long)r * n + c] = y[(long)c * n + r];
     free(e);
-    free(rows);
 }
 
 int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax) {
@@ -445,17 +440,17 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w, 1));
     *out = w;
     w->Bmax = Bmax;
-    /* One size for the buffers of layer 1 (n1 per row), of the state (n) and
-     * of the scratch of statistics over any layer. */
-    size_t nbig = (size_t)m->n > (size_t)m->in_op.out ? (size_t)m->n : (size_t)m->in_op.out;
-    if (m->ml && (size_t)m->ml->n_max > nbig) nbig = (size_t)m->ml->n_max;
-    const size_t bn = (size_t)Bmax * nbig;
+    /* One size for the buffers of layer 1 (n1 per row) and of the state (n);
+     * tmp is also the scratch of statistics over any layer. */
+    const size_t nb = (size_t)m->n > (size_t)m->in_op.out ? (size_t)m->n : (size_t)m->in_op.out;
+    const size_t ntmp = m->ml && (size_t)m->ml->n_max > nb ? (size_t)m->ml->n_max : nb;
+    const size_t bn = (size_t)Bmax * nb;
     const int Cmax = m->ml && m->ml->C_max > m->channels ? m->ml->C_max : m->channels;
-    float **bufs[] = {&w->h,   &w->xhat, &w->bny,  &w->x1,  &w->dropx, &w->drops,
-                      &w->a,   &w->u,    &w->s,    &w->cur, &w->f,     &w->mv,
-                      &w->jac, &w->ga,   &w->beta, &w->dx1, &w->tmp};
+    float **bufs[] = {&w->h, &w->xhat, &w->bny, &w->x1, &w->dropx, &w->drops, &w->a,    &w->u,
+                      &w->s, &w->cur,  &w->f,   &w->mv, &w->jac,   &w->ga,    &w->beta, &w->dx1};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         CHECK(XCALLOC(bufs[i], bn));
+    CHECK(XCALLOC(&w->tmp, (size_t)Bmax * ntmp));
     CHECK(XCALLOC(&w->invstd, (size_t)m->channels));
     CHECK(XCALLOC(&w->idx, bn));
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
