@@ -14,6 +14,7 @@
 #include "blas.h"
 #include "clock.h"
 #include "conv.h"
+#include "linop.h"
 #include "rng.h"
 
 static const double dens[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6};
@@ -72,6 +73,70 @@ static float *bench_alloc(long n) {
     return p;
 }
 
+/* The adjoint product W^T (d ⊙ v) of the F64C5 feedback conv through a
+ * mask d with a fraction `density` of entries 1/V_th (V_th = 2), the rest
+ * 0: both paths of linop_masked_transpose (the dense one packs d ⊙ v and
+ * calls sgemm + col2im; the event one adds the kernel taps of the listed
+ * outputs). d, v [B x n]; idx, nnz the lists. */
+typedef struct {
+    const linop *op;
+    const float *W, *Wa, *d, *v;
+    const int *idx, *nnz;
+    float *dx, *tmp, *ws;
+    int B;
+} bench_adj;
+
+static double bench_adj_time(const bench_adj *a, cfg_spike_product mode) {
+    double best = 1e30, t0 = clock_seconds();
+    for (int reps = 0; reps < 3 || clock_seconds() - t0 < 1.0; reps++) {
+        double t1 = clock_seconds();
+        linop_masked_transpose(a->op, a->W, a->Wa, a->d, a->idx, a->nnz, NULL, a->B, a->v, a->dx,
+                               a->tmp, mode, a->ws);
+        double el = clock_seconds() - t1;
+        if (el < best) best = el;
+    }
+    return best;
+}
+
+static void bench_adjoint(int B, const float *W, const float *r) {
+    linop op;
+    if (linop_conv(&op, 64, 14, 14, 64, 5, 1)) exit(1);
+    const long n = (long)B * op.out;
+    float *Wa = bench_alloc((long)linop_adjoint_size(&op)), *d = bench_alloc(n);
+    float *v = bench_alloc(n), *dx = bench_alloc(n), *tmp = bench_alloc(n);
+    float *ws = bench_alloc((long)linop_ws_size(&op));
+    int *idx = malloc(sizeof(int) * (size_t)n), *nnz = malloc(sizeof(int) * (size_t)B);
+    if (!idx || !nnz) exit(1);
+    linop_adjoint_weights(&op, W, Wa);
+    rng_uniform_fill(1, RNG_TEST, 0, 2, v, n);
+    for (long k = 0; k < n; k++)
+        v[k] = 2.0f * v[k] - 1.0f;
+    printf("adjoint product W^T (m ⊙ v) of the F64C5 feedback conv: B = %d, mask density = "
+           "fraction of non-zero m\n",
+           B);
+    printf("%10s %12s %12s %8s\n", "density", "dense us", "event us", "speedup");
+    const double adens[] = {0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6};
+    for (size_t q = 0; q < sizeof adens / sizeof adens[0]; q++) {
+        for (long k = 0; k < n; k++)
+            d[k] = r[k] < adens[q] ? 0.5f : 0.0f;
+        linop_mask_lists(d, B, op.out, idx, nnz);
+        bench_adj a = {&op, W, Wa, d, v, idx, nnz, dx, tmp, ws, B};
+        double td = bench_adj_time(&a, SPIKE_DENSE) * 1e6;
+        double te = bench_adj_time(&a, SPIKE_EVENT) * 1e6;
+        printf("%10.3f %12.1f %12.1f %8.2f\n", adens[q], td, te, td / te);
+    }
+    printf("speedup > 1: the event path is faster. fsnn takes it per sample below density %.3f\n",
+           CONV_ADJOINT_EVENT_DENSITY);
+    free(Wa);
+    free(d);
+    free(v);
+    free(dx);
+    free(tmp);
+    free(ws);
+    free(idx);
+    free(nnz);
+}
+
 int main(int argc, char **argv) {
     int B = argc > 1 ? atoi(argv[1]) : 128, threads = argc > 2 ? atoi(argv[2]) : 1;
     if (B <= 0 || threads < 0) {
@@ -112,8 +177,9 @@ int main(int argc, char **argv) {
     conv_transpose_event_weights(&t, W, We);
     bench_case ct = {NULL, &t, sp, W, We, y, ws, B};
     bench_table(&ct, sp, r, (long)B * 96 * 8 * 8);
-    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f\n",
+    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f\n\n",
            CONV_TRANSPOSE_EVENT_DENSITY);
+    bench_adjoint(B, W, r);
     free(W);
     free(We);
     free(sp);

@@ -127,6 +127,12 @@ static const config_opt config_opts[] = {
     CONFIG_ENUMS("data.augment", data_augment, "auto", config_auto_onoff_names,
                  "random crop (padding 4) and horizontal flip of training images; auto = on for "
                  "CIFAR"),
+    CONFIG_INTEGER("data.event_window_us", CONFIG_LONG, data_event_window_us, "3000", 0, 8388607,
+                   "N-MNIST: microseconds of events per frame, one frame per time step from the "
+                   "recording's start; 0 = the sample's own span cut into model.time_steps frames"),
+    CONFIG_ENUMS("data.event_stabilize", data_event_stabilize, "on", config_onoff_names,
+                 "N-MNIST: undo the three saccades' motion before binning (the reference's "
+                 "preprocessing)"),
     {.key = "model.net",
      .type = CONFIG_NET,
      .offset = CONFIG_AT(model_net),
@@ -139,7 +145,8 @@ static const config_opt config_opts[] = {
     CONFIG_INTEGER("model.time_steps", CONFIG_INT, model_time_steps, "5", 1, 10000,
                    "simulation time steps T"),
     CONFIG_ENUMS("model.spike_product", model_spike_product, "auto", config_spike_names,
-                 "feedback product W s: sgemm (dense), sums over spikes (event), or by density"),
+                 "feedback products W s and the adjoint's W^T (m ⊙ v): sgemm (dense), sums "
+                 "over spikes or active neurons (event), or by density"),
     CONFIG_NUM("neuron.vth", CONFIG_FLOAT, neuron_vth, "2", 0, 1, HUGE_VAL, 0,
                "firing threshold V_th"),
     CONFIG_NUM("neuron.leak", CONFIG_FLOAT, neuron_leak, "1", 0, 1, 1, 0,

@@ -182,11 +182,19 @@ const char *dataset_name(cfg_dataset kind) {
     return "unknown";
 }
 
-int dataset_check_model_input(cfg_dataset kind) {
-    if (kind == DATASET_NMNIST)
-        return FAIL("data.dataset nmnist needs event input support in the model, not in this "
-                    "build");
-    return FSNN_OK;
+void dataset_event_binning(const fsnn_cfg *cfg, nmnist_binning *bin) {
+    bin->T = cfg->model_time_steps;
+    bin->window_us = (uint32_t)cfg->data_event_window_us;
+    bin->stabilize = cfg->data_event_stabilize;
+}
+
+int dataset_frames(const void *src, long id, float *out) {
+    const dataset_events *e = src;
+    if (id < 0 || id >= e->set->n)
+        return FAIL("dataset: event sample %ld out of range (%ld samples)", id, e->set->n);
+    const long first = e->set->start[id];
+    return nmnist_frames(e->set->records + (size_t)first * NMNIST_EVENT_BYTES,
+                         e->set->start[id + 1] - first, &e->bin, out);
 }
 
 void dataset_destroy(dataset *d) {

@@ -58,9 +58,19 @@ int dataset_dims(cfg_dataset kind, int *channels, int *height, int *width, int *
 /* The name of `kind` in data.dataset ("fmnist", "cifar10", ...). */
 const char *dataset_name(cfg_dataset kind);
 
-/* Fails, with a message saying so, for a kind the model cannot take as
- * input yet (nmnist: event input); checked before any data is read. */
-int dataset_check_model_input(cfg_dataset kind);
+/* Where event frames come from: one split's events and how they are binned
+ * (data.event_window_us, data.event_stabilize; T = model.time_steps). */
+typedef struct {
+    const nmnist_set *set; /* borrowed */
+    nmnist_binning bin;
+} dataset_events;
+
+/* The binning of cfg for its time steps. */
+void dataset_event_binning(const fsnn_cfg *cfg, nmnist_binning *bin);
+
+/* The frames [T x 2 x 34 x 34] of sample `id` of src (a dataset_events):
+ * the shape of trainer_data's frames_fn. Fails on an id out of range. */
+int dataset_frames(const void *src, long id, float *out);
 
 /* Frees both splits and zeroes *d; safe on a zeroed struct. */
 void dataset_destroy(dataset *d);

@@ -36,6 +36,8 @@ typedef struct {
     long data_train_limit; /* first N samples; 0 = all */
     long data_test_limit;
     int data_augment; /* -1 auto (on for CIFAR), 0 off, 1 on: random crop and flip (SPEC §4) */
+    long data_event_window_us; /* N-MNIST frame width in microseconds; 0 = the sample's span / T */
+    int data_event_stabilize;  /* N-MNIST: undo the saccades' motion first (1) or not (0) */
     /* [model] */
     char model_net[CFG_NET_MAX];
     int model_hidden; /* N of a net "N (FN)" (config_resolve); 0 for the other nets */

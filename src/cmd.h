@@ -6,7 +6,10 @@
 
 #include <stdio.h>
 
+#include "cfg.h"
+#include "dataset.h"
 #include "netspec.h"
+#include "trainer.h"
 
 /* fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]
  * fsnn sweep status SWEEP_DIR
@@ -29,5 +32,13 @@ int cmd_model(int argc, char **argv);
  * (token, kind, output shape, neurons, weights, params) and the totals;
  * `fsnn train` prints it at start. */
 void cmd_model_summary(FILE *out, const netspec *net, const netspec_sizes *s);
+
+/* The trainer's views of the loaded data set d: its images, or for event
+ * data (N-MNIST) its events binned as cfg says, through ev[0] (train) and
+ * ev[1] (test), which the caller keeps as long as the views. data.augment
+ * decides whether training images are cropped and flipped (auto: when the
+ * set asks for it). */
+void cmd_data_views(const fsnn_cfg *cfg, const dataset *d, dataset_events ev[2],
+                    trainer_data *train, trainer_data *test);
 
 #endif

@@ -117,8 +117,7 @@ static int cmd_report_trace(const char *run_dir, long samples, model_trace **tr)
     fsnn_model *m = NULL;
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    int rc = dataset_check_model_input(cfg.data_dataset);
-    if (rc == 0) rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
+    int rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
     if (rc == 0) {
         const dataset_split *s = &data.test;
         rc = model_create(&m, &cfg, s->channels, s->height, s->width, data.classes);
@@ -133,18 +132,9 @@ static int cmd_report_trace(const char *run_dir, long samples, model_trace **tr)
         ckpt_data_free(&d);
     }
     if (rc == 0) {
-        const dataset_split *s = &data.test;
-        trainer_data test = {.images = s->images,
-                             .labels = s->labels,
-                             .n = s->n,
-                             .dim = s->channels * s->height * s->width,
-                             .channels = s->channels,
-                             .height = s->height,
-                             .width = s->width};
-        for (int c = 0; c < s->channels && c < TRAINER_MAX_CHANNELS; c++) {
-            test.mean[c] = data.mean[c];
-            test.std[c] = data.std[c];
-        }
+        dataset_events ev[2];
+        trainer_data train, test;
+        cmd_data_views(&cfg, &data, ev, &train, &test);
         trainer_epoch row;
         memset(&row, 0, sizeof row);
         rc = trainer_evaluate_trace(&cfg, m, &test, &row, NULL, tr, reduce_local());

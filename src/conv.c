@@ -36,7 +36,8 @@ static size_t conv_max(size_t a, size_t b) {
 
 size_t conv_workspace_size(const conv_shape *s) {
     size_t hw = (size_t)s->Ho * s->Wo;
-    return conv_max((size_t)s->C * s->k * s->k * hw, hw * s->O);
+    size_t in = (size_t)s->C * s->H * s->W; /* conv_masked_vjp_event's accumulator */
+    return conv_max(conv_max((size_t)s->C * s->k * s->k * hw, hw * s->O), in);
 }
 
 /* col [C k k x Ho Wo]: row (c, ky, kx), column (yo, xo) holds
@@ -253,6 +254,40 @@ int conv_spike_forward(const conv_shape *s, const float *sp, const float *Wt, co
     for (int i = 0; i < B; i++)
         conv_event_one(s, sp + i * in, We, b, y + i * out, ws);
     return 1;
+}
+
+void conv_adjoint_weights(const conv_shape *s, const float *Wt, float *Wa) {
+    const long block = (long)s->C * s->k * s->k;
+    for (int o = 0; o < s->O; o++)
+        conv_block_transpose(Wt + o * block, Wa + o * block, s->C, s->k * s->k);
+}
+
+void conv_masked_vjp_event(const conv_shape *s, const float *Wa, const float *d, const float *v,
+                           const int *idx, int nnz, float *dx, float *ws) {
+    const int k = s->k, st = s->stride, p = s->pad, C = s->C, H = s->H, W = s->W;
+    const int hw = s->Ho * s->Wo;
+    float *acc = ws; /* [H W x C] */
+    memset(acc, 0, sizeof(float) * (size_t)H * W * C);
+    for (int q = 0; q < nnz; q++) {
+        const int j = idx[q];
+        const float u = d[j] * v[j];
+        if (u == 0.0f) continue;
+        const int o = j / hw, yo = (j % hw) / s->Wo, xo = j % s->Wo;
+        const int oy = yo * st - p, ox = xo * st - p; /* input read by tap (0, 0) */
+        const int ky0 = oy < 0 ? -oy : 0, ky1 = H - 1 - oy < k - 1 ? H - 1 - oy : k - 1;
+        const int kx0 = ox < 0 ? -ox : 0, kx1 = W - 1 - ox < k - 1 ? W - 1 - ox : k - 1;
+        /* Taps kx0..kx1 read the adjacent inputs ox + kx0 .. ox + kx1 and
+         * sit side by side in Wa's kernel row: one scaled add of
+         * (kx1 - kx0 + 1) C contiguous floats per row. */
+        const long n = (long)(kx1 - kx0 + 1) * C;
+        for (int ky = ky0; ky <= ky1; ky++) {
+            const float *restrict w = Wa + ((long)(o * k + ky) * k + kx0) * C;
+            float *restrict a = acc + ((long)(oy + ky) * W + ox + kx0) * C;
+            for (long i = 0; i < n; i++)
+                a[i] += u * w[i];
+        }
+    }
+    conv_store_acc(acc, NULL, dx, C, H * W);
 }
 
 static void conv_normalise(float *x, int n) {

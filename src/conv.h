@@ -41,6 +41,14 @@
  * crossover at about 0.3 (event 1.44x faster at 0.2, 0.72x at 0.4). */
 #define CONV_TRANSPOSE_EVENT_DENSITY 0.2
 
+/* Below this fraction of listed outputs a sample's input-VJP from a sparse
+ * dy (conv_masked_vjp_event, the adjoint's event path) is taken instead of
+ * sgemm + col2im. bench/bench_conv on the F64C5 feedback conv (batch 128,
+ * one thread) measured the event path 5.9x faster at a density of 0.1,
+ * 1.7x at 0.4, 1.16x at 0.6: a crossover near 0.7 (docs/performance.md);
+ * with two BLAS threads it lay above 0.6 as well on a busy node. */
+#define CONV_ADJOINT_EVENT_DENSITY 0.5
+
 typedef struct {
     int C, H, W;           /* input channels and size */
     int O, k, stride, pad; /* output channels, kernel (odd), stride (1, 2), padding */
@@ -51,8 +59,8 @@ typedef struct {
  * an output of at least 1x1) and fills *s. */
 int conv_shape_init(conv_shape *s, int C, int H, int W, int O, int k, int stride, int pad);
 
-/* Floats of `ws` that conv_forward, conv_vjp, conv_spike_forward and
- * conv_power_iter need (for one sample at a time). */
+/* Floats of `ws` that conv_forward, conv_vjp, conv_spike_forward,
+ * conv_masked_vjp_event and conv_power_iter need (one sample at a time). */
 size_t conv_workspace_size(const conv_shape *s);
 
 /* y [B x O x Ho x Wo] = conv(x [B x C x H x W], Wt [O x C x k x k]) + b [O];
@@ -92,6 +100,23 @@ int conv_spike_forward(const conv_shape *s, const float *sp, const float *Wt, co
  * ws): dsigma/dWt is the weight-VJP of the one-sample conv at x = v, dy = u. */
 float conv_power_iter(const conv_shape *s, const float *Wt, float *u, float *v, int iters,
                       float *work, float *ws);
+
+/* The weights of conv_masked_vjp_event: Wa [O x k x k x C], Wa[o,ky,kx,c] =
+ * Wt[o,c,ky,kx]: one output's contributions to all input channels are
+ * contiguous, and so are a kernel row's contributions to adjacent inputs.
+ * Recompute whenever Wt changes. */
+void conv_adjoint_weights(const conv_shape *s, const float *Wt, float *Wa);
+
+/* One sample's input-VJP dx [C x H x W] = conv^T(dy) (as conv_vjp's dx) for
+ * dy = d ⊙ v [O x Ho x Wo] that is zero outside the nnz outputs idx
+ * (indices into O Ho Wo, each at most once): every listed output adds its
+ * kernel taps from Wa, scaled by d[j] v[j], to the inputs it reads. The
+ * cost is nnz C k^2 instead of O C k^2 Ho Wo. Against sgemm + col2im the
+ * same terms are added in another order: |event - dense| <= O k^2 2^-23
+ * sum |terms| for every input (exact for dyadic values with short
+ * mantissas). Runs on the calling thread. */
+void conv_masked_vjp_event(const conv_shape *s, const float *Wa, const float *d, const float *v,
+                           const int *idx, int nnz, float *dx, float *ws);
 
 typedef struct {
     int Cin, Hi, Wi;             /* input channels and size */

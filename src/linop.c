@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"     // defines: blas_gemm
+#include "blas.h"     // defines: blas_gemm, BLAS_PARALLEL_MIN
 #include "fc.h"       // defines: fc_forward
 #include "neuron.h"   // defines: neuron_spike_product, NEURON_EVENT_DENSITY
 #include "specnorm.h" // defines: specnorm_power, specnorm_vjp
@@ -145,6 +145,97 @@ void linop_transpose(const linop *op, const float *W, const float *dy, float *dx
         conv_transpose_vjp(&op->tconv, NULL, W, dy, NULL, NULL, dx, B, ws);
     else
         blas_gemm(0, 0, B, op->in, op->out, 1.0f, dy, op->out, W, op->in, 0.0f, dx, op->in);
+}
+
+double linop_adjoint_density(const linop *op) {
+    return op->kind == LINOP_CONV ? CONV_ADJOINT_EVENT_DENSITY : LINOP_FC_ADJOINT_DENSITY;
+}
+
+size_t linop_adjoint_size(const linop *op) {
+    return op->kind == LINOP_CONV ? linop_weights(op) : 0;
+}
+
+void linop_adjoint_weights(const linop *op, const float *W, float *Wa) {
+    if (op->kind == LINOP_CONV) conv_adjoint_weights(&op->conv, W, Wa);
+}
+
+long linop_mask_lists(const float *d, int B, int out, int *idx, int *nnz) {
+    long total = 0;
+    for (int b = 0; b < B; b++) {
+        const float *db = d + (long)b * out;
+        int *ib = idx + (long)b * out, c = 0;
+        for (int j = 0; j < out; j++)
+            if (db[j] != 0.0f) ib[c++] = j;
+        nnz[b] = c;
+        total += c;
+    }
+    return total;
+}
+
+/* One sample's event path: dx [in] = op^T(d ⊙ v) from the listed entries. */
+static void linop_masked_row(const linop *op, const float *W, const float *Wa, const float *d,
+                             const int *idx, int nnz, const float *v, float *dx, float *ws) {
+    if (op->kind == LINOP_CONV) {
+        conv_masked_vjp_event(&op->conv, Wa, d, v, idx, nnz, dx, ws);
+        return;
+    }
+    const int in = op->in;
+    memset(dx, 0, sizeof(float) * (size_t)in);
+    for (int q = 0; q < nnz; q++) {
+        const int j = idx[q];
+        const float u = d[j] * v[j];
+        const float *restrict w = W + (long)j * in;
+        float *restrict x = dx;
+        for (int i = 0; i < in; i++)
+            x[i] += u * w[i];
+    }
+}
+
+/* Whether a sample with nnz listed entries takes the event path. */
+static int linop_takes_event(cfg_spike_product mode, int nnz, double lim) {
+    return mode == SPIKE_EVENT || (mode == SPIKE_AUTO && nnz < lim);
+}
+
+int linop_masked_transpose(const linop *op, const float *W, const float *Wa, const float *d,
+                           const int *idx, const int *nnz, const int *rows, int nrows,
+                           const float *v, float *dx, float *tmp, cfg_spike_product mode,
+                           float *ws) {
+    const int in = op->in, out = op->out;
+    const double lim = linop_adjoint_density(op) * out;
+    /* A transposed conv (a multi-layer net's feedback) has no event path. */
+    if (op->kind == LINOP_DECONV) mode = SPIKE_DENSE;
+    /* Dense samples: d ⊙ v packed into the first rows of tmp, one product
+     * into the first rows of dx, then each moved to its own row, last
+     * first (the i-th dense row r_i >= i, so no packed row is overwritten
+     * before it moves). Event rows are written after, over what is left. */
+    int nd = 0;
+    for (int r = 0; r < nrows; r++) {
+        const int b = rows ? rows[r] : r;
+        if (linop_takes_event(mode, nnz[b], lim)) continue;
+        const float *db = d + (long)b * out, *vr = v + (long)r * out;
+        float *t = tmp + (long)nd++ * out;
+        for (int j = 0; j < out; j++)
+            t[j] = db[j] * vr[j];
+    }
+    if (nd > 0) linop_transpose(op, W, tmp, dx, nd, ws);
+    for (int r = nrows - 1, i = nd - 1; r >= 0 && i >= 0; r--) {
+        if (linop_takes_event(mode, nnz[rows ? rows[r] : r], lim)) continue;
+        if (r != i) memcpy(dx + (long)r * in, dx + (long)i * in, sizeof(float) * (size_t)in);
+        i--;
+    }
+    if (nd == nrows) return 0;
+    /* FC rows need no work buffer and run on OpenMP's threads like the
+     * event spike product; conv rows share ws and run on this thread
+     * (callers parallelise over micro-shards). */
+    const int par = op->kind != LINOP_CONV && (long)(nrows - nd) * out > BLAS_PARALLEL_MIN;
+#pragma omp parallel for schedule(dynamic, 4) if (par)
+    for (int r = 0; r < nrows; r++) {
+        const int b = rows ? rows[r] : r;
+        if (!linop_takes_event(mode, nnz[b], lim)) continue;
+        linop_masked_row(op, W, Wa, d + (long)b * out, idx + (long)b * out, nnz[b],
+                         v + (long)r * out, dx + (long)r * in, ws);
+    }
+    return nrows - nd;
 }
 
 void linop_weight_grad(const linop *op, const float *x, const float *dy, float *dW, float *db,

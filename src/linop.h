@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "cfg.h"
 #include "conv.h"
 
 typedef enum { LINOP_FC = 0, LINOP_CONV, LINOP_DECONV } linop_kind;
@@ -74,6 +75,52 @@ void linop_spike(const linop *op, const float *W, const float *We, const float *
 
 /* dx [B x in] = op^T(dy [B x out]) (overwritten). */
 void linop_transpose(const linop *op, const float *W, const float *dy, float *dx, int B, float *ws);
+
+/* --- transpose products through a fixed sparse diagonal ---
+ * The adjoint solve (SPEC §3) applies W^T (d ⊙ v) many times with the same
+ * d = drop_s ⊙ m / V_th, which is zero for every neuron outside 0 < z < 1.
+ * Where few entries of a sample's d are non-zero, only their rows of W (FC)
+ * or kernel taps (conv) are needed. The lists of non-zero entries are built
+ * once per solve (linop_mask_lists); each product then picks, per sample,
+ * the dense path or the event path by that sample's density. */
+
+/* FC: bench/bench_spike on F400 (n = 400, batch 128, one thread) measured
+ * the event path 2.4x faster at a density of 0.1, 1.29x at 0.2, 0.89x at
+ * 0.3 (docs/performance.md). */
+#define LINOP_FC_ADJOINT_DENSITY 0.25
+
+/* Below this fraction of non-zero entries of a sample's d the event path of
+ * linop_masked_transpose is the faster one: LINOP_FC_ADJOINT_DENSITY or
+ * CONV_ADJOINT_EVENT_DENSITY. */
+double linop_adjoint_density(const linop *op);
+
+/* Floats of the event path's weights (linop_adjoint_weights): 0 for FC,
+ * whose rows of W serve as they are. */
+size_t linop_adjoint_size(const linop *op);
+
+/* Wa [linop_adjoint_size] from W (conv_adjoint_weights; nothing for FC).
+ * Recompute whenever W changes. */
+void linop_adjoint_weights(const linop *op, const float *W, float *Wa);
+
+/* For each sample b of d [B x out]: idx[b out ..] lists the j with
+ * d[b,j] != 0 in ascending order, nnz[b] their count. Returns the total
+ * count. idx [B x out], nnz [B]. */
+long linop_mask_lists(const float *d, int B, int out, int *idx, int *nnz);
+
+/* dx[r] [in] = op^T(d[b] ⊙ v[r]) for r < nrows, with b = rows[r] (rows
+ * NULL: b = r): v, dx [nrows x out], [nrows x in] compact; d, idx, nnz
+ * [B x out], [B x out], [B] indexed by sample (linop_mask_lists of d).
+ * Each sample takes the event path (the sum of its listed rows of W
+ * scaled by d v, or conv_masked_vjp_event) when mode is SPIKE_EVENT, or
+ * SPIKE_AUTO and nnz[b] < linop_adjoint_density * out; else the dense
+ * linop_transpose of d ⊙ v, batched over the dense samples. The paths add
+ * the same terms in different orders (conv.h states the bound). tmp
+ * [nrows x out] is borrowed. A transposed conv always takes the dense path.
+ * Returns the number of samples that took the event path. */
+int linop_masked_transpose(const linop *op, const float *W, const float *Wa, const float *d,
+                           const int *idx, const int *nnz, const int *rows, int nrows,
+                           const float *v, float *dx, float *tmp, cfg_spike_product mode,
+                           float *ws);
 
 /* dW [rows x cols] = sum_b dy_b (d op / dW) x_b, db [channels] = the sums
  * of dy per channel (NULL: not computed); both overwritten. */

@@ -163,29 +163,6 @@ static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **ar
     return FSNN_OK;
 }
 
-/* Views of the loaded splits for the trainer; data.augment decides whether
- * training images are cropped and flipped (auto: when the set asks for it). */
-static void main_data_views(const fsnn_cfg *cfg, const dataset *d, trainer_data *train,
-                            trainer_data *test) {
-    const dataset_split *s[2] = {&d->train, &d->test};
-    trainer_data *t[2] = {train, test};
-    for (int i = 0; i < 2; i++) {
-        memset(t[i], 0, sizeof *t[i]);
-        t[i]->images = s[i]->images;
-        t[i]->labels = s[i]->labels;
-        t[i]->n = s[i]->n;
-        t[i]->channels = s[i]->channels;
-        t[i]->height = s[i]->height;
-        t[i]->width = s[i]->width;
-        t[i]->dim = s[i]->channels * s[i]->height * s[i]->width;
-        for (int c = 0; c < s[i]->channels && c < TRAINER_MAX_CHANNELS; c++) {
-            t[i]->mean[c] = d->mean[c];
-            t[i]->std[c] = d->std[c];
-        }
-    }
-    train->augment = cfg->data_augment < 0 ? d->augment : cfg->data_augment;
-}
-
 /* Threads per process: run.threads, or the cores of the node shared among
  * the ranks on it. */
 static void main_setup_blas(const fsnn_cfg *cfg) {
@@ -289,12 +266,11 @@ static int main_train(const char *config_path, int argc, char **argv) {
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
     trainer_data train, test;
-    int rc = dataset_check_model_input(cfg.data_dataset);
-    if (rc == 0)
-        rc = dataset_load(cfg.data_dataset, cfg.data_path, cfg.data_train_limit,
+    dataset_events ev[2];
+    int rc = dataset_load(cfg.data_dataset, cfg.data_path, cfg.data_train_limit,
                           cfg.data_test_limit, &data);
     if (rc == 0) {
-        main_data_views(&cfg, &data, &train, &test);
+        cmd_data_views(&cfg, &data, ev, &train, &test);
         log_info("data: %s from %s: %ld training and %ld test samples%s",
                  dataset_name(cfg.data_dataset), cfg.data_path, train.n, test.n,
                  train.augment ? "; training images randomly cropped and flipped" : "");
@@ -385,11 +361,11 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     fsnn_model *m = NULL;
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    int rc = dataset_check_model_input(cfg.data_dataset);
-    if (rc == 0) rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
+    dataset_events ev[2];
+    int rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
     trainer_data train, test;
     if (rc == 0) {
-        main_data_views(&cfg, &data, &train, &test);
+        cmd_data_views(&cfg, &data, ev, &train, &test);
         rc = main_load_model(&cfg, run_dir, &test, data.classes, &m, &ts, used, sizeof used);
     }
     rc = main_agree(rc);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "bn.h"
 #include "bn2d.h"
 #include "clock.h"
 #include "dropout.h"
@@ -49,6 +50,7 @@ struct model_ws {
     float *a, *u, *s, *cur;
     int *idx;
     float *f, *mv, *jac, *res;
+    int *jidx, *jnnz;        /* [B x n], [B]: the non-zero entries of jac (linop_mask_lists) */
     float *logits, *dlogits; /* [B x n_out] */
     float *ga, *beta, *dx1, *tmp;
     double *stats;   /* [4 x channels] BatchNorm statistics or VJP sums */
@@ -85,6 +87,14 @@ struct model_ws {
     int n_sums;    /* gradient sums (model_sum_layout) */
     int nb;        /* buckets of the reduction (model_buckets) */
     int bucket[MODEL_N_BUCKETS][2];
+    /* Event input (model_set_events): frames [B x T x n_in] (borrowed; NULL:
+     * static input), their deviation from the average x of one step, the
+     * step's input current, and BatchNorm's factor per channel. */
+    const float *frames;
+    int frames_T;
+    float *evx;     /* [Bmax x n_in] */
+    float *x1t;     /* [Bmax x n] */
+    float *evscale; /* [channels] */
 };
 
 static void model_point(model_tensors *t, float *base, const fsnn_model *m) {
@@ -230,6 +240,7 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     CHECK(XCALLOC(&m->sn_v, (size_t)W->in));
     CHECK(XCALLOC(&m->W, nw));
     CHECK(XCALLOC(&m->Wt, linop_event_size(W)));
+    CHECK(XCALLOC(&m->Wa, linop_adjoint_size(W)));
     CHECK(XCALLOC(&m->gW, nw));
     CHECK(XCALLOC(&m->work, (size_t)wmax));
     model_add_state(m, "bn_mean", m->bn_mean, (size_t)C);
@@ -268,6 +279,7 @@ void model_destroy(fsnn_model **pm) {
     free(m->sn_v);
     free(m->W);
     free(m->Wt);
+    free(m->Wa);
     free(m->gW);
     free(m->work);
     free(m->opws);
@@ -310,6 +322,7 @@ void model_prepare_weights(fsnn_model *m, int power_iters) {
     m->sigma = linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, power_iters, m->work, m->opws);
     specnorm_weight(m->p.V, m->p.g[0], m->sigma, m->W, (long)linop_weights(&m->fb_op));
     linop_event_weights(&m->fb_op, m->W, m->Wt);
+    linop_adjoint_weights(&m->fb_op, m->W, m->Wa);
     if (m->ml) mlnet_prepare(m->ml);
 }
 
@@ -360,17 +373,13 @@ static int model_sum_layer(const fsnn_model *m, int t) {
 
 /* --- workspace --- */
 
-/* out[r] = W^T (jac[rows[r]] ⊙ in[r]) (equil_jt over any map). */
+/* out[r] = W^T (jac[rows[r]] ⊙ in[r]) (equil_jt over any map), per sample
+ * dense or from the non-zero entries of jac listed before the solve. */
 static void model_apply_jt(void *ctx, const int *rows, int nrows, const float *in, float *out) {
     model_ws *ws = ctx;
-    const int n = ws->m->n;
-    for (int r = 0; r < nrows; r++) {
-        const float *jr = ws->jac + (long)rows[r] * n, *vr = in + (long)r * n;
-        float *tr = ws->tmp + (long)r * n;
-        for (int j = 0; j < n; j++)
-            tr[j] = jr[j] * vr[j];
-    }
-    linop_transpose(&ws->m->fb_op, ws->m->W, ws->tmp, out, nrows, ws->opws);
+    const fsnn_model *m = ws->m;
+    linop_masked_transpose(&m->fb_op, m->W, m->Wa, ws->jac, ws->jidx, ws->jnnz, rows, nrows, in,
+                           out, ws->tmp, m->spike_mode, ws->opws);
 }
 
 /* Jt[r][c] = W[c][r] jac[c] (equil_jt_dense over any map); NaN when the
@@ -452,7 +461,14 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
         CHECK(XCALLOC(bufs[i], bn));
     CHECK(XCALLOC(&w->tmp, (size_t)Bmax * ntmp));
     CHECK(XCALLOC(&w->invstd, (size_t)m->channels));
+    CHECK(XCALLOC(&w->evscale, (size_t)m->channels));
+    if (cfg->data_dataset == DATASET_NMNIST) {
+        CHECK(XCALLOC(&w->evx, (size_t)Bmax * m->n_in));
+        CHECK(XCALLOC(&w->x1t, bn));
+    }
     CHECK(XCALLOC(&w->idx, bn));
+    CHECK(XCALLOC(&w->jidx, bn));
+    CHECK(XCALLOC(&w->jnnz, (size_t)Bmax));
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
     CHECK(XCALLOC(&w->logits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->dlogits, (size_t)Bmax * m->n_out));
@@ -509,12 +525,15 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
 void model_ws_destroy(model_ws **pw) {
     model_ws *w = *pw;
     if (!w) return;
-    float *bufs[] = {w->h,   w->xhat,   w->bny, w->x1,     w->dropx,   w->drops, w->a,    w->u,
-                     w->s,   w->cur,    w->f,   w->mv,     w->jac,     w->ga,    w->beta, w->dx1,
-                     w->tmp, w->invstd, w->res, w->logits, w->dlogits, w->gsum,  w->opws};
+    float *bufs[] = {w->h,    w->xhat, w->bny,     w->x1,     w->dropx, w->drops,  w->a,
+                     w->u,    w->s,    w->cur,     w->f,      w->mv,    w->jac,    w->ga,
+                     w->beta, w->dx1,  w->tmp,     w->invstd, w->res,   w->logits, w->dlogits,
+                     w->gsum, w->opws, w->evscale, w->evx,    w->x1t};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(w->idx);
+    free(w->jidx);
+    free(w->jnnz);
     free(w->stats);
     free(w->bn_acc);
     free(w->shard_len);
@@ -548,6 +567,9 @@ double model_ws_kink(const model_ws *ws) {
 float *model_ws_logits(model_ws *ws) {
     return ws->logits;
 }
+float *model_ws_jac(model_ws *ws) {
+    return ws->jac;
+}
 
 /* --- passes --- */
 
@@ -567,6 +589,11 @@ static model_ws model_ws_view(const model_ws *ws, const fsnn_model *m, int g, in
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         *rows[i] += o;
     v.idx += o;
+    if (ws->x1t) v.x1t += o;
+    if (ws->evx) v.evx += (long)r0 * m->n_in;
+    if (ws->frames) v.frames += (long)r0 * ws->frames_T * m->n_in;
+    v.jidx += o;
+    v.jnnz += r0;
     v.opws += (size_t)g * ws->ws_len;
     v.res += r0;
     v.x += (long)r0 * m->n_in;
@@ -694,6 +721,7 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     const long count = (long)B * n;
     ws->x = (float *)x;
     ws->training = training;
+    ws->frames = NULL;
     if (!ws->has_layout || !training) {
         /* Evaluation, or one process without model_ws_set_batch: the rows in
          * micro-shards, which also spreads evaluation over the threads. */
@@ -723,8 +751,12 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
         CHECK(model_bn_stats(ws, ws->h, B, C, hw, mean, var));
         bn2d_normalize_train(ws->h, m->p.bn_w, m->p.bn_b, mean, var, ws->global_batch * hw,
                              m->bn_mean, m->bn_var, ws->xhat, ws->invstd, ws->bny, B, C, hw);
+        for (int j = 0; j < C; j++)
+            ws->evscale[j] = m->p.bn_w[j] * ws->invstd[j];
     } else {
         bn2d_forward_eval(ws->h, m->p.bn_w, m->p.bn_b, m->bn_mean, m->bn_var, ws->bny, B, C, hw);
+        for (int j = 0; j < C; j++) /* bn2d_forward_eval's scale */
+            ws->evscale[j] = m->p.bn_w[j] / sqrtf(m->bn_var[j] + BN_EPS);
     }
     ws->use_drop = training && m->dropout > 0.0f;
     if (ws->use_drop) {
@@ -770,6 +802,71 @@ static int model_ml_eval(const fsnn_model *m, model_ws *ws, const float *a, int 
                        ws->res));
     memcpy(ws->f, ws->mlw->a[m->ml->L - 1], sizeof(float) * (size_t)B * m->n);
     return FSNN_OK;
+}
+
+void model_event_average(const fsnn_model *m, const float *frames, int T, int B, float *x) {
+    const int nin = m->n_in;
+    const double norm = neuron_rate_norm(T, m->leak);
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < nin; i++) {
+            double acc = 0.0, w = 1.0;
+            /* sum_t lambda^(T-t) x[t], from t = T down */
+            for (int t = T; t >= 1; t--) {
+                acc += w * frames[((long)b * T + (t - 1)) * nin + i];
+                w *= m->leak;
+            }
+            x[(long)b * nin + i] = (float)(acc / norm);
+        }
+}
+
+int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T) {
+    if (m->ml)
+        return FAIL("model: event input (N-MNIST) is trained with one-layer nets only; "
+                    "a multi-layer net takes static input");
+    if (!ws->evx)
+        return FAIL("model: event input needs a workspace made for data.dataset = nmnist");
+    if (T != m->T)
+        return FAIL("model: event input has %d frames per sample, the model simulates %d steps", T,
+                    m->T);
+    ws->frames = frames;
+    ws->frames_T = T;
+    return FSNN_OK;
+}
+
+/* Step t's input current of event input (neuron_product.input):
+ *   x1[t] = x1 + drop_x ⊙ s ⊙ F (x[t] - x)
+ * with x the frames' weighted average that model_input took and s
+ * BatchNorm's factor per channel. BatchNorm is affine and F linear, so this
+ * is drop_x(BN(F x[t] + b)) with the batch's statistics, and the x1[t]
+ * average (weighted as the rate) to x1: the fixed point's input (SPEC §1).
+ * Frames equal to their average give x1 itself, bit for bit. */
+typedef struct {
+    const fsnn_model *m;
+    const model_ws *v;
+    int B;
+} model_event_ctx;
+
+static void model_event_input(void *ctx, int t, float *x1t) {
+    const model_event_ctx *c = ctx;
+    const fsnn_model *m = c->m;
+    const model_ws *v = c->v;
+    const int nin = m->n_in, T = v->frames_T, C = m->channels, hw = m->hw;
+    for (int b = 0; b < c->B; b++) {
+        const float *xt = v->frames + ((long)b * T + (t - 1)) * nin, *xa = v->x + (long)b * nin;
+        float *d = v->evx + (long)b * nin;
+        for (int i = 0; i < nin; i++)
+            d[i] = xt[i] - xa[i];
+    }
+    linop_forward(&m->in_op, m->p.F, NULL, v->evx, x1t, c->B, v->opws);
+    for (int b = 0; b < c->B; b++)
+        for (int j = 0; j < C; j++) {
+            const long k0 = ((long)b * C + j) * hw;
+            for (int p = 0; p < hw; p++) {
+                const long k = k0 + p;
+                const float dx = v->use_drop ? v->dropx[k] : 1.0f;
+                x1t[k] = v->x1[k] + dx * (v->evscale[j] * x1t[k]);
+            }
+        }
 }
 
 /* equil_eval at a [B x n] for the rows of v: f, mv, jac and res of v. */
@@ -868,7 +965,13 @@ static void model_simulate_rows(const fsnn_model *m, const model_ws *v, int B, n
     neuron_dims d = {B, m->n, m->T, m->vth, m->leak, m->spike_mode};
     model_trace_ctx c = {m, v, B, acc};
     model_spike_ctx sc = {m, v};
-    neuron_product p = {model_spike_product, &sc, linop_event_density(&m->fb_op)};
+    model_event_ctx ec = {m, v, B};
+    neuron_product p = {model_spike_product, &sc, linop_event_density(&m->fb_op), NULL, NULL, NULL};
+    if (v->frames) {
+        p.input = model_event_input;
+        p.input_ctx = &ec;
+        p.input_buf = v->x1t;
+    }
     neuron_simulate_product(&d, v->x1, &p, v->use_drop ? v->drops : NULL, v->a, v->u, v->s, v->cur,
                             sim, acc ? model_trace_step : NULL, &c);
 }
@@ -1189,7 +1292,10 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
     /* Adjoint equilibrium beta = J_f(a*)^T beta + dL/da* (SPEC §3 step 1). */
     v->m = m;
     solver_op op = {model_apply_jt, model_dense_jt, v, n};
-    if (m->ml) op = (solver_op){model_ml_apply_jt, model_ml_dense_jt, v, n};
+    if (m->ml)
+        op = (solver_op){model_ml_apply_jt, model_ml_dense_jt, v, n};
+    else
+        linop_mask_lists(v->jac, B, n, v->jidx, v->jnnz);
     solver_stats ss;
     CHECK(solver_solve(v->solver, &op, v->ga, v->beta, B, v->max_iters, v->tol, &ss));
     st->adj_iters_sum += ss.iters_mean * B;

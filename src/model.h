@@ -95,6 +95,7 @@ typedef struct {
     /* derived from V and g before each forward */
     float *W;      /* as V */
     float *Wt;     /* the event path's weights (linop_event_weights; FC: W^T) */
+    float *Wa;     /* the adjoint's event weights (linop_adjoint_weights; FC: none) */
     float *gW;     /* as V: dL/dW before the restriction's VJP */
     float *work;   /* [max(fb_op.in, fb_op.out)] */
     float *opws;   /* linop work buffer of the power iteration and its VJP */
@@ -154,6 +155,20 @@ void model_ws_set_batch(model_ws *ws, const reduce_ops *red, long global_batch, 
 int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
                 const long *sample_ids, uint32_t epoch, uint64_t seed);
 
+/* Event input (N-MNIST, SPEC §1). x [B x n_in] = the weighted average
+ * sum_t lambda^(T-t) frames[t] / sum_t lambda^(T-t) of frames
+ * [B x T x n_in], the input the fixed point and the gradients see: give it
+ * to model_input. */
+void model_event_average(const fsnn_model *m, const float *frames, int T, int B, float *x);
+
+/* After model_input on the frames' average: the next simulations take step
+ * t's input current from frames[t] (drop_x(BN(F x[t] + b)) with the
+ * statistics of model_input), the fixed point and the gradients the
+ * average's. frames are borrowed until the next model_input, which returns
+ * to static input. Fails unless the workspace was made for nmnist and T
+ * matches the model's. */
+int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T);
+
 /* The spiking simulation: a = a[T]. Multi-layer nets in training: collective
  * (BatchNorm in the loop takes the batch's statistics at every step); a
  * failed reduction is returned by the next model_loss. */
@@ -205,11 +220,13 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
 double model_loss_value(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B);
 
 /* Views into the workspace (tests, diagnostics): a [B x n], x1 [B x n],
- * beta [B x n] (the last adjoint), logits [B x n_out]. */
+ * beta [B x n] (the last adjoint), logits [B x n_out], jac [B x n] (the
+ * adjoint's diagonal drop_s ⊙ m / V_th of the last model_loss). */
 float *model_ws_a(model_ws *ws);
 float *model_ws_x1(model_ws *ws);
 float *model_ws_beta(model_ws *ws);
 float *model_ws_logits(model_ws *ws);
+float *model_ws_jac(model_ws *ws);
 
 /* Multi-layer nets: the smallest distance of any non-zero z = pre / V_th of
  * the last evaluation of f from the clamp's kinks 0 and 1 (tests: finite

@@ -67,6 +67,10 @@ void neuron_simulate_product(const neuron_dims *d, const float *x1, const neuron
                              neuron_stats *st, neuron_step_fn step, void *ctx) {
     const int B = d->B, n = d->n;
     const long count = (long)B * n;
+    if (p->input) {
+        p->input(p->input_ctx, 1, p->input_buf);
+        x1 = p->input_buf;
+    }
     memcpy(u, x1, sizeof(float) * (size_t)count);
     memset(a, 0, sizeof(float) * (size_t)count);
     long spikes = neuron_fire(u, s, a, count, d->vth, d->leak);
@@ -84,6 +88,7 @@ void neuron_simulate_product(const neuron_dims *d, const float *x1, const neuron
             st->event_steps++;
         else
             st->dense_steps++;
+        if (p->input) p->input(p->input_ctx, t, p->input_buf);
         if (drop)
             for (long k = 0; k < count; k++)
                 u[k] += drop[k] * cur[k] + x1[k];

@@ -42,9 +42,16 @@ typedef struct {
     void (*fn)(void *ctx, const float *s, float *cur, int B, int event);
     void *ctx;
     double event_density;
+    /* Event input (SPEC §1, N-MNIST): when set, input(input_ctx, t, x1t)
+     * writes step t's input current [B x n] into x1t = input_buf (borrowed)
+     * and step t uses it instead of the static x1. NULL: x1 at every step. */
+    void (*input)(void *input_ctx, int t, float *x1t);
+    void *input_ctx;
+    float *input_buf;
 } neuron_product;
 
-/* The simulation: x1 [B x n] input current, p the feedback product, drop
+/* The simulation: x1 [B x n] input current (or p's per-step input), p the
+ * feedback product, drop
  * [B x n] feedback dropout mask or NULL. Writes a [B x n]. Work buffers u, s,
  * cur [B x n] are borrowed. Adds to *st. With step not NULL, calls step(ctx,
  * t, acc) after every step (the equilibrium residual per step, Figure 1);

@@ -20,7 +20,8 @@ typedef struct {
     model_ws *ws;
     float *x;
     uint8_t *labels;
-    uint8_t *aug; /* [bmax x dim] augmented training images */
+    uint8_t *aug;  /* [bmax x dim] augmented training images */
+    float *frames; /* [bmax x frames x dim] event data's frames */
     long *ids, *perm;
     int *shard_len;
 } trainer_bufs;
@@ -28,9 +29,8 @@ typedef struct {
 /* The gather's assumptions about a data view (per-channel arrays, images in
  * memory); a view that breaks them is a caller's mistake, refused here. */
 static int trainer_data_check(const trainer_data *d) {
-    if (!d->images)
-        return FAIL("trainer: the data set has no images in memory (event data needs support "
-                    "in the model)");
+    if (!d->images && !(d->frames > 0 && d->frames_fn))
+        return FAIL("trainer: the data set has neither images in memory nor event frames");
     if (d->channels < 1 || d->channels > TRAINER_MAX_CHANNELS ||
         d->dim != d->channels * d->height * d->width)
         return FAIL("trainer: bad data shape (%d channels of %d x %d, %d inputs)", d->channels,
@@ -48,6 +48,12 @@ static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn
     CHECK(XCALLOC(&tb->x, (size_t)bmax * dim));
     CHECK(XCALLOC(&tb->labels, (size_t)bmax));
     CHECK(XCALLOC(&tb->aug, (size_t)bmax * dim));
+    if (d->frames > 0) {
+        if (d->frames != m->T)
+            return FAIL("trainer: event data has %d frames per sample, the model %d time steps",
+                        d->frames, m->T);
+        CHECK(XCALLOC(&tb->frames, (size_t)bmax * d->frames * dim));
+    }
     CHECK(XCALLOC(&tb->ids, (size_t)bmax));
     CHECK(XCALLOC(&tb->perm, (size_t)(n_train > 0 ? n_train : 1)));
     CHECK(XCALLOC(&tb->shard_len, (size_t)bmax));
@@ -59,6 +65,7 @@ static void trainer_bufs_destroy(trainer_bufs *tb) {
     free(tb->x);
     free(tb->labels);
     free(tb->aug);
+    free(tb->frames);
     free(tb->ids);
     free(tb->perm);
     free(tb->shard_len);
@@ -92,6 +99,29 @@ static void trainer_gather(const trainer_data *d, const long *ids, int B, float 
                 xb[k] = (float)img[k] * scale[c] - shift[c];
         labels[b] = d->labels[ids[b]];
     }
+}
+
+/* The batch's input for the model: gathered images (trainer_gather), or
+ * for event data the frames of ids[0..B), their weighted average as x, and
+ * labels. model_input must follow, then trainer_events. */
+static int trainer_gather_any(const trainer_data *d, const fsnn_model *m, trainer_bufs *tb, int B,
+                              uint8_t *aug, uint64_t seed, uint32_t epoch) {
+    if (d->frames <= 0) {
+        trainer_gather(d, tb->ids, B, tb->x, tb->labels, aug, seed, epoch);
+        return FSNN_OK;
+    }
+    const size_t per = (size_t)d->frames * d->dim;
+    for (int b = 0; b < B; b++) {
+        CHECK(d->frames_fn(d->frames_src, tb->ids[b], tb->frames + per * b));
+        tb->labels[b] = d->labels[tb->ids[b]];
+    }
+    model_event_average(m, tb->frames, d->frames, B, tb->x);
+    return FSNN_OK;
+}
+
+/* After model_input: event data's frames drive the next simulation. */
+static int trainer_events(const trainer_data *d, fsnn_model *m, trainer_bufs *tb) {
+    return d->frames > 0 ? model_set_events(m, tb->ws, tb->frames, d->frames) : FSNN_OK;
 }
 
 typedef struct {
@@ -226,8 +256,9 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
         int B = (int)(hi - i < bs ? hi - i : bs);
         for (int b = 0; b < B; b++)
             tb->ids[b] = i + b;
-        trainer_gather(data, tb->ids, B, tb->x, tb->labels, NULL, 0, 0);
+        CHECK(trainer_gather_any(data, m, tb, B, NULL, 0, 0));
         CHECK(model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed));
+        CHECK(trainer_events(data, m, tb));
         if (tr)
             CHECK(model_simulate_trace(m, tb->ws, B, &st, tr));
         else
@@ -302,14 +333,15 @@ static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
     int first = 0, B = 0;
     int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
     memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
-    trainer_gather(train, tb->ids, B, tb->x, tb->labels, train->augment ? tb->aug : NULL,
-                   cfg->run_seed, (uint32_t)ts->epoch);
+    CHECK(trainer_gather_any(train, m, tb, B, train->augment ? tb->aug : NULL, cfg->run_seed,
+                             (uint32_t)ts->epoch));
     model_stats st;
     memset(&st, 0, sizeof st);
     double t0 = clock_seconds();
     model_prepare_weights(m, 1);
     model_ws_set_batch(tb->ws, red, Bg, shards, tb->shard_len);
     CHECK(model_input(m, tb->ws, tb->x, B, 1, tb->ids, (uint32_t)ts->epoch, cfg->run_seed));
+    CHECK(trainer_events(train, m, tb));
     double t1 = clock_seconds();
     model_simulate(m, tb->ws, B, &st);
     st.t_input = t1 - t0;

@@ -25,6 +25,14 @@ typedef struct {
     /* Per channel: x = (pixel / 255 - mean) / std (SPEC §4). */
     float mean[TRAINER_MAX_CHANNELS], std[TRAINER_MAX_CHANNELS];
     int augment; /* 1: training batches are randomly cropped and flipped (augment.h) */
+    /* Event data (N-MNIST; images NULL): each sample is `frames` frames of
+     * dim values, which frames_fn(frames_src, id, out) writes to out
+     * [frames x dim]; the simulation takes one per step (model_set_events),
+     * the fixed point their weighted average. frames must equal the model's
+     * time steps. */
+    int frames;
+    int (*frames_fn)(const void *src, long id, float *out);
+    const void *frames_src;
 } trainer_data;
 
 /* One row of metrics.csv. */

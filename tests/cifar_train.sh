@@ -11,10 +11,8 @@
 # the weights differ.
 #   cifar_train.sh FSNN MPIEXEC
 set -u
-fsnn=$1 mpiexec=$2
-passed=0 failed=0
-check() { if eval "$1"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $2"; fi; }
-finish() { echo "cifar_train: $passed passed, $failed failed"; [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; exit $?; }
+fsnn=$1 mpiexec=$2 name=cifar_train
+. "$(dirname "$0")/lib.sh"
 
 dir=$(mktemp -d /tmp/fsnn-cifar.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
@@ -33,20 +31,10 @@ for i in $(seq 0 19); do record "$data/test_batch.bin" $((i % 10)); done
 check '[ "$(stat -c %s "$data/data_batch_3.bin")" -eq 30730 ]' "generated batch has the wrong size"
 
 # train RUN_DIR [launcher words... --] [overrides...]
-train() {
-    local run=$1
-    shift
-    local launch=()
-    if [ "$#" -gt 0 ] && [ "$1" = "$mpiexec" ]; then
-        while [ "$1" != -- ]; do launch+=("$1"); shift; done
-        shift
-    fi
-    "${launch[@]}" "$fsnn" train "$(dirname "$0")/../configs/demo.ini" "run.dir=$run" \
-        data.dataset=cifar10 "data.path=$dir/cifar" data.train_limit=40 data.test_limit=20 \
-        train.epochs=2 train.batch=8 train.test_batch=10 "model.net=64 (F64)" \
-        parallel.micro_batch=4 run.progress=plain "$@"
-}
-sha() { "$fsnn" inspect "$1/checkpoint.h5" 2>/dev/null | sed -n 's/^weights_sha256 //p'; }
+base=(data.dataset=cifar10 "data.path=$dir/cifar" data.train_limit=40 data.test_limit=20
+    train.epochs=2 train.batch=8 train.test_batch=10 "model.net=64 (F64)"
+    parallel.micro_batch=4 run.progress=plain)
+train() { train_with "$(dirname "$0")/../configs/demo.ini" "$@"; }
 
 train "$dir/run" >"$dir/log" 2>&1
 rc=$?
@@ -61,15 +49,9 @@ losses=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
     { print $c["train_loss"], $c["test_loss"] }' "$dir/run/metrics.csv" 2>/dev/null)
 check 'awk "{ for (i = 1; i <= NF; i++) if (!(\$i + 0 > 0 && \$i + 0 < 1e6)) exit 1 } END { exit NR != 2 }" <<<"$losses"' \
     "losses not finite and positive: $losses"
-acc=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { a = $c["test_acc"] } END { print a }' \
-    "$dir/run/metrics.csv" 2>/dev/null)
+acc=$(metric "$dir/run" test_acc)
 echo "cifar_train: test accuracy after 2 epochs: ${acc:-none}%"
-"$fsnn" eval "$dir/run" >"$dir/eval" 2>&1
-rc=$?
-check '[ "$rc" -eq 0 ]' "fsnn eval exited $rc: $(tail -n 3 "$dir/eval")"
-eacc=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' "$dir/eval" | head -n 1)
-check '[ -n "$acc" ] && [ "$eacc" = "$(printf %.2f "$acc")" ]' \
-    "eval accuracy ${eacc:-none}% differs from training's ${acc:-none}%"
+check_eval "$dir/run" "$acc"
 
 ref=$(sha "$dir/run")
 train "$dir/run2" "$mpiexec" -np 2 --oversubscribe -- run.threads=1 >"$dir/log2" 2>&1

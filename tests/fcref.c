@@ -61,6 +61,6 @@ void neuron_simulate_steps(const neuron_dims *d, const float *x1, const float *W
                            const float *drop, float *a, float *u, float *s, float *cur, int *idx,
                            neuron_stats *st, neuron_step_fn step, void *ctx) {
     neuron_fc fc = {W, Wt, idx, d->n};
-    neuron_product p = {neuron_fc_product, &fc, NEURON_EVENT_DENSITY};
+    neuron_product p = {neuron_fc_product, &fc, NEURON_EVENT_DENSITY, NULL, NULL, NULL};
     neuron_simulate_product(d, x1, &p, drop, a, u, s, cur, st, step, ctx);
 }

@@ -7,11 +7,9 @@
 # with the paper's 128, only 16 steps: 68.5-71.7%).
 #   smoke_train.sh FSNN REPO
 set -u
-fsnn=$1 repo=$2
+fsnn=$1 repo=$2 name=smoke_train
 data=$repo/data/fashion-mnist
-passed=0 failed=0
-check() { if eval "$1"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $2"; fi; }
-finish() { echo "smoke_train: $passed passed, $failed failed"; [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; exit $?; }
+. "$(dirname "$0")/lib.sh"
 
 if [ ! -e "$data/train-images-idx3-ubyte.gz" ] && [ ! -e "$data/train-images-idx3-ubyte" ]; then
     echo "FAILED: $data has no Fashion-MNIST; run jobs/setup.sh first"
@@ -26,14 +24,8 @@ rc=$?
 check '[ "$rc" -eq 0 ]' "fsnn train exited $rc: $(tail -n 3 "$dir/log")"
 check '[ -f "$dir/run/metrics.csv" ] && [ -f "$dir/run/checkpoint.h5" ] && [ -f "$dir/run/config.ini" ]' \
     "run directory incomplete: $(ls "$dir/run" 2>&1)"
-acc=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { print $c["test_acc"] }' \
-    "$dir/run/metrics.csv" 2>/dev/null)
+acc=$(metric "$dir/run" test_acc)
 echo "smoke_train: test accuracy after one epoch on 2,000 samples: ${acc:-none}%"
 check 'awk -v a="${acc:-0}" "BEGIN { exit !(a >= 70) }"' "test accuracy ${acc:-none}% < 70%"
-"$fsnn" eval "$dir/run" >"$dir/eval" 2>&1
-rc=$?
-check '[ "$rc" -eq 0 ]' "fsnn eval exited $rc: $(tail -n 3 "$dir/eval")"
-eacc=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' "$dir/eval" | head -n 1)
-check '[ -n "$acc" ] && [ "$eacc" = "$(printf %.2f "$acc")" ]' \
-    "eval accuracy ${eacc:-none}% differs from training's ${acc:-none}%"
+check_eval "$dir/run" "$acc"
 finish

@@ -389,6 +389,8 @@ static void test_round_trip(void) {
                                       "data.train_limit=1234567890123",
                                       "data.test_limit=7",
                                       "data.augment=off",
+                                      "data.event_window_us=0",
+                                      "data.event_stabilize=off",
                                       "model.net=64 ( F64 )",
                                       "model.time_steps=30",
                                       "model.spike_product=event",
@@ -454,7 +456,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 38, "%zu markdown rows", rows);
+            EXPECT(rows == 40, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }

@@ -16,6 +16,9 @@
  *   dyadic weights (multiples of 2^-6 in [-1, 1]) every partial sum is exact
  *   in float, so both paths must agree bit for bit; with general weights
  *   within the bound the header states, C k^2 2^-23 sum |terms|.
+ * - The input-VJP from a sparse dy (conv_masked_vjp_event, the adjoint's
+ *   event path) against conv_vjp's dense dx at the same densities: bit for
+ *   bit with dyadic weights and values, else within O k^2 2^-23 sum |terms|.
  * - conv_power_iter after 500 iterations against the largest singular value
  *   (LAPACK dgesvd in double) of the conv operator written out as a dense
  *   matrix from the definition: 1e-3 relative, never above it (u^T A v <=
@@ -385,6 +388,74 @@ static void test_event_conv(int B, int C, int H, int W, int O, int k, int stride
     free(ws);
 }
 
+/* The input-VJP from a sparse dy = d ⊙ v: conv_masked_vjp_event from the
+ * listed outputs against conv_vjp's dense dx. d is 0 or 1/V_th = 0.5 (and
+ * 1.25/V_th with dropout in the general case) at the given density. With
+ * dyadic weights and v, d = 0.5, every product is a multiple of 2^-13 of
+ * size <= 0.5 and every partial sum of the <= O k^2 = 1600 terms below
+ * 2^10: exact in float, so bit for bit; else within O k^2 2^-23 sum |terms|,
+ * with sum |terms| the dense path on |w|, |d v|. */
+static void test_event_adjoint(int B, int C, int H, int W, int O, int k, int stride, int pad) {
+    conv_shape s;
+    EXPECT_OK(conv_shape_init(&s, C, H, W, O, k, stride, pad));
+    const long nx = (long)B * C * H * W, nw = (long)O * C * k * k, out = (long)O * s.Ho * s.Wo;
+    const long ny = B * out;
+    float *d = falloc(ny), *v = falloc(ny), *dy = falloc(ny), *dya = falloc(ny), *w = falloc(nw);
+    float *wa = falloc(nw), *wadj = falloc(nw), *dxd = falloc(nx), *dxe = falloc(nx);
+    float *dxa = falloc(nx), *r = falloc(ny), *ws = falloc(conv_workspace_size(&s));
+    int *idx = calloc((size_t)out, sizeof(int));
+    for (int exact = 1; exact >= 0; exact--) {
+        if (exact) {
+            dyadic(w, nw);
+            dyadic(v, ny);
+        } else {
+            uniform(w, nw, -1.0f, 1.0f);
+            uniform(v, ny, -1.0f, 1.0f);
+        }
+        for (long i = 0; i < nw; i++)
+            wa[i] = fabsf(w[i]);
+        conv_adjoint_weights(&s, w, wadj);
+        for (size_t q = 0; q < sizeof densities / sizeof densities[0]; q++) {
+            uniform(r, ny, 0.0f, 1.0f);
+            for (long i = 0; i < ny; i++) {
+                float on = exact || r[i] < 0.5f * densities[q] ? 0.5f : 0.625f;
+                d[i] = r[i] < densities[q] ? on : 0.0f;
+                dy[i] = d[i] * v[i];
+                dya[i] = fabsf(dy[i]);
+            }
+            conv_vjp(&s, NULL, w, dy, NULL, NULL, dxd, B, ws);
+            conv_vjp(&s, NULL, wa, dya, NULL, NULL, dxa, B, ws);
+            for (int b = 0; b < B; b++) {
+                int nnz = 0;
+                for (long j = 0; j < out; j++)
+                    if (d[b * out + j] != 0.0f) idx[nnz++] = (int)j;
+                for (long i = 0; i < (long)C * H * W; i++) /* every input written */
+                    dxe[b * (long)C * H * W + i] = NAN;
+                conv_masked_vjp_event(&s, wadj, d + b * out, v + b * out, idx, nnz,
+                                      dxe + b * (long)C * H * W, ws);
+            }
+            char what[160];
+            snprintf(what, sizeof what,
+                     "event adjoint C%d %dx%d O%d k%d s%d, density %g, %s weights", C, H, W, O, k,
+                     stride, densities[q], exact ? "dyadic" : "general");
+            expect_event_matches(dxe, dxd, dxa, nx, O * k * k, exact, what);
+        }
+    }
+    free(d);
+    free(v);
+    free(dy);
+    free(dya);
+    free(w);
+    free(wa);
+    free(wadj);
+    free(dxd);
+    free(dxe);
+    free(dxa);
+    free(r);
+    free(ws);
+    free(idx);
+}
+
 static void test_event_convt(int B, int Cin, int Hi, int Wi, int Cout, int k, int stride, int pad,
                              int out_pad) {
     conv_transpose_shape t;
@@ -533,6 +604,11 @@ int main(void) {
     test_event_conv(2, 64, 14, 14, 64, 5, 1, 2);
     test_event_conv(3, 3, 9, 7, 5, 3, 2, 1);
     test_event_conv(2, 4, 8, 11, 3, 5, 2, 2);
+    /* Adjoint products through a sparse mask, the same shapes. */
+    test_event_adjoint(2, 64, 14, 14, 64, 5, 1, 2);
+    test_event_adjoint(3, 3, 9, 7, 5, 3, 2, 1);
+    test_event_adjoint(2, 4, 8, 11, 3, 5, 2, 2);
+    test_event_adjoint(2, 3, 7, 6, 4, 1, 2, 0);
     test_event_convt(2, 16, 7, 7, 8, 3, 2, 1, 1);
     test_event_convt(3, 4, 5, 3, 3, 3, 1, 1, 0);
     test_event_convt(2, 3, 4, 6, 5, 5, 2, 2, 1);

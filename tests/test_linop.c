@@ -8,6 +8,8 @@
  *   forward      y = M x + b (b per output channel)
  *   spike        M s for 0/1 spikes, dense and event-driven (FC in != out too)
  *   transpose    M^T dy
+ *   masked       M^T (d ⊙ v) for a sparse diagonal d, dense and event-driven,
+ *                per sample by density, for any order of samples
  *   weight_grad  dW = sum_b dy_b^T (dM/dW) x_b, db = per-channel sums of dy
  *   dense        linop_dense = M
  *   grad_bound   >= every |dW| given w[b] = max|x_b|, and >= every |db|
@@ -146,6 +148,66 @@ static void test_case(const lcase *c) {
             bad += fabs(dx[b * in + j] - s) > 1e-5 + 1e-5 * fabs(s);
         }
     EXPECT(bad == 0, "%s: linop_transpose: %d values differ from M^T dy", c->name, bad);
+
+    /* transpose through a sparse diagonal d: sample 0 all zero, sample 1
+     * every eighth entry non-zero (below both event densities), sample 2 all
+     * non-zero; values 1/V_th and 1.25/V_th (dropout) as in the adjoint.
+     * Every mode, every sample order (rows NULL and {1, 2, 0}: in auto
+     * mode the dense sample 2 lies between event samples, so its packed
+     * result must move). */
+    {
+        static float d[B * MAXN], u[B * MAXN];
+        int nnz[B], lidx[B * MAXN];
+        rng_uniform_fill(5, RNG_TEST, 0, 5, u, (long)B * out);
+        for (int j = 0; j < out; j++) {
+            d[j] = 0.0f;
+            d[out + j] = j % 8 == 3 ? (u[j] < 0.5f ? 0.5f : 0.625f) : 0.0f;
+            d[2 * out + j] = u[2 * out + j] < 0.5f ? 0.5f : 0.625f;
+        }
+        long total = linop_mask_lists(d, B, out, lidx, nnz);
+        int listed = nnz[0] == 0 && nnz[2] == out && total == (long)nnz[1] + out;
+        for (int b = 0; b < B; b++)
+            for (int q = 0; q < nnz[b]; q++) {
+                int j = lidx[b * out + q];
+                listed &= d[b * out + j] != 0.0f && (q == 0 || j > lidx[b * out + q - 1]);
+            }
+        EXPECT(listed, "%s: linop_mask_lists: wrong lists (nnz %d %d %d)", c->name, nnz[0], nnz[1],
+               nnz[2]);
+        static float Wa[MAXW], v[B * MAXN], tmp[B * MAXN], got[B * MAXN];
+        linop_adjoint_weights(&op, Wt, Wa);
+        const int order[B] = {1, 2, 0};
+        const cfg_spike_product modes[3] = {SPIKE_DENSE, SPIKE_EVENT, SPIKE_AUTO};
+        for (int o = 0; o < 2; o++)
+            for (int mo = 0; mo < 3; mo++) {
+                const int *rows = o ? order : NULL;
+                for (int r = 0; r < B; r++) /* v[r] is sample rows[r]'s */
+                    memcpy(v + r * out, dy + (rows ? rows[r] : r) * out, sizeof(float) * out);
+                for (int k = 0; k < B * in; k++) /* no result of an earlier call survives */
+                    got[k] = NAN;
+                int ev = linop_masked_transpose(&op, Wt, Wa, d, lidx, nnz, rows, B, v, got, tmp,
+                                                modes[mo], ws);
+                int want = 0; /* a transposed conv has no event path */
+                for (int b = 0; b < B && c->fc != 2; b++)
+                    want += modes[mo] == SPIKE_EVENT ||
+                            (modes[mo] == SPIKE_AUTO && nnz[b] < linop_adjoint_density(&op) * out);
+                EXPECT(ev == want, "%s: linop_masked_transpose (mode %d): %d event samples, not %d",
+                       c->name, mo, ev, want);
+                bad = 0;
+                for (int r = 0; r < B; r++) {
+                    const int b = rows ? rows[r] : r;
+                    for (int j = 0; j < in; j++) {
+                        double t = 0.0;
+                        for (int i = 0; i < out; i++)
+                            t += M[(long)i * in + j] * d[b * out + i] * dy[b * out + i];
+                        bad += !(fabs(got[r * in + j] - t) <= 1e-5 + 1e-5 * fabs(t));
+                    }
+                }
+                EXPECT(bad == 0,
+                       "%s: linop_masked_transpose (mode %d, rows %s): %d values differ from "
+                       "M^T (d ⊙ v)",
+                       c->name, mo, rows ? "{1,2,0}" : "NULL", bad);
+            }
+    }
 
     /* weight gradient: d/dW_i of sum_b dy_b^T M(W) x_b, M linear in W, so
      * the derivative is sum_b dy_b^T M(e_i) x_b with M(e_i) the matrix of

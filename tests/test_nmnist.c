@@ -250,9 +250,23 @@ static void test_load(void) {
     int n_in = 0, classes = 0;
     EXPECT_OK(dataset_shape(DATASET_NMNIST, &n_in, &classes));
     EXPECT(n_in == 2312 && classes == 10, "nmnist shape %d %d", n_in, classes);
-    EXPECT_FAILS(dataset_check_model_input(DATASET_NMNIST),
-                 "data.dataset nmnist needs event input support in the model, not in this build");
-    EXPECT_OK(dataset_check_model_input(DATASET_CIFAR10));
+
+    /* The trainer's frames source gives each sample's own binning. */
+    EXPECT_OK(dataset_load(DATASET_NMNIST, d, 0, 0, &ds));
+    dataset_events ev = {&ds.train.events, {4, 0, 0}};
+    static float got[4 * NMNIST_FRAME], want[4 * NMNIST_FRAME];
+    long bad_frames = 0;
+    for (long id = 0; id < ds.train.n; id++) {
+        const long first = ds.train.events.start[id];
+        EXPECT_OK(dataset_frames(&ev, id, got));
+        EXPECT_OK(nmnist_frames(ds.train.events.records + first * NMNIST_EVENT_BYTES,
+                                ds.train.events.start[id + 1] - first, &ev.bin, want));
+        bad_frames += memcmp(got, want, sizeof got) != 0;
+    }
+    EXPECT(bad_frames == 0, "%ld samples' frames differ from nmnist_frames", bad_frames);
+    EXPECT_FAILS(dataset_frames(&ev, ds.train.n, got), "event sample 21 out of range");
+    EXPECT_FAILS(dataset_frames(&ev, -1, got), "out of range");
+    dataset_destroy(&ds);
 }
 
 static void test_load_bad(void) {
