@@ -54,7 +54,7 @@ typedef struct {
  * canonical (checksum) order. Returns the count. */
 static int ckpt_tensors(fsnn_model *m, optim *opt, ckpt_tensor *t) {
     int k = 0;
-    for (int i = 0; i < MODEL_N_TENSORS; i++) {
+    for (int i = 0; i < m->n_tensors; i++) {
         const model_tensor_info *ti = &m->info[i];
         t[k++] = (ckpt_tensor){"params",
                                ti->name,
@@ -62,18 +62,17 @@ static int ckpt_tensors(fsnn_model *m, optim *opt, ckpt_tensor *t) {
                                ti->rank,
                                {(hsize_t)ti->dims[0], (hsize_t)ti->dims[1]}};
     }
-    const hsize_t n = (hsize_t)m->n, np = (hsize_t)m->n_params, ch = (hsize_t)m->channels;
-    t[k++] = (ckpt_tensor){"state", "bn_mean", m->bn_mean, 1, {ch, 1}};
-    t[k++] = (ckpt_tensor){"state", "bn_var", m->bn_var, 1, {ch, 1}};
-    t[k++] = (ckpt_tensor){"state", "sn_u", m->sn_u, 1, {n, 1}};
-    t[k++] = (ckpt_tensor){"state", "sn_v", m->sn_v, 1, {n, 1}};
-    t[k++] = (ckpt_tensor){"state", "sigma", &m->sigma, 1, {1, 1}};
+    for (int i = 0; i < m->n_state; i++) {
+        const model_state_info *si = &m->state[i];
+        t[k++] = (ckpt_tensor){"state", si->name, si->data, 1, {(hsize_t)si->count, 1}};
+    }
+    const hsize_t np = (hsize_t)m->n_params;
     t[k++] = (ckpt_tensor){"optim", "m1", opt->m1, 1, {np, 1}};
     if (opt->m2) t[k++] = (ckpt_tensor){"optim", "m2", opt->m2, 1, {np, 1}};
     return k;
 }
 
-#define CKPT_MAX_TENSORS (MODEL_N_TENSORS + 7)
+#define CKPT_MAX_TENSORS (MODEL_TENSORS_MAX + MODEL_STATE_MAX + 2)
 
 static void ckpt_ints(const ckpt_data *d, int64_t *v) {
     const fsnn_model *m = d->m;
@@ -351,7 +350,7 @@ static int ckpt_put_sharded(hid_t f, const ckpt_data *d, const ckpt_tensor *t, c
     herr_t wr = 0;
     if (!strcmp(t->group, "optim")) {
         hid_t fs = H5Dget_space(ds);
-        for (int i = 0; wr >= 0 && i < MODEL_N_TENSORS; i++) {
+        for (int i = 0; wr >= 0 && i < d->m->n_tensors; i++) {
             const model_tensor_info *ti = &d->m->info[i];
             if (ckpt_shard_index(sh, "params", ti->name) >= 0) continue;
             hsize_t start = ti->offset, count = ti->count;

@@ -139,8 +139,9 @@ static const config_opt config_opts[] = {
      .size = CONFIG_SIZE(model_net),
      .aux = CONFIG_AT(model_hidden),
      .def = "400 (F400)",
-     .doc = "network in the paper's notation, e.g. '400 (F400)' or '64C5s (F64C5)' "
-            "(docs/user-guide.md); this build trains 'N (FN)'"},
+     .doc = "network in the paper's notation, e.g. '400 (F400)', '64C5s (F64C5)' or "
+            "'96C3s-256C3-384C3s-384C3-256C3 (F96C3u)' (docs/user-guide.md, "
+            "docs/multilayer.md)"},
     CONFIG_INTEGER("model.time_steps", CONFIG_INT, model_time_steps, "5", 1, 10000,
                    "simulation time steps T"),
     CONFIG_ENUMS("model.spike_product", model_spike_product, "auto", config_spike_names,

@@ -37,8 +37,8 @@ typedef struct tpfc_ws {
 } tpfc_ws;
 
 static void tpfc_point(tpfc_tensors *v, float *base, const size_t *off) {
-    float **t[MODEL_N_TENSORS] = {&v->F, &v->Fb, &v->bn_w, &v->bn_b, &v->V, &v->g, &v->Wo, &v->bo};
-    for (int i = 0; i < MODEL_N_TENSORS; i++)
+    float **t[TPFC_N_TENSORS] = {&v->F, &v->Fb, &v->bn_w, &v->bn_b, &v->V, &v->g, &v->Wo, &v->bo};
+    for (int i = 0; i < TPFC_N_TENSORS; i++)
         *t[i] = base + off[i];
 }
 
@@ -115,11 +115,11 @@ int tpfc_create(tpfc **out, const fsnn_cfg *cfg, int n_in, int n_out, MPI_Comm c
     /* Sizes first (views on NULL), then one allocation each for params and grads. */
     CHECK(dist_mat_view(&t->grid, n_in, n, NULL, &t->Fd));
     CHECK(dist_mat_view(&t->grid, n, n, NULL, &t->Vd));
-    const size_t count[MODEL_N_TENSORS] = {tpfc_local(&t->Fd), (size_t)n,          (size_t)n,
-                                           (size_t)n,          tpfc_local(&t->Vd), 1,
-                                           (size_t)n_out * n,  (size_t)n_out};
+    const size_t count[TPFC_N_TENSORS] = {tpfc_local(&t->Fd), (size_t)n,          (size_t)n,
+                                          (size_t)n,          tpfc_local(&t->Vd), 1,
+                                          (size_t)n_out * n,  (size_t)n_out};
     size_t off = 0;
-    for (int i = 0; i < MODEL_N_TENSORS; i++) {
+    for (int i = 0; i < TPFC_N_TENSORS; i++) {
         t->off[i] = off;
         off += count[i];
     }

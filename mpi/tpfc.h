@@ -39,6 +39,11 @@
  * pick another (tests pick small ones so the layout is really cyclic). */
 #define TPFC_BLOCK 64
 
+/* The tensors of the one-layer FC net, in model.h's order (F, b, BN weight
+ * and bias, V, g, W_o, b_o): the first entries of a one-layer model's
+ * info. */
+#define TPFC_N_TENSORS 8
+
 typedef struct tpfc tpfc;
 
 /* Local views of params or grads, in model.h's tensor order. F and V are
@@ -57,11 +62,11 @@ struct tpfc {
     size_t n_params;       /* local floats of params (and of grads) */
     float *params, *grads; /* owned */
     tpfc_tensors p, d;
-    size_t off[MODEL_N_TENSORS]; /* offsets of the tensors in params */
-    float *bn_mean, *bn_var;     /* [n] running statistics */
-    float *sn_u, *sn_v;          /* [n] power-iteration vectors */
-    float sigma;                 /* last estimate of sigma(V) */
-    struct tpfc_ws *ws;          /* per-batch buffers (owned) */
+    size_t off[TPFC_N_TENSORS]; /* offsets of the tensors in params */
+    float *bn_mean, *bn_var;    /* [n] running statistics */
+    float *sn_u, *sn_v;         /* [n] power-iteration vectors */
+    float sigma;                /* last estimate of sigma(V) */
+    struct tpfc_ws *ws;         /* per-batch buffers (owned) */
 };
 
 /* A model for inputs of n_in values, n = cfg->model_hidden neurons and n_out

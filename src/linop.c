@@ -37,7 +37,25 @@ int linop_conv(linop *op, int C, int H, int W, int O, int k, int stride) {
     return FSNN_OK;
 }
 
+int linop_deconv(linop *op, int C, int H, int W, int O, int k) {
+    memset(op, 0, sizeof *op);
+    op->kind = LINOP_DECONV;
+    CHECK(conv_transpose_shape_init(&op->tconv, C, H, W, O, k, 2, k / 2, 1));
+    op->in = C * H * W;
+    op->out = O * op->tconv.Ho * op->tconv.Wo;
+    op->rows = C;
+    op->cols = O * k * k;
+    op->channels = O;
+    op->hw = op->tconv.Ho * op->tconv.Wo;
+    return FSNN_OK;
+}
+
 size_t linop_ws_size(const linop *op) {
+    if (op->kind == LINOP_DECONV) { /* linop_power runs the underlying conv */
+        size_t a = conv_transpose_workspace_size(&op->tconv),
+               b = conv_workspace_size(&op->tconv.conv);
+        return a > b ? a : b;
+    }
     return op->kind == LINOP_CONV ? conv_workspace_size(&op->conv) : 0;
 }
 
@@ -53,6 +71,8 @@ void linop_forward(const linop *op, const float *W, const float *b, const float 
                    float *ws) {
     if (op->kind == LINOP_CONV)
         conv_forward(&op->conv, x, W, b, y, B, ws);
+    else if (op->kind == LINOP_DECONV)
+        conv_transpose_forward(&op->tconv, x, W, b, y, B, ws);
     else if (b)
         fc_forward(x, W, b, y, B, op->in, op->out);
     else
@@ -64,13 +84,43 @@ void linop_event_weights(const linop *op, const float *W, float *We) {
         conv_event_weights(&op->conv, W, We);
         return;
     }
+    if (op->kind == LINOP_DECONV) {
+        conv_transpose_event_weights(&op->tconv, W, We);
+        return;
+    }
     for (int i = 0; i < op->rows; i++)
         for (int j = 0; j < op->cols; j++)
             We[(long)j * op->rows + i] = W[(long)i * op->cols + j];
 }
 
 double linop_event_density(const linop *op) {
+    if (op->kind == LINOP_DECONV) return CONV_TRANSPOSE_EVENT_DENSITY;
     return op->kind == LINOP_CONV ? CONV_EVENT_DENSITY : NEURON_EVENT_DENSITY;
+}
+
+/* cur = s W^T for an FC map in -> out with in != out: sgemm, or the sum of
+ * the rows of Wt = W^T [in x out] of each sample's active inputs. */
+static void linop_fc_spike(const linop *op, const float *W, const float *Wt, const float *s,
+                           float *cur, int *idx, int B, int event) {
+    const int in = op->in, out = op->out;
+    if (!event) {
+        blas_gemm(0, 1, B, out, in, 1.0f, s, in, W, in, 0.0f, cur, out);
+        return;
+    }
+#pragma omp parallel for schedule(static) if ((long)B * out > BLAS_PARALLEL_MIN)
+    for (int b = 0; b < B; b++) {
+        const float *sb = s + (long)b * in;
+        float *cb = cur + (long)b * out;
+        int *ib = idx + (long)b * in, nnz = 0;
+        for (int j = 0; j < in; j++)
+            if (sb[j] != 0.0f) ib[nnz++] = j;
+        memset(cb, 0, sizeof(float) * (size_t)out);
+        for (int q = 0; q < nnz; q++) {
+            const float *row = Wt + (long)ib[q] * out;
+            for (int i = 0; i < out; i++)
+                cb[i] += row[i];
+        }
+    }
 }
 
 void linop_spike(const linop *op, const float *W, const float *We, const float *s, float *cur,
@@ -78,14 +128,21 @@ void linop_spike(const linop *op, const float *W, const float *We, const float *
     if (op->kind == LINOP_CONV)
         conv_spike_forward(&op->conv, s, W, We, NULL, cur, B, ws,
                            event ? SPIKE_EVENT : SPIKE_DENSE);
-    else /* the feedback map is square */
+    else if (op->kind == LINOP_DECONV)
+        conv_transpose_spike_forward(&op->tconv, s, W, We, NULL, cur, B, ws,
+                                     event ? SPIKE_EVENT : SPIKE_DENSE);
+    else if (op->in == op->out) /* a feedback map: neuron.c's product, as before */
         neuron_spike_product(s, W, We, cur, idx, B, op->out, event);
+    else
+        linop_fc_spike(op, W, We, s, cur, idx, B, event);
 }
 
 void linop_transpose(const linop *op, const float *W, const float *dy, float *dx, int B,
                      float *ws) {
     if (op->kind == LINOP_CONV)
         conv_vjp(&op->conv, NULL, W, dy, NULL, NULL, dx, B, ws);
+    else if (op->kind == LINOP_DECONV)
+        conv_transpose_vjp(&op->tconv, NULL, W, dy, NULL, NULL, dx, B, ws);
     else
         blas_gemm(0, 0, B, op->in, op->out, 1.0f, dy, op->out, W, op->in, 0.0f, dx, op->in);
 }
@@ -145,6 +202,8 @@ int linop_masked_transpose(const linop *op, const float *W, const float *Wa, con
                            float *ws) {
     const int in = op->in, out = op->out;
     const double lim = linop_adjoint_density(op) * out;
+    /* A transposed conv (a multi-layer net's feedback) has no event path. */
+    if (op->kind == LINOP_DECONV) mode = SPIKE_DENSE;
     /* Dense samples: d ⊙ v packed into the first rows of tmp, one product
      * into the first rows of dx, then each moved to its own row, last
      * first (the i-th dense row r_i >= i, so no packed row is overwritten
@@ -187,6 +246,12 @@ void linop_weight_grad(const linop *op, const float *x, const float *dy, float *
         conv_vjp(&op->conv, x, NULL, dy, dW, db, NULL, B, ws);
         return;
     }
+    if (op->kind == LINOP_DECONV) {
+        memset(dW, 0, sizeof(float) * linop_weights(op));
+        if (db) memset(db, 0, sizeof(float) * (size_t)op->channels);
+        conv_transpose_vjp(&op->tconv, x, NULL, dy, dW, db, NULL, B, ws);
+        return;
+    }
     blas_gemm(1, 0, op->out, op->in, B, 1.0f, dy, op->out, x, op->in, 0.0f, dW, op->in);
     if (!db) return;
     for (int i = 0; i < op->out; i++)
@@ -218,12 +283,15 @@ double linop_grad_bound(const linop *op, const float *dy, int B, const double *w
 float linop_power(const linop *op, const float *V, float *u, float *v, int iters, float *work,
                   float *ws) {
     if (op->kind == LINOP_CONV) return conv_power_iter(&op->conv, V, u, v, iters, work, ws);
+    /* A transposed conv is the adjoint of tconv.conv: its output space is
+     * that conv's input space. */
+    if (op->kind == LINOP_DECONV) return conv_power_iter(&op->tconv.conv, V, v, u, iters, work, ws);
     return specnorm_power(V, op->rows, op->cols, u, v, iters, work);
 }
 
 void linop_sn_vjp(const linop *op, const float *V, const float *u, const float *v, float g,
                   float sigma, const float *dW, float *dV, float *dg, float *tmp, float *ws) {
-    if (op->kind != LINOP_CONV) {
+    if (op->kind == LINOP_FC) {
         specnorm_vjp(V, u, v, g, sigma, dW, dV, dg, op->rows, op->cols);
         return;
     }
@@ -237,14 +305,17 @@ void linop_sn_vjp(const linop *op, const float *V, const float *u, const float *
     float a = g / sigma;
     float c = (float)(-(double)g * gv / ((double)sigma * sigma));
     memset(tmp, 0, sizeof(float) * (size_t)count);
-    conv_vjp(&op->conv, v, V, u, tmp, NULL, NULL, 1, ws);
+    if (op->kind == LINOP_CONV)
+        conv_vjp(&op->conv, v, V, u, tmp, NULL, NULL, 1, ws);
+    else
+        conv_vjp(&op->tconv.conv, u, V, v, tmp, NULL, NULL, 1, ws);
     for (long i = 0; i < count; i++)
         dV[i] += a * dW[i] + c * tmp[i];
     *dg += (float)(gv / sigma);
 }
 
 int linop_dense(const linop *op, const float *W, double *M) {
-    if (op->kind != LINOP_CONV) {
+    if (op->kind == LINOP_FC) {
         for (long i = 0; i < (long)op->rows * op->cols; i++)
             M[i] = W[i];
         return FSNN_OK;
@@ -255,7 +326,7 @@ int linop_dense(const linop *op, const float *W, double *M) {
     float *y = e + in, *ws = y + out;
     for (int j = 0; j < in; j++) {
         e[j] = 1.0f;
-        conv_forward(&op->conv, e, W, NULL, y, 1, ws);
+        linop_forward(op, W, NULL, e, y, 1, ws);
         e[j] = 0.0f;
         for (int r = 0; r < out; r++)
             M[(long)r * in + j] = y[r];

@@ -24,16 +24,21 @@
 #include "cfg.h"
 #include "conv.h"
 
-typedef enum { LINOP_FC = 0, LINOP_CONV } linop_kind;
+typedef enum { LINOP_FC = 0, LINOP_CONV, LINOP_DECONV } linop_kind;
 
 typedef struct {
     linop_kind kind;
-    int in, out;     /* values per sample */
-    int rows, cols;  /* the weight as [rows x cols] */
-    int channels;    /* output channels (FC: out) */
-    int hw;          /* output positions per channel (FC: 1) */
-    conv_shape conv; /* CONV only */
+    int in, out;                /* values per sample */
+    int rows, cols;             /* the weight as [rows x cols] */
+    int channels;               /* output channels (FC: out) */
+    int hw;                     /* output positions per channel (FC: 1) */
+    conv_shape conv;            /* CONV only */
+    conv_transpose_shape tconv; /* DECONV only: weight [Cin x Cout k k] */
 } linop;
+
+/* A transposed conv C x H x W -> O x 2H x 2W (kernel k, stride 2,
+ * padding k/2, output padding 1: the feedback "u" of netspec.h). */
+int linop_deconv(linop *op, int C, int H, int W, int O, int k);
 
 /* An FC map in -> out. */
 void linop_fc(linop *op, int in, int out);
@@ -63,7 +68,8 @@ void linop_event_weights(const linop *op, const float *W, float *We);
 double linop_event_density(const linop *op);
 
 /* cur [B x out] = op(s) for 0/1 spikes s [B x in]: dense, or (event) the
- * sum of each active input's weights. idx [B x in] ints (FC), ws (conv). */
+ * sum of each active input's weights. idx [B x in] ints (FC), ws (conv).
+ * FC maps need not be square. */
 void linop_spike(const linop *op, const float *W, const float *We, const float *s, float *cur,
                  int *idx, int B, int event, float *ws);
 
@@ -109,8 +115,8 @@ long linop_mask_lists(const float *d, int B, int out, int *idx, int *nnz);
  * SPIKE_AUTO and nnz[b] < linop_adjoint_density * out; else the dense
  * linop_transpose of d ⊙ v, batched over the dense samples. The paths add
  * the same terms in different orders (conv.h states the bound). tmp
- * [nrows x out] is borrowed. Returns the number of samples that took the
- * event path. */
+ * [nrows x out] is borrowed. A transposed conv always takes the dense path.
+ * Returns the number of samples that took the event path. */
 int linop_masked_transpose(const linop *op, const float *W, const float *Wa, const float *d,
                            const int *idx, const int *nnz, const int *rows, int nrows,
                            const float *v, float *dx, float *tmp, cfg_spike_product mode,
@@ -126,8 +132,9 @@ void linop_weight_grad(const linop *op, const float *x, const float *dy, float *
  * the bound of db). Infinity when a term is not finite. */
 double linop_grad_bound(const linop *op, const float *dy, int B, const double *w);
 
-/* Power iteration for sigma(V) (specnorm_power, conv_power_iter): u [out],
- * v [in], work [out]. */
+/* Power iteration for sigma(V) (specnorm_power, conv_power_iter; a
+ * transposed conv has the norm of its conv): u [out], v [in], work
+ * [max(in, out)]. */
 float linop_power(const linop *op, const float *V, float *u, float *v, int iters, float *work,
                   float *ws);
 

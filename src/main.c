@@ -657,7 +657,7 @@ static int main_inspect(const char *path) {
             printf("  model %d-%d (F%d) -> %d classes, %zu parameters; optimizer %s (step %ld)\n",
                    n_in, n, n, n_out, m->n_params, ts.opt->kind == OPTIM_ADAM ? "adam" : "sgd",
                    ts.opt->step);
-        for (int i = 0; i < MODEL_N_TENSORS; i++) {
+        for (int i = 0; i < m->n_tensors; i++) {
             const model_tensor_info *ti = &m->info[i];
             double ss = 0.0, mx = 0.0;
             for (size_t k = 0; k < ti->count; k++) {

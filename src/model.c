@@ -1,5 +1,5 @@
-/* model: the single-layer feedback SNN ("N (FN)", "CCk[s] (FCkf)"), its
- * forward pass and implicit gradients. */
+/* model: the feedback SNN ("N (FN)", "CCk[s] (FCkf)", multi-layer nets
+ * through mlnet), its forward pass and implicit gradients. */
 #include "model.h"
 
 #include <float.h>
@@ -7,6 +7,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,11 +20,24 @@
 #include "fc.h"
 #include "linop.h"
 #include "loss.h"
+#include "mlnet.h"
 #include "netspec.h"
 #include "reduce.h"
 #include "rng.h"
 #include "specnorm.h"
 #include "status.h"
+
+/* The gradient sums in the order they are reduced, as [first, end) ranges
+ * of model_sum_layout's tensors: with parallel.overlap each bucket's
+ * reduction is started as soon as its sums are done and travels while the
+ * next bucket's are computed; without, one bucket holds all. A range never
+ * splits a weight from its bias (one pass computes both). A multi-layer
+ * net's layers 2..L form a fourth bucket. */
+enum { MODEL_N_BUCKETS = 4 };
+static const int model_buckets[3][2] = {{2, 4}, {0, 2}, {4, 5}};
+
+/* Sums: F, Fb, Wo, bo, dL/dW, then weight and bias of each layer l >= 2. */
+enum { MODEL_SUMS_BASE = 5, MODEL_SUMS_MAX = MODEL_SUMS_BASE + 2 * (NETSPEC_LAYERS_MAX - 1) };
 
 struct model_ws {
     int Bmax;
@@ -59,13 +73,20 @@ struct model_ws {
     solver_ws *solver;   /* whole-batch solves (fast mode) */
     solver_ws **gsolver; /* [max_shards] one per micro-shard (deterministic mode) */
     model_stats *gstats; /* [max_shards] statistics of each micro-shard */
-    double *gmax;        /* [max_shards x MODEL_N_SUMS] bound on |sum| per shard */
+    double *gmax;        /* [max_shards x n_sums] bound on |sum| per shard */
     double *gweight;     /* [Bmax] per-sample factors of the bounds */
     int micro;           /* samples per micro-shard */
     cfg_solver solver_kind;
     int max_iters;
     double tol;
     fsnn_model *m; /* the model whose operator `apply` uses */
+    int training;  /* the last model_input's mode */
+    int row0;      /* a view's first row in the whole workspace */
+    int ml_rc;     /* status of the last multi-layer simulation (collective in training) */
+    mlnet_ws *mlw; /* multi-layer nets: the layers' buffers */
+    int n_sums;    /* gradient sums (model_sum_layout) */
+    int nb;        /* buckets of the reduction (model_buckets) */
+    int bucket[MODEL_N_BUCKETS][2];
     /* Event input (model_set_events): frames [B x T x n_in] (borrowed; NULL:
      * static input), their deviation from the average x of one step, the
      * step's input current, and BatchNorm's factor per channel. */
@@ -87,8 +108,22 @@ static void model_point(model_tensors *t, float *base, const fsnn_model *m) {
     t->bo = base + m->info[7].offset;
 }
 
-/* The maps of the net: "N (FN)" from cfg->model_hidden, else one conv layer
- * of cfg->model_net with a stride-1 conv feedback. */
+/* The feedback map of a multi-layer net: from the last layer's output
+ * (shape `from`) onto the first layer's (netspec_infer has checked the
+ * shapes). */
+static int model_feedback(linop *op, const netspec_layer *f, netspec_shape from, int n1) {
+    if (f->kind == NETSPEC_FC) {
+        linop_fc(op, from.c * from.h * from.w, n1);
+        return FSNN_OK;
+    }
+    if (f->kind == NETSPEC_DECONV)
+        return linop_deconv(op, from.c, from.h, from.w, f->size, f->kernel);
+    return linop_conv(op, from.c, from.h, from.w, f->size, f->kernel, f->stride);
+}
+
+/* The maps of the net: "N (FN)" from cfg->model_hidden, else cfg->model_net:
+ * one conv layer with a stride-1 conv feedback, or a multi-layer net (its
+ * layers 2..L into m->ml). */
 static int model_maps(fsnn_model *m, const fsnn_cfg *cfg, int c, int h, int w, int n_out) {
     if (cfg->model_hidden > 0) {
         linop_fc(&m->in_op, c * h * w, cfg->model_hidden);
@@ -102,16 +137,47 @@ static int model_maps(fsnn_model *m, const fsnn_cfg *cfg, int c, int h, int w, i
         netspec_infer(&net, (netspec_shape){c, h, w, 0}, n_out, &sz, &err))
         return FAIL("model.net: %s", err.msg);
     const netspec_layer *l = &net.layer[0], *f = &net.feedback;
+    if (net.n_layers > 1) {
+        CHECK(mlnet_create(&m->ml, &net, &sz, cfg));
+        if (l->kind == NETSPEC_FC)
+            linop_fc(&m->in_op, c * h * w, l->size);
+        else
+            CHECK(linop_conv(&m->in_op, c, h, w, l->size, l->kernel, l->stride));
+        return model_feedback(&m->fb_op, f, sz.layer[net.n_layers - 1].out, m->in_op.out);
+    }
     /* netspec_infer has checked that the feedback gives the layer's shape. */
-    if (net.n_layers != 1 || l->kind != NETSPEC_CONV || f->kind != NETSPEC_CONV || f->stride != 1)
-        return FAIL("model.net '%s': this build trains only nets 'N (FN)', one fully connected "
-                    "feedback layer (e.g. '400 (F400)'), and 'CCk[s] (FCk)', one convolutional "
+    if (l->kind != NETSPEC_CONV || f->kind != NETSPEC_CONV || f->stride != 1)
+        return FAIL("model.net '%s': one-layer nets are 'N (FN)', one fully connected "
+                    "feedback layer (e.g. '400 (F400)'), or 'CCk[s] (FCk)', one convolutional "
                     "layer with a stride-1 convolutional feedback (e.g. '64C5s (F64C5)'); "
                     "`fsnn model` shows this net's layers",
                     cfg->model_net);
     CHECK(linop_conv(&m->in_op, c, h, w, l->size, l->kernel, l->stride));
     const netspec_shape o = sz.layer[0].out;
     return linop_conv(&m->fb_op, o.c, o.h, o.w, f->size, f->kernel, 1);
+}
+
+/* Appends a trainable tensor [d0 x d1] (rank 1: d1 ignored) after the
+ * previous ones; its name is copied into the model. */
+static void model_add_tensor(fsnn_model *m, const char *name, int rank, int d0, int d1) {
+    model_tensor_info *ti = &m->info[m->n_tensors];
+    char *store = m->names[m->n_tensors + m->n_state];
+    snprintf(store, MODEL_NAME_MAX, "%s", name);
+    ti->name = store;
+    ti->rank = rank;
+    ti->dims[0] = d0;
+    ti->dims[1] = rank == 2 ? d1 : 1;
+    ti->offset = m->n_params;
+    ti->count = (size_t)ti->dims[0] * ti->dims[1];
+    m->n_params += ti->count;
+    m->n_tensors++;
+}
+
+/* Appends a saved array of the model's to the state list. */
+static void model_add_state(fsnn_model *m, const char *name, float *data, size_t count) {
+    char *store = m->names[m->n_tensors + m->n_state];
+    snprintf(store, MODEL_NAME_MAX, "%s", name);
+    m->state[m->n_state++] = (model_state_info){store, data, count};
 }
 
 int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int n_out) {
@@ -123,7 +189,7 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
                     cfg->model_hidden, n_out);
     CHECK(model_maps(m, cfg, c, h, w, n_out));
     const linop *F = &m->in_op, *W = &m->fb_op;
-    const int n = F->out;
+    const int n = W->in; /* the state: layer 1's output, or layer L's */
     m->n_in = F->in;
     m->n = n;
     m->n_out = n_out;
@@ -137,44 +203,68 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     m->leak = cfg->neuron_leak;
     m->dropout = cfg->train_dropout;
     m->spike_mode = cfg->model_spike_product;
+    m->n_spiking = m->ml ? m->ml->n_total : n;
     const int C = m->channels;
     const struct {
         const char *name;
         int rank, d0, d1;
-    } layout[MODEL_N_TENSORS] = {
+    } layout[8] = {
         {"input.weight", 2, F->rows, F->cols}, {"input.bias", 1, C, 1},
         {"input.bn.weight", 1, C, 1},          {"input.bn.bias", 1, C, 1},
         {"feedback.V", 2, W->rows, W->cols},   {"feedback.g", 1, 1, 1},
         {"readout.weight", 2, n_out, n},       {"readout.bias", 1, n_out, 1},
     };
-    size_t off = 0;
-    for (int i = 0; i < MODEL_N_TENSORS; i++) {
-        model_tensor_info *ti = &m->info[i];
-        ti->name = layout[i].name;
-        ti->rank = layout[i].rank;
-        ti->dims[0] = layout[i].d0;
-        ti->dims[1] = layout[i].rank == 2 ? layout[i].d1 : 1;
-        ti->offset = off;
-        ti->count = (size_t)ti->dims[0] * ti->dims[1];
-        off += ti->count;
+    for (int i = 0; i < 8; i++)
+        model_add_tensor(m, layout[i].name, layout[i].rank, layout[i].d0, layout[i].d1);
+    for (int l = 1; m->ml && l < m->ml->L; l++) {
+        const mlnet_layer *ly = &m->ml->layer[l];
+        if (ly->kind == NETSPEC_POOL) continue;
+        static const char *const part[4] = {"weight", "bias", "bn.weight", "bn.bias"};
+        for (int i = 0; i < 4; i++) {
+            char name[MODEL_NAME_MAX];
+            snprintf(name, sizeof name, "layer%d.%s", l + 1, part[i]);
+            model_add_tensor(m, name, i == 0 ? 2 : 1, i == 0 ? ly->op.rows : ly->C,
+                             i == 0 ? ly->op.cols : 1);
+        }
     }
-    m->n_params = off;
+    const size_t off = m->n_params;
     CHECK(XCALLOC(&m->params, off));
     CHECK(XCALLOC(&m->grads, off));
     model_point(&m->p, m->params, m);
     model_point(&m->d, m->grads, m);
     const size_t nw = linop_weights(W);
+    const int wmax = W->in > W->out ? W->in : W->out;
     CHECK(XCALLOC(&m->bn_mean, (size_t)C));
     CHECK(XCALLOC(&m->bn_var, (size_t)C));
-    CHECK(XCALLOC(&m->sn_u, (size_t)n));
-    CHECK(XCALLOC(&m->sn_v, (size_t)n));
+    CHECK(XCALLOC(&m->sn_u, (size_t)W->out));
+    CHECK(XCALLOC(&m->sn_v, (size_t)W->in));
     CHECK(XCALLOC(&m->W, nw));
     CHECK(XCALLOC(&m->Wt, linop_event_size(W)));
     CHECK(XCALLOC(&m->Wa, linop_adjoint_size(W)));
     CHECK(XCALLOC(&m->gW, nw));
-    CHECK(XCALLOC(&m->work, (size_t)n));
+    CHECK(XCALLOC(&m->work, (size_t)wmax));
+    model_add_state(m, "bn_mean", m->bn_mean, (size_t)C);
+    model_add_state(m, "bn_var", m->bn_var, (size_t)C);
+    model_add_state(m, "sn_u", m->sn_u, (size_t)W->out);
+    model_add_state(m, "sn_v", m->sn_v, (size_t)W->in);
+    model_add_state(m, "sigma", &m->sigma, 1);
+    for (int l = 1, t = 8; m->ml && l < m->ml->L; l++) {
+        mlnet_layer *ly = &m->ml->layer[l];
+        if (ly->kind == NETSPEC_POOL) continue;
+        float **pv[4] = {&ly->F, &ly->b, &ly->gamma, &ly->beta};
+        float **dv[4] = {&ly->dF, &ly->db, &ly->dgamma, &ly->dbeta};
+        for (int i = 0; i < 4; i++, t++) {
+            *pv[i] = m->params + m->info[t].offset;
+            *dv[i] = m->grads + m->info[t].offset;
+        }
+        char name[MODEL_NAME_MAX];
+        snprintf(name, sizeof name, "layer%d.bn_mean", l + 1);
+        model_add_state(m, name, ly->run_mean, (size_t)ly->C);
+        snprintf(name, sizeof name, "layer%d.bn_var", l + 1);
+        model_add_state(m, name, ly->run_var, (size_t)ly->C);
+    }
     CHECK(XCALLOC(&m->opws, linop_ws_size(W) + 1));
-    if (W->kind == LINOP_CONV) CHECK(XCALLOC(&m->sn_tmp, nw));
+    if (W->kind != LINOP_FC) CHECK(XCALLOC(&m->sn_tmp, nw));
     return FSNN_OK;
 }
 
@@ -194,6 +284,7 @@ void model_destroy(fsnn_model **pm) {
     free(m->work);
     free(m->opws);
     free(m->sn_tmp);
+    mlnet_destroy(&m->ml);
     free(m);
     *pm = NULL;
 }
@@ -209,14 +300,22 @@ void model_init(fsnn_model *m, uint64_t seed) {
         m->bn_mean[j] = 0.0f;
         m->bn_var[j] = 1.0f;
     }
-    specnorm_init_vectors(m->sn_u, m->n, m->sn_v, m->n, seed);
+    for (int l = 1; m->ml && l < m->ml->L; l++) {
+        mlnet_layer *ly = &m->ml->layer[l];
+        if (ly->kind == NETSPEC_POOL) continue;
+        fc_init_rows(ly->F, ly->op.rows, ly->op.cols, seed, 2 + (uint32_t)l);
+        for (int j = 0; j < ly->C; j++)
+            ly->gamma[j] = 1.0f;
+    }
+    if (m->ml) mlnet_init_state(m->ml);
+    specnorm_init_vectors(m->sn_u, m->fb_op.out, m->sn_v, m->fb_op.in, seed);
     m->sigma = linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, 10, m->work, m->opws);
     m->p.g[0] = specnorm_clamp_g(m->sigma);
     model_prepare_weights(m, 0);
 }
 
 long model_neurons(const fsnn_model *m) {
-    return (long)m->n_in + m->n + m->n_out;
+    return (long)m->n_in + m->n_spiking + m->n_out;
 }
 
 void model_prepare_weights(fsnn_model *m, int power_iters) {
@@ -224,6 +323,7 @@ void model_prepare_weights(fsnn_model *m, int power_iters) {
     specnorm_weight(m->p.V, m->p.g[0], m->sigma, m->W, (long)linop_weights(&m->fb_op));
     linop_event_weights(&m->fb_op, m->W, m->Wt);
     linop_adjoint_weights(&m->fb_op, m->W, m->Wa);
+    if (m->ml) mlnet_prepare(m->ml);
 }
 
 void model_after_step(fsnn_model *m) {
@@ -232,25 +332,43 @@ void model_after_step(fsnn_model *m) {
 
 /* --- gradient sums over samples ---
  * The parameter gradients that are sums over samples: F, Fb, Wo, bo (in the
- * model's order) and dL/dW (gW), laid out one after the other. */
-
-enum { MODEL_N_SUMS = 5 };
-
-static void model_sum_layout(const fsnn_model *m, float **dest, size_t *count) {
+ * model's order), dL/dW (gW), then F^l and b^l of each layer l >= 2 with
+ * weights, laid out one after the other. Returns their number. */
+static int model_sum_layout(const fsnn_model *m, float **dest, size_t *count) {
     dest[0] = m->d.F, count[0] = linop_weights(&m->in_op);
     dest[1] = m->d.Fb, count[1] = (size_t)m->channels;
     dest[2] = m->d.Wo, count[2] = (size_t)m->n_out * m->n;
     dest[3] = m->d.bo, count[3] = (size_t)m->n_out;
     dest[4] = m->gW, count[4] = linop_weights(&m->fb_op);
+    int k = MODEL_SUMS_BASE;
+    for (int l = 1; m->ml && l < m->ml->L; l++) {
+        const mlnet_layer *ly = &m->ml->layer[l];
+        if (ly->kind == NETSPEC_POOL) continue;
+        dest[k] = ly->dF, count[k++] = linop_weights(&ly->op);
+        dest[k] = ly->db, count[k++] = (size_t)ly->C;
+    }
+    return k;
 }
 
 static size_t model_sum_count(const fsnn_model *m) {
-    float *dest[MODEL_N_SUMS];
-    size_t count[MODEL_N_SUMS], total = 0;
-    model_sum_layout(m, dest, count);
-    for (int i = 0; i < MODEL_N_SUMS; i++)
+    float *dest[MODEL_SUMS_MAX];
+    size_t count[MODEL_SUMS_MAX], total = 0;
+    int ns = model_sum_layout(m, dest, count);
+    for (int i = 0; i < ns; i++)
         total += count[i];
     return total;
+}
+
+/* The index l (layer l + 1) whose weight or bias is gradient sum
+ * t >= MODEL_SUMS_BASE. */
+static int model_sum_layer(const fsnn_model *m, int t) {
+    int k = MODEL_SUMS_BASE;
+    for (int l = 1; l < m->ml->L; l++) {
+        if (m->ml->layer[l].kind == NETSPEC_POOL) continue;
+        if (k == t || k + 1 == t) return l;
+        k += 2;
+    }
+    return 0;
 }
 
 /* --- workspace --- */
@@ -286,17 +404,62 @@ static void model_dense_jt(void *ctx, int b, double *Jt) {
             Jt[(long)r * n + c] *= jac[c];
 }
 
+/* Layer 1's inputs to the stack of a multi-layer net, rows of view v. */
+static mlnet_first model_first(const fsnn_model *m, const model_ws *v) {
+    return (mlnet_first){&m->fb_op, m->W, m->Wt, v->x1, v->use_drop ? v->drops : NULL};
+}
+
+/* J^T of a multi-layer net (mlnet_jt) for the rows of view v. */
+static void model_ml_apply_jt(void *ctx, const int *rows, int nrows, const float *in, float *out) {
+    model_ws *v = ctx;
+    const fsnn_model *m = v->m;
+    const long o = (long)v->row0 * m->ml->n_max;
+    mlnet_first f1 = model_first(m, v);
+    mlnet_jt(m->ml, v->mlw, &f1, v->row0, rows, nrows, in, out, v->mlw->p0 + o, v->mlw->p1 + o,
+             v->opws);
+}
+
+/* J^T of a multi-layer net as a dense matrix for row b of view v: J^T
+ * applied to the unit vectors (exact solves of small nets); NaN when out of
+ * memory, which the exact solve reports. */
+static void model_ml_dense_jt(void *ctx, int b, double *Jt) {
+    model_ws *v = ctx;
+    const int n = v->m->n;
+    float *e = calloc((size_t)n + (size_t)n * n, sizeof(float));
+    if (!e) {
+        for (long k = 0; k < (long)n * n; k++)
+            Jt[k] = NAN;
+        return;
+    }
+    float *y = e + n;
+    /* One unit vector at a time: the scratch of mlnet_jt holds one row per sample. */
+    for (int c = 0; c < n; c++) {
+        e[c] = 1.0f;
+        model_ml_apply_jt(v, &b, 1, e, y + (long)c * n);
+        e[c] = 0.0f;
+    }
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < n; c++)
+            Jt[(long)r * n + c] = y[(long)c * n + r];
+    free(e);
+}
+
 int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax) {
     model_ws *w;
     CHECK(XCALLOC(&w, 1));
     *out = w;
     w->Bmax = Bmax;
-    const size_t bn = (size_t)Bmax * m->n;
-    float **bufs[] = {&w->h,   &w->xhat, &w->bny,  &w->x1,  &w->dropx, &w->drops,
-                      &w->a,   &w->u,    &w->s,    &w->cur, &w->f,     &w->mv,
-                      &w->jac, &w->ga,   &w->beta, &w->dx1, &w->tmp};
+    /* One size for the buffers of layer 1 (n1 per row) and of the state (n);
+     * tmp is also the scratch of statistics over any layer. */
+    const size_t nb = (size_t)m->n > (size_t)m->in_op.out ? (size_t)m->n : (size_t)m->in_op.out;
+    const size_t ntmp = m->ml && (size_t)m->ml->n_max > nb ? (size_t)m->ml->n_max : nb;
+    const size_t bn = (size_t)Bmax * nb;
+    const int Cmax = m->ml && m->ml->C_max > m->channels ? m->ml->C_max : m->channels;
+    float **bufs[] = {&w->h, &w->xhat, &w->bny, &w->x1, &w->dropx, &w->drops, &w->a,    &w->u,
+                      &w->s, &w->cur,  &w->f,   &w->mv, &w->jac,   &w->ga,    &w->beta, &w->dx1};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         CHECK(XCALLOC(bufs[i], bn));
+    CHECK(XCALLOC(&w->tmp, (size_t)Bmax * ntmp));
     CHECK(XCALLOC(&w->invstd, (size_t)m->channels));
     CHECK(XCALLOC(&w->evscale, (size_t)m->channels));
     if (cfg->data_dataset == DATASET_NMNIST) {
@@ -309,19 +472,32 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w->res, (size_t)Bmax));
     CHECK(XCALLOC(&w->logits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->dlogits, (size_t)Bmax * m->n_out));
-    CHECK(XCALLOC(&w->stats, 4 * (size_t)m->channels));
-    CHECK(XCALLOC(&w->bn_acc, (size_t)m->channels));
+    CHECK(XCALLOC(&w->stats, 4 * (size_t)Cmax));
+    CHECK(XCALLOC(&w->bn_acc, (size_t)Cmax));
     /* Micro-shards hold at least one sample, so a rank has at most Bmax. */
     int micro = cfg->parallel_micro_batch > 0 ? cfg->parallel_micro_batch : Bmax;
     w->max_shards = cfg->parallel_deterministic ? (Bmax + micro - 1) / micro : 1;
     if (w->max_shards < 1) w->max_shards = 1;
     w->n_sum = model_sum_count(m);
+    float *dest[MODEL_SUMS_MAX];
+    size_t count[MODEL_SUMS_MAX];
+    w->n_sums = model_sum_layout(m, dest, count);
+    /* Buckets: model_buckets (and the layers 2..L) with parallel.overlap, else one. */
+    w->nb = 1;
+    w->bucket[0][0] = 0, w->bucket[0][1] = w->n_sums;
+    if (cfg->parallel_overlap) {
+        memcpy(w->bucket, model_buckets, sizeof model_buckets);
+        w->nb = 3;
+        if (w->n_sums > MODEL_SUMS_BASE)
+            w->bucket[3][0] = MODEL_SUMS_BASE, w->bucket[3][1] = w->n_sums, w->nb = 4;
+    }
     CHECK(XCALLOC(&w->shard_len, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->group_off, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->gsum, (size_t)w->max_shards * w->n_sum));
     CHECK(XCALLOC(&w->gacc, w->n_sum));
     size_t a = linop_ws_size(&m->in_op), b = linop_ws_size(&m->fb_op);
     w->ws_len = a > b ? a : b;
+    if (m->ml && m->ml->ws_len > w->ws_len) w->ws_len = m->ml->ws_len;
     CHECK(XCALLOC(&w->opws, (size_t)w->max_shards * w->ws_len + 1));
     w->red = reduce_local();
     w->deterministic = cfg->parallel_deterministic;
@@ -331,7 +507,8 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     w->tol = cfg->solver_tol;
     w->micro = micro;
     CHECK(XCALLOC(&w->gstats, (size_t)w->max_shards));
-    CHECK(XCALLOC(&w->gmax, (size_t)w->max_shards * MODEL_N_SUMS));
+    CHECK(XCALLOC(&w->gmax, (size_t)w->max_shards * w->n_sums));
+    if (m->ml) CHECK(mlnet_ws_create(&w->mlw, m->ml, Bmax, w->max_shards));
     CHECK(XCALLOC(&w->gweight, (size_t)Bmax));
     if (w->deterministic) {
         CHECK(XCALLOC(&w->gsolver, (size_t)w->max_shards));
@@ -370,6 +547,7 @@ void model_ws_destroy(model_ws **pw) {
     free(w->gstats);
     free(w->gmax);
     free(w->gweight);
+    mlnet_ws_destroy(&w->mlw);
     free(w);
     *pw = NULL;
 }
@@ -382,6 +560,9 @@ float *model_ws_x1(model_ws *ws) {
 }
 float *model_ws_beta(model_ws *ws) {
     return ws->beta;
+}
+double model_ws_kink(const model_ws *ws) {
+    return ws->mlw ? ws->mlw->kink : NAN;
 }
 float *model_ws_logits(model_ws *ws) {
     return ws->logits;
@@ -398,9 +579,13 @@ float *model_ws_jac(model_ws *ws) {
 static model_ws model_ws_view(const model_ws *ws, const fsnn_model *m, int g, int r0) {
     model_ws v = *ws;
     if (ws->gsolver) v.solver = ws->gsolver[g];
-    const long o = (long)r0 * m->n;
-    float **rows[] = {&v.h,   &v.xhat, &v.bny, &v.x1,  &v.dropx, &v.drops, &v.a,   &v.u,  &v.s,
-                      &v.cur, &v.f,    &v.mv,  &v.jac, &v.ga,    &v.beta,  &v.dx1, &v.tmp};
+    v.row0 = r0;
+    /* Layer 1's rows hold n1 values, the state's n (the same for one layer). */
+    const long o = (long)r0 * m->n, o1 = (long)r0 * m->in_op.out;
+    float **rows1[] = {&v.h, &v.xhat, &v.bny, &v.x1, &v.dropx, &v.drops, &v.dx1, &v.tmp};
+    float **rows[] = {&v.a, &v.u, &v.s, &v.cur, &v.f, &v.mv, &v.jac, &v.ga, &v.beta};
+    for (size_t i = 0; i < sizeof rows1 / sizeof rows1[0]; i++)
+        *rows1[i] += o1;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         *rows[i] += o;
     v.idx += o;
@@ -495,8 +680,9 @@ static int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw
         }
         /* Integer sums: the order of the terms does not matter. */
         for (int j = 0; j < C; j++)
-            for (int p = 0; p < hw; p++)
-                reduce_fixed_add(ws->bn_acc + j, x + (long)b * n + (long)j * hw + p, 1, scale);
+            ws->bn_acc[j] = (int64_t)((uint64_t)ws->bn_acc[j] +
+                                      (uint64_t)reduce_fixed_sum(x + (long)b * n + (long)j * hw,
+                                                                 (size_t)hw, scale));
     }
     CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)C));
     for (int j = 0; j < C; j++)
@@ -531,9 +717,10 @@ static int model_bn_stats(model_ws *ws, const float *h, int B, int C, int hw, do
 
 int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
                 const long *sample_ids, uint32_t epoch, uint64_t seed) {
-    const int n = m->n;
+    const int n = m->in_op.out; /* layer 1's neurons */
     const long count = (long)B * n;
     ws->x = (float *)x;
+    ws->training = training;
     ws->frames = NULL;
     if (!ws->has_layout || !training) {
         /* Evaluation, or one process without model_ws_set_batch: the rows in
@@ -580,6 +767,40 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     } else {
         memcpy(ws->x1, ws->bny, sizeof(float) * (size_t)count);
     }
+    if (m->ml)
+        mlnet_masks(m->ml, ws->mlw, B, ws->use_drop ? m->dropout : 0.0f, seed, epoch, sample_ids);
+    return FSNN_OK;
+}
+
+/* The statistics of BatchNorm in the loop (mlnet_stats_fn): model_bn_stats
+ * over the batch of the workspace. Collective. */
+static int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, double *mean,
+                          double *var) {
+    return model_bn_stats(ctx, x, B, C, hw, mean, var);
+}
+
+/* The row groups of ws (model_groups) as mlnet sees them; *whole is the
+ * storage of the one group's length. */
+static mlnet_groups model_ml_groups(model_ws *ws, int B, int *whole) {
+    const int *len;
+    int n = model_groups(ws, B, &len, whole);
+    return (mlnet_groups){n, ws->group_off, len, ws->opws, ws->ws_len};
+}
+
+/* Whether BatchNorm in the loop takes the batch's statistics. */
+static int model_ml_batch_bn(const fsnn_model *m, const model_ws *ws) {
+    return ws->training && !m->loop_bn_running;
+}
+
+/* f of a multi-layer net at a [B x n] over all rows of ws (collective in
+ * training): the layers into ws->mlw, f into ws->f, res into ws->res. */
+static int model_ml_eval(const fsnn_model *m, model_ws *ws, const float *a, int B) {
+    int whole;
+    mlnet_groups g = model_ml_groups(ws, B, &whole);
+    mlnet_first f1 = model_first(m, ws);
+    CHECK(mlnet_eval_f(m->ml, ws->mlw, &f1, &g, B, a, model_ml_batch_bn(m, ws), model_ml_stats, ws,
+                       ws->res));
+    memcpy(ws->f, ws->mlw->a[m->ml->L - 1], sizeof(float) * (size_t)B * m->n);
     return FSNN_OK;
 }
 
@@ -599,6 +820,9 @@ void model_event_average(const fsnn_model *m, const float *frames, int T, int B,
 }
 
 int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T) {
+    if (m->ml)
+        return FAIL("model: event input (N-MNIST) is trained with one-layer nets only; "
+                    "a multi-layer net takes static input");
     if (!ws->evx)
         return FAIL("model: event input needs a workspace made for data.dataset = nmnist");
     if (T != m->T)
@@ -647,6 +871,10 @@ static void model_event_input(void *ctx, int t, float *x1t) {
 
 /* equil_eval at a [B x n] for the rows of v: f, mv, jac and res of v. */
 static void model_eval_f(const fsnn_model *m, const model_ws *v, const float *a, int B) {
+    if (m->ml) { /* the trace's and the fixed point's: all rows of ws */
+        (void)model_ml_eval(m, (model_ws *)v, a, B);
+        return;
+    }
     linop_forward(&m->fb_op, m->W, NULL, a, v->f, B, v->opws);
     equil_clamp(a, v->x1, v->use_drop ? v->drops : NULL, B, m->n, m->vth, v->f, v->mv, v->jac,
                 v->res);
@@ -748,13 +976,29 @@ static void model_simulate_rows(const fsnn_model *m, const model_ws *v, int B, n
                             sim, acc ? model_trace_step : NULL, &c);
 }
 
+/* The simulation of a multi-layer net over all rows (mlnet_simulate),
+ * collective in training; with acc, the trace's hook on all rows at once. */
+static int model_ml_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st, double *acc) {
+    int whole;
+    mlnet_groups g = model_ml_groups(ws, B, &whole);
+    model_ws v = model_ws_view(ws, m, 0, 0);
+    model_trace_ctx c = {m, &v, B, acc};
+    mlnet_first f1 = model_first(m, ws);
+    return mlnet_simulate(m->ml, ws->mlw, &f1, &g, B, model_ml_batch_bn(m, ws), model_ml_stats, ws,
+                          ws->a, &st->sim, acc ? model_trace_step : NULL, &c);
+}
+
 static void model_simulate_run(fsnn_model *m, model_ws *ws, int B, model_stats *st,
                                model_trace *tr) {
     const int *len;
     int whole, groups = model_groups(ws, B, &len, &whole);
     const size_t per = (size_t)MODEL_TRACE_N * m->T;
     if (tr) memset(tr->scratch, 0, sizeof(double) * per * (size_t)groups);
-    if (groups == 1) {
+    if (m->ml) {
+        /* One trace row group: the hook sees all rows at once. */
+        groups = 1;
+        ws->ml_rc = model_ml_simulate(m, ws, B, st, tr ? tr->scratch : NULL);
+    } else if (groups == 1) {
         model_simulate_rows(m, ws, B, &st->sim, tr ? tr->scratch : NULL);
     } else {
 #pragma omp parallel for schedule(dynamic, 1)
@@ -806,23 +1050,15 @@ void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters) {
     }
 }
 
-/* The gradient sums in the order they are reduced, as [first, end) ranges
- * of model_sum_layout's tensors: with parallel.overlap each bucket's
- * reduction is started as soon as its sums are done and travels while the
- * next bucket's are computed; without, one bucket holds all. A range never
- * splits a weight from its bias (one pass computes both). */
-enum { MODEL_N_BUCKETS = 3 };
-static const int model_buckets[MODEL_N_BUCKETS][2] = {{2, 4}, {0, 2}, {4, 5}};
-static const int model_one_bucket[1][2] = {{0, MODEL_N_SUMS}};
-
-/* Offsets of model_sum_layout's tensors in one set of sums; off[MODEL_N_SUMS]
- * is the total. */
-static void model_sum_offsets(const fsnn_model *m, size_t *off, size_t *count) {
-    float *dest[MODEL_N_SUMS];
-    model_sum_layout(m, dest, count);
+/* Offsets of model_sum_layout's tensors in one set of sums; off[n_sums]
+ * is the total. Returns n_sums. */
+static int model_sum_offsets(const fsnn_model *m, size_t *off, size_t *count) {
+    float *dest[MODEL_SUMS_MAX];
+    int ns = model_sum_layout(m, dest, count);
     off[0] = 0;
-    for (int t = 0; t < MODEL_N_SUMS; t++)
+    for (int t = 0; t < ns; t++)
         off[t + 1] = off[t] + count[t];
+    return ns;
 }
 
 /* out[i] = sum_b u[b][i] over u [len x cols], in the order b = 0, 1, ... */
@@ -842,10 +1078,10 @@ static void model_row_sums(const float *u, int len, int cols, float *out) {
  * clears G first. opws: the row group's linop work buffer. */
 static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, int t1, int r0,
                               int len, float *G, float *opws) {
-    const int n = m->n, nin = m->n_in, no = m->n_out;
-    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
+    const int n = m->n, n1 = m->in_op.out, nin = m->n_in, no = m->n_out;
+    size_t off[MODEL_SUMS_MAX + 1], count[MODEL_SUMS_MAX];
     model_sum_offsets(m, off, count);
-    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n,
+    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n1,
                 *dl = ws->dlogits + (long)r0 * no;
     if (t0 <= 0 && 0 < t1)
         linop_weight_grad(&m->in_op, ws->x + (long)r0 * nin, dh, G + off[0], G + off[1], len, opws);
@@ -854,7 +1090,14 @@ static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, i
         model_row_sums(dl, len, no, G + off[3]);
     }
     if (t0 <= 4 && 4 < t1)
-        linop_weight_grad(&m->fb_op, a, ws->tmp + (long)r0 * n, G + off[4], NULL, len, opws);
+        linop_weight_grad(&m->fb_op, a, ws->tmp + (long)r0 * n1, G + off[4], NULL, len, opws);
+    /* Layers 2..L: F^l and b^l from a^{l-1} of f and dh (mlnet_backward). */
+    for (int t = t0 > MODEL_SUMS_BASE ? t0 : MODEL_SUMS_BASE; t < t1; t += 2) {
+        const int l = model_sum_layer(m, t);
+        const mlnet_layer *ly = &m->ml->layer[l];
+        linop_weight_grad(&ly->op, ws->mlw->a[l - 1] + (long)r0 * ly->in,
+                          ws->mlw->u[l] + (long)r0 * ly->n, G + off[t], G + off[t + 1], len, opws);
+    }
 }
 
 /* max_i sum_b |u[b][i]| w[b] over u [len x cols] (w NULL: 1), the bound of
@@ -882,8 +1125,8 @@ static double model_bound(const float *u, int len, int cols, const double *w) {
  * w [len] is borrowed. */
 static void model_shard_bounds(const fsnn_model *m, const model_ws *ws, int r0, int len, double *w,
                                double *bound) {
-    const int n = m->n, nin = m->n_in, no = m->n_out;
-    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n,
+    const int n = m->n, n1 = m->in_op.out, nin = m->n_in, no = m->n_out;
+    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n1,
                 *dl = ws->dlogits + (long)r0 * no;
     for (int b = 0; b < len; b++) /* |x| per sample */
         w[b] = reduce_maxabs(ws->x + (long)(r0 + b) * nin, (size_t)nin);
@@ -893,7 +1136,16 @@ static void model_shard_bounds(const fsnn_model *m, const model_ws *ws, int r0, 
         w[b] = reduce_maxabs(a + (long)b * n, (size_t)n);
     bound[2] = model_bound(dl, len, no, w);
     bound[3] = model_bound(dl, len, no, NULL);
-    bound[4] = linop_grad_bound(&m->fb_op, ws->tmp + (long)r0 * n, len, w);
+    bound[4] = linop_grad_bound(&m->fb_op, ws->tmp + (long)r0 * n1, len, w);
+    for (int t = MODEL_SUMS_BASE; t < ws->n_sums; t += 2) {
+        const int l = model_sum_layer(m, t);
+        const mlnet_layer *ly = &m->ml->layer[l];
+        const float *dhl = ws->mlw->u[l] + (long)r0 * ly->n;
+        for (int b = 0; b < len; b++) /* rates are in [0, 1] */
+            w[b] = reduce_maxabs(ws->mlw->a[l - 1] + (long)(r0 + b) * ly->in, (size_t)ly->in);
+        bound[t] = linop_grad_bound(&ly->op, dhl, len, w);
+        bound[t + 1] = linop_grad_bound(&ly->op, dhl, len, NULL);
+    }
 }
 
 /* Lets started reductions advance between pieces of work. Open MPI moves a
@@ -910,7 +1162,7 @@ static void model_progress(const reduce_ops *red) {
  * several ranks, all-reduced in float (rounding depends on the rank count). */
 static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb) {
     const reduce_ops *red = ws->red;
-    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
+    size_t off[MODEL_SUMS_MAX + 1], count[MODEL_SUMS_MAX];
     model_sum_offsets(m, off, count);
     reduce_req req[MODEL_N_BUCKETS];
     for (int k = 0; k < nb; k++) {
@@ -935,26 +1187,26 @@ static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*buc
 static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb,
                             float *const *dest) {
     const reduce_ops *red = ws->red;
-    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
-    model_sum_offsets(m, off, count);
+    size_t off[MODEL_SUMS_MAX + 1], count[MODEL_SUMS_MAX];
+    const int ns = model_sum_offsets(m, off, count);
     const int *len;
     int one, shards = model_groups(ws, B, &len, &one);
     if (shards > ws->max_shards)
         return FAIL("model: %d micro-shards exceed the workspace's %d", shards, ws->max_shards);
-    double bound[MODEL_N_SUMS] = {0};
+    double bound[MODEL_SUMS_MAX] = {0};
 #pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
     for (int s = 0; s < shards; s++)
         model_shard_bounds(m, ws, ws->group_off[s], len[s], ws->gweight + ws->group_off[s],
-                           ws->gmax + (size_t)s * MODEL_N_SUMS);
+                           ws->gmax + (size_t)s * ns);
     for (int s = 0; s < shards; s++)
-        for (int t = 0; t < MODEL_N_SUMS; t++) {
-            double v = ws->gmax[s * MODEL_N_SUMS + t];
+        for (int t = 0; t < ns; t++) {
+            double v = ws->gmax[s * ns + t];
             bound[t] = v > bound[t] ? v : bound[t];
         }
-    CHECK(red->max_f64(red->ctx, bound, MODEL_N_SUMS));
-    double scale[MODEL_N_SUMS];
-    int finite[MODEL_N_SUMS];
-    for (int t = 0; t < MODEL_N_SUMS; t++) {
+    CHECK(red->max_f64(red->ctx, bound, (size_t)ns));
+    double scale[MODEL_SUMS_MAX];
+    int finite[MODEL_SUMS_MAX];
+    for (int t = 0; t < ns; t++) {
         /* A bound beyond float's range admits an infinite sum: treated as one. */
         finite[t] = bound[t] < (double)FLT_MAX;
         /* at most one shard per sample of the global batch */
@@ -998,15 +1250,15 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
 /* Sums the per-sample gradients over the whole batch (all ranks) into
  * m->grads and m->gW. Collective. */
 static int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
-    const int(*bucket)[2] = ws->overlap ? model_buckets : model_one_bucket;
-    const int nb = ws->overlap ? MODEL_N_BUCKETS : 1;
-    float *dest[MODEL_N_SUMS];
-    size_t off[MODEL_N_SUMS + 1], count[MODEL_N_SUMS];
-    model_sum_layout(m, dest, count);
+    const int(*bucket)[2] = (const int(*)[2])ws->bucket;
+    const int nb = ws->nb;
+    float *dest[MODEL_SUMS_MAX];
+    size_t off[MODEL_SUMS_MAX + 1], count[MODEL_SUMS_MAX];
+    const int ns = model_sum_layout(m, dest, count);
     if (ws->deterministic) return model_reduce_det(m, ws, B, bucket, nb, dest);
     CHECK(model_reduce_fast(m, ws, B, bucket, nb));
     model_sum_offsets(m, off, count);
-    for (int t = 0; t < MODEL_N_SUMS; t++)
+    for (int t = 0; t < ns; t++)
         memcpy(dest[t], ws->gsum + off[t], sizeof(float) * count[t]);
     return FSNN_OK;
 }
@@ -1025,7 +1277,7 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
                            int grads, model_stats *st) {
     const int n = m->n;
     const long count = (long)B * n;
-    model_eval_f(m, v, v->a, B);
+    if (!m->ml) model_eval_f(m, v, v->a, B); /* multi-layer: model_loss evaluated f */
     for (int b = 0; b < B; b++) {
         st->fwd_res_sum += v->res[b];
         if (v->res[b] > st->fwd_res_max) st->fwd_res_max = v->res[b];
@@ -1039,13 +1291,27 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
 
     /* Adjoint equilibrium beta = J_f(a*)^T beta + dL/da* (SPEC §3 step 1). */
     v->m = m;
-    linop_mask_lists(v->jac, B, n, v->jidx, v->jnnz);
     solver_op op = {model_apply_jt, model_dense_jt, v, n};
+    if (m->ml)
+        op = (solver_op){model_ml_apply_jt, model_ml_dense_jt, v, n};
+    else
+        linop_mask_lists(v->jac, B, n, v->jidx, v->jnnz);
     solver_stats ss;
     CHECK(solver_solve(v->solver, &op, v->ga, v->beta, B, v->max_iters, v->tol, &ss));
     st->adj_iters_sum += ss.iters_mean * B;
     st->adj_res2_sum += ss.residual * ss.residual;
     st->adj_samples += B;
+    if (m->ml) {
+        /* Back through layers L..2; dx1 = dc1 ⊙ drop_x, dW's factor dc1 ⊙ drop_s. */
+        const long o = (long)v->row0 * m->ml->n_max, c1 = (long)B * m->in_op.out;
+        mlnet_backward(m->ml, v->mlw, v->row0, B, v->beta, v->dx1, v->mlw->p0 + o, v->mlw->p1 + o,
+                       v->opws);
+        for (long k = 0; k < c1; k++) {
+            v->tmp[k] = v->use_drop ? v->dx1[k] * v->drops[k] : v->dx1[k];
+            v->dx1[k] = v->use_drop ? v->dx1[k] * v->dropx[k] : v->dx1[k];
+        }
+        return FSNN_OK;
+    }
     for (long k = 0; k < count; k++) {
         v->dx1[k] = v->beta[k] * v->mv[k] * (v->use_drop ? v->dropx[k] : 1.0f);
         v->tmp[k] = v->beta[k] * v->jac[k];
@@ -1053,12 +1319,37 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
     return FSNN_OK;
 }
 
+/* The gradients of BatchNorm in the loop of a multi-layer net: dgamma =
+ * sum dz ⊙ xhat, dbeta = sum dz per channel over the whole batch (the
+ * factors mlnet_backward left in the layers' buffers). Collective. */
+static int model_ml_bn_grads(fsnn_model *m, model_ws *ws, int B) {
+    double *sum = ws->stats;
+    for (int l = 1; l < m->ml->L; l++) {
+        const mlnet_layer *ly = &m->ml->layer[l];
+        if (ly->kind == NETSPEC_POOL) continue;
+        CHECK(model_channel_sums(ws, ws->mlw->hacc[l], B, ly->C, ly->hw, sum));
+        for (int c = 0; c < ly->C; c++)
+            ly->dgamma[c] = (float)sum[c];
+        CHECK(model_channel_sums(ws, ws->mlw->s[l], B, ly->C, ly->hw, sum));
+        for (int c = 0; c < ly->C; c++)
+            ly->dbeta[c] = (float)sum[c];
+    }
+    return FSNN_OK;
+}
+
 int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double scale, int grads,
                model_stats *st) {
-    const int n = m->n;
+    const int n = m->in_op.out; /* layer 1's neurons */
     const long count = (long)B * n;
     /* Phase times are wall time: micro-shards run side by side. */
     double t0 = clock_seconds();
+    if (m->ml) {
+        CHECK(ws->ml_rc); /* a failed collective in the simulation */
+        /* f of the whole batch first: its BatchNorm statistics are the batch's. */
+        CHECK(model_ml_eval(m, ws, ws->a, B));
+        if (grads && model_ml_batch_bn(m, ws))
+            mlnet_update_running(m->ml, ws->mlw, ws->global_batch);
+    }
     const int *len;
     int whole, groups = model_groups(ws, B, &len, &whole), failed = -1;
     if (groups == 1) {
@@ -1104,6 +1395,7 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     }
     bn2d_vjp_apply(ws->dx1, ws->xhat, ws->invstd, m->p.bn_w, sdy, sdyx, ws->global_batch * hw,
                    ws->bny, B, C, hw);
+    if (m->ml) CHECK(model_ml_bn_grads(m, ws, B));
     CHECK(model_reduce_sums(m, ws, B));
     linop_sn_vjp(&m->fb_op, m->p.V, m->sn_u, m->sn_v, m->p.g[0], m->sigma, m->gW, m->d.V, m->d.g,
                  m->sn_tmp, m->opws);
@@ -1111,45 +1403,49 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     return FSNN_OK;
 }
 
-/* The conv case of model_spectral_norm: linop_power from the fixed start
- * u = 1 / sqrt(n), on copies of the vectors. */
+/* The conv and transposed-conv case of model_spectral_norm: linop_power
+ * from fixed uniform starts, on copies of the vectors. */
 static double model_spectral_norm_conv(const fsnn_model *m, int iters) {
-    const int n = m->n;
-    float *u = malloc(sizeof(float) * (2 * (size_t)n + linop_ws_size(&m->fb_op)));
+    const int n = m->fb_op.out, nv = m->fb_op.in;
+    float *u = malloc(sizeof(float) * ((size_t)n + nv + linop_ws_size(&m->fb_op)));
     if (!u) return NAN;
-    float *v = u + n, *ws = v + n;
+    float *v = u + n, *ws = v + nv;
+    /* A conv's iteration starts from u, a transposed conv's from v. */
     for (int i = 0; i < n; i++)
         u[i] = 1.0f / sqrtf((float)n);
+    for (int i = 0; i < nv; i++)
+        v[i] = 1.0f / sqrtf((float)nv);
     double sigma = linop_power(&m->fb_op, m->W, u, v, iters, m->work, ws);
     free(u);
     return sigma;
 }
 
 double model_spectral_norm(const fsnn_model *m, int iters) {
-    if (m->fb_op.kind == LINOP_CONV) return model_spectral_norm_conv(m, iters);
-    const int n = m->n;
+    if (m->fb_op.kind != LINOP_FC) return model_spectral_norm_conv(m, iters);
+    /* W [out x in]: square for one layer, not always for several. */
+    const int n = m->fb_op.out, ni = m->fb_op.in;
     float *u = m->work;
     double sigma = 0.0;
     /* Power iteration on W^T W with a fixed start; work in a local copy of v. */
-    float *v = malloc(sizeof(float) * (size_t)n);
+    float *v = malloc(sizeof(float) * (size_t)ni);
     if (!v) return NAN;
-    for (int i = 0; i < n; i++)
-        v[i] = 1.0f / sqrtf((float)n);
+    for (int i = 0; i < ni; i++)
+        v[i] = 1.0f / sqrtf((float)ni);
     for (int it = 0; it < iters; it++) {
-        blas_gemm(0, 0, n, 1, n, 1.0f, m->W, n, v, 1, 0.0f, u, 1);
+        blas_gemm(0, 0, n, 1, ni, 1.0f, m->W, ni, v, 1, 0.0f, u, 1);
         double nu = 0.0;
         for (int i = 0; i < n; i++)
             nu += (double)u[i] * u[i];
         nu = sqrt(nu);
         sigma = nu;
         if (nu == 0.0) break;
-        blas_gemm(1, 0, n, 1, n, (float)(1.0 / nu), m->W, n, u, 1, 0.0f, v, 1);
+        blas_gemm(1, 0, ni, 1, n, (float)(1.0 / nu), m->W, ni, u, 1, 0.0f, v, 1);
         double nv = 0.0;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < ni; i++)
             nv += (double)v[i] * v[i];
         nv = sqrt(nv);
         if (nv == 0.0) break;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < ni; i++)
             v[i] = (float)(v[i] / nv);
     }
     free(v);

@@ -1,6 +1,8 @@
-/* model: the single-layer feedback SNN of the paper's Fashion-MNIST and
- * MNIST experiments (SPEC §5), "N (FN)" (fully connected, e.g. "400 (F400)")
- * or "CCk[s] (FCkf)" (convolutional, e.g. "64C5s (F64C5)"):
+/* model: the feedback SNN of the paper's experiments (SPEC §5): one layer,
+ * "N (FN)" (fully connected, e.g. "400 (F400)") or "CCk[s] (FCkf)"
+ * (convolutional, e.g. "64C5s (F64C5)"), or several (Eq. 10, e.g. AlexNet-F
+ * "96C3s-256C3-384C3s-384C3-256C3 (F96C3u)"), whose layers 2..L are the
+ * stack of mlnet.h. For one layer:
  *
  *   x1 = drop_x( BN( F x + b ) )                input branch, once per sample
  *   a  = simulate IF/LIF for T steps            (neuron.h), a* := a[T]
@@ -25,11 +27,14 @@
 
 #include "cfg.h"
 #include "linop.h"
+#include "mlnet.h"
+#include "netspec.h"
 #include "neuron.h"
 #include "reduce.h"
 #include "solver.h"
 
-/* Pointers into params (or grads) in this fixed order. */
+/* Pointers into params (or grads) in this fixed order; a multi-layer net's
+ * layers 2..L follow (mlnet_layer's views). */
 typedef struct {
     float *F;    /* input weight [rows x cols] of in_op: FC [n x n_in], conv [C x Cin k k] */
     float *Fb;   /* [channels] */
@@ -41,7 +46,13 @@ typedef struct {
     float *bo;   /* [n_out] */
 } model_tensors;
 
-#define MODEL_N_TENSORS 8
+/* Trainable tensors: the 8 above, then 4 per layer l >= 2 with weights
+ * ("layer<l>.weight", ".bias", ".bn.weight", ".bn.bias"). */
+#define MODEL_TENSORS_MAX (8 + 4 * (NETSPEC_LAYERS_MAX - 1))
+/* Saved state that is not trained: bn_mean, bn_var, sn_u, sn_v, sigma, then
+ * per layer l >= 2 with weights "layer<l>.bn_mean", "layer<l>.bn_var". */
+#define MODEL_STATE_MAX (5 + 2 * (NETSPEC_LAYERS_MAX - 1))
+#define MODEL_NAME_MAX 32
 
 typedef struct {
     const char *name;
@@ -52,26 +63,41 @@ typedef struct {
 } model_tensor_info;
 
 typedef struct {
+    const char *name;
+    float *data; /* the model's own array */
+    size_t count;
+} model_state_info;
+
+typedef struct {
     int n_in, n, n_out, T; /* input values, neurons, classes, time steps */
     int in_c, in_h, in_w;  /* the input's shape (FC: any with n_in values) */
     int channels, hw;      /* hidden channels and positions per channel (FC: n, 1) */
-    linop in_op, fb_op;    /* F and W */
+    linop in_op, fb_op;    /* F (of layer 1) and W: fb_op maps n to in_op.out values */
+    mlnet *ml;             /* layers 2..L of a multi-layer net, else NULL; owned */
+    long n_spiking;        /* spiking neurons: n, or all layers' */
+    int loop_bn_running;   /* multi-layer: BatchNorm in the loop with the running
+                            * statistics in training too (tests: then f is a plain
+                            * function of the parameters) */
     float vth, leak, dropout;
     cfg_spike_product spike_mode;
     size_t n_params;
     float *params, *grads; /* owned */
     model_tensors p, d;    /* views of params and grads */
-    model_tensor_info info[MODEL_N_TENSORS];
+    int n_tensors;
+    model_tensor_info info[MODEL_TENSORS_MAX];
+    int n_state;
+    model_state_info state[MODEL_STATE_MAX]; /* what a checkpoint keeps besides params */
+    char names[MODEL_TENSORS_MAX + MODEL_STATE_MAX][MODEL_NAME_MAX];
     /* state that is saved but not trained */
     float *bn_mean, *bn_var; /* [channels] running statistics */
-    float *sn_u, *sn_v;      /* [n] power-iteration vectors */
+    float *sn_u, *sn_v;      /* [fb_op.out], [fb_op.in] power-iteration vectors */
     float sigma;             /* last estimate of sigma(V) */
     /* derived from V and g before each forward */
     float *W;      /* as V */
     float *Wt;     /* the event path's weights (linop_event_weights; FC: W^T) */
     float *Wa;     /* the adjoint's event weights (linop_adjoint_weights; FC: none) */
     float *gW;     /* as V: dL/dW before the restriction's VJP */
-    float *work;   /* [n] */
+    float *work;   /* [max(fb_op.in, fb_op.out)] */
     float *opws;   /* linop work buffer of the power iteration and its VJP */
     float *sn_tmp; /* as V: the restriction's VJP (conv) */
 } fsnn_model;
@@ -96,9 +122,9 @@ void model_stats_merge(model_stats *st, const model_stats *g);
 
 /* Creates an uninitialised model for inputs of c x h x w values and n_out
  * classes with the net and neuron settings of cfg: cfg->model_hidden > 0
- * gives "N (FN)" with N = model_hidden; else cfg->model_net must be one
- * conv layer with a stride-1 conv feedback of the same channels (other nets
- * are refused with a message). */
+ * gives "N (FN)" with N = model_hidden; else cfg->model_net: one conv
+ * layer with a stride-1 conv feedback of the same channels, or two layers
+ * or more (FC, conv, P2; feedback FC, conv or transposed conv "u"). */
 int model_create(fsnn_model **m, const fsnn_cfg *cfg, int c, int h, int w, int n_out);
 void model_destroy(fsnn_model **m);
 
@@ -143,7 +169,9 @@ void model_event_average(const fsnn_model *m, const float *frames, int T, int B,
  * matches the model's. */
 int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T);
 
-/* The spiking simulation: a = a[T]. */
+/* The spiking simulation: a = a[T]. Multi-layer nets in training: collective
+ * (BatchNorm in the loop takes the batch's statistics at every step); a
+ * failed reduction is returned by the next model_loss. */
 void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st);
 
 /* How the simulation approaches the equilibrium, step by step (the paper's
@@ -176,7 +204,8 @@ void model_trace_destroy(model_trace **tr);
 int model_simulate_trace(fsnn_model *m, model_ws *ws, int B, model_stats *st, model_trace *tr);
 
 /* Replaces a by `iters` iterations of a <- f(a) from a = 0 (tests: the exact
- * equilibrium, independently of the simulation). */
+ * equilibrium, independently of the simulation). Multi-layer nets in
+ * training with batch statistics in the loop: collective. */
 void model_fixed_point(fsnn_model *m, model_ws *ws, int B, int iters);
 
 /* At the current a: evaluates f (forward residual), the readout and the loss;
@@ -198,6 +227,11 @@ float *model_ws_x1(model_ws *ws);
 float *model_ws_beta(model_ws *ws);
 float *model_ws_logits(model_ws *ws);
 float *model_ws_jac(model_ws *ws);
+
+/* Multi-layer nets: the smallest distance of any non-zero z = pre / V_th of
+ * the last evaluation of f from the clamp's kinks 0 and 1 (tests: finite
+ * differences must not cross one); one layer: NAN. */
+double model_ws_kink(const model_ws *ws);
 
 /* Spectral norm ||W||_2 estimated by `iters` power iterations on W itself. */
 double model_spectral_norm(const fsnn_model *m, int iters);

@@ -14,9 +14,7 @@ double neuron_rate_norm(int T, float leak) {
     return norm;
 }
 
-/* Threshold, reset by subtraction, leak, and the weighted spike sum for one
- * step; returns the number of spikes. */
-static long neuron_fire(float *u, float *s, float *acc, long count, float vth, float leak) {
+long neuron_fire(float *u, float *s, float *acc, long count, float vth, float leak) {
     long spikes = 0;
 #pragma omp parallel for reduction(+ : spikes) schedule(static) if (count > BLAS_PARALLEL_MIN)
     for (long k = 0; k < count; k++) {

@@ -69,6 +69,12 @@ void neuron_rates(const float *acc, long count, int t, float leak, float *a);
 void neuron_spike_product(const float *s, const float *W, const float *Wt, float *cur, int *idx,
                           int B, int n, int event);
 
+/* One step's threshold, reset by subtraction and leak of u [count], with
+ * the spikes into s and the weighted spike sum acc = lambda acc + s (the
+ * multi-layer simulation, mlnet.h, runs it layer by layer); returns the
+ * number of spikes. */
+long neuron_fire(float *u, float *s, float *acc, long count, float vth, float leak);
+
 /* sum_{t=1..T} lambda^(T-t), the normaliser of the weighted rate. */
 double neuron_rate_norm(int T, float leak);
 

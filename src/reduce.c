@@ -96,6 +96,13 @@ void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale) {
         acc[i] = (int64_t)((uint64_t)acc[i] + reduce_fixed(x[i], scale));
 }
 
+int64_t reduce_fixed_sum(const float *x, size_t n, double scale) {
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += reduce_fixed(x[i], scale);
+    return (int64_t)s;
+}
+
 void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale) {
     for (size_t i = 0; i < n; i++)
         acc[i] = (int64_t)reduce_fixed(x[i], scale);

@@ -9,12 +9,11 @@
  * Reproducible sums: float values are rounded to 64-bit fixed point with a
  * scale 2^k chosen from a global bound on |value| (a MAX reduction, which is
  * exact: of the values themselves, or of bounds the caller derives from the
- * factors of a product before computing it), added as integers (exact and associative, so the order of ranks
- * and of samples does not matter), and converted back. With at most 2^c
- * terms per sum the scale leaves 62 - c bits below the bound: values more
- * than 2^(38 - c) times smaller than the bound are rounded, alike on every
- * rank count. The top bit stays spare, so values may exceed the bound by a
- * factor below 2 (a float product's rounding) without overflow. */
+ * factors of a product before computing it), added as integers (exact and associative, so the order
+ * of ranks and of samples does not matter), and converted back. With at most 2^c terms per sum the
+ * scale leaves 62 - c bits below the bound: values more than 2^(38 - c) times smaller than the
+ * bound are rounded, alike on every rank count. The top bit stays spare, so values may exceed the
+ * bound by a factor below 2 (a float product's rounding) without overflow. */
 #ifndef FSNN_REDUCE_H
 #define FSNN_REDUCE_H
 
@@ -64,6 +63,10 @@ void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale);
 
 /* reduce_fixed_add onto zeros: acc[i] = x[i] in fixed point (acc is only
  * written, which saves clearing it first). */
+/* The fixed-point sum of x[0..n) as one term (integer addition wraps as
+ * reduce_fixed_add's): adding it to an accumulator gives its bits exactly. */
+int64_t reduce_fixed_sum(const float *x, size_t n, double scale);
+
 void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale);
 
 /* out[i] = acc[i] / scale, rounded to float. */

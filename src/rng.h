@@ -10,14 +10,15 @@
 
 /* Streams keep independent uses of one seed apart. */
 typedef enum {
-    RNG_INIT = 1,     /* weight initialisation; `sample` = tensor id, `index` = element */
-    RNG_SHUFFLE = 2,  /* epoch order; `index` = position */
-    RNG_DROP_X = 3,   /* dropout mask of the input branch */
-    RNG_DROP_S = 4,   /* dropout mask of the feedback branch */
-    RNG_SPECNORM = 5, /* start vectors of the power iteration */
-    RNG_SWEEP = 6,    /* random-search points of a sweep; `sample` = point, `index` = key */
-    RNG_AUGMENT = 7,  /* crop offset and flip of a training image; `sample` = its index */
-    RNG_TEST = 99     /* tests */
+    RNG_INIT = 1,        /* weight initialisation; `sample` = tensor id, `index` = element */
+    RNG_SHUFFLE = 2,     /* epoch order; `index` = position */
+    RNG_DROP_X = 3,      /* dropout mask of the input branch */
+    RNG_DROP_S = 4,      /* dropout mask of the feedback branch */
+    RNG_SPECNORM = 5,    /* start vectors of the power iteration */
+    RNG_SWEEP = 6,       /* random-search points of a sweep; `sample` = point, `index` = key */
+    RNG_AUGMENT = 7,     /* crop offset and flip of a training image; `sample` = its index */
+    RNG_DROP_LAYER = 64, /* + l: dropout mask of layer l >= 2 of a multi-layer net */
+    RNG_TEST = 99        /* tests */
 } rng_stream;
 
 /* Four independent uniform 32-bit words for the counter (epoch, sample,

@@ -270,7 +270,7 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
     row->test_acc = 100.0 * st.correct / n;
     row->test_fwd_residual = st.fwd_res_sum / n;
     row->test_samples_per_s = el > 0 ? st.samples / el : 0.0;
-    if (firing) *firing = st.sim.spikes / ((double)n * m->n * m->T);
+    if (firing) *firing = st.sim.spikes / ((double)n * m->n_spiking * m->T);
     return FSNN_OK;
 }
 
@@ -422,7 +422,7 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const tra
         row.fwd_residual_max = st.fwd_res_max;
         row.adj_iters = st.adj_samples ? st.adj_iters_sum / st.adj_samples : 0.0;
         row.adj_residual = st.adj_samples ? sqrt(st.adj_res2_sum / st.adj_samples) : 0.0;
-        row.firing_rate = st.sim.spikes / ((double)n * m->n * m->T);
+        row.firing_rate = st.sim.spikes / ((double)n * m->n_spiking * m->T);
         row.train_samples_per_s = t_train > 0 ? st.samples / t_train : 0.0;
         rc = trainer_phase_times(red, &st, t_comm, &row);
         if (rc) break;

@@ -172,6 +172,60 @@ static void test_roundtrip(const char *good) {
     EXPECT(open_objects() == 0, "%d HDF5 objects left open", open_objects());
 }
 
+/* A multi-layer model (layers with weights and BatchNorm, pooling, a
+ * transposed-conv feedback) written and read into a fresh model: every
+ * trainable tensor and every saved state array, the layers' running
+ * statistics included, comes back bit for bit. */
+static void test_roundtrip_multilayer(void) {
+    fixture w, r;
+    memset(&w, 0, sizeof w);
+    memset(&r, 0, sizeof r);
+    fixture *fx[2] = {&w, &r};
+    for (int i = 0; i < 2; i++) {
+        config_defaults(&fx[i]->cfg);
+        fx[i]->cfg.model_hidden = 0;
+        snprintf(fx[i]->cfg.model_net, sizeof fx[i]->cfg.model_net, "4C3-P2-6C3-5C3 (F4C3u)");
+        EXPECT_OK(model_create(&fx[i]->m, &fx[i]->cfg, 3, 8, 8, N_OUT));
+        if (!fx[i]->m) return;
+        EXPECT_OK(optim_create(&fx[i]->ts.opt, &fx[i]->cfg, fx[i]->m->n_params));
+        fx[i]->d.m = fx[i]->m;
+        fx[i]->d.ts = &fx[i]->ts;
+    }
+    fsnn_model *a = w.m, *b = r.m;
+    /* 8 tensors, 4 for each of two conv layers; 5 state arrays, 2 per layer. */
+    EXPECT(a->n_tensors == 16 && a->n_state == 9, "%d tensors, %d state arrays", a->n_tensors,
+           a->n_state);
+    for (size_t i = 0; i < a->n_params; i++) {
+        a->params[i] = 0.25f * (float)i - 3.0f;
+        w.ts.opt->m1[i] = 1.0f / (float)(i + 1);
+    }
+    float v = 1.0f;
+    for (int s = 0; s < a->n_state; s++)
+        for (size_t k = 0; k < a->state[s].count; k++)
+            a->state[s].data[k] = v++;
+    static double history[METRICS_N_COLS];
+    w.d.history = history;
+    w.d.history_rows = 1;
+    w.ts.epoch = 1;
+    w.d.config_text = "[model]\nnet = 4C3-P2-6C3-5C3 (F4C3u)\n";
+    w.d.world_size = 1;
+    EXPECT_OK(ckpt_write(tmp_dir, &w.d));
+    EXPECT_OK(ckpt_read(path_of(CKPT_FILE), &r.d));
+    EXPECT(!memcmp(a->params, b->params, sizeof(float) * a->n_params), "params read back");
+    for (int s = 0; s < a->n_state && s < b->n_state; s++)
+        EXPECT(!strcmp(a->state[s].name, b->state[s].name) &&
+                   !memcmp(a->state[s].data, b->state[s].data, sizeof(float) * a->state[s].count),
+               "state %s read back", a->state[s].name);
+    EXPECT(b->ml && b->ml->layer[3].run_var[4] == a->ml->layer[3].run_var[4] &&
+               b->ml->layer[3].run_var[4] != 0.0f,
+           "layer 4's running variance read back");
+    ckpt_data_free(&r.d);
+    fixture_destroy(&w);
+    fixture_destroy(&r);
+    testutil_remove_tree(tmp_dir);
+    EXPECT(mkdir(tmp_dir, 0700) == 0, "recreating %s", tmp_dir);
+}
+
 /* Writes good's bytes, changed by `edit`, to `name` and expects ckpt_read to
  * refuse it with a message naming the file and containing `what`. */
 typedef void (*edit_fn)(unsigned char *b, size_t *size);
@@ -499,6 +553,7 @@ int main(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     static char good[600];
     snprintf(good, sizeof good, "%s/good.h5", tmp_dir);
+    test_roundtrip_multilayer();
     test_roundtrip(good);
     test_header(good);
     test_foreign();

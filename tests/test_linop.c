@@ -1,9 +1,12 @@
-/* linop: every product of an FC and a conv map against the map's matrix M
- * [out x in] built here from the weights by the definition (FC: M = W;
- * conv: M[(o,y,x), (c,yy,xx)] = W[o,c,ky,kx] where yy = y s + ky - k/2,
- * xx = x s + kx - k/2, zero padding), independently of conv.c:
+/* linop: every product of an FC, a conv and a transposed-conv map against
+ * the map's matrix M [out x in] built here from the weights by the
+ * definition (FC: M = W; conv: M[(o,y,x), (c,yy,xx)] = W[o,c,ky,kx] where
+ * yy = y s + ky - k/2, xx = x s + kx - k/2, zero padding; transposed conv
+ * "u" (stride 2, padding k/2, output padding 1): M[(o,yo,xo), (c,y,x)] =
+ * W[c,o,ky,kx] where yo = 2 y + ky - k/2, xo = 2 x + kx - k/2, inside the
+ * 2H x 2W output), independently of conv.c:
  *   forward      y = M x + b (b per output channel)
- *   spike        M s for 0/1 spikes, dense and event-driven
+ *   spike        M s for 0/1 spikes, dense and event-driven (FC in != out too)
  *   transpose    M^T dy
  *   masked       M^T (d ⊙ v) for a sparse diagonal d, dense and event-driven,
  *                per sample by density, for any order of samples
@@ -24,7 +27,7 @@ enum { B = 3, MAXN = 256, MAXW = 512 };
 
 typedef struct {
     const char *name;
-    int fc;               /* 1: FC in -> out */
+    int fc;               /* 1: FC in -> out; 2: transposed conv C -> O, 2x upscaling */
     int C, H, W, O, k, s; /* conv */
     int in, out;          /* FC */
 } lcase;
@@ -32,9 +35,26 @@ typedef struct {
 /* M of the case from the weights Wt (layout of linop.h). */
 static void reference_matrix(const lcase *c, const linop *op, const float *Wt, double *M) {
     memset(M, 0, sizeof(double) * (size_t)op->out * op->in);
-    if (c->fc) {
+    if (c->fc == 1) {
         for (int i = 0; i < op->out * op->in; i++)
             M[i] = Wt[i];
+        return;
+    }
+    if (c->fc == 2) {
+        const int Ho = 2 * c->H, Wo = 2 * c->W;
+        for (int ch = 0; ch < c->C; ch++)
+            for (int y = 0; y < c->H; y++)
+                for (int x = 0; x < c->W; x++)
+                    for (int o = 0; o < c->O; o++)
+                        for (int ky = 0; ky < c->k; ky++)
+                            for (int kx = 0; kx < c->k; kx++) {
+                                int yo = 2 * y + ky - c->k / 2, xo = 2 * x + kx - c->k / 2;
+                                if (yo < 0 || yo >= Ho || xo < 0 || xo >= Wo) continue;
+                                long r = ((long)o * Ho + yo) * Wo + xo;
+                                long col = ((long)ch * c->H + y) * c->W + x;
+                                M[r * op->in + col] +=
+                                    Wt[((ch * c->O + o) * c->k + ky) * c->k + kx];
+                            }
         return;
     }
     const int Ho = (c->H + 2 * (c->k / 2) - c->k) / c->s + 1;
@@ -55,8 +75,10 @@ static void reference_matrix(const lcase *c, const linop *op, const float *Wt, d
 
 static void test_case(const lcase *c) {
     linop op;
-    if (c->fc)
+    if (c->fc == 1)
         linop_fc(&op, c->in, c->out);
+    else if (c->fc == 2)
+        EXPECT_OK(linop_deconv(&op, c->C, c->H, c->W, c->O, c->k));
     else
         EXPECT_OK(linop_conv(&op, c->C, c->H, c->W, c->O, c->k, c->s));
     const int in = op.in, out = op.out;
@@ -96,8 +118,8 @@ static void test_case(const lcase *c) {
         }
     EXPECT(bad == 0, "%s: linop_forward: %d values differ from M x + b", c->name, bad);
 
-    /* spikes, both paths (the feedback maps are square) */
-    if (in == out) {
+    /* spikes, both paths */
+    {
         linop_event_weights(&op, Wt, We);
         for (int event = 0; event < 2; event++) {
             linop_spike(&op, Wt, We, sp, y, idx, B, event, ws);
@@ -164,8 +186,8 @@ static void test_case(const lcase *c) {
                     got[k] = NAN;
                 int ev = linop_masked_transpose(&op, Wt, Wa, d, lidx, nnz, rows, B, v, got, tmp,
                                                 modes[mo], ws);
-                int want = 0;
-                for (int b = 0; b < B; b++)
+                int want = 0; /* a transposed conv has no event path */
+                for (int b = 0; b < B && c->fc != 2; b++)
                     want += modes[mo] == SPIKE_EVENT ||
                             (modes[mo] == SPIKE_AUTO && nnz[b] < linop_adjoint_density(&op) * out);
                 EXPECT(ev == want, "%s: linop_masked_transpose (mode %d): %d event samples, not %d",
@@ -244,6 +266,8 @@ int main(void) {
         {"conv 3x4x4 k3 s1", 0, 3, 4, 4, 3, 3, 1, 0, 0},
         {"conv 2x5x5->3 k3 s2", 0, 2, 5, 5, 3, 3, 2, 0, 0},
         {"conv 1x6x6->4 k5 s2", 0, 1, 6, 6, 4, 5, 2, 0, 0},
+        {"deconv 3x3x3->2 k3 u", 2, 3, 3, 3, 2, 3, 2, 0, 0},
+        {"deconv 2x2x3->3 k5 u", 2, 2, 2, 3, 3, 5, 2, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         test_case(&cases[i]);

@@ -449,7 +449,7 @@ static void test_model_grad(const grad_net *net, float dropout) {
     }
     forward(m, wse, x);
 
-    for (int t = 0; t < MODEL_N_TENSORS; t++) {
+    for (int t = 0; t < m->n_tensors; t++) {
         const model_tensor_info *ti = &m->info[t];
         const float *an = ge + ti->offset;
         const double *num = fd + ti->offset;

@@ -83,7 +83,7 @@ static void tp_diff(const float *a, const float *b, size_t n, double *dmax, doub
  * gradient is zero up to rounding (BatchNorm follows it: about 1e-9). */
 static void tp_expect_tensors(const fsnn_model *m, const float *got, const float *want, double rel,
                               const char *what, double *worst) {
-    for (int i = 0; i < MODEL_N_TENSORS; i++) {
+    for (int i = 0; i < m->n_tensors; i++) {
         const model_tensor_info *ti = &m->info[i];
         double d, b;
         tp_diff(got + ti->offset, want + ti->offset, ti->count, &d, &b);

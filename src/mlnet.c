@@ -1,0 +1,495 @@
+/* mlnet: the multi-layer stack's simulation, equilibrium, J^T and VJP,
+ * group by group over linop. */
+#include "mlnet.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bn.h"      // defines: BN_EPS, BN_MOMENTUM
+#include "dropout.h" // defines: dropout_mask
+#include "pool.h"    // defines: pool_avg2_forward, pool_avg2_vjp
+#include "rng.h"     // defines: RNG_DROP_LAYER
+#include "status.h"  // defines: FAIL, CHECK, XCALLOC
+
+static int mlnet_has_bn(const mlnet_layer *ly) {
+    return ly->kind != NETSPEC_POOL;
+}
+
+int mlnet_create(mlnet **out, const netspec *net, const netspec_sizes *sz, const fsnn_cfg *cfg) {
+    mlnet *m;
+    CHECK(XCALLOC(&m, 1));
+    *out = m;
+    if (net->n_layers < 2)
+        return FAIL("model.net '%s': a multi-layer net needs two layers or more", net->text);
+    m->L = net->n_layers;
+    m->T = cfg->model_time_steps;
+    m->vth = cfg->neuron_vth;
+    m->leak = cfg->neuron_leak;
+    m->mode = cfg->model_spike_product;
+    for (int l = 0; l < m->L; l++) {
+        mlnet_layer *ly = &m->layer[l];
+        const netspec_layer *sl = &net->layer[l];
+        const netspec_shape o = sz->layer[l].out, i = l > 0 ? sz->layer[l - 1].out : sz->input;
+        ly->kind = sl->kind;
+        ly->n = o.c * o.h * o.w;
+        ly->in = i.c * i.h * i.w;
+        ly->C = o.flat ? ly->n : o.c;
+        ly->hw = o.flat ? 1 : o.h * o.w;
+        if (l > 0 && sl->kind == NETSPEC_FC) linop_fc(&ly->op, ly->in, ly->n);
+        if (l > 0 && sl->kind == NETSPEC_CONV)
+            CHECK(linop_conv(&ly->op, i.c, i.h, i.w, sl->size, sl->kernel, sl->stride));
+        if (sl->kind == NETSPEC_POOL) {
+            ly->pc = i.c;
+            ly->ph = i.h;
+            ly->pw = i.w;
+        }
+        if (ly->n > m->n_max) m->n_max = ly->n;
+        if (ly->C > m->C_max) m->C_max = ly->C;
+        m->n_total += ly->n;
+        if (l > 0 && mlnet_has_bn(ly)) {
+            size_t ws = linop_ws_size(&ly->op);
+            if (ws > m->ws_len) m->ws_len = ws;
+            CHECK(XCALLOC(&ly->run_mean, (size_t)ly->C));
+            CHECK(XCALLOC(&ly->run_var, (size_t)ly->C));
+            CHECK(XCALLOC(&ly->We, linop_event_size(&ly->op)));
+        }
+    }
+    return FSNN_OK;
+}
+
+void mlnet_destroy(mlnet **pm) {
+    mlnet *m = *pm;
+    if (!m) return;
+    for (int l = 0; l < m->L; l++) {
+        free(m->layer[l].run_mean);
+        free(m->layer[l].run_var);
+        free(m->layer[l].We);
+    }
+    free(m);
+    *pm = NULL;
+}
+
+void mlnet_init_state(mlnet *net) {
+    for (int l = 1; l < net->L; l++) {
+        mlnet_layer *ly = &net->layer[l];
+        if (!mlnet_has_bn(ly)) continue;
+        for (int c = 0; c < ly->C; c++) {
+            ly->run_mean[c] = 0.0f;
+            ly->run_var[c] = 1.0f;
+        }
+    }
+}
+
+void mlnet_prepare(mlnet *net) {
+    for (int l = 1; l < net->L; l++) {
+        mlnet_layer *ly = &net->layer[l];
+        if (mlnet_has_bn(ly)) linop_event_weights(&ly->op, ly->F, ly->We);
+    }
+}
+
+int mlnet_ws_create(mlnet_ws **out, const mlnet *net, int Bmax, int max_groups) {
+    mlnet_ws *w;
+    CHECK(XCALLOC(&w, 1));
+    *out = w;
+    w->Bmax = Bmax;
+    w->L = net->L;
+    w->max_groups = max_groups;
+    for (int l = 0; l < net->L; l++) {
+        const mlnet_layer *ly = &net->layer[l];
+        const size_t bn = (size_t)Bmax * ly->n;
+        float **bufs[] = {&w->u[l], &w->s[l], &w->acc[l], &w->a[l], &w->mv[l], &w->jac[l]};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            CHECK(XCALLOC(bufs[i], bn));
+        if (l > 0) CHECK(XCALLOC(&w->drop[l], bn));
+        if (l > 0 && mlnet_has_bn(ly)) {
+            CHECK(XCALLOC(&w->hacc[l], bn));
+            CHECK(XCALLOC(&w->xhat[l], bn));
+            CHECK(XCALLOC(&w->mean[l], (size_t)ly->C));
+            CHECK(XCALLOC(&w->var[l], (size_t)ly->C));
+            CHECK(XCALLOC(&w->invstd[l], (size_t)ly->C));
+        }
+    }
+    const size_t big = (size_t)Bmax * net->n_max;
+    CHECK(XCALLOC(&w->cur, big));
+    CHECK(XCALLOC(&w->p0, big));
+    CHECK(XCALLOC(&w->p1, big));
+    CHECK(XCALLOC(&w->idx, big));
+    CHECK(XCALLOC(&w->gspk, (size_t)net->L * max_groups));
+    CHECK(XCALLOC(&w->event, (size_t)max_groups));
+    CHECK(XCALLOC(&w->scale, (size_t)net->C_max));
+    CHECK(XCALLOC(&w->shift, (size_t)net->C_max));
+    return FSNN_OK;
+}
+
+void mlnet_ws_destroy(mlnet_ws **pw) {
+    mlnet_ws *w = *pw;
+    if (!w) return;
+    for (int l = 0; l < w->L; l++) {
+        float *bufs[] = {w->u[l],   w->s[l],    w->acc[l],  w->a[l],    w->mv[l],
+                         w->jac[l], w->drop[l], w->hacc[l], w->xhat[l], w->invstd[l]};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            free(bufs[i]);
+        free(w->mean[l]);
+        free(w->var[l]);
+    }
+    free(w->cur);
+    free(w->p0);
+    free(w->p1);
+    free(w->idx);
+    free(w->gspk);
+    free(w->event);
+    free(w->scale);
+    free(w->shift);
+    free(w);
+    *pw = NULL;
+}
+
+void mlnet_masks(const mlnet *net, mlnet_ws *w, int B, float p, uint64_t seed, uint32_t epoch,
+                 const long *sample_ids) {
+    w->use_drop = p > 0.0f;
+    if (!w->use_drop) return;
+    for (int l = 1; l < net->L; l++)
+        if (mlnet_has_bn(&net->layer[l]))
+            dropout_mask(w->drop[l], B, net->layer[l].n, p, seed, RNG_DROP_LAYER + (uint32_t)l + 1,
+                         epoch, sample_ids);
+}
+
+/* --- the simulation --- */
+
+/* cur = op(s) for the rows of group gi: event or dense by the group's spike
+ * count of s (none: zero). Returns 1 for the event path. */
+typedef struct {
+    const linop *op;
+    const float *W, *We, *s;
+    float *cur;
+    int *idx;
+    const long *spk; /* [groups] spikes of s per group */
+    int *event;      /* [groups] out: the path taken */
+} mlnet_product;
+
+static void mlnet_product_group(const mlnet *net, const mlnet_product *p, const mlnet_groups *g,
+                                int gi) {
+    const int r0 = g->off[gi], len = g->len[gi], in = p->op->in, out = p->op->out;
+    float *cur = p->cur + (long)r0 * out;
+    if (p->spk[gi] == 0) {
+        memset(cur, 0, sizeof(float) * (size_t)len * out);
+        p->event[gi] = -1;
+        return;
+    }
+    double density = (double)p->spk[gi] / ((double)len * in);
+    int event = net->mode == SPIKE_EVENT ||
+                (net->mode == SPIKE_AUTO && density < linop_event_density(p->op));
+    linop_spike(p->op, p->W, p->We, p->s + (long)r0 * in, cur, p->idx + (long)r0 * in, len, event,
+                g->opws + (size_t)gi * g->ws_len);
+    p->event[gi] = event;
+}
+
+/* A parallel region only over several groups (model.c: an inactive region
+ * around one group would nest the BLAS threads' teams). */
+static void mlnet_products(const mlnet *net, const mlnet_product *p, const mlnet_groups *g,
+                           neuron_stats *st) {
+    if (g->n == 1) {
+        mlnet_product_group(net, p, g, 0);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int gi = 0; gi < g->n; gi++)
+            mlnet_product_group(net, p, g, gi);
+    }
+    for (int gi = 0; gi < g->n; gi++) {
+        if (p->event[gi] == 1) st->event_steps++;
+        if (p->event[gi] == 0) st->dense_steps++;
+    }
+}
+
+/* Fires layer l group by group; spikes per group into spk. Returns all. */
+static long mlnet_fire(const mlnet *net, mlnet_ws *w, int l, const mlnet_groups *g, long *spk) {
+    const int n = net->layer[l].n;
+    long total = 0;
+    for (int gi = 0; gi < g->n; gi++) {
+        const long o = (long)g->off[gi] * n;
+        spk[gi] = neuron_fire(w->u[l] + o, w->s[l] + o, w->acc[l] + o, (long)g->len[gi] * n,
+                              net->vth, net->leak);
+        total += spk[gi];
+    }
+    return total;
+}
+
+/* BatchNorm of layer l as a per-channel affine map y = scale h + shift,
+ * from mean/var (double) or the running statistics. */
+static void mlnet_affine(const mlnet_layer *ly, const double *mean, const double *var,
+                         float *invstd, float *scale, float *shift) {
+    for (int c = 0; c < ly->C; c++) {
+        double mu = mean ? mean[c] : ly->run_mean[c], v = var ? var[c] : ly->run_var[c];
+        invstd[c] = (float)(1.0 / sqrt(v + BN_EPS));
+        scale[c] = ly->gamma[c] * invstd[c];
+        shift[c] = ly->beta[c] - (float)mu * scale[c];
+    }
+}
+
+int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g,
+                   int B, int batch_bn, mlnet_stats_fn stats, void *sctx, float *a,
+                   neuron_stats *st, neuron_step_fn step, void *ctx) {
+    const int L = net->L, G = w->max_groups;
+    if (g->n > G) return FAIL("mlnet: %d row groups exceed the workspace's %d", g->n, G);
+    int *event = w->event;
+    float *scale = w->scale, *shift = w->shift;
+    double total = 0.0;
+    for (int l = 0; l < L; l++) {
+        const size_t bn = (size_t)B * net->layer[l].n;
+        memset(w->u[l], 0, sizeof(float) * bn);
+        memset(w->acc[l], 0, sizeof(float) * bn);
+        if (w->hacc[l]) memset(w->hacc[l], 0, sizeof(float) * bn);
+    }
+    const long n1 = (long)B * net->layer[0].n;
+    for (int t = 1; t <= net->T; t++) {
+        if (t == 1) {
+            memcpy(w->u[0], f1->x1, sizeof(float) * (size_t)n1);
+        } else { /* the feedback of the last layer's previous spikes */
+            mlnet_product p = {
+                f1->fb, f1->W, f1->We, w->s[L - 1], w->cur, w->idx, w->gspk + (size_t)(L - 1) * G,
+                event};
+            mlnet_products(net, &p, g, st);
+            for (long k = 0; k < n1; k++)
+                w->u[0][k] += (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
+        }
+        total += (double)mlnet_fire(net, w, 0, g, w->gspk);
+        for (int l = 1; l < L; l++) {
+            const mlnet_layer *ly = &net->layer[l];
+            const long count = (long)B * ly->n;
+            if (ly->kind == NETSPEC_POOL) {
+                pool_avg2_forward(w->s[l - 1], w->cur, (long)B * ly->pc, ly->ph, ly->pw);
+                for (long k = 0; k < count; k++)
+                    w->u[l][k] += w->cur[k];
+            } else {
+                mlnet_product p = {&ly->op,
+                                   ly->F,
+                                   ly->We,
+                                   w->s[l - 1],
+                                   w->cur,
+                                   w->idx,
+                                   w->gspk + (size_t)(l - 1) * G,
+                                   event};
+                mlnet_products(net, &p, g, st);
+                const int C = ly->C, hw = ly->hw;
+                float *h = w->cur, *hacc = w->hacc[l];
+                for (int b = 0; b < B; b++)
+                    for (int c = 0; c < C; c++) {
+                        const long o = ((long)b * C + c) * hw;
+                        for (int q = 0; q < hw; q++) {
+                            h[o + q] += ly->b[c];
+                            hacc[o + q] = hacc[o + q] * net->leak + h[o + q];
+                        }
+                    }
+                /* Statistics of the average current so far, F^l a^{l-1}[t] + b^l. */
+                if (batch_bn) {
+                    double *mean = w->mean[l], *var = w->var[l];
+                    CHECK(stats(sctx, hacc, B, C, hw, mean, var));
+                    const double norm = neuron_rate_norm(t, net->leak);
+                    for (int c = 0; c < C; c++) {
+                        mean[c] /= norm;
+                        var[c] /= norm * norm;
+                    }
+                    mlnet_affine(ly, mean, var, w->invstd[l], scale, shift);
+                } else {
+                    mlnet_affine(ly, NULL, NULL, w->invstd[l], scale, shift);
+                }
+                const float *drop = w->use_drop ? w->drop[l] : NULL;
+                for (int b = 0; b < B; b++)
+                    for (int c = 0; c < C; c++) {
+                        const long o = ((long)b * C + c) * hw;
+                        for (int q = 0; q < hw; q++) {
+                            float z = h[o + q] * scale[c] + shift[c];
+                            w->u[l][o + q] += drop ? drop[o + q] * z : z;
+                        }
+                    }
+            }
+            total += (double)mlnet_fire(net, w, l, g, w->gspk + (size_t)l * G);
+        }
+        if (step) step(ctx, t, w->acc[L - 1]);
+    }
+    neuron_rates(w->acc[L - 1], (long)B * net->layer[L - 1].n, net->T, net->leak, a);
+    st->spikes += total;
+    return FSNN_OK;
+}
+
+/* --- the equilibrium function and its derivatives --- */
+
+/* a = clamp(pre / V_th, 0, 1), mv = 1[0 < pre / V_th < 1] / V_th; lowers
+ * *kink to the distance of any non-zero z from 0 and 1. */
+static void mlnet_clamp(const float *pre, long count, float vth, float *a, float *mv,
+                        double *kink) {
+    const float inv = 1.0f / vth;
+    double k0 = *kink;
+    for (long k = 0; k < count; k++) {
+        float z = pre[k] / vth;
+        if (z != 0.0f) k0 = fmin(k0, fmin(fabs((double)z), fabs((double)z - 1.0)));
+        int in = z > 0.0f && z < 1.0f;
+        a[k] = z <= 0.0f ? 0.0f : (z >= 1.0f ? 1.0f : z);
+        mv[k] = in ? inv : 0.0f;
+    }
+    *kink = k0;
+}
+
+/* y = op(x) (+ b) for every group's rows. */
+static void mlnet_forward(const linop *op, const float *W, const float *b, const float *x, float *y,
+                          const mlnet_groups *g) {
+    if (g->n == 1) {
+        linop_forward(op, W, b, x, y, g->len[0], g->opws);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int gi = 0; gi < g->n; gi++)
+        linop_forward(op, W, b, x + (long)g->off[gi] * op->in, y + (long)g->off[gi] * op->out,
+                      g->len[gi], g->opws + (size_t)gi * g->ws_len);
+}
+
+int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g, int B,
+                 const float *a, int batch_bn, mlnet_stats_fn stats, void *sctx, float *res) {
+    const int L = net->L;
+    const long n1 = (long)B * net->layer[0].n;
+    mlnet_forward(f1->fb, f1->W, NULL, a, w->cur, g);
+    for (long k = 0; k < n1; k++)
+        w->cur[k] = (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
+    w->kink = INFINITY;
+    mlnet_clamp(w->cur, n1, net->vth, w->a[0], w->mv[0], &w->kink);
+    for (long k = 0; k < n1; k++)
+        w->jac[0][k] = f1->drops ? w->mv[0][k] * f1->drops[k] : w->mv[0][k];
+    for (int l = 1; l < L; l++) {
+        const mlnet_layer *ly = &net->layer[l];
+        const long count = (long)B * ly->n;
+        if (ly->kind == NETSPEC_POOL) {
+            pool_avg2_forward(w->a[l - 1], w->cur, (long)B * ly->pc, ly->ph, ly->pw);
+            mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l], &w->kink);
+            memcpy(w->jac[l], w->mv[l], sizeof(float) * (size_t)count);
+            continue;
+        }
+        const int C = ly->C, hw = ly->hw;
+        float *h = w->xhat[l], *scale = w->scale, *shift = w->shift;
+        mlnet_forward(&ly->op, ly->F, ly->b, w->a[l - 1], h, g);
+        if (batch_bn) {
+            CHECK(stats(sctx, h, B, C, hw, w->mean[l], w->var[l]));
+            mlnet_affine(ly, w->mean[l], w->var[l], w->invstd[l], scale, shift);
+        } else {
+            mlnet_affine(ly, NULL, NULL, w->invstd[l], scale, shift);
+        }
+        const float *drop = w->use_drop ? w->drop[l] : NULL;
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < C; c++) {
+                const long o = ((long)b * C + c) * hw;
+                const float mu = batch_bn ? (float)w->mean[l][c] : ly->run_mean[c];
+                for (int q = 0; q < hw; q++) {
+                    float z = h[o + q] * scale[c] + shift[c];
+                    h[o + q] = (h[o + q] - mu) * w->invstd[l][c]; /* xhat, for dgamma */
+                    w->cur[o + q] = drop ? drop[o + q] * z : z;
+                }
+            }
+        mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l], &w->kink);
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < C; c++) {
+                const long o = ((long)b * C + c) * hw;
+                for (int q = 0; q < hw; q++)
+                    w->jac[l][o + q] = w->mv[l][o + q] * (drop ? drop[o + q] : 1.0f) * scale[c];
+            }
+    }
+    const int nL = net->layer[L - 1].n;
+    for (int b = 0; b < B; b++) {
+        double r = 0.0;
+        for (int i = 0; i < nL; i++) {
+            double d = (double)w->a[L - 1][(long)b * nL + i] - a[(long)b * nL + i];
+            r += d * d;
+        }
+        res[b] = (float)sqrt(r);
+    }
+    return FSNN_OK;
+}
+
+void mlnet_update_running(mlnet *net, const mlnet_ws *w, long count) {
+    for (int l = 1; l < net->L; l++) {
+        mlnet_layer *ly = &net->layer[l];
+        if (!mlnet_has_bn(ly)) continue;
+        const long cnt = count * ly->hw;
+        for (int c = 0; c < ly->C; c++) {
+            double v = w->var[l][c], unbiased = cnt > 1 ? v * cnt / (cnt - 1) : v;
+            ly->run_mean[c] =
+                (1.0f - BN_MOMENTUM) * ly->run_mean[c] + BN_MOMENTUM * (float)w->mean[l][c];
+            ly->run_var[c] = (1.0f - BN_MOMENTUM) * ly->run_var[c] + BN_MOMENTUM * (float)unbiased;
+        }
+    }
+}
+
+/* x[r] *= f[r0 + rows[r]] (rows NULL: r) for nrows rows of n values. */
+static void mlnet_scale_rows(float *x, const float *f, int r0, const int *rows, int nrows, int n) {
+    for (int r = 0; r < nrows; r++) {
+        const float *fr = f + (long)(r0 + (rows ? rows[r] : r)) * n;
+        float *xr = x + (long)r * n;
+        for (int i = 0; i < n; i++)
+            xr[i] *= fr[i];
+    }
+}
+
+/* dst = x of layer l's input space from the layer's output-side dy (the
+ * transposed map or the pooling's VJP). */
+static void mlnet_back_map(const mlnet_layer *ly, const float *dy, float *dx, int nrows,
+                           float *opws) {
+    if (ly->kind == NETSPEC_POOL)
+        pool_avg2_vjp(dy, dx, (long)nrows * ly->pc, ly->ph, ly->pw);
+    else
+        linop_transpose(&ly->op, ly->F, dy, dx, nrows, opws);
+}
+
+void mlnet_jt(const mlnet *net, const mlnet_ws *w, const mlnet_first *f1, int r0, const int *rows,
+              int nrows, const float *in, float *out, float *p0, float *p1, float *opws) {
+    const int L = net->L;
+    const int nL = net->layer[L - 1].n;
+    memcpy(p0, in, sizeof(float) * (size_t)nrows * nL);
+    float *g = p0, *o = p1;
+    for (int l = L - 1; l >= 1; l--) {
+        const mlnet_layer *ly = &net->layer[l];
+        mlnet_scale_rows(g, w->jac[l], r0, rows, nrows, ly->n);
+        mlnet_back_map(ly, g, o, nrows, opws);
+        float *t = g;
+        g = o;
+        o = t;
+    }
+    mlnet_scale_rows(g, w->jac[0], r0, rows, nrows, net->layer[0].n);
+    linop_transpose(f1->fb, f1->W, g, out, nrows, opws);
+}
+
+void mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *beta, float *dc1,
+                    float *p0, float *p1, float *opws) {
+    const int L = net->L;
+    memcpy(p0, beta, sizeof(float) * (size_t)len * net->layer[L - 1].n);
+    float *g = p0, *o = p1;
+    for (int l = L - 1; l >= 1; l--) {
+        const mlnet_layer *ly = &net->layer[l];
+        mlnet_scale_rows(g, w->mv[l], r0, NULL, len, ly->n); /* dL/d(pre_l) */
+        if (ly->kind == NETSPEC_POOL) {
+            mlnet_back_map(ly, g, o, len, opws);
+        } else {
+            const int C = ly->C, hw = ly->hw;
+            const long base = (long)r0 * ly->n;
+            float *dz = w->s[l] + base, *dzx = w->hacc[l] + base, *dh = w->u[l] + base;
+            const float *xh = w->xhat[l] + base, *drop = w->use_drop ? w->drop[l] + base : NULL;
+            for (int b = 0; b < len; b++)
+                for (int c = 0; c < C; c++) {
+                    const long k0 = ((long)b * C + c) * hw;
+                    const float gs = ly->gamma[c] * w->invstd[l][c];
+                    for (int q = 0; q < hw; q++) {
+                        const long k = k0 + q;
+                        dz[k] = drop ? g[k] * drop[k] : g[k];
+                        dzx[k] = dz[k] * xh[k];
+                        dh[k] = dz[k] * gs; /* the statistics are constants (mlnet.h) */
+                    }
+                }
+            linop_transpose(&ly->op, ly->F, dh, o, len, opws);
+        }
+        float *t = g;
+        g = o;
+        o = t;
+    }
+    const long n1 = (long)len * net->layer[0].n;
+    const float *mv = w->mv[0] + (long)r0 * net->layer[0].n;
+    for (long k = 0; k < n1; k++)
+        dc1[k] = g[k] * mv[k];
+}
