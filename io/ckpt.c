@@ -37,7 +37,8 @@ static const char *const ckpt_int_names[CK_N_INTS] = {
 
 static const char ckpt_units[] =
     "epoch: count; lr: 1; *_loss: nats; *_acc: percent; *residual*: L2 norm; adj_iters: "
-    "iterations per sample; firing_rate: spikes per neuron per step; spectral_norm: 1; "
+    "iterations per sample; firing_rate: spikes per neuron per step; spectral_norm, "
+    "spectral_norm_exact: 1; "
     "*_samples_per_s: samples/s; peak_rss_mb: MiB; seconds, t_*: s; gemm_gflops: GFLOP/s; "
     "*_steps, restarts: count";
 
@@ -316,11 +317,68 @@ static int ckpt_attr_str(hid_t loc, const char *name, const char *value, const c
     return FSNN_OK;
 }
 
-static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path) {
+/* The index of tensor `name` of /params among sh's distributed ones, or -1. */
+static int ckpt_shard_index(const ckpt_shard *sh, const char *group, const char *name) {
+    if (!sh || strcmp(group, "params") != 0) return -1;
+    for (int k = 0; k < 2; k++)
+        if (!strcmp(sh->name[k], name)) return k;
+    return -1;
+}
+
+/* A dataset whose storage exists before anything is written (the ranks of a
+ * sharded write fill it later through MPI-IO). */
+static hid_t ckpt_create_early(hid_t file, const char *full, int rank, const hsize_t *dims) {
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t ds = -1;
+    if (space >= 0 && dcpl >= 0 && H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) >= 0)
+        ds = H5Dcreate2(file, full, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return ds;
+}
+
+/* The tensors of a sharded write that rank 0 writes itself: a distributed
+ * tensor's dataset is only created; of /optim/m1 and m2 the parts of the
+ * other tensors are written. */
+static int ckpt_put_sharded(hid_t f, const ckpt_data *d, const ckpt_tensor *t, const ckpt_shard *sh,
+                            const char *path) {
+    char full[128];
+    snprintf(full, sizeof full, "/%s/%s", t->group, t->name);
+    hid_t ds = ckpt_create_early(f, full, t->rank, t->dims);
+    if (ds < 0) return FAIL("%s: cannot create dataset '%s'", path, full);
+    herr_t wr = 0;
+    if (!strcmp(t->group, "optim")) {
+        hid_t fs = H5Dget_space(ds);
+        for (int i = 0; wr >= 0 && i < d->m->n_tensors; i++) {
+            const model_tensor_info *ti = &d->m->info[i];
+            if (ckpt_shard_index(sh, "params", ti->name) >= 0) continue;
+            hsize_t start = ti->offset, count = ti->count;
+            hid_t ms = H5Screate_simple(1, &count, NULL);
+            wr = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
+            if (wr >= 0) wr = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, t->data + start);
+            H5Sclose(ms);
+        }
+        H5Sclose(fs);
+    }
+    H5Dclose(ds);
+    if (wr < 0) return FAIL("%s: cannot write dataset '%s'", path, full);
+    return FSNN_OK;
+}
+
+/* The placeholder of checksum_sha256 in a sharded write until rank 0 has
+ * read the tensors back (the same length as the digest). */
+static const char ckpt_sum_pending[] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path, const ckpt_shard *sh) {
     int64_t ints[CK_N_INTS];
     ckpt_ints(d, ints);
     char sum[65];
-    CHECK(ckpt_checksum(d, ints, sum));
+    if (sh)
+        memcpy(sum, ckpt_sum_pending, sizeof sum);
+    else
+        CHECK(ckpt_checksum(d, ints, sum));
     CHECK(ckpt_attr_str(f, "format", "fsnn-checkpoint", path));
     CHECK(ckpt_attr_i64(f, "format_version", CKPT_VERSION, path));
     for (int i = 0; i < CK_N_INTS; i++)
@@ -336,9 +394,15 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path) {
     }
     ckpt_tensor t[CKPT_MAX_TENSORS];
     int nt = ckpt_tensors(d->m, d->ts->opt, t);
-    for (int i = 0; i < nt; i++)
+    for (int i = 0; i < nt; i++) {
+        if (sh &&
+            (ckpt_shard_index(sh, t[i].group, t[i].name) >= 0 || !strcmp(t[i].group, "optim"))) {
+            CHECK(ckpt_put_sharded(f, d, &t[i], sh, path));
+            continue;
+        }
         CHECK(ckpt_put(f, t[i].group, t[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t[i].data,
                        t[i].rank, t[i].dims, path));
+    }
     hsize_t hd[2] = {(hsize_t)d->history_rows, METRICS_N_COLS};
     CHECK(
         ckpt_put(f, "run", "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->history, 2, hd, path));
@@ -354,25 +418,30 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path) {
     return FSNN_OK;
 }
 
-int ckpt_write(const char *dir, const ckpt_data *d) {
-    char tmp[4096], cur[4096], prev[4096];
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages replace HDF5's stack dumps */
-    CHECK(fsutil_join(cur, sizeof cur, dir, CKPT_FILE));
-    CHECK(fsutil_join(prev, sizeof prev, dir, CKPT_PREV));
-    CHECK(fsutil_join(tmp, sizeof tmp, dir, CKPT_FILE ".tmp"));
-    /* The user block leaves room for the fsnn header before HDF5's superblock. */
+/* The paths of dir's checkpoint files. */
+static int ckpt_paths(const char *dir, char *tmp, char *cur, char *prev, size_t size) {
+    CHECK(fsutil_join(cur, size, dir, CKPT_FILE));
+    CHECK(fsutil_join(prev, size, dir, CKPT_PREV));
+    return fsutil_join(tmp, size, dir, CKPT_FILE ".tmp");
+}
+
+/* A new file with the user block that leaves room for the fsnn header
+ * before HDF5's superblock. */
+static hid_t ckpt_create(const char *tmp) {
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     hid_t f = fcpl >= 0 && H5Pset_userblock(fcpl, CKPT_HEADER_SIZE) >= 0
                   ? H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT)
                   : -1;
     if (fcpl >= 0) H5Pclose(fcpl);
-    if (f < 0) return FAIL("%s: cannot create HDF5 file", tmp);
-    int rc = ckpt_fill(f, d, tmp);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && rc == 0) rc = FAIL("%s: flush failed", tmp);
-    if (H5Fclose(f) < 0 && rc == 0) rc = FAIL("%s: close failed", tmp);
-    /* The header covers HDF5's bytes, so it is filled in once HDF5 has closed
-     * the file. HDF5 does not fsync on close: the bytes must be on disk
-     * before the rename makes them current. */
+    return f;
+}
+
+/* After HDF5 has closed tmp (rc its status so far): the header, which
+ * covers HDF5's bytes, fsync (HDF5 does not: the bytes must be on disk
+ * before the rename makes them current), then tmp becomes the current file
+ * and the current one the previous. tmp is removed on failure. */
+static int ckpt_finish(int rc, const char *dir, const char *tmp, const char *cur,
+                       const char *prev) {
     int fd = rc == 0 ? open(tmp, O_RDWR) : -1;
     if (rc == 0 && fd < 0) rc = FAIL("%s: cannot reopen: %s", tmp, strerror(errno));
     if (rc == 0) rc = ckpt_seal_fd(fd, tmp);
@@ -386,6 +455,255 @@ int ckpt_write(const char *dir, const ckpt_data *d) {
         return FAIL("%s: cannot keep as %s: %s", cur, prev, strerror(errno));
     if (rename(tmp, cur) != 0) return FAIL("%s: rename failed: %s", cur, strerror(errno));
     return fsutil_sync_dir(dir);
+}
+
+int ckpt_write(const char *dir, const ckpt_data *d) {
+    char tmp[4096], cur[4096], prev[4096];
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages replace HDF5's stack dumps */
+    CHECK(ckpt_paths(dir, tmp, cur, prev, sizeof tmp));
+    hid_t f = ckpt_create(tmp);
+    if (f < 0) return FAIL("%s: cannot create HDF5 file", tmp);
+    int rc = ckpt_fill(f, d, tmp, NULL);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && rc == 0) rc = FAIL("%s: flush failed", tmp);
+    if (H5Fclose(f) < 0 && rc == 0) rc = FAIL("%s: close failed", tmp);
+    return ckpt_finish(rc, dir, tmp, cur, prev);
+}
+
+/* --- writing in shards --- */
+
+/* Of the blocks nb wide dealt round-robin over P processes from 0, along an
+ * extent of N: the full blocks of process p (*full) and the length of its
+ * last, partial one (*rem, 0 when it has none). */
+static void ckpt_blocks(int N, int nb, int p, int P, hsize_t *full, hsize_t *rem) {
+    const int whole = N / nb;
+    *full = whole > p ? (hsize_t)((whole - p + P - 1) / P) : 0;
+    *rem = (N % nb != 0 && whole % P == p) ? (hsize_t)(N % nb) : 0;
+}
+
+/* Adds to sel (1-D when dim < 0, else dimension dim of 2) the indices of
+ * process p along an extent N from `base`: the full blocks as one regular
+ * hyperslab, the partial one as another. other_* give the fixed range of the
+ * other dimension for 2-D. Returns the count of indices along the extent. */
+static hsize_t ckpt_select_axis(hid_t sel, int *first, hsize_t base, int N, int nb, int p, int P,
+                                int dim, hsize_t other_start, hsize_t other_count) {
+    hsize_t full, rem;
+    ckpt_blocks(N, nb, p, P, &full, &rem);
+    const int r = dim < 0 ? 1 : 2, a = dim < 0 ? 0 : dim;
+    hsize_t start[2], stride[2], count[2], block[2];
+    if (r == 2) {
+        start[1 - a] = other_start, stride[1 - a] = 1, count[1 - a] = 1, block[1 - a] = other_count;
+    }
+    if (full > 0) {
+        start[a] = base + (hsize_t)p * nb, stride[a] = (hsize_t)nb * P, count[a] = full,
+        block[a] = (hsize_t)nb;
+        H5Sselect_hyperslab(sel, *first ? H5S_SELECT_SET : H5S_SELECT_OR, start, stride, count,
+                            block);
+        *first = 0;
+    }
+    if (rem > 0) {
+        start[a] = base + (hsize_t)(N / nb) * nb, stride[a] = 1, count[a] = 1, block[a] = rem;
+        H5Sselect_hyperslab(sel, *first ? H5S_SELECT_SET : H5S_SELECT_OR, start, stride, count,
+                            block);
+        *first = 0;
+    }
+    return full * nb + rem;
+}
+
+/* Writes this rank's blocks of tensor k of sh into the open 2-D dataset ds
+ * (collective transfer). A tensor [rows x cols]: its rows are the local
+ * columns (process column, npcol), its columns the local rows. */
+static int ckpt_write_blocks(hid_t ds, const ckpt_shard *sh, int k, const float *local,
+                             hid_t dxpl) {
+    hid_t fs = H5Dget_space(ds);
+    if (fs < 0) return -1;
+    H5Sselect_none(fs);
+    hsize_t rfull, rrem;
+    ckpt_blocks(sh->rows[k], sh->nb, sh->mycol, sh->npcol, &rfull, &rrem);
+    const hsize_t nrows = rfull * sh->nb + rrem;
+    int first = 1;
+    hsize_t ncols = 0;
+    /* Each range of rows the rank owns, crossed with all its columns. */
+    if (rfull > 0) {
+        for (hsize_t b = 0; b < rfull; b++) {
+            const hsize_t r0 = ((hsize_t)sh->mycol + b * sh->npcol) * sh->nb;
+            ncols = ckpt_select_axis(fs, &first, 0, sh->cols[k], sh->nb, sh->myrow, sh->nprow, 1,
+                                     r0, (hsize_t)sh->nb);
+        }
+    }
+    if (rrem > 0)
+        ncols = ckpt_select_axis(fs, &first, 0, sh->cols[k], sh->nb, sh->myrow, sh->nprow, 1,
+                                 (hsize_t)(sh->rows[k] / sh->nb) * sh->nb, rrem);
+    herr_t wr;
+    if (first || ncols == 0) { /* nothing here; the transfer is still collective */
+        H5Sselect_none(fs);
+        hsize_t one = 1;
+        hid_t ms = H5Screate_simple(1, &one, NULL);
+        H5Sselect_none(ms);
+        float dummy = 0.0f;
+        wr = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, &dummy);
+        H5Sclose(ms);
+    } else {
+        /* Local memory [lcols x lld]: the first lrows of each row. */
+        hsize_t md[2] = {(hsize_t)sh->lcols[k], (hsize_t)sh->lld[k]};
+        hsize_t ms0[2] = {0, 0}, mc[2] = {nrows, ncols};
+        hid_t ms = H5Screate_simple(2, md, NULL);
+        H5Sselect_hyperslab(ms, H5S_SELECT_SET, ms0, NULL, mc, NULL);
+        wr = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, local);
+        H5Sclose(ms);
+    }
+    H5Sclose(fs);
+    return wr < 0 ? -1 : 0;
+}
+
+/* This rank's parts of tensor k in the flat optimiser array ds: row by row
+ * (independent transfers; a row's columns are one selection). */
+static int ckpt_write_flat(hid_t ds, const ckpt_shard *sh, int k, const float *local) {
+    hid_t fs = H5Dget_space(ds);
+    if (fs < 0) return -1;
+    int bad = 0;
+    hsize_t lr = (hsize_t)sh->lrows[k];
+    hid_t ms = H5Screate_simple(1, lr ? &lr : (hsize_t[]){1}, NULL);
+    for (int jl = 0; !bad && jl < sh->lcols[k] && lr > 0; jl++) {
+        const long j = (long)(jl / sh->nb * sh->npcol + sh->mycol) * sh->nb + jl % sh->nb;
+        int first = 1;
+        ckpt_select_axis(fs, &first, sh->m_off[k] + (hsize_t)j * sh->cols[k], sh->cols[k], sh->nb,
+                         sh->myrow, sh->nprow, -1, 0, 0);
+        bad =
+            H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, local + (long)jl * sh->lld[k]) < 0;
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return bad ? -1 : 0;
+}
+
+/* Phase 2: every rank writes its blocks through MPI-IO. */
+static int ckpt_write_shards(const char *tmp, const ckpt_shard *sh) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t f = fapl >= 0 && H5Pset_fapl_mpio(fapl, sh->comm, MPI_INFO_NULL) >= 0
+                  ? H5Fopen(tmp, H5F_ACC_RDWR, fapl)
+                  : -1;
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) return FAIL("%s: cannot open for the ranks' blocks (MPI-IO)", tmp);
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    int bad = dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0;
+    char full[128];
+    for (int k = 0; !bad && k < 2; k++) {
+        snprintf(full, sizeof full, "/params/%s", sh->name[k]);
+        hid_t ds = H5Dopen2(f, full, H5P_DEFAULT);
+        bad = ds < 0 || ckpt_write_blocks(ds, sh, k, sh->params[k], dxpl) != 0;
+        if (ds >= 0) H5Dclose(ds);
+    }
+    const char *opt[2] = {"/optim/m1", "/optim/m2"};
+    for (int o = 0; !bad && o < 2; o++) {
+        const float *const *src = o == 0 ? sh->m1 : sh->m2;
+        if (!src[0]) continue;
+        hid_t ds = H5Dopen2(f, opt[o], H5P_DEFAULT);
+        for (int k = 0; !bad && k < 2; k++)
+            bad = ds < 0 || ckpt_write_flat(ds, sh, k, src[k]) != 0;
+        if (ds >= 0) H5Dclose(ds);
+    }
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (H5Fclose(f) < 0) bad = 1;
+    return bad ? FAIL("%s: writing this rank's blocks failed (MPI-IO)", tmp) : FSNN_OK;
+}
+
+/* Adds `count` floats of dataset `full` of f to the digest, in slices. */
+static int ckpt_digest_dataset(EVP_MD_CTX *ctx, hid_t f, const char *full, hsize_t count,
+                               float *buf, hsize_t slice) {
+    hid_t ds = H5Dopen2(f, full, H5P_DEFAULT);
+    hid_t fs = ds >= 0 ? H5Dget_space(ds) : -1;
+    int ndims = fs >= 0 ? H5Sget_simple_extent_ndims(fs) : -1;
+    hsize_t dims[2] = {0, 1};
+    int ok = ndims >= 1 && ndims <= 2 && H5Sget_simple_extent_dims(fs, dims, NULL) >= 0;
+    const hsize_t cols = ndims == 2 ? dims[1] : 1, rows = dims[0];
+    ok = ok && rows * cols == count;
+    const hsize_t per = slice / cols > 0 ? slice / cols : 1; /* rows per slice */
+    for (hsize_t r = 0; ok && r < rows; r += per) {
+        hsize_t start[2] = {r, 0}, cnt[2] = {rows - r < per ? rows - r : per, cols};
+        hsize_t n = cnt[0] * cnt[1];
+        hid_t ms = H5Screate_simple(1, &n, NULL);
+        ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0 &&
+             H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) >= 0 &&
+             EVP_DigestUpdate(ctx, buf, sizeof(float) * n) == 1;
+        H5Sclose(ms);
+    }
+    if (fs >= 0) H5Sclose(fs);
+    if (ds >= 0) H5Dclose(ds);
+    return ok ? 0 : -1;
+}
+
+/* Phase 3 (rank 0): checksum_sha256 over the tensors read back from the
+ * file in slices, in ckpt_checksum's order, then the other parts. */
+static int ckpt_sum_back(const char *tmp, const ckpt_data *d) {
+    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) return FAIL("%s: cannot reopen to sum its tensors", tmp);
+    ckpt_tensor t[CKPT_MAX_TENSORS];
+    const int nt = ckpt_tensors(d->m, d->ts->opt, t);
+    int64_t ints[CK_N_INTS];
+    ckpt_ints(d, ints);
+    const hsize_t slice = 1 << 20;
+    float *buf = malloc(sizeof(float) * slice);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    char full[128];
+    for (int i = 0; ok && i < nt; i++) {
+        snprintf(full, sizeof full, "/%s/%s", t[i].group, t[i].name);
+        ok = ckpt_digest_dataset(ctx, f, full, t[i].dims[0] * t[i].dims[1], buf, slice) == 0;
+    }
+    if (ok && d->history_rows > 0)
+        ok = EVP_DigestUpdate(ctx, d->history,
+                              sizeof(double) * (size_t)d->history_rows * METRICS_N_COLS) == 1;
+    if (ok) ok = EVP_DigestUpdate(ctx, d->partial, sizeof d->partial) == 1;
+    if (ok) ok = EVP_DigestUpdate(ctx, ints, sizeof(int64_t) * CK_N_INTS) == 1;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    char hex[65];
+    if (ok) {
+        ckpt_hex(md, hex);
+        hid_t at = H5Aopen(f, "checksum_sha256", H5P_DEFAULT);
+        hid_t type = at >= 0 ? H5Aget_type(at) : -1;
+        ok = type >= 0 && H5Tget_size(type) == sizeof hex && H5Awrite(at, type, hex) >= 0;
+        if (type >= 0) H5Tclose(type);
+        if (at >= 0) H5Aclose(at);
+    }
+    if (H5Fclose(f) < 0) ok = 0;
+    return ok ? FSNN_OK : FAIL("%s: cannot sum its tensors or store the checksum", tmp);
+}
+
+/* rc of rank 0 on every rank of comm (failures elsewhere count as well). */
+static int ckpt_agree(MPI_Comm comm, int rc, const char *tmp) {
+    int bad = rc != 0, any = 0;
+    if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
+        return FAIL("%s: the writing ranks cannot agree", tmp);
+    if (rc) return rc;
+    return any ? FAIL("%s: another writing rank failed", tmp) : FSNN_OK;
+}
+
+int ckpt_write_sharded(const char *dir, const ckpt_data *d, const ckpt_shard *sh) {
+    char tmp[4096], cur[4096], prev[4096];
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    CHECK(ckpt_paths(dir, tmp, cur, prev, sizeof tmp));
+    int me = 0;
+    MPI_Comm_rank(sh->comm, &me);
+    /* 1. Rank 0: the file with everything but the ranks' blocks. */
+    int rc = FSNN_OK;
+    if (me == 0) {
+        hid_t f = ckpt_create(tmp);
+        rc = f < 0 ? FAIL("%s: cannot create HDF5 file", tmp) : ckpt_fill(f, d, tmp, sh);
+        if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = FAIL("%s: close failed", tmp);
+    }
+    rc = ckpt_agree(sh->comm, rc, tmp);
+    /* 2. Every rank: its blocks, collectively. */
+    if (rc == 0) rc = ckpt_agree(sh->comm, ckpt_write_shards(tmp, sh), tmp);
+    /* 3. Rank 0: the checksum over what is in the file, header, rename. */
+    if (me == 0) {
+        if (rc == 0) rc = ckpt_sum_back(tmp, d);
+        rc = ckpt_finish(rc, dir, tmp, cur, prev);
+    }
+    return ckpt_agree(sh->comm, rc, tmp);
 }
 
 /* --- reading --- */

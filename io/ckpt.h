@@ -1,10 +1,10 @@
 /* ckpt: checkpoints, the HDF5 files a run resumes from exactly.
  *
- * RUN_DIR/checkpoint.h5 (format version 2) is an HDF5 file with a user block
+ * RUN_DIR/checkpoint.h5 (format version 3) is an HDF5 file with a user block
  * of CKPT_HEADER_SIZE bytes, so h5dump and h5py read it as any HDF5 file.
  * The user block holds the fsnn header, ASCII text padded with NUL bytes:
  *   fsnn checkpoint\n
- *   format_version 2\n
+ *   format_version 3\n
  *   length <bytes of the whole file, decimal>\n
  *   sha256 <64 lowercase hex digits: SHA-256 of every byte after the user block>\n
  * The HDF5 part holds (readable with h5dump or h5py alone):
@@ -34,6 +34,7 @@
 #ifndef FSNN_CKPT_H
 #define FSNN_CKPT_H
 
+#include <mpi.h>
 #include <stddef.h>
 
 #include "metrics.h"
@@ -41,8 +42,8 @@
 #include "trainer.h"
 
 /* 2: a whole-file header in the HDF5 user block; the history gained the
- * columns t_comm and restarts. */
-#define CKPT_VERSION 2
+ * columns t_comm and restarts. 3: the history gained spectral_norm_exact. */
+#define CKPT_VERSION 3
 #define CKPT_HEADER_SIZE 512 /* the HDF5 user block holding the fsnn header */
 #define CKPT_FILE "checkpoint.h5"
 #define CKPT_PREV "checkpoint.prev.h5"
@@ -59,6 +60,40 @@ typedef struct {
 
 /* Writes dir/checkpoint.h5 as described above. */
 int ckpt_write(const char *dir, const ckpt_data *d);
+
+/* The blocks of a checkpoint's two largest tensors that this rank holds in
+ * a tensor-parallel run (mpi/tpfc.h): input.weight and feedback.V, each
+ * [rows x cols] row-major in the file, are held as their transposes
+ * distributed block-cyclically (blocks nb x nb from process (0, 0)) over an
+ * nprow x npcol grid: this rank's blocks of tensor k are a row-major
+ * [lcols x lld] array whose row jl is the tensor's row
+ * (jl / nb npcol + mycol) nb + jl % nb, restricted to the columns of its
+ * process row in the same way (its first lrows entries). The same for the
+ * optimiser's state, whose tensors lie at m_off[k] of /optim/m1 and m2. */
+typedef struct {
+    MPI_Comm comm; /* the ranks writing together; its rank 0 writes everything else */
+    int nb, nprow, npcol, myrow, mycol;
+    const char *name[2];  /* "input.weight", "feedback.V" */
+    int rows[2], cols[2]; /* the tensors' shapes in the file */
+    size_t m_off[2];      /* their offsets in /optim/m1 and m2 */
+    int lrows[2], lcols[2], lld[2];
+    const float *params[2]; /* local blocks (lld x lcols floats) */
+    const float *m1[2];     /* optimiser state, same layout */
+    const float *m2[2];     /* NULL without a second moment */
+} ckpt_shard;
+
+/* ckpt_write for a tensor-parallel run: every rank of sh->comm writes its
+ * blocks of the two largest tensors (and of their optimiser state) into the
+ * same datasets of the same file with parallel HDF5 (MPI-IO, collective
+ * transfers of hyperslabs), so no rank ever holds a whole one; the file is
+ * byte for byte what ckpt_write makes of the whole model: same names, layout,
+ * checksum_sha256, header, temporary file, fsync and rename. On rank 0 of
+ * sh->comm, d->m gives the sizes, the other tensors and the state, and
+ * d->ts->opt the other tensors' optimiser state (the two tensors' parts of
+ * d->m->params and of the optimiser's arrays are neither read nor written,
+ * so they may be untouched memory); other ranks pass d = NULL. Returns the
+ * same status on every rank of sh->comm. Collective over sh->comm. */
+int ckpt_write_sharded(const char *dir, const ckpt_data *d, const ckpt_shard *sh);
 
 /* Reads and validates `path` into d (d->m and d->ts->opt prepared by the
  * caller): the header and whole-file digest first, then every dataset's

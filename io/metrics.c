@@ -37,6 +37,7 @@ static const metrics_col metrics_cols[METRICS_N_COLS] = {
     METRICS_D(adj_residual, "%.6g"),
     METRICS_D(firing_rate, "%.6g"),
     METRICS_D(spectral_norm, "%.6f"),
+    METRICS_D(spectral_norm_exact, "%.6f"),
     METRICS_D(train_samples_per_s, "%.1f"),
     METRICS_D(test_samples_per_s, "%.1f"),
     METRICS_D(peak_rss_mb, "%.1f"),

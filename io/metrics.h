@@ -6,7 +6,7 @@
 
 #include "trainer.h"
 
-#define METRICS_N_COLS 27
+#define METRICS_N_COLS 28
 
 /* Creates (truncates) `path` and writes the header line. */
 int metrics_create(const char *path);

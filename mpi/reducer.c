@@ -1,6 +1,7 @@
-/* reducer: reduce_ops over MPI_COMM_WORLD. Every reduction is an
- * MPI_Iallreduce completed by the watchdog, so that a rank that died or
- * hangs ends the job (watchdog.h) and the time spent waiting is counted. */
+/* reducer: reduce_ops over an MPI communicator (MPI_COMM_WORLD by default).
+ * Every reduction is an MPI_Iallreduce completed by the watchdog, so that a
+ * rank that died or hangs ends the job (watchdog.h) and the time spent
+ * waiting is counted. */
 #include "reducer.h"
 
 #include <mpi.h>
@@ -19,6 +20,9 @@ typedef struct {
 
 static reducer_pending reducer_table;
 
+/* The group the reductions run over (reducer_world, reducer_comm). */
+static MPI_Comm reducer_group = MPI_COMM_WORLD;
+
 static int reducer_start(void *buf, size_t count, MPI_Datatype type, MPI_Op op, const char *kind,
                          reduce_req *out) {
     if (count > (size_t)0x7fffffff) return FAIL("reduction of %zu values is too large", count);
@@ -29,7 +33,7 @@ static int reducer_start(void *buf, size_t count, MPI_Datatype type, MPI_Op op, 
         return FAIL("more than %d reductions pending at once", REDUCE_MAX_PENDING);
     snprintf(reducer_table.what[slot], sizeof reducer_table.what[slot], "%s of %zu values", kind,
              count);
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type, op, MPI_COMM_WORLD,
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type, op, reducer_group,
                             &reducer_table.req[slot]);
     if (rc != MPI_SUCCESS) {
         char msg[MPI_MAX_ERROR_STRING];
@@ -106,9 +110,14 @@ static double reducer_seconds(void *ctx) {
 }
 
 int reducer_world(reduce_ops *ops) {
-    if (MPI_Comm_rank(MPI_COMM_WORLD, &ops->rank) != MPI_SUCCESS ||
-        MPI_Comm_size(MPI_COMM_WORLD, &ops->size) != MPI_SUCCESS)
-        return FAIL("MPI_COMM_WORLD: cannot read rank and size");
+    return reducer_comm(ops, MPI_COMM_WORLD);
+}
+
+int reducer_comm(reduce_ops *ops, MPI_Comm comm) {
+    if (MPI_Comm_rank(comm, &ops->rank) != MPI_SUCCESS ||
+        MPI_Comm_size(comm, &ops->size) != MPI_SUCCESS)
+        return FAIL("reducer: cannot read the communicator's rank and size");
+    reducer_group = comm;
     for (int i = 0; i < REDUCE_MAX_PENDING; i++)
         reducer_table.req[i] = MPI_REQUEST_NULL;
     ops->sum_i64 = reducer_sum_i64;

@@ -75,6 +75,7 @@ typedef struct {
     int parallel_micro_batch;           /* samples per micro-shard of a global batch */
     int parallel_overlap;               /* 1: bucketed gradient reductions overlap the sums */
     double parallel_collective_timeout; /* seconds before a stuck collective aborts */
+    int parallel_model_ranks;           /* ranks sharing one model (tensor parallel, FC only) */
 } fsnn_cfg;
 
 #endif

@@ -23,17 +23,25 @@ void fc_vjp(const float *x, const float *W, const float *dy, float *dW, float *d
     if (dx) blas_gemm(0, 0, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
 }
 
+/* Scales a row of uniforms in [0, 1) to [-1, 1] and unit L2 norm. */
+static void fc_norm_row(float *row, int cols) {
+    double ss = 0.0;
+    for (int c = 0; c < cols; c++) {
+        row[c] = 2.0f * row[c] - 1.0f;
+        ss += (double)row[c] * row[c];
+    }
+    float scale = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+    for (int c = 0; c < cols; c++)
+        row[c] *= scale;
+}
+
 void fc_init_rows(float *W, int rows, int cols, unsigned long long seed, unsigned tid) {
     rng_uniform_fill(seed, RNG_INIT, 0, tid, W, (long)rows * cols);
-    for (int r = 0; r < rows; r++) {
-        float *row = W + (long)r * cols;
-        double ss = 0.0;
-        for (int c = 0; c < cols; c++) {
-            row[c] = 2.0f * row[c] - 1.0f;
-            ss += (double)row[c] * row[c];
-        }
-        float scale = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-        for (int c = 0; c < cols; c++)
-            row[c] *= scale;
-    }
+    for (int r = 0; r < rows; r++)
+        fc_norm_row(W + (long)r * cols, cols);
+}
+
+void fc_init_row(float *row, int r, int cols, unsigned long long seed, unsigned tid) {
+    rng_uniform_fill_at(seed, RNG_INIT, 0, tid, (long)r * cols, row, cols);
+    fc_norm_row(row, cols);
 }

@@ -14,4 +14,8 @@ void fc_vjp(const float *x, const float *W, const float *dy, float *dW, float *d
  * and scaled to unit L2 norm. */
 void fc_init_rows(float *W, int rows, int cols, unsigned long long seed, unsigned tid);
 
+/* Row r of fc_init_rows's [rows x cols] tensor alone, the same bits, into
+ * row [cols] (a rank's rows of a distributed weight). */
+void fc_init_row(float *row, int r, int cols, unsigned long long seed, unsigned tid);
+
 #endif

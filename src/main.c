@@ -23,6 +23,7 @@
 #include "cpuinfo.h" // defines: cpuinfo_report_blas
 #include "dataset.h" // defines: dataset_load
 #include "fsutil.h"  // defines: fsutil_mkdirs, fsutil_join, fsutil_write_atomic
+#include "grid.h"    // defines: grid_create, grid_env
 #include "log.h"     // defines: log_info, log_error
 #include "metrics.h" // defines: metrics_create, metrics_append
 #include "model.h"   // defines: fsnn_model
@@ -31,6 +32,8 @@
 #include "reducer.h" // defines: reducer_world
 #include "report.h"  // defines: report_write_trace
 #include "status.h"  // defines: CHECK, FAIL
+#include "tpfc.h"    // defines: tpfc_create, tpfc_to_model, tpfc_full_from_local
+#include "tptrain.h" // defines: tptrain_fit
 #include "trainer.h" // defines: trainer_fit, trainer_evaluate
 
 #define FSNN_VERSION "0.1.0"
@@ -69,6 +72,15 @@ typedef struct {
     double *history; /* [rows x METRICS_N_COLS], the rows of metrics.csv */
     int rows, cap;
     long restarts; /* SLURM_RESTART_COUNT, recorded in every row */
+    int writer;    /* 1 on the rank that writes files (world rank 0) */
+    int group;     /* this rank's data-parallel group (grid_env.group) */
+    int world_size;
+    /* Tensor-parallel runs (parallel.model_ranks > 1): the distributed net,
+     * and the whole model and optimiser state gathered for checkpoints. */
+    tpfc *tp;
+    fsnn_model *full; /* owned, made at the first checkpoint or resume */
+    optim *full_opt;  /* owned, likewise */
+    int in_c, in_h, in_w, classes;
 } main_run;
 
 static int main_config_text(const fsnn_cfg *cfg, char **text) {
@@ -87,8 +99,85 @@ static int main_agree(int rc) {
     return rc ? rc : FAIL("stopped because another rank failed (its message is above)");
 }
 
+/* The whole model and optimiser of a tensor-parallel run (run->full and
+ * run->full_opt, made on first use), for a checkpoint or a resume. */
+static int main_tp_full(main_run *run) {
+    if (!run->full)
+        CHECK(model_create(&run->full, run->cfg, run->in_c, run->in_h, run->in_w, run->classes));
+    if (!run->full_opt) CHECK(optim_create(&run->full_opt, run->cfg, run->full->n_params));
+    return FSNN_OK;
+}
+
+/* Gathers the distributed net and its optimiser state into run->full and
+ * run->full_opt on the writing rank (the file holds whole tensors in the
+ * layout of the one-process model). The ranks of group 0 send their blocks
+ * to it; the other groups hold the same model and do nothing; only the
+ * writer holds the whole model. Collective. */
+static int main_tp_gather(main_run *run, const trainer_state *ts) {
+    CHECK(main_agree(run->writer ? main_tp_full(run) : FSNN_OK));
+    if (run->group != 0) return FSNN_OK;
+    fsnn_model *full = run->full;
+    optim *fo = run->full_opt;
+    CHECK(tpfc_full_to_root(run->tp, full, run->tp->params, full ? full->params : NULL));
+    CHECK(tpfc_full_to_root(run->tp, full, ts->opt->m1, fo ? fo->m1 : NULL));
+    if (ts->opt->m2) CHECK(tpfc_full_to_root(run->tp, full, ts->opt->m2, fo ? fo->m2 : NULL));
+    if (!run->writer) return FSNN_OK;
+    tpfc_state_to_model(run->tp, full);
+    fo->step = ts->opt->step;
+    return FSNN_OK;
+}
+
+/* A tensor-parallel checkpoint: the ranks of group 0 write their blocks of
+ * F, V and their optimiser state into the file together (parallel HDF5,
+ * ckpt_write_sharded); world rank 0 writes the rest from a model whose F and
+ * V it never fills (run->full's large arrays stay untouched, unbacked
+ * memory). The other groups hold the same model and only agree. */
+static int main_tp_checkpoint(main_run *run, const trainer_state *ts, ckpt_data *d) {
+    int rc = run->group == 0 ? main_tp_full(run) : FSNN_OK;
+    CHECK(main_agree(rc));
+    if (run->group != 0) return FSNN_OK;
+    const tpfc *t = run->tp;
+    fsnn_model *full = run->full;
+    optim *fo = run->full_opt, *lo = ts->opt;
+    const dist_mat *mats[2] = {&t->Fd, &t->Vd};
+    const int which[2] = {0, 4}; /* input.weight, feedback.V in model.h's order */
+    ckpt_shard sh = {.comm = t->grid.comm,
+                     .nb = t->grid.nb,
+                     .nprow = t->grid.nprow,
+                     .npcol = t->grid.npcol,
+                     .myrow = t->grid.myrow,
+                     .mycol = t->grid.mycol};
+    for (int k = 0; k < 2; k++) {
+        const model_tensor_info *ti = &full->info[which[k]];
+        const size_t off = t->off[which[k]];
+        sh.name[k] = ti->name;
+        sh.rows[k] = ti->dims[0];
+        sh.cols[k] = ti->dims[1];
+        sh.m_off[k] = ti->offset;
+        sh.lrows[k] = mats[k]->lrows;
+        sh.lcols[k] = mats[k]->lcols;
+        sh.lld[k] = mats[k]->lld;
+        sh.params[k] = t->params + off;
+        sh.m1[k] = lo->m1 + off;
+        sh.m2[k] = lo->m2 ? lo->m2 + off : NULL;
+    }
+    trainer_state whole = *ts;
+    if (run->writer) {
+        tpfc_whole_to_full(t, full, t->params, full->params);
+        tpfc_whole_to_full(t, full, lo->m1, fo->m1);
+        if (lo->m2) tpfc_whole_to_full(t, full, lo->m2, fo->m2);
+        tpfc_state_to_model(t, full);
+        fo->step = lo->step;
+        whole.opt = fo;
+        d->m = full;
+        d->ts = &whole;
+    }
+    return ckpt_write_sharded(run->cfg->run_dir, run->writer ? d : NULL, &sh);
+}
+
 /* Writes the checkpoint of the current state. Collective: the statistics of
- * the unfinished epoch are summed over ranks, rank 0 writes, all agree. */
+ * the unfinished epoch are summed over ranks, rank 0 writes, all agree. A
+ * tensor-parallel run writes in shards (m is NULL then). */
 static int main_checkpoint(main_run *run, const trainer_state *ts, const fsnn_model *m) {
     ckpt_data d;
     memset(&d, 0, sizeof d);
@@ -97,9 +186,14 @@ static int main_checkpoint(main_run *run, const trainer_state *ts, const fsnn_mo
     d.history = run->history;
     d.history_rows = run->rows;
     d.config_text = run->config_text;
-    d.world_size = run->red->size;
+    d.world_size = run->world_size;
     int rc = trainer_partial_reduced(run->red, ts, d.partial);
-    if (rc == 0 && run->red->rank == 0) rc = ckpt_write(run->cfg->run_dir, &d);
+    if (run->tp) {
+        rc = main_agree(rc);
+        if (rc == 0) rc = main_tp_checkpoint(run, ts, &d);
+    } else if (rc == 0 && run->writer) {
+        rc = ckpt_write(run->cfg->run_dir, &d);
+    }
     return main_agree(rc);
 }
 
@@ -108,6 +202,9 @@ static int main_on_step(void *ctx, const trainer_state *ts, const fsnn_model *m)
     /* A signal on any rank stops all ranks at this same step. */
     double sig = (double)main_stop_signal;
     CHECK(run->red->max_f64(run->red->ctx, &sig, 1));
+    /* With model ranks the reducer spans one rank per group only: the ranks
+     * of the other places must learn of the signal too. */
+    if (run->tp && !par_all_ok(sig == 0.0) && sig == 0.0) sig = SIGTERM;
     int every = run->cfg->checkpoint_every_steps;
     if (sig != 0.0 || (every > 0 && ts->iter % every == 0)) CHECK(main_checkpoint(run, ts, m));
     if (sig == 0.0) return TRAINER_GO;
@@ -131,7 +228,7 @@ static int main_on_epoch(void *ctx, const trainer_epoch *row, const trainer_stat
     with_restarts.restarts = run->restarts;
     metrics_pack(&with_restarts, run->history + (size_t)run->rows * METRICS_N_COLS);
     run->rows++;
-    int rc = run->red->rank == 0 ? metrics_append(run->metrics, &with_restarts) : FSNN_OK;
+    int rc = run->writer ? metrics_append(run->metrics, &with_restarts) : FSNN_OK;
     CHECK(main_agree(rc));
     return main_checkpoint(run, ts, m);
 }
@@ -209,7 +306,7 @@ static int main_resume(main_run *run, fsnn_model *m, trainer_state *ts) {
     /* The unfinished epoch's statistics are all ranks' sums: one rank carries them. */
     if (run->red->rank == 0) trainer_partial_unpack(d.partial, &ts->partial);
     int rc = FSNN_OK;
-    if (run->red->rank == 0) {
+    if (run->writer) {
         rc = metrics_create(run->metrics);
         for (int r = 0; rc == 0 && r < run->rows; r++) {
             trainer_epoch row;
@@ -218,7 +315,7 @@ static int main_resume(main_run *run, fsnn_model *m, trainer_state *ts) {
         }
     }
     log_info("resuming from %s: epoch %d, step %ld (written by %d rank%s, now %d)", used,
-             ts->epoch + 1, ts->step, d.world_size, d.world_size == 1 ? "" : "s", run->red->size);
+             ts->epoch + 1, ts->step, d.world_size, d.world_size == 1 ? "" : "s", run->world_size);
     return rc;
 }
 
@@ -244,6 +341,60 @@ static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m, int rank) {
              m->n_params, solver_name(cfg->solver_kind), cfg->solver_max_iters);
 }
 
+/* Resumes a tensor-parallel run: the checkpoint holds whole tensors, read
+ * into run->full and run->full_opt, of which each rank keeps its blocks; so
+ * any grid resumes any other's file. */
+static int main_tp_resume(main_run *run, trainer_state *ts) {
+    CHECK(main_tp_full(run));
+    trainer_state whole = *ts;
+    whole.opt = run->full_opt;
+    CHECK(main_resume(run, run->full, &whole));
+    optim *local = ts->opt;
+    *ts = whole;
+    ts->opt = local;
+    local->step = run->full_opt->step;
+    CHECK(tpfc_from_model(run->tp, run->full));
+    CHECK(tpfc_local_from_full(run->tp, run->full, run->full_opt->m1, local->m1));
+    if (local->m2) CHECK(tpfc_local_from_full(run->tp, run->full, run->full_opt->m2, local->m2));
+    /* Only the writer keeps a whole model (for checkpoints). */
+    if (!run->writer) {
+        model_destroy(&run->full);
+        optim_destroy(&run->full_opt);
+    }
+    /* The blocks gathered back: the weights this grid now holds, by the
+     * digest `fsnn inspect` prints for the file. */
+    CHECK(main_tp_gather(run, ts));
+    char hex[65];
+    CHECK(main_agree(run->writer ? ckpt_weights_sha256(run->full, hex) : FSNN_OK));
+    log_info("resharded onto %d groups of %d model ranks: weights_sha256 %s", run->red->size,
+             run->tp->grid.nprow * run->tp->grid.npcol, run->writer ? hex : "");
+    return FSNN_OK;
+}
+
+/* The model of a run: the one-process model, or with parallel.model_ranks
+ * > 1 the tensor-parallel FC net over the group (run->tp); an optimiser of
+ * its (local) size. */
+static int main_make_model(main_run *run, const grid_env *grid, const trainer_data *train,
+                           fsnn_model **m, trainer_state *ts) {
+    const fsnn_cfg *cfg = run->cfg;
+    if (grid->model_ranks == 1) {
+        CHECK(model_create(m, cfg, train->channels, train->height, train->width, run->classes));
+        return optim_create(&ts->opt, cfg, (*m)->n_params);
+    }
+    if (cfg->model_hidden <= 0)
+        return FAIL("parallel.model_ranks = %d: only fully connected nets 'N (FN)' can be "
+                    "sharded over model ranks; model.net '%s' is not one (use "
+                    "parallel.model_ranks = 1)",
+                    grid->model_ranks, cfg->model_net);
+    if (train->frames > 0)
+        return FAIL("parallel.model_ranks = %d: the tensor-parallel net takes images, not event "
+                    "frames (data.dataset = %s; use parallel.model_ranks = 1)",
+                    grid->model_ranks, dataset_name(cfg->data_dataset));
+    int bmax = cfg->train_batch > cfg->train_test_batch ? cfg->train_batch : cfg->train_test_batch;
+    CHECK(tpfc_create(&run->tp, cfg, train->dim, run->classes, grid->model, TPFC_BLOCK, bmax));
+    return optim_create(&ts->opt, cfg, run->tp->n_params);
+}
+
 /* Everything that can be checked (config, data, model) is checked before the
  * run directory is created, so a bad input leaves nothing behind. A run
  * directory holding a checkpoint is resumed. */
@@ -251,12 +402,17 @@ static int main_train(const char *config_path, int argc, char **argv) {
     fsnn_cfg cfg;
     CHECK(main_read_config(&cfg, config_path, argc, argv));
     main_setup_blas(&cfg);
+    grid_env grid;
+    CHECK(main_agree(grid_create(&grid, cfg.parallel_model_ranks)));
     reduce_ops red;
-    CHECK(reducer_world(&red));
+    CHECK(grid.model_ranks == 1 ? reducer_world(&red) : reducer_comm(&red, grid.data));
     main_run run;
     memset(&run, 0, sizeof run);
     run.cfg = &cfg;
     run.red = &red;
+    run.writer = grid.world_rank == 0;
+    run.group = grid.group;
+    run.world_size = grid.world_size;
     CHECK(main_restarts(&run.restarts));
     CHECK(fsutil_join(run.metrics, sizeof run.metrics, cfg.run_dir, "metrics.csv"));
     CHECK(main_config_text(&cfg, &run.config_text));
@@ -274,25 +430,46 @@ static int main_train(const char *config_path, int argc, char **argv) {
         log_info("data: %s from %s: %ld training and %ld test samples%s",
                  dataset_name(cfg.data_dataset), cfg.data_path, train.n, test.n,
                  train.augment ? "; training images randomly cropped and flipped" : "");
-        rc = model_create(&m, &cfg, train.channels, train.height, train.width, data.classes);
+        run.in_c = train.channels;
+        run.in_h = train.height;
+        run.in_w = train.width;
+        run.classes = data.classes;
+        rc = main_make_model(&run, &grid, &train, &m, &ts);
     }
-    if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
+    /* Every rank of the group must take part in the collectives below. */
+    rc = main_agree(rc);
     int resume = rc == 0 && ckpt_present(cfg.run_dir);
     if (rc == 0 && resume) {
-        rc = main_resume(&run, m, &ts);
+        rc = run.tp ? main_tp_resume(&run, &ts) : main_resume(&run, m, &ts);
     } else if (rc == 0) {
-        if (red.rank == 0) rc = main_open_run(&cfg, &run);
-        model_init(m, cfg.run_seed);
+        if (run.writer) rc = main_open_run(&cfg, &run);
+        if (run.tp) {
+            int r2 = tpfc_init(run.tp, cfg.run_seed);
+            rc = rc ? rc : r2;
+        } else {
+            model_init(m, cfg.run_seed);
+        }
     }
     rc = main_agree(rc);
     if (rc == 0) {
-        main_log_model(&cfg, m, red.rank);
-        if (red.size > 1)
-            log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)", red.size,
-                     cfg.parallel_deterministic ? "deterministic" : "fast",
-                     cfg.parallel_micro_batch);
         trainer_hooks hooks = {.on_step = main_on_step, .on_epoch = main_on_epoch, .ctx = &run};
-        rc = trainer_fit(&cfg, m, &ts, &train, &test, &hooks, &red);
+        if (run.tp) {
+            log_info("model: %d-%d (F%d) %s, T=%d, V_th=%g, lambda=%g; tensor parallel: %d groups "
+                     "of %d model ranks, F and V in %dx%d blocks over a %d x %d grid "
+                     "(%zu parameters per rank)",
+                     train.dim, cfg.model_hidden, cfg.model_hidden,
+                     cfg.neuron_leak == 1.0f ? "IF" : "LIF", cfg.model_time_steps, cfg.neuron_vth,
+                     cfg.neuron_leak, grid.groups, grid.model_ranks, run.tp->grid.nb,
+                     run.tp->grid.nb, run.tp->grid.nprow, run.tp->grid.npcol, run.tp->n_params);
+            rc = tptrain_fit(&cfg, run.tp, &ts, &train, &test, &hooks, &red);
+        } else {
+            main_log_model(&cfg, m, red.rank);
+            if (red.size > 1)
+                log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)",
+                         red.size, cfg.parallel_deterministic ? "deterministic" : "fast",
+                         cfg.parallel_micro_batch);
+            rc = trainer_fit(&cfg, m, &ts, &train, &test, &hooks, &red);
+        }
     }
     if (rc == 0 && run.rows > 0) {
         trainer_epoch last;
@@ -304,9 +481,13 @@ static int main_train(const char *config_path, int argc, char **argv) {
     }
     optim_destroy(&ts.opt);
     model_destroy(&m);
+    tpfc_destroy(&run.tp);
+    model_destroy(&run.full);
+    optim_destroy(&run.full_opt);
     dataset_destroy(&data);
     free(run.config_text);
     free(run.history);
+    grid_destroy(&grid);
     return rc;
 }
 

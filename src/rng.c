@@ -47,6 +47,17 @@ void rng_uniform_fill(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t s
     }
 }
 
+void rng_uniform_fill_at(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample,
+                         long first, float *out, long n) {
+    uint32_t w[4];
+    for (long k = 0; k < n;) {
+        const long i = first + k;
+        rng_philox(seed, stream, epoch, sample, (uint32_t)(i / 4), w);
+        for (long j = i % 4; j < 4 && k < n; j++, k++)
+            out[k] = rng_to_float(w[j]);
+    }
+}
+
 double rng_uniform(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample,
                    uint64_t index) {
     uint32_t w[4];

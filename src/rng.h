@@ -31,6 +31,11 @@ void rng_philox(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample,
 void rng_uniform_fill(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample, float *out,
                       long n);
 
+/* The same draws at indices first..first+n-1 into out[0..n): a slice of
+ * rng_uniform_fill's sequence (a rank's rows of a distributed tensor). */
+void rng_uniform_fill_at(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample,
+                         long first, float *out, long n);
+
 /* One uniform in [0, 1) at `index`. */
 double rng_uniform(uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t sample, uint64_t index);
 

@@ -72,11 +72,8 @@ static void trainer_bufs_destroy(trainer_bufs *tb) {
     memset(tb, 0, sizeof *tb);
 }
 
-/* Normalised float inputs and labels of the samples ids[0..B). With `aug`
- * (training batches of a set that asks for it) each image is first cropped
- * and flipped into aug[b] as drawn for (seed, epoch, sample id). */
-static void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
-                           uint8_t *aug, uint64_t seed, uint32_t epoch) {
+void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
+                    uint8_t *aug, uint64_t seed, uint32_t epoch) {
     const int C = d->channels, plane = d->dim / d->channels;
     float scale[TRAINER_MAX_CHANNELS], shift[TRAINER_MAX_CHANNELS];
     for (int c = 0; c < C; c++) {
@@ -435,6 +432,7 @@ int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const tra
         rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL, NULL, red);
         if (rc) break;
         row.spectral_norm = model_spectral_norm(m, 30);
+        row.spectral_norm_exact = NAN; /* only tensor-parallel runs compute it (mpi/tptrain.h) */
         row.peak_rss_mb = clock_peak_rss_mb();
         row.seconds = clock_seconds() - t0;
         log_info("epoch %d/%d: lr %.4g loss %.4f train %.2f%% test %.2f%% | residual %.3g adjoint "

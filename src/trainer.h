@@ -41,10 +41,12 @@ typedef struct {
     double lr;
     double train_loss, train_acc, test_loss, test_acc;
     double fwd_residual, fwd_residual_max, test_fwd_residual;
-    double adj_iters;     /* adjoint iterations per sample */
-    double adj_residual;  /* root mean square of the per-sample adjoint residual */
-    double firing_rate;   /* spikes per neuron per time step */
-    double spectral_norm; /* ||W||_2 by power iteration */
+    double adj_iters;           /* adjoint iterations per sample */
+    double adj_residual;        /* root mean square of the per-sample adjoint residual */
+    double firing_rate;         /* spikes per neuron per time step */
+    double spectral_norm;       /* ||W||_2 by power iteration */
+    double spectral_norm_exact; /* ||W||_2 exactly (psgesvd, tensor-parallel runs); NaN: not
+                                   computed */
     double train_samples_per_s, test_samples_per_s;
     double peak_rss_mb, seconds;
     /* Seconds in each phase of training, averaged over ranks (the epoch's
@@ -118,6 +120,13 @@ void trainer_partial_pack(const model_stats *st, double *v);
 /* The packed statistics of the epoch so far summed over ranks. Collective. */
 int trainer_partial_reduced(const reduce_ops *red, const trainer_state *ts, double *v);
 void trainer_partial_unpack(const double *v, model_stats *st);
+
+/* Normalised float inputs x [B x dim] and labels of the samples ids[0..B)
+ * of d. With `aug` (training batches of a set that asks for it) each image
+ * is first cropped and flipped into aug[b] as drawn for (seed, epoch,
+ * sample id). Also the batches of tensor-parallel training (mpi/tptrain.h). */
+void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
+                    uint8_t *aug, uint64_t seed, uint32_t epoch);
 
 /* Evaluates on `data`, split in contiguous blocks over the ranks of `red`:
  * fills test_loss, test_acc, test_fwd_residual and test_samples_per_s of

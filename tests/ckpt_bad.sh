@@ -47,7 +47,7 @@ check 'grep -q "ATTRIBUTE \"checksum_sha256\"" "$dir/h5dump.out"' "h5dump -H lac
 size=$(stat -c %s "$ck")
 header=$(head -c 512 "$ck" | tr -d '\0')
 check '[ "$(sed -n 1p <<<"$header")" = "fsnn checkpoint" ]' "header magic: $(head -n 1 <<<"$header")"
-check '[ "$(sed -n 2p <<<"$header")" = "format_version 2" ]' "header version: $header"
+check '[ "$(sed -n 2p <<<"$header")" = "format_version 3" ]' "header version: $header"
 check '[ "$(sed -n 3p <<<"$header")" = "length $size" ]' "header length: $header"
 check '[ "$(sed -n 4p <<<"$header")" = "sha256 $(tail -c +513 "$ck" | sha256sum | cut -c1-64)" ]' \
     "header digest differs from tail -c +513 | sha256sum: $header"
@@ -71,7 +71,7 @@ flip "$dir/digest.h5" $(($(grep -bo 'sha256 ' <(head -c 512 "$ck" | tr '\0' ' ')
 expect 1 "digest.h5: damaged header" "$fsnn" inspect "$dir/digest.h5"
 # A well-formed header whose digest (that of empty input) is not the file's.
 {
-    printf 'fsnn checkpoint\nformat_version 2\nlength %d\nsha256 %s\n' "$size" \
+    printf 'fsnn checkpoint\nformat_version 3\nlength %d\nsha256 %s\n' "$size" \
         "$(sha256sum </dev/null | cut -c1-64)"
     head -c 512 /dev/zero
 } | head -c 512 >"$dir/digest2.h5"
@@ -94,7 +94,7 @@ expect 1 "unjammed.h5: not an fsnn checkpoint: an HDF5 file without the fsnn hea
 printf 'a user block of another program\n' >"$dir/ub.txt"
 h5jam -i "$dir/foreign.h5" -u "$dir/ub.txt" -o "$dir/jammed.h5"
 expect 1 "jammed.h5: not an fsnn checkpoint \(its first bytes" "$fsnn" inspect "$dir/jammed.h5"
-printf 'fsnn checkpoint\nformat_version 2\nlength %d\nsha256 %s\n' \
+printf 'fsnn checkpoint\nformat_version 3\nlength %d\nsha256 %s\n' \
     $((512 + $(stat -c %s "$dir/foreign.h5"))) "$(sha256sum <"$dir/foreign.h5" | cut -c1-64)" \
     >"$dir/forged.txt"
 h5jam -i "$dir/foreign.h5" -u "$dir/forged.txt" -o "$dir/forged.h5"

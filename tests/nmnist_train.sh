@@ -77,6 +77,12 @@ check '[ "$rc" -eq 0 ]' "fsnn train with empty frames exited $rc: $(tail -n 3 "$
 empty=$(sha "$dir/run3")
 check '[ -n "$empty" ] && [ "$empty" != "$ref" ]' "empty frames give the same weights"
 
+# The tensor-parallel net takes images only: refused with a message.
+train "$dir/run5" "$mpiexec" -np 2 --oversubscribe -- parallel.model_ranks=2 >"$dir/log5" 2>&1
+rc=$?
+check '[ "$rc" -eq 1 ] && grep -q "takes images, not event frames" "$dir/log5"' \
+    "model_ranks=2 on event data: exit $rc: $(tail -n 2 "$dir/log5")"
+
 # The paper's N-MNIST net type: conv with LIF neurons.
 train "$dir/run4" "model.net=8C5s (F8C5)" neuron.leak=0.95 train.epochs=2 >"$dir/log4" 2>&1
 rc=$?

@@ -83,6 +83,7 @@ static void test_defaults(void) {
     EXPECT(c.train_adam_beta1 == 0.9 && c.train_adam_beta2 == 0.999 && c.train_adam_eps == 1e-8,
            "adam");
     EXPECT(c.parallel_deterministic == 1 && c.parallel_micro_batch == 32, "parallel");
+    EXPECT(c.parallel_model_ranks == 1, "parallel.model_ranks %d", c.parallel_model_ranks);
     EXPECT_OK(config_resolve("defaults", &c));
     EXPECT(c.model_hidden == 400, "resolved hidden %d", c.model_hidden);
 }
@@ -166,6 +167,8 @@ static void test_file_errors(void) {
                  "int.ini:2:", "'model.time_steps'", "'12x' is not an integer");
     EXPECT_FAILS(load("range.ini", "[train]\nbatch = 0\n", &c), "range.ini:2:", "out of range",
                  "1..65536");
+    EXPECT_FAILS(load("mr.ini", "[parallel]\nmodel_ranks = 0\n", &c),
+                 "mr.ini:2:", "'parallel.model_ranks'", "out of range");
     EXPECT_FAILS(load("big.ini", "[train]\nepochs = 99999999999999999999\n", &c),
                  "big.ini:2:", "out of range");
     EXPECT_FAILS(load("neg.ini", "[data]\ntrain_limit = -5\n", &c), "neg.ini:2:", ">= 0");
@@ -356,6 +359,7 @@ static void expect_same(const fsnn_cfg *a, const fsnn_cfg *b) {
     SAME(checkpoint_every_steps);
     SAME(parallel_deterministic);
     SAME(parallel_micro_batch);
+    SAME(parallel_model_ranks);
 #undef SAME
     EXPECT(memcmp(a, b, sizeof *a) == 0, "the structs differ byte for byte");
 }
@@ -419,7 +423,8 @@ static void test_round_trip(void) {
                                       "parallel.deterministic=off",
                                       "parallel.micro_batch=16",
                                       "parallel.overlap=off",
-                                      "parallel.collective_timeout=30.5"};
+                                      "parallel.collective_timeout=30.5",
+                                      "parallel.model_ranks=4"};
     size_t n_set = sizeof set / sizeof set[0];
     for (size_t i = 0; i < n_set; i++)
         EXPECT_OK(config_override(set[i], &a));
@@ -456,7 +461,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 40, "%zu markdown rows", rows);
+            EXPECT(rows == 41, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }
