@@ -119,6 +119,7 @@ int mlnet_ws_create(mlnet_ws **out, const mlnet *net, int Bmax, int max_groups) 
     CHECK(XCALLOC(&w->event, (size_t)max_groups));
     CHECK(XCALLOC(&w->scale, (size_t)net->C_max));
     CHECK(XCALLOC(&w->shift, (size_t)net->C_max));
+    CHECK(XCALLOC(&w->center, (size_t)net->C_max));
     return FSNN_OK;
 }
 
@@ -141,6 +142,7 @@ void mlnet_ws_destroy(mlnet_ws **pw) {
     free(w->event);
     free(w->scale);
     free(w->shift);
+    free(w->center);
     free(w);
     *pw = NULL;
 }
@@ -284,8 +286,12 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
                 /* Statistics of the average current so far, F^l a^{l-1}[t] + b^l. */
                 if (batch_bn) {
                     double *mean = w->mean[l], *var = w->var[l];
-                    CHECK(stats(sctx, hacc, B, C, hw, mean, var));
                     const double norm = neuron_rate_norm(t, net->leak);
+                    /* The shift: the last step's mean (step 1: the running one). */
+                    for (int c = 0; c < C; c++)
+                        w->center[c] = (t == 1 ? ly->run_mean[c] : mean[c]) * norm;
+                    CHECK(stats(sctx, hacc, B, C, hw, w->center, mean, var));
+                    w->have_mean = 1;
                     for (int c = 0; c < C; c++) {
                         mean[c] /= norm;
                         var[c] /= norm * norm;
@@ -368,7 +374,10 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
         float *h = w->xhat[l], *scale = w->scale, *shift = w->shift;
         mlnet_forward(&ly->op, ly->F, ly->b, w->a[l - 1], h, g);
         if (batch_bn) {
-            CHECK(stats(sctx, h, B, C, hw, w->mean[l], w->var[l]));
+            /* The shift: the last batch statistics' mean, or the running one. */
+            for (int c = 0; c < C; c++)
+                w->center[c] = w->have_mean ? w->mean[l][c] : ly->run_mean[c];
+            CHECK(stats(sctx, h, B, C, hw, w->center, w->mean[l], w->var[l]));
             mlnet_affine(ly, w->mean[l], w->var[l], w->invstd[l], scale, shift);
         } else {
             mlnet_affine(ly, NULL, NULL, w->invstd[l], scale, shift);

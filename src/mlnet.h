@@ -79,9 +79,10 @@ typedef struct {
 } mlnet_first;
 
 /* Mean and biased variance per channel of x [B x C x hw] over the whole
- * batch (all ranks). */
-typedef int (*mlnet_stats_fn)(void *ctx, const float *x, int B, int C, int hw, double *mean,
-                              double *var);
+ * batch (all ranks). shift [C] is an estimate of the means, the same on
+ * every rank, that the sums may subtract first (one pass instead of two). */
+typedef int (*mlnet_stats_fn)(void *ctx, const float *x, int B, int C, int hw, const double *shift,
+                              double *mean, double *var);
 
 /* Per-batch buffers, [Bmax x n_l] per layer l (index 0 = layer 1). After the
  * simulation u, s, acc and hacc are free: mlnet_backward leaves dh in u, dz
@@ -102,6 +103,8 @@ typedef struct {
     long *gspk;           /* [L x max_groups] spikes of the last step per group */
     int *event;           /* [max_groups] the product path each group took */
     float *scale, *shift; /* [C_max] a BatchNorm as an affine map */
+    double *center;       /* [C_max] the statistics' shift (mlnet_stats_fn) */
+    int have_mean;        /* mean[] holds batch statistics (the next shift) */
     int max_groups;
     int use_drop;
     double kink; /* the smallest distance of a non-zero z = pre / V_th from the

@@ -54,7 +54,7 @@ struct model_ws {
     float *logits, *dlogits; /* [B x n_out] */
     float *ga, *beta, *dx1, *tmp;
     double *stats;   /* [4 x channels] BatchNorm statistics or VJP sums */
-    int64_t *bn_acc; /* [channels] fixed-point accumulator of BatchNorm sums */
+    int64_t *bn_acc; /* [2 x channels] fixed-point accumulators of BatchNorm sums */
     float *opws;     /* [max_shards x ws_len] linop work buffers, one per row group */
     size_t ws_len;
     /* Data-parallel layout of the current batch (model_ws_set_batch). */
@@ -473,7 +473,7 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w->logits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->dlogits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->stats, 4 * (size_t)Cmax));
-    CHECK(XCALLOC(&w->bn_acc, (size_t)Cmax));
+    CHECK(XCALLOC(&w->bn_acc, 2 * (size_t)Cmax)); /* 2C: model_ml_stats */
     /* Micro-shards hold at least one sample, so a rank has at most Bmax. */
     int micro = cfg->parallel_micro_batch > 0 ? cfg->parallel_micro_batch : Bmax;
     w->max_shards = cfg->parallel_deterministic ? (Bmax + micro - 1) / micro : 1;
@@ -772,11 +772,74 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     return FSNN_OK;
 }
 
-/* The statistics of BatchNorm in the loop (mlnet_stats_fn): model_bn_stats
- * over the batch of the workspace. Collective. */
-static int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, double *mean,
-                          double *var) {
-    return model_bn_stats(ctx, x, B, C, hw, mean, var);
+/* The statistics of BatchNorm in the loop (mlnet_stats_fn) in one pass:
+ * per channel the sums of d = x - shift and of d^2 over the whole batch,
+ * mean = shift + E[d], var = E[d^2] - E[d]^2 (with the shift near the mean
+ * the difference loses little). Deterministic mode: the sums in fixed
+ * point (the same bits for any number of ranks), one MAX all-reduce for
+ * their scales and one SUM all-reduce of the 2C sums; fast mode: one SUM
+ * all-reduce. Per time step this halves the reductions of model_bn_stats's
+ * two passes. Collective. */
+static int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, const double *shift,
+                          double *mean, double *var) {
+    model_ws *ws = ctx;
+    const long n = (long)C * hw;
+    const double G = (double)ws->global_batch * hw;
+    double *s = ws->stats; /* [2C]: the sums of d, then of d^2 */
+    float *d = ws->tmp;    /* [B x C x hw] */
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < C; j++) {
+            const long o = (long)b * n + (long)j * hw;
+            const float k = (float)shift[j];
+            for (int p = 0; p < hw; p++)
+                d[o + p] = x[o + p] - k;
+        }
+    if (!ws->deterministic) {
+        for (int j = 0; j < 2 * C; j++)
+            s[j] = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < C; j++)
+                for (int p = 0; p < hw; p++) {
+                    const double v = d[(long)b * n + (long)j * hw + p];
+                    s[j] += v;
+                    s[C + j] += v * v;
+                }
+        if (ws->red->size > 1) CHECK(ws->red->sum_f64(ws->red->ctx, s, 2 * (size_t)C));
+    } else {
+        double mx = reduce_maxabs(d, (size_t)B * n);
+        CHECK(ws->red->max_f64(ws->red->ctx, &mx, 1));
+        if (!isfinite(mx)) { /* non-finite somewhere: the step will be skipped */
+            for (int j = 0; j < C; j++)
+                mean[j] = var[j] = NAN;
+            return FSNN_OK;
+        }
+        const double sc[2] = {reduce_scale(mx, ws->global_batch * hw),
+                              reduce_scale(mx * mx, ws->global_batch * hw)};
+        int64_t *acc = ws->bn_acc; /* [2C] */
+        memset(acc, 0, sizeof(int64_t) * 2 * (size_t)C);
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1) /* d^2 in place */
+                for (long k = 0; k < (long)B * n; k++)
+                    d[k] *= d[k];
+            /* Integer sums: the order of the terms does not matter. */
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < C; j++) {
+                    int64_t *a = acc + pass * C + j;
+                    *a = (int64_t)((uint64_t)*a +
+                                   (uint64_t)reduce_fixed_sum(d + (long)b * n + (long)j * hw,
+                                                              (size_t)hw, sc[pass]));
+                }
+        }
+        CHECK(ws->red->sum_i64(ws->red->ctx, acc, 2 * (size_t)C));
+        for (int j = 0; j < 2 * C; j++)
+            s[j] = (double)acc[j] / sc[j < C ? 0 : 1];
+    }
+    for (int j = 0; j < C; j++) {
+        const double e1 = s[j] / G, v = s[C + j] / G - e1 * e1;
+        mean[j] = shift[j] + e1;
+        var[j] = v > 0.0 ? v : 0.0;
+    }
+    return FSNN_OK;
 }
 
 /* The row groups of ws (model_groups) as mlnet sees them; *whole is the
