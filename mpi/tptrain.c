@@ -128,20 +128,7 @@ static int tptrain_epoch_run(const fsnn_cfg *cfg, tpfc *t, trainer_state *ts,
     for (long i = ts->step * (long)bs; i < train->n; i += bs) {
         int Bg = (int)(train->n - i < bs ? train->n - i : bs), bad = 0;
         CHECK(tptrain_step(cfg, t, ts, train, b, red, i, Bg, &bad));
-        ts->step++;
-        ts->iter++;
-        if (bad) {
-            ts->bad_steps++;
-            ts->bad_run++;
-            log_warn("epoch %d step %ld: loss or gradient not finite; step skipped (%ld in a row)",
-                     ts->epoch + 1, ts->step, ts->bad_run);
-            if (ts->bad_run >= cfg->train_max_bad_steps)
-                return FAIL("%ld steps in a row had a non-finite loss or gradient "
-                            "(train.max_bad_steps); lower train.lr",
-                            ts->bad_run);
-        } else {
-            ts->bad_run = 0;
-        }
+        CHECK(trainer_count_step(cfg, ts, bad));
         const long done = i + Bg;
         if ((int)(10 * done / train->n) != decile && done < train->n) {
             decile = (int)(10 * done / train->n);

@@ -356,6 +356,24 @@ static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
     return FSNN_OK;
 }
 
+int trainer_count_step(const fsnn_cfg *cfg, trainer_state *ts, int bad) {
+    ts->step++;
+    ts->iter++;
+    if (!bad) {
+        ts->bad_run = 0;
+        return FSNN_OK;
+    }
+    ts->bad_steps++;
+    ts->bad_run++;
+    log_warn("epoch %d step %ld: loss or gradient not finite; step skipped (%ld in a row)",
+             ts->epoch + 1, ts->step, ts->bad_run);
+    if (ts->bad_run >= cfg->train_max_bad_steps)
+        return FAIL("%ld steps in a row had a non-finite loss or gradient "
+                    "(train.max_bad_steps); lower train.lr",
+                    ts->bad_run);
+    return FSNN_OK;
+}
+
 /* The rest of the current epoch from batch ts->step on. */
 static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
                              const trainer_data *train, trainer_bufs *tb,
@@ -367,20 +385,7 @@ static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *
     for (long i = ts->step * (long)bs; i < train->n; i += bs) {
         int Bg = (int)(train->n - i < bs ? train->n - i : bs), bad = 0;
         CHECK(trainer_step(cfg, m, ts, train, tb, hooks, red, i, Bg, &bad));
-        ts->step++;
-        ts->iter++;
-        if (bad) {
-            ts->bad_steps++;
-            ts->bad_run++;
-            log_warn("epoch %d step %ld: loss or gradient not finite; step skipped (%ld in a row)",
-                     ts->epoch + 1, ts->step, ts->bad_run);
-            if (ts->bad_run >= cfg->train_max_bad_steps)
-                return FAIL("%ld steps in a row had a non-finite loss or gradient "
-                            "(train.max_bad_steps); lower train.lr",
-                            ts->bad_run);
-        } else {
-            ts->bad_run = 0;
-        }
+        CHECK(trainer_count_step(cfg, ts, bad));
         trainer_progress_show(&prog, ts->epoch + 1, cfg->train_epochs, i + Bg, train->n,
                               &ts->partial);
         if (hooks && hooks->on_step) {

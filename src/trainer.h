@@ -128,6 +128,12 @@ void trainer_partial_unpack(const double *v, model_stats *st);
 void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
                     uint8_t *aug, uint64_t seed, uint32_t epoch);
 
+/* Counts a finished training step in ts (step, iteration; bad: its update
+ * was skipped for a non-finite loss or gradient, which extends the run of
+ * bad steps) and fails after train.max_bad_steps bad steps in a row. Also
+ * the step count of tensor-parallel training (mpi/tptrain.h). */
+int trainer_count_step(const fsnn_cfg *cfg, trainer_state *ts, int bad);
+
 /* Evaluates on `data`, split in contiguous blocks over the ranks of `red`:
  * fills test_loss, test_acc, test_fwd_residual and test_samples_per_s of
  * *row; `firing` receives spikes per neuron per step when not NULL.
