@@ -82,6 +82,8 @@ static const config_choice config_solver_names[] = {{"broyden", SOLVER_BROYDEN},
 static const config_choice config_optim_names[] = {
     {"sgd", OPTIM_SGD}, {"adam", OPTIM_ADAM}, {NULL, 0}};
 static const config_choice config_onoff_names[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
+static const config_choice config_dropout_shape_names[] = {
+    {"neuron", 0}, {"channel", 1}, {NULL, 0}};
 static const config_choice config_auto_onoff_names[] = {
     {"auto", -1}, {"on", 1}, {"off", 0}, {NULL, 0}};
 
@@ -185,6 +187,9 @@ static const config_opt config_opts[] = {
                    "iterations of linear learning-rate warm-up; 0 = none"),
     CONFIG_NUM("train.dropout", CONFIG_FLOAT, train_dropout, "0.2", 0, 0, 1, 1,
                "variational dropout rate (one mask per sample for all time steps)"),
+    CONFIG_ENUMS("train.dropout_shape", train_dropout_channel, "neuron", config_dropout_shape_names,
+                 "dropout masks: one draw per neuron, or per channel of a conv layer's map (the "
+                 "same over its positions; fully connected layers: per neuron either way)"),
     CONFIG_NUM("train.adam_beta1", CONFIG_DOUBLE, train_adam_beta1, "0.9", 0, 0, 1, 1,
                "Adam: decay of the first moment"),
     CONFIG_NUM("train.adam_beta2", CONFIG_DOUBLE, train_adam_beta2, "0.999", 0, 0, 1, 1,

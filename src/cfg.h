@@ -64,6 +64,7 @@ typedef struct {
     double train_lr_gamma;
     int train_warmup_iters;
     float train_dropout;
+    int train_dropout_channel; /* 1: one draw per channel of a conv map (train.dropout_shape) */
     double train_adam_beta1;
     double train_adam_beta2;
     double train_adam_eps;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "bn.h"      // defines: BN_EPS, BN_MOMENTUM
-#include "dropout.h" // defines: dropout_mask
+#include "dropout.h" // defines: dropout_mask_channel
 #include "pool.h"    // defines: pool_avg2_forward, pool_avg2_vjp
 #include "rng.h"     // defines: RNG_DROP_LAYER
 #include "status.h"  // defines: FAIL, CHECK, XCALLOC
@@ -147,14 +147,17 @@ void mlnet_ws_destroy(mlnet_ws **pw) {
     *pw = NULL;
 }
 
-void mlnet_masks(const mlnet *net, mlnet_ws *w, int B, float p, uint64_t seed, uint32_t epoch,
-                 const long *sample_ids) {
+void mlnet_masks(const mlnet *net, mlnet_ws *w, int B, float p, int channel, uint64_t seed,
+                 uint32_t epoch, const long *sample_ids) {
     w->use_drop = p > 0.0f;
     if (!w->use_drop) return;
-    for (int l = 1; l < net->L; l++)
-        if (mlnet_has_bn(&net->layer[l]))
-            dropout_mask(w->drop[l], B, net->layer[l].n, p, seed, RNG_DROP_LAYER + (uint32_t)l + 1,
-                         epoch, sample_ids);
+    for (int l = 1; l < net->L; l++) {
+        const mlnet_layer *ly = &net->layer[l];
+        if (!mlnet_has_bn(ly)) continue;
+        /* Channel masks with hw = 1 are the neuron masks (dropout.h). */
+        dropout_mask_channel(w->drop[l], B, channel ? ly->C : ly->n, channel ? ly->hw : 1, p, seed,
+                             RNG_DROP_LAYER + (uint32_t)l + 1, epoch, sample_ids);
+    }
 }
 
 /* --- the simulation --- */

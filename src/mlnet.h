@@ -127,9 +127,9 @@ int mlnet_ws_create(mlnet_ws **out, const mlnet *net, int Bmax, int max_groups);
 void mlnet_ws_destroy(mlnet_ws **w);
 
 /* Dropout masks of layers 2..L for (seed, epoch, sample_ids), p > 0; or
- * none (p = 0). */
-void mlnet_masks(const mlnet *net, mlnet_ws *w, int B, float p, uint64_t seed, uint32_t epoch,
-                 const long *sample_ids);
+ * none (p = 0). channel: one draw per channel of a conv layer's map. */
+void mlnet_masks(const mlnet *net, mlnet_ws *w, int B, float p, int channel, uint64_t seed,
+                 uint32_t epoch, const long *sample_ids);
 
 /* The simulation of B rows: a [B x n_L] = the last layer's (weighted) rate
  * after T steps. batch_bn: BatchNorm with batch statistics (stats,

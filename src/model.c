@@ -202,6 +202,7 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     m->vth = cfg->neuron_vth;
     m->leak = cfg->neuron_leak;
     m->dropout = cfg->train_dropout;
+    m->dropout_channel = cfg->train_dropout_channel;
     m->spike_mode = cfg->model_spike_product;
     m->n_spiking = m->ml ? m->ml->n_total : n;
     const int C = m->channels;
@@ -760,15 +761,20 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     }
     ws->use_drop = training && m->dropout > 0.0f;
     if (ws->use_drop) {
-        dropout_mask(ws->dropx, B, n, m->dropout, seed, RNG_DROP_X, epoch, sample_ids);
-        dropout_mask(ws->drops, B, n, m->dropout, seed, RNG_DROP_S, epoch, sample_ids);
+        /* Channel masks with hw = 1 are the neuron masks (dropout.h). */
+        const int mc = m->dropout_channel ? C : n, mhw = m->dropout_channel ? hw : 1;
+        dropout_mask_channel(ws->dropx, B, mc, mhw, m->dropout, seed, RNG_DROP_X, epoch,
+                             sample_ids);
+        dropout_mask_channel(ws->drops, B, mc, mhw, m->dropout, seed, RNG_DROP_S, epoch,
+                             sample_ids);
         for (long k = 0; k < count; k++)
             ws->x1[k] = ws->dropx[k] * ws->bny[k];
     } else {
         memcpy(ws->x1, ws->bny, sizeof(float) * (size_t)count);
     }
     if (m->ml)
-        mlnet_masks(m->ml, ws->mlw, B, ws->use_drop ? m->dropout : 0.0f, seed, epoch, sample_ids);
+        mlnet_masks(m->ml, ws->mlw, B, ws->use_drop ? m->dropout : 0.0f, m->dropout_channel, seed,
+                    epoch, sample_ids);
     return FSNN_OK;
 }
 

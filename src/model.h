@@ -79,6 +79,7 @@ typedef struct {
                             * statistics in training too (tests: then f is a plain
                             * function of the parameters) */
     float vth, leak, dropout;
+    int dropout_channel; /* train.dropout_shape = channel */
     cfg_spike_product spike_mode;
     size_t n_params;
     float *params, *grads; /* owned */

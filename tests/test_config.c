@@ -352,6 +352,7 @@ static void expect_same(const fsnn_cfg *a, const fsnn_cfg *b) {
     SAME(train_lr_gamma);
     SAME(train_warmup_iters);
     SAME(train_dropout);
+    SAME(train_dropout_channel);
     SAME(train_adam_beta1);
     SAME(train_adam_beta2);
     SAME(train_adam_eps);
@@ -415,6 +416,7 @@ static void test_round_trip(void) {
                                       "train.lr_gamma=0.3333333333333333",
                                       "train.warmup_iters=400",
                                       "train.dropout=0.1",
+                                      "train.dropout_shape=channel",
                                       "train.adam_beta1=0.85",
                                       "train.adam_beta2=0.9999",
                                       "train.adam_eps=1e-7",
@@ -461,7 +463,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 41, "%zu markdown rows", rows);
+            EXPECT(rows == 42, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }
