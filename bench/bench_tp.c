@@ -16,6 +16,7 @@
 
 #include "blas.h"
 #include "clock.h"
+#include "config.h"
 #include "grid.h"
 #include "model.h"
 #include "optim.h"
@@ -26,26 +27,16 @@
 
 enum { NIN = 784, NOUT = 10 };
 
+/* The paper's F400 settings (config defaults) with n neurons, IF, dense
+ * products and float sums, batches of B. */
 static void bench_cfg(fsnn_cfg *c, int n, int B) {
-    memset(c, 0, sizeof *c);
-    c->run_seed = 1;
+    config_defaults(c);
     snprintf(c->model_net, sizeof c->model_net, "%d (F%d)", n, n);
     c->model_hidden = n;
-    c->model_time_steps = 5;
     c->model_spike_product = SPIKE_DENSE;
-    c->neuron_vth = 2.0f;
     c->neuron_leak = 1.0f;
-    c->solver_kind = SOLVER_BROYDEN;
-    c->solver_max_iters = 30;
-    c->solver_tol = 2e-10;
-    c->solver_anderson_m = 5;
     c->train_batch = B;
     c->train_test_batch = B;
-    c->train_dropout = 0.2f;
-    c->train_lr = 0.05;
-    c->train_momentum = 0.9;
-    c->train_weight_decay = 5e-4;
-    c->train_optimizer = OPTIM_SGD;
     c->parallel_deterministic = 0;
     c->parallel_micro_batch = B;
 }

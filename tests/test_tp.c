@@ -34,6 +34,7 @@
 
 #include "check.h"
 #include "ckpt.h"
+#include "config.h"
 #include "grid.h"
 #include "model.h"
 #include "optim.h"
@@ -45,25 +46,14 @@
 enum { NIN = 20, NH = 64, NOUT = 5, BG = 12, BLOCK = 8, STEPS = 3 };
 
 static void tp_cfg(fsnn_cfg *c) {
-    memset(c, 0, sizeof *c);
+    config_defaults(c);
     c->run_seed = 5;
     snprintf(c->model_net, sizeof c->model_net, "%d (F%d)", NH, NH);
     c->model_hidden = NH;
-    c->model_time_steps = 5;
     c->model_spike_product = SPIKE_DENSE;
-    c->neuron_vth = 2.0f;
     c->neuron_leak = 0.95f;
-    c->solver_kind = SOLVER_BROYDEN;
-    c->solver_max_iters = 30;
-    c->solver_tol = 2e-10;
-    c->solver_anderson_m = 5;
     c->train_batch = BG;
     c->train_test_batch = BG;
-    c->train_dropout = 0.2f;
-    c->train_lr = 0.05;
-    c->train_momentum = 0.9;
-    c->train_weight_decay = 5e-4;
-    c->train_optimizer = OPTIM_SGD;
     c->parallel_deterministic = 0;
     c->parallel_micro_batch = BG;
 }
