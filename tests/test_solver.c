@@ -449,46 +449,8 @@ static void test_model_grad(const grad_net *net, float dropout) {
     }
     forward(m, wse, x);
 
-    for (int t = 0; t < m->n_tensors; t++) {
-        const model_tensor_info *ti = &m->info[t];
-        const float *an = ge + ti->offset;
-        const double *num = fd + ti->offset;
-        const unsigned char *pk = pick + ti->offset;
-        double amax = 0.0, dot = 0.0, na = 0.0, nf = 0.0;
-        for (size_t k = 0; k < ti->count; k++)
-            amax = fmax(amax, fabs(an[k]));
-        int bad = 0, used = 0;
-        for (size_t k = 0; k < ti->count; k++) {
-            if (!pk[k]) continue;
-            used++;
-            double tolk = 3e-2 * fabs(an[k]) + 2e-4 * amax + 1e-4;
-            if (fabs(an[k] - num[k]) > tolk) {
-                if (bad < 3)
-                    fprintf(stderr, "  %s %s[%zu]: analytic %.6g, FD %.6g\n", tag, ti->name, k,
-                            an[k], num[k]);
-                bad++;
-            }
-            dot += an[k] * num[k];
-            na += (double)an[k] * an[k];
-            nf += num[k] * num[k];
-        }
-        printf("%-16s %-16s max|grad| %.3g  |grad| %.4g  |FD| %.4g  misses %d/%d\n", tag, ti->name,
-               amax, sqrt(na), sqrt(nf), bad, used);
-        if (t == 1) {
-            /* The input bias is followed by BatchNorm in training mode, which
-             * subtracts the batch mean: its gradient is exactly 0. */
-            EXPECT(amax <= 1e-6, "%s: input.bias gradient should be 0, max %g", tag, amax);
-            EXPECT(sqrt(nf) <= 1e-3, "%s: input.bias FD should be ~0, |FD| %g", tag, sqrt(nf));
-            continue;
-        }
-        EXPECT(amax > 1e-3, "%s %s: gradient is (nearly) zero: max %g", tag, ti->name, amax);
-        EXPECT(bad == 0, "%s %s: %d of %d entries differ from FD", tag, ti->name, bad, used);
-        if (used < 8) continue;
-        double cosv = dot / sqrt(na * nf + 1e-300);
-        EXPECT(cosv > 0.999, "%s %s: cosine(analytic, FD) = %.6f", tag, ti->name, cosv);
-        EXPECT(fabs(sqrt(na / nf) - 1.0) < 0.03, "%s %s: |analytic| / |FD| = %.4f", tag, ti->name,
-               sqrt(na / nf));
-    }
+    EXPECT(testutil_grad_vs_fd(m, ge, fd, pick, tag, 1e-3, 0.0) == 0,
+           "%s: gradient against finite differences (messages above)", tag);
     model_ws_destroy(&wse);
     model_ws_destroy(&wsb);
     model_destroy(&m);

@@ -55,3 +55,61 @@ void testutil_scaled_matrix(float *W, int n, double norm, unsigned long long see
     for (long k = 0; k < (long)n * n; k++)
         W[k] = (float)(W[k] * norm / s0);
 }
+
+int testutil_grad_vs_fd(const fsnn_model *m, const float *ge, const double *fd,
+                        const unsigned char *pick, const char *tag, double min_grad,
+                        double cos_grad) {
+    int fails = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const model_tensor_info *ti = &m->info[t];
+        const float *an = ge + ti->offset;
+        const double *num = fd + ti->offset;
+        const unsigned char *pk = pick + ti->offset;
+        double amax = 0.0, dot = 0.0, na = 0.0, nf = 0.0;
+        for (size_t k = 0; k < ti->count; k++)
+            amax = fmax(amax, fabs(an[k]));
+        int bad = 0, used = 0;
+        for (size_t k = 0; k < ti->count; k++) {
+            if (!pk[k]) continue;
+            used++;
+            double tolk = 3e-2 * fabs(an[k]) + 2e-4 * amax + 1e-4;
+            if (fabs(an[k] - num[k]) > tolk) {
+                if (bad < 3)
+                    fprintf(stderr, "  %s %s[%zu]: analytic %.6g, FD %.6g\n", tag, ti->name, k,
+                            an[k], num[k]);
+                bad++;
+            }
+            dot += an[k] * num[k];
+            na += (double)an[k] * an[k];
+            nf += num[k] * num[k];
+        }
+        printf("%-26s %-18s max|grad| %.3g  |grad| %.4g  |FD| %.4g  misses %d/%d\n", tag, ti->name,
+               amax, sqrt(na), sqrt(nf), bad, used);
+        if (t == 1) { /* BatchNorm on batch statistics subtracts the input bias */
+            if (amax > 1e-6 || sqrt(nf) > 1e-3) {
+                fprintf(stderr, "FAILED: %s: input.bias gradient should be 0: max %g, |FD| %g\n",
+                        tag, amax, sqrt(nf));
+                fails++;
+            }
+            continue;
+        }
+        if (amax <= min_grad) {
+            fprintf(stderr, "FAILED: %s %s: gradient is (nearly) zero: max %g\n", tag, ti->name,
+                    amax);
+            fails++;
+        }
+        if (bad) {
+            fprintf(stderr, "FAILED: %s %s: %d of %d entries differ from FD\n", tag, ti->name, bad,
+                    used);
+            fails++;
+        }
+        if (used < 8 || amax < cos_grad) continue;
+        double cosv = dot / sqrt(na * nf + 1e-300), ratio = sqrt(na / nf);
+        if (!(cosv > 0.999) || !(fabs(ratio - 1.0) < 0.03)) {
+            fprintf(stderr, "FAILED: %s %s: cosine(analytic, FD) %.6f, |analytic| / |FD| %.4f\n",
+                    tag, ti->name, cosv, ratio);
+            fails++;
+        }
+    }
+    return fails;
+}

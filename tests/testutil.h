@@ -3,6 +3,8 @@
 #ifndef FSNN_TESTUTIL_H
 #define FSNN_TESTUTIL_H
 
+#include "model.h"
+
 /* Removes `dir` with everything below it (files and folders). */
 void testutil_remove_tree(const char *dir);
 
@@ -14,5 +16,18 @@ double testutil_spectral_norm(const float *A, int rows, int cols);
 /* Fills W [n x n] with uniform entries in [-1, 1] (counter RNG, stream
  * RNG_TEST, key `seed`) scaled so that ||W||_2 = norm (by dgesvd). */
 void testutil_scaled_matrix(float *W, int n, double norm, unsigned long long seed);
+
+/* The analytic gradient ge of model m against central differences fd, over
+ * the entries with pick[k] != 0, tensor by tensor (one line printed per
+ * tensor, prefixed by tag). Each picked entry must lie within
+ * 3e-2 |g| + 2e-4 max|g| + 1e-4 of its difference, the tensor's largest
+ * entry above min_grad, and where 8 or more entries are picked and max|g|
+ * is at least cos_grad, the cosine of the two vectors above 0.999 and their
+ * norms within 3%. Tensor 1 (the input bias, which BatchNorm on batch
+ * statistics follows) must instead be 0 both ways. Returns the number of
+ * failed conditions, each described on stderr. */
+int testutil_grad_vs_fd(const fsnn_model *m, const float *ge, const double *fd,
+                        const unsigned char *pick, const char *tag, double min_grad,
+                        double cos_grad);
 
 #endif
