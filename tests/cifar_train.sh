@@ -17,17 +17,7 @@ fsnn=$1 mpiexec=$2 name=cifar_train
 dir=$(mktemp -d /tmp/fsnn-cifar.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 data=$dir/cifar/cifar-10-batches-bin
-mkdir -p "$data"
-# record FILE LABEL: appends one record, the label byte then 3072 pixels of
-# value 20 * label + 30.
-record() {
-    printf "\\$(printf %03o "$2")" >>"$1"
-    head -c 3072 /dev/zero | tr '\0' "\\$(printf %03o $((20 * $2 + 30)))" >>"$1"
-}
-for b in 1 2 3 4 5; do
-    for i in $(seq 0 9); do record "$data/data_batch_$b.bin" $(((i + b) % 10)); done
-done
-for i in $(seq 0 19); do record "$data/test_batch.bin" $((i % 10)); done
+cifar_fixture "$dir/cifar"
 check '[ "$(stat -c %s "$data/data_batch_3.bin")" -eq 30730 ]' "generated batch has the wrong size"
 
 # train RUN_DIR [launcher words... --] [overrides...]

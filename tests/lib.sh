@@ -6,6 +6,10 @@
 #   sha RUN_DIR          weights_sha256 of RUN_DIR's checkpoint (fsnn inspect)
 #   metric RUN_DIR COL   column COL of the last row of RUN_DIR/metrics.csv
 #   check_eval RUN_DIR ACC   `fsnn eval RUN_DIR` must run and print ACC (%.2f)
+#   cifar_fixture DIR    a CIFAR-10 folder DIR/cifar-10-batches-bin in the
+#                        official layout: 10 records per training batch, 20
+#                        test records, each image a flat colour set by its
+#                        label (20 * label + 30)
 #   train_with CONFIG RUN_DIR [MPIEXEC words... --] [overrides...]
 #                        fsnn train with the overrides of the array `base`
 #                        then the given ones, under the launcher words when
@@ -36,4 +40,16 @@ train_with() {
         shift
     fi
     "${launch[@]}" "$fsnn" train "$config" "run.dir=$run" "${base[@]}" "$@"
+}
+cifar_fixture() {
+    local data=$1/cifar-10-batches-bin b i
+    mkdir -p "$data"
+    record() {
+        printf "\\$(printf %03o "$2")" >>"$1"
+        head -c 3072 /dev/zero | tr '\0' "\\$(printf %03o $((20 * $2 + 30)))" >>"$1"
+    }
+    for b in 1 2 3 4 5; do
+        for i in $(seq 0 9); do record "$data/data_batch_$b.bin" $(((i + b) % 10)); done
+    done
+    for i in $(seq 0 19); do record "$data/test_batch.bin" $((i % 10)); done
 }

@@ -14,38 +14,18 @@
 #   1% (the sums' rounding differs between rank counts).
 #   ml_train.sh FSNN MPIEXEC
 set -u
-fsnn=$1 mpiexec=$2
-passed=0 failed=0
-check() { if eval "$1"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $2"; fi; }
+fsnn=$1 mpiexec=$2 name=ml_train
+. "$(dirname "$0")/lib.sh"
 
 dir=$(mktemp -d /tmp/fsnn-ml.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-data=$dir/cifar/cifar-10-batches-bin
-mkdir -p "$data"
-record() {
-    printf "\\$(printf %03o "$2")" >>"$1"
-    head -c 3072 /dev/zero | tr '\0' "\\$(printf %03o $((20 * $2 + 30)))" >>"$1"
-}
-for b in 1 2 3 4 5; do
-    for i in $(seq 0 9); do record "$data/data_batch_$b.bin" $(((i + b) % 10)); done
-done
-for i in $(seq 0 19); do record "$data/test_batch.bin" $((i % 10)); done
+cifar_fixture "$dir/cifar"
 
 # train RUN_DIR [launcher words... --] [overrides...]
-train() {
-    local run=$1
-    shift
-    local launch=()
-    if [ "$#" -gt 0 ] && [ "$1" = "$mpiexec" ]; then
-        while [ "$1" != -- ]; do launch+=("$1"); shift; done
-        shift
-    fi
-    "${launch[@]}" "$fsnn" train "$(dirname "$0")/../configs/demo.ini" "run.dir=$run" \
-        data.dataset=cifar10 "data.path=$dir/cifar" data.train_limit=32 data.test_limit=20 \
-        train.epochs=2 train.batch=8 train.test_batch=10 "model.net=8C3s-P2-8C3 (F8C3u)" \
-        model.time_steps=6 parallel.micro_batch=2 run.threads=1 run.progress=plain "$@"
-}
-sha() { "$fsnn" inspect "$1/checkpoint.h5" 2>/dev/null | sed -n 's/^weights_sha256 //p'; }
+base=(data.dataset=cifar10 "data.path=$dir/cifar" data.train_limit=32 data.test_limit=20
+    train.epochs=2 train.batch=8 train.test_batch=10 "model.net=8C3s-P2-8C3 (F8C3u)"
+    model.time_steps=6 parallel.micro_batch=2 run.threads=1 run.progress=plain)
+train() { train_with "$(dirname "$0")/../configs/demo.ini" "$@"; }
 # The evaluation's figures without the path and the speed.
 evaluation() { "$fsnn" eval "$1" 2>/dev/null | sed -n 's/.*\(test accuracy.*firing rate [0-9.]*\).*/\1/p'; }
 
@@ -71,11 +51,10 @@ e1=$(evaluation "$dir/one") e2=$(evaluation "$dir/resumed")
 echo "ml_train: straight: $e1; resumed: $e2"
 check '[ -n "$e1" ] && [ "$e1" = "$e2" ]' "evaluation differs: '$e1' vs '$e2'"
 
-loss() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { l = $c["train_loss"] } END { print l }' "$1/metrics.csv" 2>/dev/null; }
 train "$dir/fast1" parallel.deterministic=off >"$dir/fast1.log" 2>&1
 train "$dir/fast2" "$mpiexec" -np 2 --oversubscribe -- parallel.deterministic=off >"$dir/fast2.log" 2>&1
 rc=$?
-l1=$(loss "$dir/fast1") l2=$(loss "$dir/fast2")
+l1=$(metric "$dir/fast1" train_loss) l2=$(metric "$dir/fast2" train_loss)
 echo "ml_train: fast mode train loss 1 rank ${l1:-none}, 2 ranks ${l2:-none}"
 check '[ "$rc" -eq 0 ] && awk -v a="$l1" -v b="$l2" "BEGIN { d = a - b; exit !(a > 0 && (d < 0 ? -d : d) <= 0.01 * a) }"' \
     "fast mode: exit $rc, losses ${l1:-none} and ${l2:-none}: $(tail -n 3 "$dir/fast2.log")"
@@ -83,5 +62,5 @@ check '[ "$rc" -eq 0 ] && awk -v a="$l1" -v b="$l2" "BEGIN { d = a - b; exit !(a
 "$fsnn" inspect "$dir/one/checkpoint.h5" >"$dir/inspect" 2>&1
 check 'grep -q "^  layer3.bn.weight *\[8 x 1\]" "$dir/inspect" && grep -q "^  feedback.V *\[8 x 72\]" "$dir/inspect"' \
     "fsnn inspect lacks the layers' tensors: $(cat "$dir/inspect")"
-echo "ml_train: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -eq 8 ]
+[ "$passed" -eq 8 ] || { failed=$((failed + 1)); echo "FAILED: $passed checks ran, 8 expected"; }
+finish
