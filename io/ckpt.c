@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,8 +90,9 @@ static void ckpt_hex(const unsigned char *md, char hex[65]) {
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-/* SHA-256 over tensors, history, partial statistics and counters. */
-static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, char hex[65]) {
+/* SHA-256 over tensors, history (cols columns per row, as stored),
+ * partial statistics and counters. */
+static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, int cols, char hex[65]) {
     ckpt_tensor t[CKPT_MAX_TENSORS];
     int nt = ckpt_tensors(d->m, d->ts->opt, t);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -98,8 +100,8 @@ static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, char hex[65]) 
     for (int i = 0; ok && i < nt; i++)
         ok = EVP_DigestUpdate(ctx, t[i].data, sizeof(float) * t[i].dims[0] * t[i].dims[1]) == 1;
     if (ok && d->history_rows > 0)
-        ok = EVP_DigestUpdate(ctx, d->history,
-                              sizeof(double) * (size_t)d->history_rows * METRICS_N_COLS) == 1;
+        ok =
+            EVP_DigestUpdate(ctx, d->history, sizeof(double) * (size_t)d->history_rows * cols) == 1;
     if (ok) ok = EVP_DigestUpdate(ctx, d->partial, sizeof d->partial) == 1;
     if (ok) ok = EVP_DigestUpdate(ctx, ints, sizeof(int64_t) * CK_N_INTS) == 1;
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -213,9 +215,9 @@ static int ckpt_header_check(const char *path, const unsigned char *bytes, size_
     char hex[65], want[CKPT_HEADER_SIZE];
     if (!ckpt_header_number(&p, "format_version", &version))
         return FAIL("%s: damaged header (format_version line)", path);
-    if (version != CKPT_VERSION)
-        return FAIL("%s: checkpoint format version %llu; this fsnn reads version %d", path, version,
-                    CKPT_VERSION);
+    if (version < CKPT_VERSION_OLDEST || version > CKPT_VERSION)
+        return FAIL("%s: checkpoint format version %llu; this fsnn reads versions %d to %d", path,
+                    version, CKPT_VERSION_OLDEST, CKPT_VERSION);
     if (!ckpt_header_number(&p, "length", &length) || !ckpt_header_digest(&p, hex))
         return FAIL("%s: damaged header (length or sha256 line)", path);
     ckpt_header_make(want, version, length, hex);
@@ -378,7 +380,7 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path, const ckpt_s
     if (sh)
         memcpy(sum, ckpt_sum_pending, sizeof sum);
     else
-        CHECK(ckpt_checksum(d, ints, sum));
+        CHECK(ckpt_checksum(d, ints, METRICS_N_COLS, sum));
     CHECK(ckpt_attr_str(f, "format", "fsnn-checkpoint", path));
     CHECK(ckpt_attr_i64(f, "format_version", CKPT_VERSION, path));
     for (int i = 0; i < CK_N_INTS; i++)
@@ -941,9 +943,11 @@ static int ckpt_load(const ckpt_file *cf, ckpt_data *d) {
     CHECK(rc);
     int64_t version = 0, ints[CK_N_INTS], want[CK_N_INTS];
     CHECK(ckpt_get_i64(cf, "format_version", &version));
-    if (version != CKPT_VERSION)
-        return FAIL("%s: format_version %lld; this fsnn reads %d", path, (long long)version,
-                    CKPT_VERSION);
+    if (version < CKPT_VERSION_OLDEST || version > CKPT_VERSION)
+        return FAIL("%s: format_version %lld; this fsnn reads versions %d to %d", path,
+                    (long long)version, CKPT_VERSION_OLDEST, CKPT_VERSION);
+    /* Version 2's history lacks spectral_norm_exact. */
+    const int cols = version == 2 ? METRICS_N_COLS - 1 : METRICS_N_COLS;
     for (int i = 0; i < CK_N_INTS; i++)
         CHECK(ckpt_get_i64(cf, ckpt_int_names[i], &ints[i]));
     ckpt_ints(d, want);
@@ -974,7 +978,7 @@ static int ckpt_load(const ckpt_file *cf, ckpt_data *d) {
         CHECK(ckpt_get(cf, t[i].group, t[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t[i].data,
                        t[i].rank, t[i].dims));
     int rows = (int)ints[CK_EPOCH];
-    hsize_t hd[2] = {(hsize_t)rows, METRICS_N_COLS}, pd[1] = {TRAINER_PARTIAL_N};
+    hsize_t hd[2] = {(hsize_t)rows, (hsize_t)cols}, pd[1] = {TRAINER_PARTIAL_N};
     CHECK(XCALLOC(&d->history, (size_t)(rows > 0 ? rows : 1) * METRICS_N_COLS));
     d->history_rows = rows;
     CHECK(ckpt_get(cf, "run", "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d->history, 2, hd));
@@ -990,12 +994,22 @@ static int ckpt_load(const ckpt_file *cf, ckpt_data *d) {
     d->world_size = (int)ints[CK_WORLD];
     CHECK(ckpt_get_str(cf, "checksum_sha256", &sum));
     char got[65];
-    rc = ckpt_checksum(d, ints, got);
+    rc = ckpt_checksum(d, ints, cols, got);
     if (rc == 0 && strcmp(sum, got) != 0)
         rc = FAIL("%s: checksum mismatch (stored %.16s..., computed %.16s...): the file is "
                   "damaged",
                   path, sum, got);
     free(sum);
+    if (rc == 0 && cols < METRICS_N_COLS) { /* widen the rows, last first, in place */
+        const int gap = metrics_column("spectral_norm_exact");
+        for (int r = rows - 1; r >= 0; r--) {
+            double *to = d->history + (size_t)r * METRICS_N_COLS;
+            const double *from = d->history + (size_t)r * cols;
+            memmove(to + gap + 1, from + gap, sizeof(double) * (size_t)(cols - gap));
+            memmove(to, from, sizeof(double) * (size_t)gap);
+            to[gap] = NAN;
+        }
+    }
     return rc;
 }
 

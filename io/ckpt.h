@@ -44,6 +44,9 @@
 /* 2: a whole-file header in the HDF5 user block; the history gained the
  * columns t_comm and restarts. 3: the history gained spectral_norm_exact. */
 #define CKPT_VERSION 3
+/* The oldest format still read: version 2 lacks the history column
+ * spectral_norm_exact, which a resumed run fills with NaN. */
+#define CKPT_VERSION_OLDEST 2
 #define CKPT_HEADER_SIZE 512 /* the HDF5 user block holding the fsnn header */
 #define CKPT_FILE "checkpoint.h5"
 #define CKPT_PREV "checkpoint.prev.h5"

@@ -65,6 +65,12 @@ const char *metrics_header(void) {
     return header;
 }
 
+int metrics_column(const char *name) {
+    for (int c = 0; c < METRICS_N_COLS; c++)
+        if (!strcmp(metrics_cols[c].name, name)) return c;
+    return -1;
+}
+
 void metrics_pack(const trainer_epoch *row, double *v) {
     const char *base = (const char *)row;
     for (int c = 0; c < METRICS_N_COLS; c++) {

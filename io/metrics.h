@@ -18,6 +18,9 @@ int metrics_append(const char *path, const trainer_epoch *row);
 /* The header line, without newline: the column names joined by commas. */
 const char *metrics_header(void);
 
+/* The index of column `name` in header order, or -1. */
+int metrics_column(const char *name);
+
 /* The row's columns as doubles, in header order, and back. */
 void metrics_pack(const trainer_epoch *row, double *v);
 void metrics_unpack(const double *v, trainer_epoch *row);

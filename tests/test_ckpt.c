@@ -273,6 +273,11 @@ static void version_1(unsigned char *b, size_t *size) {
     char *v = strstr((char *)b, "format_version 3");
     if (v) v[15] = '1';
 }
+static void version_4(unsigned char *b, size_t *size) {
+    (void)size;
+    char *v = strstr((char *)b, "format_version 3");
+    if (v) v[15] = '4';
+}
 /* Another hex digit in the header's digest. */
 static void bad_digest(unsigned char *b, size_t *size) {
     (void)size;
@@ -306,7 +311,8 @@ static void test_header(const char *good) {
     expect_refused(good, "head100.h5", keep_100_bytes, "truncated: 100 bytes");
     expect_refused(good, "empty.h5", empty, "not an fsnn checkpoint (empty file)");
     expect_refused(good, "magic.h5", bad_magic, "not an fsnn checkpoint");
-    expect_refused(good, "v1.h5", version_1, "format version 1; this fsnn reads version 3");
+    expect_refused(good, "v1.h5", version_1, "format version 1; this fsnn reads versions 2 to 3");
+    expect_refused(good, "v4.h5", version_4, "format version 4; this fsnn reads versions 2 to 3");
     expect_refused(good, "digest.h5", bad_digest, "damaged: the SHA-256");
     expect_refused(good, "upper.h5", upper_case_digest, "damaged header");
     expect_refused(good, "padding.h5", padding_byte, "damaged header");
