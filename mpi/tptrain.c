@@ -213,3 +213,29 @@ int tptrain_fit(const fsnn_cfg *cfg, tpfc *t, trainer_state *ts, const trainer_d
     tptrain_bufs_destroy(&b);
     return rc;
 }
+
+void tptrain_ckpt_shard(const tpfc *t, const fsnn_model *full, const float *m1, const float *m2,
+                        ckpt_shard *sh) {
+    const dist_mat *mats[2] = {&t->Fd, &t->Vd};
+    const int which[2] = {0, 4}; /* input.weight, feedback.V in model.h's order */
+    *sh = (ckpt_shard){.comm = t->grid.comm,
+                       .nb = t->grid.nb,
+                       .nprow = t->grid.nprow,
+                       .npcol = t->grid.npcol,
+                       .myrow = t->grid.myrow,
+                       .mycol = t->grid.mycol};
+    for (int k = 0; k < 2; k++) {
+        const model_tensor_info *ti = &full->info[which[k]];
+        const size_t off = t->off[which[k]];
+        sh->name[k] = ti->name;
+        sh->rows[k] = ti->dims[0];
+        sh->cols[k] = ti->dims[1];
+        sh->m_off[k] = ti->offset;
+        sh->lrows[k] = mats[k]->lrows;
+        sh->lcols[k] = mats[k]->lcols;
+        sh->lld[k] = mats[k]->lld;
+        sh->params[k] = t->params + off;
+        sh->m1[k] = m1 + off;
+        sh->m2[k] = m2 ? m2 + off : NULL;
+    }
+}

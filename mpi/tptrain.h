@@ -11,6 +11,7 @@
 #ifndef FSNN_TPTRAIN_H
 #define FSNN_TPTRAIN_H
 
+#include "ckpt.h"
 #include "tpfc.h"
 #include "trainer.h"
 
@@ -22,6 +23,12 @@ int tptrain_fit(const fsnn_cfg *cfg, tpfc *t, trainer_state *ts, const trainer_d
 
 /* Evaluation of t on `data` split over the groups of red: fills test_loss,
  * test_acc, test_fwd_residual, test_samples_per_s. Collective. */
+/* The layout of this rank's blocks of F and V and of their optimiser state
+ * m1, m2 (m2 NULL: none), t's local arrays, for ckpt_write_sharded; full is
+ * the one-process model whose tensor list names and places them. */
+void tptrain_ckpt_shard(const tpfc *t, const fsnn_model *full, const float *m1, const float *m2,
+                        ckpt_shard *sh);
+
 int tptrain_evaluate(const fsnn_cfg *cfg, tpfc *t, const trainer_data *data, trainer_epoch *row,
                      const reduce_ops *red);
 

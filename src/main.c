@@ -33,7 +33,7 @@
 #include "report.h"  // defines: report_write_trace
 #include "status.h"  // defines: CHECK, FAIL
 #include "tpfc.h"    // defines: tpfc_create, tpfc_to_model, tpfc_full_from_local
-#include "tptrain.h" // defines: tptrain_fit
+#include "tptrain.h" // defines: tptrain_fit, tptrain_ckpt_shard
 #include "trainer.h" // defines: trainer_fit, trainer_evaluate
 
 #define FSNN_VERSION "0.1.0"
@@ -139,28 +139,8 @@ static int main_tp_checkpoint(main_run *run, const trainer_state *ts, ckpt_data 
     const tpfc *t = run->tp;
     fsnn_model *full = run->full;
     optim *fo = run->full_opt, *lo = ts->opt;
-    const dist_mat *mats[2] = {&t->Fd, &t->Vd};
-    const int which[2] = {0, 4}; /* input.weight, feedback.V in model.h's order */
-    ckpt_shard sh = {.comm = t->grid.comm,
-                     .nb = t->grid.nb,
-                     .nprow = t->grid.nprow,
-                     .npcol = t->grid.npcol,
-                     .myrow = t->grid.myrow,
-                     .mycol = t->grid.mycol};
-    for (int k = 0; k < 2; k++) {
-        const model_tensor_info *ti = &full->info[which[k]];
-        const size_t off = t->off[which[k]];
-        sh.name[k] = ti->name;
-        sh.rows[k] = ti->dims[0];
-        sh.cols[k] = ti->dims[1];
-        sh.m_off[k] = ti->offset;
-        sh.lrows[k] = mats[k]->lrows;
-        sh.lcols[k] = mats[k]->lcols;
-        sh.lld[k] = mats[k]->lld;
-        sh.params[k] = t->params + off;
-        sh.m1[k] = lo->m1 + off;
-        sh.m2[k] = lo->m2 ? lo->m2 + off : NULL;
-    }
+    ckpt_shard sh;
+    tptrain_ckpt_shard(t, full, lo->m1, lo->m2, &sh);
     trainer_state whole = *ts;
     if (run->writer) {
         tpfc_whole_to_full(t, full, t->params, full->params);

@@ -42,6 +42,7 @@
 #include "rng.h"
 #include "status.h"
 #include "tpfc.h"
+#include "tptrain.h"
 
 enum { NIN = 20, NH = 64, NOUT = 5, BG = 12, BLOCK = 8, STEPS = 3 };
 
@@ -166,27 +167,8 @@ static void tp_ckpt(const grid_env *g, tpfc *t, optim *o, fsnn_model *got, const
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (g->group == 0) {
-        const dist_mat *mats[2] = {&t->Fd, &t->Vd};
-        const int which[2] = {0, 4};
-        ckpt_shard sh = {.comm = t->grid.comm,
-                         .nb = t->grid.nb,
-                         .nprow = t->grid.nprow,
-                         .npcol = t->grid.npcol,
-                         .myrow = t->grid.myrow,
-                         .mycol = t->grid.mycol};
-        for (int k = 0; k < 2; k++) {
-            const model_tensor_info *ti = &got->info[which[k]];
-            sh.name[k] = ti->name;
-            sh.rows[k] = ti->dims[0];
-            sh.cols[k] = ti->dims[1];
-            sh.m_off[k] = ti->offset;
-            sh.lrows[k] = mats[k]->lrows;
-            sh.lcols[k] = mats[k]->lcols;
-            sh.lld[k] = mats[k]->lld;
-            sh.params[k] = t->params + t->off[which[k]];
-            sh.m1[k] = o->m1 + t->off[which[k]];
-            sh.m2[k] = NULL;
-        }
+        ckpt_shard sh;
+        tptrain_ckpt_shard(t, got, o->m1, NULL, &sh);
         EXPECT_OK(ckpt_write_sharded(shard_dir, g->model_rank == 0 ? &d : NULL, &sh));
     }
     MPI_Barrier(MPI_COMM_WORLD);
