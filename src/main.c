@@ -29,6 +29,7 @@
 #include "model.h"   // defines: fsnn_model
 #include "netspec.h" // defines: netspec_parse, netspec_infer
 #include "par.h"     // defines: par_init, par_finalize, par_all_ok, par_launcher_rank
+#include "pipe.h"    // defines: pipe_create, pipe_describe, pipe_traffic
 #include "reducer.h" // defines: reducer_world
 #include "report.h"  // defines: report_write_trace
 #include "status.h"  // defines: CHECK, FAIL
@@ -80,6 +81,9 @@ typedef struct {
     tpfc *tp;
     fsnn_model *full; /* owned, made at the first checkpoint or resume */
     optim *full_opt;  /* owned, likewise */
+    /* Layer-pipeline runs (a multi-layer net, parallel.model_ranks > 1):
+     * the transport over the group; the model is whole on every rank. */
+    pipe_env *pipe;
     int in_c, in_h, in_w, classes;
 } main_run;
 
@@ -351,9 +355,26 @@ static int main_tp_resume(main_run *run, trainer_state *ts) {
     return FSNN_OK;
 }
 
+/* The layer pipeline's exchange per simulation step over all stages of the
+ * group, and the transport's time (world rank 0 logs). Collective. */
+static int main_pipe_report(const pipe_env *p, int world_rank, int stages) {
+    mlnet_traffic t;
+    double sec;
+    CHECK(pipe_totals(p, &t, &sec));
+    const double steps = t.steps > 0 ? (double)t.steps : 1.0;
+    if (world_rank == 0)
+        log_info("layer pipeline exchange (group 0, all stages): %ld spike messages, %.0f bytes "
+                 "per message sent (bit masks only: %.0f, index lists only: %.0f); %.3g MB of "
+                 "activations and adjoint vectors; %.2f s in the transport per stage",
+                 t.steps, t.spike_bytes / steps, t.mask_bytes / steps, t.list_bytes / steps,
+                 t.float_bytes / 1e6, sec / stages);
+    return FSNN_OK;
+}
+
 /* The model of a run: the one-process model, or with parallel.model_ranks
- * > 1 the tensor-parallel FC net over the group (run->tp); an optimiser of
- * its (local) size. */
+ * > 1 the tensor-parallel FC net over the group (run->tp) or a multi-layer
+ * net's layer pipeline over it (run->pipe); an optimiser of its (local)
+ * size. */
 static int main_make_model(main_run *run, const grid_env *grid, const trainer_data *train,
                            fsnn_model **m, trainer_state *ts) {
     const fsnn_cfg *cfg = run->cfg;
@@ -361,15 +382,22 @@ static int main_make_model(main_run *run, const grid_env *grid, const trainer_da
         CHECK(model_create(m, cfg, train->channels, train->height, train->width, run->classes));
         return optim_create(&ts->opt, cfg, (*m)->n_params);
     }
-    if (cfg->model_hidden <= 0)
-        return FAIL("parallel.model_ranks = %d: only fully connected nets 'N (FN)' can be "
-                    "sharded over model ranks; model.net '%s' is not one (use "
-                    "parallel.model_ranks = 1)",
-                    grid->model_ranks, cfg->model_net);
     if (train->frames > 0)
-        return FAIL("parallel.model_ranks = %d: the tensor-parallel net takes images, not event "
-                    "frames (data.dataset = %s; use parallel.model_ranks = 1)",
+        return FAIL("parallel.model_ranks = %d: the tensor-parallel net and the layer pipeline "
+                    "take images, not event frames (data.dataset = %s; use "
+                    "parallel.model_ranks = 1)",
                     grid->model_ranks, dataset_name(cfg->data_dataset));
+    if (cfg->model_hidden <= 0) {
+        CHECK(model_create(m, cfg, train->channels, train->height, train->width, run->classes));
+        if (!(*m)->ml)
+            return FAIL("parallel.model_ranks = %d: only fully connected nets 'N (FN)' (tensor "
+                        "parallel) and nets of two layers or more (layer pipeline) can be split "
+                        "over model ranks; model.net '%s' is neither (use parallel.model_ranks = "
+                        "1)",
+                        grid->model_ranks, cfg->model_net);
+        CHECK(pipe_create(&run->pipe, grid->model, *m));
+        return optim_create(&ts->opt, cfg, (*m)->n_params);
+    }
     int bmax = cfg->train_batch > cfg->train_test_batch ? cfg->train_batch : cfg->train_test_batch;
     CHECK(tpfc_create(&run->tp, cfg, train->dim, run->classes, grid->model, TPFC_BLOCK, bmax));
     return optim_create(&ts->opt, cfg, run->tp->n_params);
@@ -443,12 +471,20 @@ static int main_train(const char *config_path, int argc, char **argv) {
                      run.tp->grid.nb, run.tp->grid.nprow, run.tp->grid.npcol, run.tp->n_params);
             rc = tptrain_fit(&cfg, run.tp, &ts, &train, &test, &hooks, &red);
         } else {
-            main_log_model(&cfg, m, red.rank);
-            if (red.size > 1)
+            main_log_model(&cfg, m, grid.world_rank);
+            if (run.pipe) {
+                char stages[512];
+                pipe_describe(run.pipe, stages, sizeof stages);
+                log_info("layer pipeline: %d groups of %d stages, %s mode; %s", grid.groups,
+                         grid.model_ranks, cfg.parallel_deterministic ? "deterministic" : "fast",
+                         stages);
+            } else if (red.size > 1)
                 log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)",
                          red.size, cfg.parallel_deterministic ? "deterministic" : "fast",
                          cfg.parallel_micro_batch);
             rc = trainer_fit(&cfg, m, &ts, &train, &test, &hooks, &red);
+            if (rc == 0 && run.pipe)
+                rc = main_pipe_report(run.pipe, grid.world_rank, grid.model_ranks);
         }
     }
     if (rc == 0 && run.rows > 0) {
@@ -462,6 +498,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
     optim_destroy(&ts.opt);
     model_destroy(&m);
     tpfc_destroy(&run.tp);
+    pipe_destroy(&run.pipe);
     model_destroy(&run.full);
     optim_destroy(&run.full_opt);
     dataset_destroy(&data);

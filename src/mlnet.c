@@ -6,14 +6,113 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bn.h"      // defines: BN_EPS, BN_MOMENTUM
-#include "dropout.h" // defines: dropout_mask_channel
-#include "pool.h"    // defines: pool_avg2_forward, pool_avg2_vjp
-#include "rng.h"     // defines: RNG_DROP_LAYER
-#include "status.h"  // defines: FAIL, CHECK, XCALLOC
+#include "bn.h"        // defines: BN_EPS, BN_MOMENTUM
+#include "dropout.h"   // defines: dropout_mask_channel
+#include "pool.h"      // defines: pool_avg2_forward, pool_avg2_vjp
+#include "rng.h"       // defines: RNG_DROP_LAYER
+#include "spikecode.h" // defines: spikecode_encode, spikecode_decode, spikecode_bound
+#include "status.h"    // defines: FAIL, CHECK, XCALLOC
 
 static int mlnet_has_bn(const mlnet_layer *ly) {
     return ly->kind != NETSPEC_POOL;
+}
+
+/* --- the pipeline's stages --- */
+
+static int mlnet_piped(const mlnet *net) {
+    return net->pipe && net->pipe->stages > 1;
+}
+
+/* This stage's layers [*lo, *hi). */
+static void mlnet_range(const mlnet *net, int *lo, int *hi) {
+    *lo = mlnet_piped(net) ? net->pipe->first[net->pipe->stage] : 0;
+    *hi = mlnet_piped(net) ? net->pipe->first[net->pipe->stage + 1] : net->L;
+}
+
+static int mlnet_last_stage(const mlnet *net) {
+    return !mlnet_piped(net) || net->pipe->stage == net->pipe->stages - 1;
+}
+
+int mlnet_owner(const mlnet *net, int l) {
+    if (!mlnet_piped(net)) return 0;
+    int s = 0;
+    while (s + 1 < net->pipe->stages && l >= net->pipe->first[s + 1])
+        s++;
+    return s;
+}
+
+void mlnet_set_pipe(mlnet *net, const mlnet_pipe *p) {
+    net->pipe = p;
+}
+
+void mlnet_costs(const mlnet *net, const linop *fb, double *cost) {
+    for (int l = 0; l < net->L; l++) {
+        const mlnet_layer *ly = &net->layer[l];
+        const linop *op = l == 0 ? fb : (mlnet_has_bn(ly) ? &ly->op : NULL);
+        /* A transposed conv scatters each input value over its [cols] outputs. */
+        double macs = !op                        ? (double)ly->in
+                      : op->kind == LINOP_DECONV ? (double)op->cols * op->in
+                                                 : (double)op->rows * op->cols * op->hw;
+        cost[l] = macs + ly->n;
+    }
+}
+
+/* Floats [count] to or from a neighbouring stage, counted. */
+static int mlnet_send_floats(const mlnet *net, int to, const float *x, long count) {
+    const mlnet_pipe *p = net->pipe;
+    p->traffic->float_bytes += (double)count * sizeof(float);
+    return p->send(p->ctx, to, x, sizeof(float) * (size_t)count);
+}
+
+static int mlnet_recv_floats(const mlnet *net, int from, float *x, long count) {
+    const mlnet_pipe *p = net->pipe;
+    size_t got = 0;
+    CHECK(p->recv(p->ctx, from, x, sizeof(float) * (size_t)count, &got));
+    if (got != sizeof(float) * (size_t)count)
+        return FAIL("pipeline: stage %d sent %zu bytes, %zu expected", from, got,
+                    sizeof(float) * (size_t)count);
+    return FSNN_OK;
+}
+
+/* Layer l's spikes of this step, group by group, to stage `to`. */
+static int mlnet_send_spikes(const mlnet *net, mlnet_ws *w, int l, const mlnet_groups *g, int to) {
+    const mlnet_pipe *p = net->pipe;
+    const int n = net->layer[l].n;
+    size_t off = 0;
+    for (int gi = 0; gi < g->n; gi++) {
+        const long count = (long)g->len[gi] * n;
+        size_t used;
+        long k;
+        CHECK(spikecode_encode(w->s[l] + (long)g->off[gi] * n, count, w->xbuf + off, w->xcap - off,
+                               &used, &k));
+        off += used;
+        p->traffic->mask_bytes += (double)spikecode_mask_bytes(count);
+        p->traffic->list_bytes += (double)spikecode_list_bytes(k);
+    }
+    p->traffic->spike_bytes += (double)off;
+    p->traffic->steps++;
+    return p->send(p->ctx, to, w->xbuf, off);
+}
+
+/* Layer l's spikes of this step from stage `from` into w->s[l], with their
+ * counts per group. */
+static int mlnet_recv_spikes(const mlnet *net, mlnet_ws *w, int l, const mlnet_groups *g,
+                             int from) {
+    const mlnet_pipe *p = net->pipe;
+    const int n = net->layer[l].n;
+    size_t got = 0, at = 0;
+    CHECK(p->recv(p->ctx, from, w->xbuf, w->xcap, &got));
+    for (int gi = 0; gi < g->n; gi++) {
+        size_t used;
+        CHECK(spikecode_decode(w->xbuf + at, got - at, w->s[l] + (long)g->off[gi] * n,
+                               (long)g->len[gi] * n, &used,
+                               &w->gspk[(size_t)l * w->max_groups + gi]));
+        at += used;
+    }
+    if (at != got)
+        return FAIL("pipeline: layer %d's spikes from stage %d: %zu bytes left over", l + 1, from,
+                    got - at);
+    return FSNN_OK;
 }
 
 int mlnet_create(mlnet **out, const netspec *net, const netspec_sizes *sz, const fsnn_cfg *cfg) {
@@ -82,7 +181,9 @@ void mlnet_init_state(mlnet *net) {
 }
 
 void mlnet_prepare(mlnet *net) {
-    for (int l = 1; l < net->L; l++) {
+    int lo, hi;
+    mlnet_range(net, &lo, &hi);
+    for (int l = lo > 1 ? lo : 1; l < hi; l++) {
         mlnet_layer *ly = &net->layer[l];
         if (mlnet_has_bn(ly)) linop_event_weights(&ly->op, ly->F, ly->We);
     }
@@ -120,6 +221,10 @@ int mlnet_ws_create(mlnet_ws **out, const mlnet *net, int Bmax, int max_groups) 
     CHECK(XCALLOC(&w->scale, (size_t)net->C_max));
     CHECK(XCALLOC(&w->shift, (size_t)net->C_max));
     CHECK(XCALLOC(&w->center, (size_t)net->C_max));
+    if (mlnet_piped(net)) { /* a boundary's floats, or its spikes in the largest form */
+        w->xcap = sizeof(float) * big + (size_t)max_groups * (SPIKECODE_HEADER + 1);
+        CHECK(XCALLOC(&w->xbuf, w->xcap));
+    }
     return FSNN_OK;
 }
 
@@ -143,6 +248,7 @@ void mlnet_ws_destroy(mlnet_ws **pw) {
     free(w->scale);
     free(w->shift);
     free(w->center);
+    free(w->xbuf);
     free(w);
     *pw = NULL;
 }
@@ -151,7 +257,9 @@ void mlnet_masks(const mlnet *net, mlnet_ws *w, int B, float p, int channel, uin
                  uint32_t epoch, const long *sample_ids) {
     w->use_drop = p > 0.0f;
     if (!w->use_drop) return;
-    for (int l = 1; l < net->L; l++) {
+    int lo, hi;
+    mlnet_range(net, &lo, &hi);
+    for (int l = lo > 1 ? lo : 1; l < hi; l++) {
         const mlnet_layer *ly = &net->layer[l];
         if (!mlnet_has_bn(ly)) continue;
         /* Channel masks with hw = 1 are the neuron masks (dropout.h). */
@@ -235,12 +343,23 @@ static void mlnet_affine(const mlnet_layer *ly, const double *mean, const double
 int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g,
                    int B, int batch_bn, mlnet_stats_fn stats, void *sctx, float *a,
                    neuron_stats *st, neuron_step_fn step, void *ctx) {
-    const int L = net->L, G = w->max_groups;
+    const int L = net->L, G = w->max_groups, piped = mlnet_piped(net);
     if (g->n > G) return FAIL("mlnet: %d row groups exceed the workspace's %d", g->n, G);
+    if (piped && step)
+        return FAIL("mlnet: a per-step trace needs the whole net on one rank (a pipeline of %d "
+                    "stages holds it in parts)",
+                    net->pipe->stages);
+    int lo, hi;
+    mlnet_range(net, &lo, &hi);
+    /* A pipeline's neighbours in the ring: spikes come from the previous
+     * stage (stage 0: the last stage's, the feedback) and go to the next. */
+    const int M = piped ? net->pipe->stages : 1, me = piped ? net->pipe->stage : 0;
+    const int prev = (me + M - 1) % M, next = (me + 1) % M;
     int *event = w->event;
     float *scale = w->scale, *shift = w->shift;
     double total = 0.0;
-    for (int l = 0; l < L; l++) {
+    const neuron_stats before = *st;
+    for (int l = lo; l < hi; l++) {
         const size_t bn = (size_t)B * net->layer[l].n;
         memset(w->u[l], 0, sizeof(float) * bn);
         memset(w->acc[l], 0, sizeof(float) * bn);
@@ -248,9 +367,10 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
     }
     const long n1 = (long)B * net->layer[0].n;
     for (int t = 1; t <= net->T; t++) {
-        if (t == 1) {
+        if (lo == 0 && t == 1) {
             memcpy(w->u[0], f1->x1, sizeof(float) * (size_t)n1);
-        } else { /* the feedback of the last layer's previous spikes */
+        } else if (lo == 0) { /* the feedback of the last layer's previous spikes */
+            if (piped) CHECK(mlnet_recv_spikes(net, w, L - 1, g, prev));
             mlnet_product p = {
                 f1->fb, f1->W, f1->We, w->s[L - 1], w->cur, w->idx, w->gspk + (size_t)(L - 1) * G,
                 event};
@@ -258,10 +378,11 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
             for (long k = 0; k < n1; k++)
                 w->u[0][k] += (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
         }
-        total += (double)mlnet_fire(net, w, 0, g, w->gspk);
-        for (int l = 1; l < L; l++) {
+        if (lo == 0) total += (double)mlnet_fire(net, w, 0, g, w->gspk);
+        for (int l = lo > 1 ? lo : 1; l < hi; l++) {
             const mlnet_layer *ly = &net->layer[l];
             const long count = (long)B * ly->n;
+            if (piped && l == lo) CHECK(mlnet_recv_spikes(net, w, l - 1, g, prev));
             if (ly->kind == NETSPEC_POOL) {
                 pool_avg2_forward(w->s[l - 1], w->cur, (long)B * ly->pc, ly->ph, ly->pw);
                 for (long k = 0; k < count; k++)
@@ -315,10 +436,26 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
             }
             total += (double)mlnet_fire(net, w, l, g, w->gspk + (size_t)l * G);
         }
+        /* Non-blocking: the next stage's work (or this stage's next step)
+         * proceeds while the spikes travel; the last stage's spikes of the
+         * last step feed nothing. */
+        if (piped && (hi < L || t < net->T)) CHECK(mlnet_send_spikes(net, w, hi - 1, g, next));
         if (step) step(ctx, t, w->acc[L - 1]);
     }
-    neuron_rates(w->acc[L - 1], (long)B * net->layer[L - 1].n, net->T, net->leak, a);
+    if (mlnet_last_stage(net))
+        neuron_rates(w->acc[L - 1], (long)B * net->layer[L - 1].n, net->T, net->leak, a);
     st->spikes += total;
+    if (!piped) return FSNN_OK;
+    const mlnet_pipe *pp = net->pipe;
+    CHECK(pp->flush(pp->ctx));
+    CHECK(pp->bcast(pp->ctx, a, sizeof(float) * (size_t)B * net->layer[L - 1].n, M - 1));
+    /* The whole stack's figures on every stage. */
+    double d[3] = {st->spikes - before.spikes, st->dense_steps - before.dense_steps,
+                   st->event_steps - before.event_steps};
+    CHECK(pp->sum_f64(pp->ctx, d, 3));
+    st->spikes = before.spikes + d[0];
+    st->dense_steps = before.dense_steps + (int)d[1];
+    st->event_steps = before.event_steps + (int)d[2];
     return FSNN_OK;
 }
 
@@ -355,18 +492,25 @@ static void mlnet_forward(const linop *op, const float *W, const float *b, const
 
 int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g, int B,
                  const float *a, int batch_bn, mlnet_stats_fn stats, void *sctx, float *res) {
-    const int L = net->L;
+    const int L = net->L, piped = mlnet_piped(net);
+    int lo, hi;
+    mlnet_range(net, &lo, &hi);
     const long n1 = (long)B * net->layer[0].n;
-    mlnet_forward(f1->fb, f1->W, NULL, a, w->cur, g);
-    for (long k = 0; k < n1; k++)
-        w->cur[k] = (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
     w->kink = INFINITY;
-    mlnet_clamp(w->cur, n1, net->vth, w->a[0], w->mv[0], &w->kink);
-    for (long k = 0; k < n1; k++)
-        w->jac[0][k] = f1->drops ? w->mv[0][k] * f1->drops[k] : w->mv[0][k];
-    for (int l = 1; l < L; l++) {
+    if (lo == 0) {
+        mlnet_forward(f1->fb, f1->W, NULL, a, w->cur, g);
+        for (long k = 0; k < n1; k++)
+            w->cur[k] = (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
+        mlnet_clamp(w->cur, n1, net->vth, w->a[0], w->mv[0], &w->kink);
+        for (long k = 0; k < n1; k++)
+            w->jac[0][k] = f1->drops ? w->mv[0][k] * f1->drops[k] : w->mv[0][k];
+    }
+    for (int l = lo > 1 ? lo : 1; l < hi; l++) {
         const mlnet_layer *ly = &net->layer[l];
         const long count = (long)B * ly->n;
+        if (piped && l == lo)
+            CHECK(mlnet_recv_floats(net, net->pipe->stage - 1, w->a[l - 1],
+                                    (long)B * net->layer[l - 1].n));
         if (ly->kind == NETSPEC_POOL) {
             pool_avg2_forward(w->a[l - 1], w->cur, (long)B * ly->pc, ly->ph, ly->pw);
             mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l], &w->kink);
@@ -405,6 +549,14 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
             }
     }
     const int nL = net->layer[L - 1].n;
+    if (piped) { /* a^{hi-1} on to the next stage; f from the last to all */
+        const mlnet_pipe *p = net->pipe;
+        if (hi < L)
+            CHECK(
+                mlnet_send_floats(net, p->stage + 1, w->a[hi - 1], (long)B * net->layer[hi - 1].n));
+        CHECK(p->flush(p->ctx));
+        CHECK(p->bcast(p->ctx, w->a[L - 1], sizeof(float) * (size_t)B * nL, p->stages - 1));
+    }
     for (int b = 0; b < B; b++) {
         double r = 0.0;
         for (int i = 0; i < nL; i++) {
@@ -416,18 +568,32 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
     return FSNN_OK;
 }
 
-void mlnet_update_running(mlnet *net, const mlnet_ws *w, long count) {
+/* One layer's step of mlnet_update_running. */
+static void mlnet_update_layer(mlnet_layer *ly, const mlnet_ws *w, int l, long count) {
+    const long cnt = count * ly->hw;
+    for (int c = 0; c < ly->C; c++) {
+        double v = w->var[l][c], unbiased = cnt > 1 ? v * cnt / (cnt - 1) : v;
+        ly->run_mean[c] =
+            (1.0f - BN_MOMENTUM) * ly->run_mean[c] + BN_MOMENTUM * (float)w->mean[l][c];
+        ly->run_var[c] = (1.0f - BN_MOMENTUM) * ly->run_var[c] + BN_MOMENTUM * (float)unbiased;
+    }
+}
+
+int mlnet_update_running(mlnet *net, const mlnet_ws *w, long count) {
     for (int l = 1; l < net->L; l++) {
         mlnet_layer *ly = &net->layer[l];
         if (!mlnet_has_bn(ly)) continue;
-        const long cnt = count * ly->hw;
-        for (int c = 0; c < ly->C; c++) {
-            double v = w->var[l][c], unbiased = cnt > 1 ? v * cnt / (cnt - 1) : v;
-            ly->run_mean[c] =
-                (1.0f - BN_MOMENTUM) * ly->run_mean[c] + BN_MOMENTUM * (float)w->mean[l][c];
-            ly->run_var[c] = (1.0f - BN_MOMENTUM) * ly->run_var[c] + BN_MOMENTUM * (float)unbiased;
+        if (mlnet_piped(net)) { /* the owner's statistics, bit for bit */
+            const mlnet_pipe *p = net->pipe;
+            const int root = mlnet_owner(net, l);
+            if (root == p->stage) mlnet_update_layer(ly, w, l, count);
+            CHECK(p->bcast(p->ctx, ly->run_mean, sizeof(float) * (size_t)ly->C, root));
+            CHECK(p->bcast(p->ctx, ly->run_var, sizeof(float) * (size_t)ly->C, root));
+            continue;
         }
+        mlnet_update_layer(ly, w, l, count);
     }
+    return FSNN_OK;
 }
 
 /* x[r] *= f[r0 + rows[r]] (rows NULL: r) for nrows rows of n values. */
@@ -450,13 +616,19 @@ static void mlnet_back_map(const mlnet_layer *ly, const float *dy, float *dx, in
         linop_transpose(&ly->op, ly->F, dy, dx, nrows, opws);
 }
 
-void mlnet_jt(const mlnet *net, const mlnet_ws *w, const mlnet_first *f1, int r0, const int *rows,
-              int nrows, const float *in, float *out, float *p0, float *p1, float *opws) {
-    const int L = net->L;
+int mlnet_jt(const mlnet *net, const mlnet_ws *w, const mlnet_first *f1, int r0, const int *rows,
+             int nrows, const float *in, float *out, float *p0, float *p1, float *opws) {
+    const int L = net->L, piped = mlnet_piped(net);
     const int nL = net->layer[L - 1].n;
-    memcpy(p0, in, sizeof(float) * (size_t)nrows * nL);
+    int lo, hi;
+    mlnet_range(net, &lo, &hi);
+    /* The adjoint's chain runs the loop backwards: from the last stage. */
+    if (mlnet_last_stage(net))
+        memcpy(p0, in, sizeof(float) * (size_t)nrows * nL);
+    else
+        CHECK(mlnet_recv_floats(net, net->pipe->stage + 1, p0, (long)nrows * net->layer[hi - 1].n));
     float *g = p0, *o = p1;
-    for (int l = L - 1; l >= 1; l--) {
+    for (int l = hi - 1; l >= 1 && l >= lo; l--) {
         const mlnet_layer *ly = &net->layer[l];
         mlnet_scale_rows(g, w->jac[l], r0, rows, nrows, ly->n);
         mlnet_back_map(ly, g, o, nrows, opws);
@@ -464,16 +636,28 @@ void mlnet_jt(const mlnet *net, const mlnet_ws *w, const mlnet_first *f1, int r0
         g = o;
         o = t;
     }
-    mlnet_scale_rows(g, w->jac[0], r0, rows, nrows, net->layer[0].n);
-    linop_transpose(f1->fb, f1->W, g, out, nrows, opws);
+    if (lo == 0) {
+        mlnet_scale_rows(g, w->jac[0], r0, rows, nrows, net->layer[0].n);
+        linop_transpose(f1->fb, f1->W, g, out, nrows, opws);
+    } else {
+        CHECK(mlnet_send_floats(net, net->pipe->stage - 1, g, (long)nrows * net->layer[lo - 1].n));
+    }
+    if (!piped) return FSNN_OK;
+    CHECK(net->pipe->flush(net->pipe->ctx));
+    return net->pipe->bcast(net->pipe->ctx, out, sizeof(float) * (size_t)nrows * nL, 0);
 }
 
-void mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *beta, float *dc1,
-                    float *p0, float *p1, float *opws) {
+int mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *beta, float *dc1,
+                   float *p0, float *p1, float *opws) {
     const int L = net->L;
-    memcpy(p0, beta, sizeof(float) * (size_t)len * net->layer[L - 1].n);
+    int lo, hi;
+    mlnet_range(net, &lo, &hi);
+    if (mlnet_last_stage(net))
+        memcpy(p0, beta, sizeof(float) * (size_t)len * net->layer[L - 1].n);
+    else
+        CHECK(mlnet_recv_floats(net, net->pipe->stage + 1, p0, (long)len * net->layer[hi - 1].n));
     float *g = p0, *o = p1;
-    for (int l = L - 1; l >= 1; l--) {
+    for (int l = hi - 1; l >= 1 && l >= lo; l--) {
         const mlnet_layer *ly = &net->layer[l];
         mlnet_scale_rows(g, w->mv[l], r0, NULL, len, ly->n); /* dL/d(pre_l) */
         if (ly->kind == NETSPEC_POOL) {
@@ -501,7 +685,13 @@ void mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float 
         o = t;
     }
     const long n1 = (long)len * net->layer[0].n;
+    if (lo > 0) { /* layer 1's part belongs to stage 0 */
+        memset(dc1, 0, sizeof(float) * (size_t)n1);
+        CHECK(mlnet_send_floats(net, net->pipe->stage - 1, g, (long)len * net->layer[lo - 1].n));
+        return net->pipe->flush(net->pipe->ctx);
+    }
     const float *mv = w->mv[0] + (long)r0 * net->layer[0].n;
     for (long k = 0; k < n1; k++)
         dc1[k] = g[k] * mv[k];
+    return FSNN_OK;
 }

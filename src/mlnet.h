@@ -50,6 +50,39 @@ typedef struct {
     float *We;                 /* event-path weights of F (linop_event_weights), owned */
 } mlnet_layer;
 
+/* The layer pipeline (parallel.model_ranks = M > 1, docs/architecture.md):
+ * stage `stage` of `stages` runs the layers [first[stage], first[stage + 1])
+ * (0-based; pipeplan.h) and holds their state; spikes, activations and
+ * adjoint vectors that cross a stage boundary travel through the transport
+ * (mpi/pipe.h). Every function below that takes part is collective over the
+ * stages of the group, called in the same order on each with the same
+ * arguments. What crossed is counted in *traffic. */
+typedef struct {
+    long steps;         /* simulation steps that sent spikes */
+    double spike_bytes; /* spike bytes sent, each block the smaller form (spikecode.h) */
+    double mask_bytes;  /* the same blocks all as bit masks */
+    double list_bytes;  /* the same blocks all as index lists */
+    double float_bytes; /* activations (f) and adjoint vectors (J^T, VJP) sent */
+} mlnet_traffic;
+
+typedef struct {
+    int stages, stage;
+    int first[NETSPEC_LAYERS_MAX + 1];
+    void *ctx;
+    /* Starts sending `bytes` bytes to stage `to`; the transport keeps a copy. */
+    int (*send)(void *ctx, int to, const void *buf, size_t bytes);
+    /* Receives the next message from stage `from` into buf (at most cap
+     * bytes; fails on a longer one): *got bytes. */
+    int (*recv)(void *ctx, int from, void *buf, size_t cap, size_t *got);
+    /* Waits until every started send is complete. */
+    int (*flush)(void *ctx);
+    /* buf of every stage = buf of stage `root`. */
+    int (*bcast)(void *ctx, void *buf, size_t bytes, int root);
+    /* Sums buf over the stages. */
+    int (*sum_f64)(void *ctx, double *buf, size_t count);
+    mlnet_traffic *traffic;
+} mlnet_pipe;
+
 typedef struct {
     int L; /* layers, >= 2 */
     mlnet_layer layer[NETSPEC_LAYERS_MAX];
@@ -59,6 +92,7 @@ typedef struct {
     int T;
     float vth, leak;
     cfg_spike_product mode;
+    const mlnet_pipe *pipe; /* NULL or one stage: the whole stack here (borrowed) */
 } mlnet;
 
 /* The row groups of a batch: n groups of len[i] rows from off[i], each with
@@ -84,7 +118,9 @@ typedef struct {
 typedef int (*mlnet_stats_fn)(void *ctx, const float *x, int B, int C, int hw, const double *shift,
                               double *mean, double *var);
 
-/* Per-batch buffers, [Bmax x n_l] per layer l (index 0 = layer 1). After the
+/* Per-batch buffers, [Bmax x n_l] per layer l (index 0 = layer 1); in a
+ * pipeline only this stage's layers and the boundary before them are ever
+ * written (the others stay untouched zero pages). After the
  * simulation u, s, acc and hacc are free: mlnet_backward leaves dh in u, dz
  * in s and dz ⊙ xhat in hacc (BN layers). */
 typedef struct {
@@ -107,6 +143,8 @@ typedef struct {
     int have_mean;        /* mean[] holds batch statistics (the next shift) */
     int max_groups;
     int use_drop;
+    uint8_t *xbuf; /* pipeline: one boundary message (spikecode blocks) */
+    size_t xcap;
     double kink; /* the smallest distance of a non-zero z = pre / V_th from the
                   * clamp's kinks 0 and 1 at the last mlnet_eval_f (finite
                   * differences need it above their step) */
@@ -116,6 +154,18 @@ typedef struct {
  * cfg. Fails on a net of one layer. */
 int mlnet_create(mlnet **out, const netspec *net, const netspec_sizes *sz, const fsnn_cfg *cfg);
 void mlnet_destroy(mlnet **net);
+
+/* The cost of each layer per sample and time step for the stage
+ * assignment: the multiply-adds of its product (layer 1: the feedback map
+ * fb's) plus its neurons. cost [L]. */
+void mlnet_costs(const mlnet *net, const linop *fb, double *cost);
+
+/* Runs the stack as stage p->stage of a pipeline (NULL: all layers here).
+ * Before mlnet_ws_create. */
+void mlnet_set_pipe(mlnet *net, const mlnet_pipe *p);
+
+/* The stage that runs layer l (index 0 = layer 1): 0 without a pipeline. */
+int mlnet_owner(const mlnet *net, int l);
 
 /* Running statistics 0 and 1 (the weights are the model's to draw). */
 void mlnet_init_state(mlnet *net);
@@ -134,31 +184,36 @@ void mlnet_masks(const mlnet *net, mlnet_ws *w, int B, float p, int channel, uin
 /* The simulation of B rows: a [B x n_L] = the last layer's (weighted) rate
  * after T steps. batch_bn: BatchNorm with batch statistics (stats,
  * collective), else the running ones. step (may be NULL) is called after
- * each step t with the last layer's weighted spike sums. Adds to *st. */
+ * each step t with the last layer's weighted spike sums (a pipeline of
+ * several stages refuses it). Adds to *st (a pipeline: the whole stack's
+ * figures, a on every stage). */
 int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g,
                    int B, int batch_bn, mlnet_stats_fn stats, void *sctx, float *a,
                    neuron_stats *st, neuron_step_fn step, void *ctx);
 
 /* f at a [B x n_L]: every layer's output, mask and Jacobian factor into w
- * (f = w->a[L-1]) and res[b] = ||f(a_b) - a_b||. batch_bn as above. */
+ * (f = w->a[L-1], on every stage of a pipeline; the layers' factors on their
+ * stages) and res[b] = ||f(a_b) - a_b||. batch_bn as above. */
 int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g, int B,
                  const float *a, int batch_bn, mlnet_stats_fn stats, void *sctx, float *res);
 
 /* After a training mlnet_eval_f with batch statistics: the running
  * statistics move once towards them (momentum, unbiased variance over
- * `count` samples in all). */
-void mlnet_update_running(mlnet *net, const mlnet_ws *w, long count);
+ * `count` samples in all); a pipeline's stages then hold every layer's. */
+int mlnet_update_running(mlnet *net, const mlnet_ws *w, long count);
 
 /* out [nrows x n_L] = J_f(a)^T in for rows r0 + rows[r] of the last
- * mlnet_eval_f: back through the layers with their masks. p0, p1
+ * mlnet_eval_f: back through the layers with their masks (a pipeline:
+ * from the last stage to the first, out on every stage). p0, p1
  * [nrows x n_max] scratch, opws a linop work buffer. */
-void mlnet_jt(const mlnet *net, const mlnet_ws *w, const mlnet_first *f1, int r0, const int *rows,
-              int nrows, const float *in, float *out, float *p0, float *p1, float *opws);
+int mlnet_jt(const mlnet *net, const mlnet_ws *w, const mlnet_first *f1, int r0, const int *rows,
+             int nrows, const float *in, float *out, float *p0, float *p1, float *opws);
 
 /* VJP of f for rows [r0, r0 + len) with beta [len x n_L] down to layer 1:
- * dc1 [len x n_1] = dL/d(drop_s ⊙ W a + x1); the layers' factors stay in w
- * (dh, dz, dz ⊙ xhat, see mlnet_ws). p0, p1 as mlnet_jt. */
-void mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *beta, float *dc1,
-                    float *p0, float *p1, float *opws);
+ * dc1 [len x n_1] = dL/d(drop_s ⊙ W a + x1) (a pipeline: on stage 0, zero
+ * on the others); the layers' factors stay in w (dh, dz, dz ⊙ xhat, see
+ * mlnet_ws) on their stages. p0, p1 as mlnet_jt. */
+int mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *beta, float *dc1,
+                   float *p0, float *p1, float *opws);
 
 #endif

@@ -372,6 +372,55 @@ static int model_sum_layer(const fsnn_model *m, int t) {
     return 0;
 }
 
+/* --- the layer pipeline (mlnet.h) --- */
+
+static int model_piped(const fsnn_model *m) {
+    return m->ml && m->ml->pipe && m->ml->pipe->stages > 1;
+}
+
+/* The stage that computes gradient sum t: layer 1's tensors and the readout
+ * on stage 0, a layer's own on its stage. */
+static int model_sum_owner(const fsnn_model *m, int t) {
+    return t < MODEL_SUMS_BASE ? 0 : mlnet_owner(m->ml, model_sum_layer(m, t));
+}
+
+/* The stage that computes trainable tensor i (model_tensors, then 4 per
+ * layer with weights, in the order of the net). */
+static int model_tensor_owner(const fsnn_model *m, int i) {
+    if (i < 8) return 0;
+    for (int l = 1, t = 8; l < m->ml->L; l++) {
+        if (m->ml->layer[l].kind == NETSPEC_POOL) continue;
+        if (i < t + 4) return mlnet_owner(m->ml, l);
+        t += 4;
+    }
+    return 0;
+}
+
+int model_set_pipeline(fsnn_model *m, const mlnet_pipe *p) {
+    if (!m->ml) return FAIL("model: a layer pipeline needs a net of two layers or more");
+    mlnet_set_pipe(m->ml, p);
+    return FSNN_OK;
+}
+
+/* Every stage's gradients from their owner: the tensors of a stage are
+ * contiguous in the layout (stages hold consecutive layers), so one
+ * broadcast per stage, bit for bit. Collective over the stages. */
+static int model_pipe_grads(fsnn_model *m) {
+    const mlnet_pipe *p = m->ml->pipe;
+    for (int s = 0; s < p->stages; s++) {
+        size_t begin = m->n_params, end = 0;
+        for (int i = 0; i < m->n_tensors; i++) {
+            if (model_tensor_owner(m, i) != s) continue;
+            const size_t b = m->info[i].offset, e = b + m->info[i].count;
+            begin = b < begin ? b : begin;
+            end = e > end ? e : end;
+        }
+        if (end > begin)
+            CHECK(p->bcast(p->ctx, m->grads + begin, sizeof(float) * (end - begin), s));
+    }
+    return FSNN_OK;
+}
+
 /* --- workspace --- */
 
 /* out[r] = W^T (jac[rows[r]] ⊙ in[r]) (equil_jt over any map), per sample
@@ -416,8 +465,11 @@ static void model_ml_apply_jt(void *ctx, const int *rows, int nrows, const float
     const fsnn_model *m = v->m;
     const long o = (long)v->row0 * m->ml->n_max;
     mlnet_first f1 = model_first(m, v);
-    mlnet_jt(m->ml, v->mlw, &f1, v->row0, rows, nrows, in, out, v->mlw->p0 + o, v->mlw->p1 + o,
-             v->opws);
+    /* A failed exchange (the message is kept) shows as a non-finite solve. */
+    if (mlnet_jt(m->ml, v->mlw, &f1, v->row0, rows, nrows, in, out, v->mlw->p0 + o, v->mlw->p1 + o,
+                 v->opws) != FSNN_OK)
+        for (long k = 0; k < (long)nrows * m->n; k++)
+            out[k] = NAN;
 }
 
 /* J^T of a multi-layer net as a dense matrix for row b of view v: J^T
@@ -1152,6 +1204,12 @@ static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, i
     model_sum_offsets(m, off, count);
     const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n1,
                 *dl = ws->dlogits + (long)r0 * no;
+    if (model_piped(m)) { /* another stage's tensors: +0 here, theirs later (model_pipe_grads) */
+        const int me = m->ml->pipe->stage;
+        for (int t = t0; t < t1; t++)
+            if (model_sum_owner(m, t) != me) memset(G + off[t], 0, sizeof(float) * count[t]);
+        if (model_sum_owner(m, 0) != me) t0 = t0 > MODEL_SUMS_BASE ? t0 : MODEL_SUMS_BASE;
+    }
     if (t0 <= 0 && 0 < t1)
         linop_weight_grad(&m->in_op, ws->x + (long)r0 * nin, dh, G + off[0], G + off[1], len, opws);
     if (t0 <= 2 && 2 < t1) {
@@ -1164,6 +1222,7 @@ static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, i
     for (int t = t0 > MODEL_SUMS_BASE ? t0 : MODEL_SUMS_BASE; t < t1; t += 2) {
         const int l = model_sum_layer(m, t);
         const mlnet_layer *ly = &m->ml->layer[l];
+        if (model_piped(m) && model_sum_owner(m, t) != m->ml->pipe->stage) continue;
         linop_weight_grad(&ly->op, ws->mlw->a[l - 1] + (long)r0 * ly->in,
                           ws->mlw->u[l] + (long)r0 * ly->n, G + off[t], G + off[t + 1], len, opws);
     }
@@ -1373,8 +1432,8 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
     if (m->ml) {
         /* Back through layers L..2; dx1 = dc1 ⊙ drop_x, dW's factor dc1 ⊙ drop_s. */
         const long o = (long)v->row0 * m->ml->n_max, c1 = (long)B * m->in_op.out;
-        mlnet_backward(m->ml, v->mlw, v->row0, B, v->beta, v->dx1, v->mlw->p0 + o, v->mlw->p1 + o,
-                       v->opws);
+        CHECK(mlnet_backward(m->ml, v->mlw, v->row0, B, v->beta, v->dx1, v->mlw->p0 + o,
+                             v->mlw->p1 + o, v->opws));
         for (long k = 0; k < c1; k++) {
             v->tmp[k] = v->use_drop ? v->dx1[k] * v->drops[k] : v->dx1[k];
             v->dx1[k] = v->use_drop ? v->dx1[k] * v->dropx[k] : v->dx1[k];
@@ -1395,7 +1454,10 @@ static int model_ml_bn_grads(fsnn_model *m, model_ws *ws, int B) {
     double *sum = ws->stats;
     for (int l = 1; l < m->ml->L; l++) {
         const mlnet_layer *ly = &m->ml->layer[l];
-        if (ly->kind == NETSPEC_POOL) continue;
+        /* Another stage's layer: its stage sums it (model_pipe_grads). */
+        if (ly->kind == NETSPEC_POOL ||
+            (model_piped(m) && mlnet_owner(m->ml, l) != m->ml->pipe->stage))
+            continue;
         CHECK(model_channel_sums(ws, ws->mlw->hacc[l], B, ly->C, ly->hw, sum));
         for (int c = 0; c < ly->C; c++)
             ly->dgamma[c] = (float)sum[c];
@@ -1417,7 +1479,7 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
         /* f of the whole batch first: its BatchNorm statistics are the batch's. */
         CHECK(model_ml_eval(m, ws, ws->a, B));
         if (grads && model_ml_batch_bn(m, ws))
-            mlnet_update_running(m->ml, ws->mlw, ws->global_batch);
+            CHECK(mlnet_update_running(m->ml, ws->mlw, ws->global_batch));
     }
     const int *len;
     int whole, groups = model_groups(ws, B, &len, &whole), failed = -1;
@@ -1425,7 +1487,10 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
         model_ws v = model_ws_view(ws, m, 0, 0);
         CHECK(model_loss_rows(m, &v, labels, B, scale, grads, st));
     } else {
-#pragma omp parallel for schedule(dynamic, 1)
+        /* A pipeline's J^T and VJP exchange between ranks: one group after
+         * the other, in the same order on every stage. */
+        const int serial = model_piped(m);
+#pragma omp parallel for schedule(dynamic, 1) if (!serial)
         for (int g = 0; g < groups; g++) {
             const int r0 = ws->group_off[g];
             model_ws v = model_ws_view(ws, m, g, r0);
@@ -1468,6 +1533,7 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     CHECK(model_reduce_sums(m, ws, B));
     linop_sn_vjp(&m->fb_op, m->p.V, m->sn_u, m->sn_v, m->p.g[0], m->sigma, m->gW, m->d.V, m->d.g,
                  m->sn_tmp, m->opws);
+    if (model_piped(m)) CHECK(model_pipe_grads(m));
     st->t_grad += clock_seconds() - t1;
     return FSNN_OK;
 }

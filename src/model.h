@@ -135,6 +135,14 @@ void model_init(fsnn_model *m, uint64_t seed);
 /* Neurons (input + hidden + readout, the paper's count) and parameters. */
 long model_neurons(const fsnn_model *m);
 
+/* Runs a multi-layer net as one stage of a layer pipeline (mlnet.h; p
+ * borrowed, NULL: the whole net). Before model_ws_create. Then
+ * model_simulate, model_loss and model_fixed_point are collective over the
+ * pipeline's stages too, every stage holds a, f, the loss and (after
+ * model_loss with grads) the whole gradient, each tensor computed by its
+ * own stage; the per-step trace is refused. Fails for a net of one layer. */
+int model_set_pipeline(fsnn_model *m, const mlnet_pipe *p);
+
 /* Buffers for batches of up to Bmax samples, and the adjoint solver. */
 int model_ws_create(model_ws **ws, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax);
 void model_ws_destroy(model_ws **ws);

@@ -1,0 +1,172 @@
+/* pipe: MPI transport of the layer pipeline. */
+#include "pipe.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeplan.h" // defines: pipeplan_assign
+#include "status.h"   // defines: FAIL, CHECK, XCALLOC
+
+enum { PIPE_SLOTS = 4, PIPE_TAG = 7301 };
+
+struct pipe_env {
+    MPI_Comm comm;
+    mlnet_pipe pipe;
+    mlnet_traffic traffic;
+    double cost[NETSPEC_LAYERS_MAX];
+    double seconds;
+    /* Send copies in flight, used round robin. */
+    MPI_Request req[PIPE_SLOTS];
+    void *buf[PIPE_SLOTS];
+    size_t cap[PIPE_SLOTS];
+    int next;
+};
+
+static int pipe_send(void *ctx, int to, const void *buf, size_t bytes) {
+    pipe_env *p = ctx;
+    const double t0 = MPI_Wtime();
+    const int k = p->next;
+    p->next = (k + 1) % PIPE_SLOTS;
+    if (MPI_Wait(&p->req[k], MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return FAIL("pipeline: a send to a stage failed");
+    if (bytes > p->cap[k]) {
+        void *nb = realloc(p->buf[k], bytes);
+        if (!nb) return FAIL("pipeline: out of memory for a %zu-byte message", bytes);
+        p->buf[k] = nb;
+        p->cap[k] = bytes;
+    }
+    if (bytes > (size_t)INT32_MAX)
+        return FAIL("pipeline: a message of %zu bytes exceeds MPI's count", bytes);
+    memcpy(p->buf[k], buf, bytes);
+    int rc = MPI_Isend(p->buf[k], (int)bytes, MPI_BYTE, to, PIPE_TAG, p->comm, &p->req[k]);
+    p->seconds += MPI_Wtime() - t0;
+    return rc == MPI_SUCCESS
+               ? FSNN_OK
+               : FAIL("pipeline: MPI_Isend of %zu bytes to stage %d failed", bytes, to);
+}
+
+static int pipe_recv(void *ctx, int from, void *buf, size_t cap, size_t *got) {
+    pipe_env *p = ctx;
+    const double t0 = MPI_Wtime();
+    MPI_Status st;
+    int count = 0;
+    const int c = cap > (size_t)INT32_MAX ? INT32_MAX : (int)cap;
+    int rc = MPI_Recv(buf, c, MPI_BYTE, from, PIPE_TAG, p->comm, &st);
+    p->seconds += MPI_Wtime() - t0;
+    if (rc != MPI_SUCCESS)
+        return FAIL("pipeline: receiving from stage %d failed (a message longer than %zu bytes?)",
+                    from, cap);
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    *got = (size_t)count;
+    return FSNN_OK;
+}
+
+static int pipe_flush(void *ctx) {
+    pipe_env *p = ctx;
+    const double t0 = MPI_Wtime();
+    int rc = MPI_Waitall(PIPE_SLOTS, p->req, MPI_STATUSES_IGNORE);
+    p->seconds += MPI_Wtime() - t0;
+    return rc == MPI_SUCCESS ? FSNN_OK : FAIL("pipeline: a send to a stage failed");
+}
+
+static int pipe_bcast(void *ctx, void *buf, size_t bytes, int root) {
+    pipe_env *p = ctx;
+    const double t0 = MPI_Wtime();
+    if (bytes > (size_t)INT32_MAX)
+        return FAIL("pipeline: a broadcast of %zu bytes exceeds MPI's count", bytes);
+    int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, p->comm);
+    p->seconds += MPI_Wtime() - t0;
+    return rc == MPI_SUCCESS
+               ? FSNN_OK
+               : FAIL("pipeline: broadcast of %zu bytes from stage %d failed", bytes, root);
+}
+
+static int pipe_sum_f64(void *ctx, double *buf, size_t count) {
+    pipe_env *p = ctx;
+    const double t0 = MPI_Wtime();
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_SUM, p->comm);
+    p->seconds += MPI_Wtime() - t0;
+    return rc == MPI_SUCCESS ? FSNN_OK : FAIL("pipeline: sum over the stages failed");
+}
+
+int pipe_create(pipe_env **out, MPI_Comm model, fsnn_model *m) {
+    pipe_env *p;
+    CHECK(XCALLOC(&p, 1));
+    *out = p;
+    p->comm = model;
+    for (int k = 0; k < PIPE_SLOTS; k++)
+        p->req[k] = MPI_REQUEST_NULL;
+    int rank, size;
+    if (MPI_Comm_rank(model, &rank) != MPI_SUCCESS || MPI_Comm_size(model, &size) != MPI_SUCCESS)
+        return FAIL("pipeline: cannot read the model group's rank and size");
+    if (!m->ml)
+        return FAIL("parallel.model_ranks = %d: a layer pipeline needs a net of two layers or "
+                    "more",
+                    size);
+    mlnet_costs(m->ml, &m->fb_op, p->cost);
+    mlnet_pipe *q = &p->pipe;
+    CHECK(pipeplan_assign(p->cost, m->ml->L, size, q->first));
+    q->stages = size;
+    q->stage = rank;
+    q->ctx = p;
+    q->send = pipe_send;
+    q->recv = pipe_recv;
+    q->flush = pipe_flush;
+    q->bcast = pipe_bcast;
+    q->sum_f64 = pipe_sum_f64;
+    q->traffic = &p->traffic;
+    return model_set_pipeline(m, q);
+}
+
+void pipe_destroy(pipe_env **pp) {
+    pipe_env *p = *pp;
+    if (!p) return;
+    MPI_Waitall(PIPE_SLOTS, p->req, MPI_STATUSES_IGNORE);
+    for (int k = 0; k < PIPE_SLOTS; k++)
+        free(p->buf[k]);
+    free(p);
+    *pp = NULL;
+}
+
+void pipe_describe(const pipe_env *p, char *buf, size_t size) {
+    const mlnet_pipe *q = &p->pipe;
+    double total = 0.0;
+    for (int l = 0; l < q->first[q->stages]; l++)
+        total += p->cost[l];
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int s = 0; s < q->stages && at < size; s++) {
+        double c = 0.0;
+        for (int l = q->first[s]; l < q->first[s + 1]; l++)
+            c += p->cost[l];
+        int n =
+            q->first[s + 1] - q->first[s] == 1
+                ? snprintf(buf + at, size - at, "%sstage %d: layer %d (%.0f%%)", s ? ", " : "", s,
+                           q->first[s] + 1, 100.0 * c / total)
+                : snprintf(buf + at, size - at, "%sstage %d: layers %d-%d (%.0f%%)", s ? ", " : "",
+                           s, q->first[s] + 1, q->first[s + 1], 100.0 * c / total);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+}
+
+const mlnet_traffic *pipe_traffic(const pipe_env *p) {
+    return &p->traffic;
+}
+
+double pipe_seconds(const pipe_env *p) {
+    return p->seconds;
+}
+
+int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double *seconds) {
+    const mlnet_traffic *t = &p->traffic;
+    double v[6] = {(double)t->steps, t->spike_bytes, t->mask_bytes,
+                   t->list_bytes,    t->float_bytes, p->seconds};
+    if (MPI_Allreduce(MPI_IN_PLACE, v, 6, MPI_DOUBLE, MPI_SUM, p->comm) != MPI_SUCCESS)
+        return FAIL("pipeline: cannot sum the exchange figures over the group");
+    *sum = (mlnet_traffic){(long)v[0], v[1], v[2], v[3], v[4]};
+    *seconds = v[5];
+    return FSNN_OK;
+}

@@ -1,0 +1,38 @@
+/* pipe: the layer pipeline's transport over a model group (grid_env.model):
+ * the mlnet_pipe callbacks of src/mlnet.h with MPI point-to-point messages
+ * and broadcasts, and the stage assignment of the model's layers.
+ *
+ * With parallel.model_ranks = M > 1 and a multi-layer net, rank s of the
+ * group runs stage s (pipeplan.h over mlnet_costs). Sends are non-blocking
+ * (MPI_Isend from a copy, so the caller's buffer is free at once); a few
+ * copies are in flight at most, the oldest waited for before its slot is
+ * reused. */
+#ifndef FSNN_PIPE_H
+#define FSNN_PIPE_H
+
+#include <mpi.h>
+
+#include "model.h"
+
+typedef struct pipe_env pipe_env;
+
+/* The transport over `model` (borrowed; it must outlive the pipe) for m's
+ * layers: plans the stages, fills the mlnet_pipe and gives it to m
+ * (model_set_pipeline). Fails with a message when the group has more
+ * ranks than m has layers or m has one layer. Collective over `model`. */
+int pipe_create(pipe_env **out, MPI_Comm model, fsnn_model *m);
+void pipe_destroy(pipe_env **p);
+
+/* The assignment as text, e.g. "stage 0: layers 1-3 (61%), stage 1: layers
+ * 4-5 (39%)" with each stage's share of the estimated cost. */
+void pipe_describe(const pipe_env *p, char *buf, size_t size);
+
+/* What this rank sent so far, and the seconds it spent in the transport's
+ * calls (sends, receives, waits and broadcasts). */
+const mlnet_traffic *pipe_traffic(const pipe_env *p);
+double pipe_seconds(const pipe_env *p);
+
+/* The sums of pipe_traffic and pipe_seconds over the group. Collective. */
+int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double *seconds);
+
+#endif
