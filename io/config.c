@@ -208,8 +208,9 @@ static const config_opt config_opts[] = {
                  "on: reduce the gradients in buckets, each started while the next is computed"),
     CONFIG_INTEGER("parallel.model_ranks", CONFIG_INT, parallel_model_ranks, "1", 1, 4096,
                    "ranks per data-parallel group that share one model (FC nets 'N (FN)': the "
-                   "weights are distributed block-cyclically over them); the world size must be "
-                   "a multiple"),
+                   "weights are distributed block-cyclically over them; nets of two layers or "
+                   "more: a layer pipeline, each rank runs a contiguous range of layers, at most "
+                   "one rank per layer); the world size must be a multiple"),
     CONFIG_NUM("parallel.collective_timeout", CONFIG_DOUBLE, parallel_collective_timeout, "600", 0,
                0, HUGE_VAL, 0,
                "seconds a rank waits in one collective before it aborts the job (0: for ever)"),

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The layer pipeline (parallel.model_ranks = M > 1) on AlexNet-F
+# (configs/cifar10_alexnet_t30.ini: 5 conv layers, T = 30, LIF) on generated
+# CIFAR-10 files (tests/lib.sh's cifar_fixture: flat colour images), BATCH
+# samples per step, STEPS steps (one step per epoch, so metrics.csv has the
+# loss of every step), deterministic mode. Rows (N ranks, M stages):
+#   1/1, 2/1 (data parallel, for comparison), 2/2, 4/2, 4/4.
+# Prints per row the training loss of every step (2 and 4 stages must give
+# the 1-stage losses: the same arithmetic), training samples/s (steps 2..),
+# the peak RSS of every rank, and from the pipeline's log the spike bytes per
+# message (one stage boundary, one time step) as sent (each row group's block
+# the smaller form), as bit masks only and as index lists only, and the
+# seconds in the transport per stage (sends, receives including the wait for
+# the previous stage, broadcasts) as a share of the run's wall time.
+#
+#   bench/pipe.sh                                  BATCH=8 STEPS=4
+#   BENCH_BATCH=16 BENCH_STEPS=6 bench/pipe.sh
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${BUILD_DIR:-$repo/build}
+fsnn=$build/fsnn
+[ -x "$fsnn" ] || { echo "bench: $fsnn not built; run jobs/setup.sh first" >&2; exit 1; }
+batch=${BENCH_BATCH:-8}
+steps=${BENCH_STEPS:-4}
+mpiexec=${MPIEXEC:-mpirun}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=PASSIVE
+out=$(mktemp -d /tmp/fsnn-bench-pipe.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+fsnn_bin=$fsnn
+. "$repo/tests/lib.sh"
+cifar_fixture "$out/cifar"
+
+printf "AlexNet-F, T = 30, batch %d, %d steps, deterministic; %s\n" "$batch" "$steps" "$(date -u +%FT%TZ)"
+printf "%-5s %-40s %9s %-28s %s\n" "N/M" "train loss per step" "samples/s" "peak RSS per rank (MB)" \
+    "spike bytes per message sent / masks only / lists only; transport s (share)"
+for row in "1 1" "2 1" "2 2" "4 2" "4 4"; do
+    set -- $row
+    np=$1 m=$2 run=$out/n${1}m$2
+    # Each rank's peak RSS, tagged with its rank (Open MPI's environment).
+    "$mpiexec" -np "$np" --oversubscribe --bind-to none bash -c \
+        'exec /usr/bin/time -f "rank ${OMPI_COMM_WORLD_RANK} peak_rss_kb %M" "$@"' _ \
+        "$fsnn_bin" train "$repo/configs/cifar10_alexnet_t30.ini" "run.dir=$run" \
+        "data.path=$out/cifar" "data.train_limit=$batch" "data.test_limit=$batch" \
+        "train.batch=$batch" "train.test_batch=$batch" "train.epochs=$steps" train.warmup_iters=0 \
+        run.threads=1 run.progress=plain "parallel.model_ranks=$m" >"$run.log" 2>&1 ||
+        { tail -n 20 "$run.log" >&2; exit 1; }
+    losses=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+        { printf "%s%s", (NR > 2 ? " " : ""), $c["train_loss"] }' "$run/metrics.csv")
+    # samples/s over steps 2.. (step 1 includes the first touches of memory)
+    sps=$(awk -F, -v b="$batch" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+        NR > 2 || last == "" { t += b / $c["train_samples_per_s"]; n += b } { last = NR }
+        END { printf "%.2f", n / t }' "$run/metrics.csv")
+    wall=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { s += $c["seconds"] }
+        END { print s }' "$run/metrics.csv")
+    # (a rank's line may follow another's unfinished output on the same line)
+    rss=$(grep -o "rank [0-9]* peak_rss_kb [0-9]*" "$run.log" | sort -k2,2n |
+        awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $4 / 1024 }')
+    ex=$(sed -n 's/.*exchange (group 0, all stages): [0-9]* spike messages, \([0-9]*\) bytes per message sent (bit masks only: \([0-9]*\), index lists only: \([0-9]*\)); .*; \([0-9.]*\) s in the transport per stage.*/\1 \2 \3 \4/p' "$run.log")
+    if [ -n "$ex" ]; then
+        set -- $ex
+        ex=$(awk -v a="$1" -v b="$2" -v c="$3" -v s="$4" -v w="$wall" \
+            'BEGIN { printf "%d / %d / %d; %.2f s (%.0f%%)", a, b, c, s, 100 * s / w }')
+    else
+        ex="-"
+    fi
+    printf "%-5s %-40s %9s %-28s %s\n" "$np/$m" "$losses" "$sps" "$rss" "$ex"
+    grep -h "layer pipeline:" "$run.log" | sed 's/^/      /' || true
+done
