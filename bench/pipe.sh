@@ -9,12 +9,14 @@
 # the 1-stage losses: the same arithmetic), training samples/s (steps 2..),
 # the peak RSS of every rank, and from the pipeline's log the spike bytes per
 # message (one stage boundary, one time step) as sent (each row group's block
-# the smaller form), as bit masks only and as index lists only, and the
-# seconds in the transport per stage (sends, receives including the wait for
-# the previous stage, broadcasts) as a share of the run's wall time.
+# the smaller form), as bit masks only and as index lists only; per stage the
+# seconds spent encoding and decoding spikes plus posting sends (the
+# exchange's own cost), and the seconds in receives, waits and broadcasts
+# (mostly the wait for the stage that produces the message), each as a share
+# of the run's wall time (training and evaluation).
 #
-#   bench/pipe.sh                                  BATCH=8 STEPS=4
-#   BENCH_BATCH=16 BENCH_STEPS=6 bench/pipe.sh
+#   bench/pipe.sh                                  batch 8, 4 steps, all rows
+#   BENCH_BATCH=32 BENCH_STEPS=2 BENCH_ROWS="1/1 2/2" bench/pipe.sh
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build}
@@ -32,13 +34,13 @@ cifar_fixture "$out/cifar"
 
 printf "AlexNet-F, T = 30, batch %d, %d steps, deterministic; %s\n" "$batch" "$steps" "$(date -u +%FT%TZ)"
 printf "%-5s %-40s %9s %-28s %s\n" "N/M" "train loss per step" "samples/s" "peak RSS per rank (MB)" \
-    "spike bytes per message sent / masks only / lists only; transport s (share)"
-for row in "1 1" "2 1" "2 2" "4 2" "4 4"; do
-    set -- $row
+    "spike bytes per message sent / masks only / lists only; coding + sending s (share); receiving and waiting s (share)"
+for row in ${BENCH_ROWS:-1/1 2/1 2/2 4/2 4/4}; do
+    set -- ${row/\// }
     np=$1 m=$2 run=$out/n${1}m$2
-    # Each rank's peak RSS, tagged with its rank (Open MPI's environment).
+    # Each rank's peak RSS into a file of its own (Open MPI's rank variable).
     "$mpiexec" -np "$np" --oversubscribe --bind-to none bash -c \
-        'exec /usr/bin/time -f "rank ${OMPI_COMM_WORLD_RANK} peak_rss_kb %M" "$@"' _ \
+        'exec /usr/bin/time -o "$0.rss.${OMPI_COMM_WORLD_RANK}" -f "%M" "$@"' "$run" \
         "$fsnn_bin" train "$repo/configs/cifar10_alexnet_t30.ini" "run.dir=$run" \
         "data.path=$out/cifar" "data.train_limit=$batch" "data.test_limit=$batch" \
         "train.batch=$batch" "train.test_batch=$batch" "train.epochs=$steps" train.warmup_iters=0 \
@@ -52,14 +54,14 @@ for row in "1 1" "2 1" "2 2" "4 2" "4 4"; do
         END { printf "%.2f", n / t }' "$run/metrics.csv")
     wall=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { s += $c["seconds"] }
         END { print s }' "$run/metrics.csv")
-    # (a rank's line may follow another's unfinished output on the same line)
-    rss=$(grep -o "rank [0-9]* peak_rss_kb [0-9]*" "$run.log" | sort -k2,2n |
-        awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $4 / 1024 }')
-    ex=$(sed -n 's/.*exchange (group 0, all stages): [0-9]* spike messages, \([0-9]*\) bytes per message sent (bit masks only: \([0-9]*\), index lists only: \([0-9]*\)); .*; \([0-9.]*\) s in the transport per stage.*/\1 \2 \3 \4/p' "$run.log")
+    rss=$(for r in $(seq 0 $((np - 1))); do tail -n 1 "$run.rss.$r"; done |
+        awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 / 1024 }')
+    ex=$(sed -n 's/.*exchange (group 0, all stages): [0-9]* spike messages, \([0-9]*\) bytes per message sent (bit masks only: \([0-9]*\), index lists only: \([0-9]*\)); .*; per stage \([0-9.]*\) s coding spikes, \([0-9.]*\) s posting sends, \([0-9.]*\) s receiving and waiting.*/\1 \2 \3 \4 \5 \6/p' "$run.log")
     if [ -n "$ex" ]; then
         set -- $ex
-        ex=$(awk -v a="$1" -v b="$2" -v c="$3" -v s="$4" -v w="$wall" \
-            'BEGIN { printf "%d / %d / %d; %.2f s (%.0f%%)", a, b, c, s, 100 * s / w }')
+        ex=$(awk -v a="$1" -v b="$2" -v c="$3" -v k="$4" -v s="$5" -v r="$6" -v w="$wall" \
+            'BEGIN { printf "%d / %d / %d; %.2f + %.2f s (%.1f%%); %.1f s (%.0f%%)", a, b, c, k, s,
+                     100 * (k + s) / w, r, 100 * r / w }')
     else
         ex="-"
     fi

@@ -16,7 +16,7 @@ struct pipe_env {
     mlnet_pipe pipe;
     mlnet_traffic traffic;
     double cost[NETSPEC_LAYERS_MAX];
-    double seconds;
+    double send_seconds, wait_seconds;
     /* Send copies in flight, used round robin. */
     MPI_Request req[PIPE_SLOTS];
     void *buf[PIPE_SLOTS];
@@ -41,7 +41,7 @@ static int pipe_send(void *ctx, int to, const void *buf, size_t bytes) {
         return FAIL("pipeline: a message of %zu bytes exceeds MPI's count", bytes);
     memcpy(p->buf[k], buf, bytes);
     int rc = MPI_Isend(p->buf[k], (int)bytes, MPI_BYTE, to, PIPE_TAG, p->comm, &p->req[k]);
-    p->seconds += MPI_Wtime() - t0;
+    p->send_seconds += MPI_Wtime() - t0;
     return rc == MPI_SUCCESS
                ? FSNN_OK
                : FAIL("pipeline: MPI_Isend of %zu bytes to stage %d failed", bytes, to);
@@ -54,7 +54,7 @@ static int pipe_recv(void *ctx, int from, void *buf, size_t cap, size_t *got) {
     int count = 0;
     const int c = cap > (size_t)INT32_MAX ? INT32_MAX : (int)cap;
     int rc = MPI_Recv(buf, c, MPI_BYTE, from, PIPE_TAG, p->comm, &st);
-    p->seconds += MPI_Wtime() - t0;
+    p->wait_seconds += MPI_Wtime() - t0;
     if (rc != MPI_SUCCESS)
         return FAIL("pipeline: receiving from stage %d failed (a message longer than %zu bytes?)",
                     from, cap);
@@ -67,7 +67,7 @@ static int pipe_flush(void *ctx) {
     pipe_env *p = ctx;
     const double t0 = MPI_Wtime();
     int rc = MPI_Waitall(PIPE_SLOTS, p->req, MPI_STATUSES_IGNORE);
-    p->seconds += MPI_Wtime() - t0;
+    p->wait_seconds += MPI_Wtime() - t0;
     return rc == MPI_SUCCESS ? FSNN_OK : FAIL("pipeline: a send to a stage failed");
 }
 
@@ -77,7 +77,7 @@ static int pipe_bcast(void *ctx, void *buf, size_t bytes, int root) {
     if (bytes > (size_t)INT32_MAX)
         return FAIL("pipeline: a broadcast of %zu bytes exceeds MPI's count", bytes);
     int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, p->comm);
-    p->seconds += MPI_Wtime() - t0;
+    p->wait_seconds += MPI_Wtime() - t0;
     return rc == MPI_SUCCESS
                ? FSNN_OK
                : FAIL("pipeline: broadcast of %zu bytes from stage %d failed", bytes, root);
@@ -87,7 +87,7 @@ static int pipe_sum_f64(void *ctx, double *buf, size_t count) {
     pipe_env *p = ctx;
     const double t0 = MPI_Wtime();
     int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_SUM, p->comm);
-    p->seconds += MPI_Wtime() - t0;
+    p->wait_seconds += MPI_Wtime() - t0;
     return rc == MPI_SUCCESS ? FSNN_OK : FAIL("pipeline: sum over the stages failed");
 }
 
@@ -152,21 +152,14 @@ void pipe_describe(const pipe_env *p, char *buf, size_t size) {
     }
 }
 
-const mlnet_traffic *pipe_traffic(const pipe_env *p) {
-    return &p->traffic;
-}
-
-double pipe_seconds(const pipe_env *p) {
-    return p->seconds;
-}
-
-int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double *seconds) {
+int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double sec[2]) {
     const mlnet_traffic *t = &p->traffic;
-    double v[6] = {(double)t->steps, t->spike_bytes, t->mask_bytes,
-                   t->list_bytes,    t->float_bytes, p->seconds};
-    if (MPI_Allreduce(MPI_IN_PLACE, v, 6, MPI_DOUBLE, MPI_SUM, p->comm) != MPI_SUCCESS)
+    double v[8] = {(double)t->steps, t->spike_bytes,  t->mask_bytes,   t->list_bytes,
+                   t->float_bytes,   t->code_seconds, p->send_seconds, p->wait_seconds};
+    if (MPI_Allreduce(MPI_IN_PLACE, v, 8, MPI_DOUBLE, MPI_SUM, p->comm) != MPI_SUCCESS)
         return FAIL("pipeline: cannot sum the exchange figures over the group");
-    *sum = (mlnet_traffic){(long)v[0], v[1], v[2], v[3], v[4]};
-    *seconds = v[5];
+    *sum = (mlnet_traffic){(long)v[0], v[1], v[2], v[3], v[4], v[5]};
+    sec[0] = v[6];
+    sec[1] = v[7];
     return FSNN_OK;
 }

@@ -27,12 +27,10 @@ void pipe_destroy(pipe_env **p);
  * 4-5 (39%)" with each stage's share of the estimated cost. */
 void pipe_describe(const pipe_env *p, char *buf, size_t size);
 
-/* What this rank sent so far, and the seconds it spent in the transport's
- * calls (sends, receives, waits and broadcasts). */
-const mlnet_traffic *pipe_traffic(const pipe_env *p);
-double pipe_seconds(const pipe_env *p);
-
-/* The sums of pipe_traffic and pipe_seconds over the group. Collective. */
-int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double *seconds);
+/* The sums over the group of what its ranks sent so far, and of the seconds
+ * they spent in the transport's calls: sec[0] posting sends (the copy and
+ * MPI_Isend), sec[1] receiving, waiting for sends and broadcasting, which
+ * includes the wait for the stage that produces the message. Collective. */
+int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double sec[2]);
 
 #endif

@@ -29,7 +29,7 @@
 #include "model.h"   // defines: fsnn_model
 #include "netspec.h" // defines: netspec_parse, netspec_infer
 #include "par.h"     // defines: par_init, par_finalize, par_all_ok, par_launcher_rank
-#include "pipe.h"    // defines: pipe_create, pipe_describe, pipe_traffic
+#include "pipe.h"    // defines: pipe_create, pipe_describe, pipe_totals
 #include "reducer.h" // defines: reducer_world
 #include "report.h"  // defines: report_write_trace
 #include "status.h"  // defines: CHECK, FAIL
@@ -355,19 +355,21 @@ static int main_tp_resume(main_run *run, trainer_state *ts) {
     return FSNN_OK;
 }
 
-/* The layer pipeline's exchange per simulation step over all stages of the
- * group, and the transport's time (world rank 0 logs). Collective. */
+/* The layer pipeline's exchange over all stages of group 0 so far, and the
+ * seconds per stage spent coding spikes and in the transport (world rank 0
+ * logs). Collective. */
 static int main_pipe_report(const pipe_env *p, int world_rank, int stages) {
     mlnet_traffic t;
-    double sec;
-    CHECK(pipe_totals(p, &t, &sec));
+    double sec[2];
+    CHECK(pipe_totals(p, &t, sec));
     const double steps = t.steps > 0 ? (double)t.steps : 1.0;
     if (world_rank == 0)
         log_info("layer pipeline exchange (group 0, all stages): %ld spike messages, %.0f bytes "
                  "per message sent (bit masks only: %.0f, index lists only: %.0f); %.3g MB of "
-                 "activations and adjoint vectors; %.2f s in the transport per stage",
+                 "activations and adjoint vectors; per stage %.3f s coding spikes, %.3f s posting "
+                 "sends, %.2f s receiving and waiting",
                  t.steps, t.spike_bytes / steps, t.mask_bytes / steps, t.list_bytes / steps,
-                 t.float_bytes / 1e6, sec / stages);
+                 t.float_bytes / 1e6, t.code_seconds / stages, sec[0] / stages, sec[1] / stages);
     return FSNN_OK;
 }
 
@@ -383,8 +385,8 @@ static int main_make_model(main_run *run, const grid_env *grid, const trainer_da
         return optim_create(&ts->opt, cfg, (*m)->n_params);
     }
     if (train->frames > 0)
-        return FAIL("parallel.model_ranks = %d: the tensor-parallel net and the layer pipeline "
-                    "take images, not event frames (data.dataset = %s; use "
+        return FAIL("parallel.model_ranks = %d: model parallelism (the tensor-parallel net, the "
+                    "layer pipeline) takes images, not event frames (data.dataset = %s; use "
                     "parallel.model_ranks = 1)",
                     grid->model_ranks, dataset_name(cfg->data_dataset));
     if (cfg->model_hidden <= 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bn.h"        // defines: BN_EPS, BN_MOMENTUM
+#include "clock.h"     // defines: clock_seconds
 #include "dropout.h"   // defines: dropout_mask_channel
 #include "pool.h"      // defines: pool_avg2_forward, pool_avg2_vjp
 #include "rng.h"       // defines: RNG_DROP_LAYER
@@ -78,6 +79,7 @@ static int mlnet_recv_floats(const mlnet *net, int from, float *x, long count) {
 static int mlnet_send_spikes(const mlnet *net, mlnet_ws *w, int l, const mlnet_groups *g, int to) {
     const mlnet_pipe *p = net->pipe;
     const int n = net->layer[l].n;
+    const double t0 = clock_seconds();
     size_t off = 0;
     for (int gi = 0; gi < g->n; gi++) {
         const long count = (long)g->len[gi] * n;
@@ -91,6 +93,7 @@ static int mlnet_send_spikes(const mlnet *net, mlnet_ws *w, int l, const mlnet_g
     }
     p->traffic->spike_bytes += (double)off;
     p->traffic->steps++;
+    p->traffic->code_seconds += clock_seconds() - t0;
     return p->send(p->ctx, to, w->xbuf, off);
 }
 
@@ -102,6 +105,7 @@ static int mlnet_recv_spikes(const mlnet *net, mlnet_ws *w, int l, const mlnet_g
     const int n = net->layer[l].n;
     size_t got = 0, at = 0;
     CHECK(p->recv(p->ctx, from, w->xbuf, w->xcap, &got));
+    const double t0 = clock_seconds();
     for (int gi = 0; gi < g->n; gi++) {
         size_t used;
         CHECK(spikecode_decode(w->xbuf + at, got - at, w->s[l] + (long)g->off[gi] * n,
@@ -112,6 +116,7 @@ static int mlnet_recv_spikes(const mlnet *net, mlnet_ws *w, int l, const mlnet_g
     if (at != got)
         return FAIL("pipeline: layer %d's spikes from stage %d: %zu bytes left over", l + 1, from,
                     got - at);
+    p->traffic->code_seconds += clock_seconds() - t0;
     return FSNN_OK;
 }
 

@@ -58,11 +58,12 @@ typedef struct {
  * stages of the group, called in the same order on each with the same
  * arguments. What crossed is counted in *traffic. */
 typedef struct {
-    long steps;         /* simulation steps that sent spikes */
-    double spike_bytes; /* spike bytes sent, each block the smaller form (spikecode.h) */
-    double mask_bytes;  /* the same blocks all as bit masks */
-    double list_bytes;  /* the same blocks all as index lists */
-    double float_bytes; /* activations (f) and adjoint vectors (J^T, VJP) sent */
+    long steps;          /* simulation steps that sent spikes */
+    double spike_bytes;  /* spike bytes sent, each block the smaller form (spikecode.h) */
+    double mask_bytes;   /* the same blocks all as bit masks */
+    double list_bytes;   /* the same blocks all as index lists */
+    double float_bytes;  /* activations (f) and adjoint vectors (J^T, VJP) sent */
+    double code_seconds; /* spent encoding and decoding spikes (spikecode) */
 } mlnet_traffic;
 
 typedef struct {
