@@ -8,6 +8,7 @@
 
 #include "pipeplan.h" // defines: pipeplan_assign
 #include "status.h"   // defines: FAIL, CHECK, XCALLOC
+#include "watchdog.h" // defines: watchdog_wait, watchdog_wait_status
 
 enum { PIPE_SLOTS = 4, PIPE_TAG = 7301 };
 
@@ -29,16 +30,15 @@ static int pipe_send(void *ctx, int to, const void *buf, size_t bytes) {
     const double t0 = MPI_Wtime();
     const int k = p->next;
     p->next = (k + 1) % PIPE_SLOTS;
-    if (MPI_Wait(&p->req[k], MPI_STATUS_IGNORE) != MPI_SUCCESS)
-        return FAIL("pipeline: a send to a stage failed");
+    CHECK(watchdog_wait(&p->req[k], "pipeline: send to a stage"));
+    if (bytes > (size_t)INT32_MAX)
+        return FAIL("pipeline: a message of %zu bytes exceeds MPI's count", bytes);
     if (bytes > p->cap[k]) {
         void *nb = realloc(p->buf[k], bytes);
         if (!nb) return FAIL("pipeline: out of memory for a %zu-byte message", bytes);
         p->buf[k] = nb;
         p->cap[k] = bytes;
     }
-    if (bytes > (size_t)INT32_MAX)
-        return FAIL("pipeline: a message of %zu bytes exceeds MPI's count", bytes);
     memcpy(p->buf[k], buf, bytes);
     int rc = MPI_Isend(p->buf[k], (int)bytes, MPI_BYTE, to, PIPE_TAG, p->comm, &p->req[k]);
     p->send_seconds += MPI_Wtime() - t0;
@@ -50,12 +50,15 @@ static int pipe_send(void *ctx, int to, const void *buf, size_t bytes) {
 static int pipe_recv(void *ctx, int from, void *buf, size_t cap, size_t *got) {
     pipe_env *p = ctx;
     const double t0 = MPI_Wtime();
+    MPI_Request req;
     MPI_Status st;
     int count = 0;
     const int c = cap > (size_t)INT32_MAX ? INT32_MAX : (int)cap;
-    int rc = MPI_Recv(buf, c, MPI_BYTE, from, PIPE_TAG, p->comm, &st);
+    if (MPI_Irecv(buf, c, MPI_BYTE, from, PIPE_TAG, p->comm, &req) != MPI_SUCCESS)
+        return FAIL("pipeline: cannot post a receive from stage %d", from);
+    int rc = watchdog_wait_status(&req, &st, "pipeline: receive from a stage");
     p->wait_seconds += MPI_Wtime() - t0;
-    if (rc != MPI_SUCCESS)
+    if (rc != FSNN_OK)
         return FAIL("pipeline: receiving from stage %d failed (a message longer than %zu bytes?)",
                     from, cap);
     MPI_Get_count(&st, MPI_BYTE, &count);
@@ -66,9 +69,11 @@ static int pipe_recv(void *ctx, int from, void *buf, size_t cap, size_t *got) {
 static int pipe_flush(void *ctx) {
     pipe_env *p = ctx;
     const double t0 = MPI_Wtime();
-    int rc = MPI_Waitall(PIPE_SLOTS, p->req, MPI_STATUSES_IGNORE);
+    int rc = FSNN_OK;
+    for (int k = 0; k < PIPE_SLOTS && rc == FSNN_OK; k++)
+        rc = watchdog_wait(&p->req[k], "pipeline: send to a stage");
     p->wait_seconds += MPI_Wtime() - t0;
-    return rc == MPI_SUCCESS ? FSNN_OK : FAIL("pipeline: a send to a stage failed");
+    return rc;
 }
 
 static int pipe_bcast(void *ctx, void *buf, size_t bytes, int root) {
@@ -76,19 +81,28 @@ static int pipe_bcast(void *ctx, void *buf, size_t bytes, int root) {
     const double t0 = MPI_Wtime();
     if (bytes > (size_t)INT32_MAX)
         return FAIL("pipeline: a broadcast of %zu bytes exceeds MPI's count", bytes);
-    int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, p->comm);
+    MPI_Request req;
+    if (MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, p->comm, &req) != MPI_SUCCESS)
+        return FAIL("pipeline: cannot start a broadcast of %zu bytes from stage %d", bytes, root);
+    int rc = watchdog_wait(&req, "pipeline: broadcast from a stage");
     p->wait_seconds += MPI_Wtime() - t0;
-    return rc == MPI_SUCCESS
-               ? FSNN_OK
-               : FAIL("pipeline: broadcast of %zu bytes from stage %d failed", bytes, root);
+    return rc;
+}
+
+/* An in-place double sum over the group, under the watchdog. */
+static int pipe_allsum(const pipe_env *p, double *buf, int count) {
+    MPI_Request req;
+    if (MPI_Iallreduce(MPI_IN_PLACE, buf, count, MPI_DOUBLE, MPI_SUM, p->comm, &req) != MPI_SUCCESS)
+        return FAIL("pipeline: cannot start a sum over the stages");
+    return watchdog_wait(&req, "pipeline: sum over the stages");
 }
 
 static int pipe_sum_f64(void *ctx, double *buf, size_t count) {
     pipe_env *p = ctx;
     const double t0 = MPI_Wtime();
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_SUM, p->comm);
+    int rc = pipe_allsum(p, buf, (int)count);
     p->wait_seconds += MPI_Wtime() - t0;
-    return rc == MPI_SUCCESS ? FSNN_OK : FAIL("pipeline: sum over the stages failed");
+    return rc;
 }
 
 int pipe_create(pipe_env **out, MPI_Comm model, fsnn_model *m) {
@@ -156,8 +170,7 @@ int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double sec[2]) {
     const mlnet_traffic *t = &p->traffic;
     double v[8] = {(double)t->steps, t->spike_bytes,  t->mask_bytes,   t->list_bytes,
                    t->float_bytes,   t->code_seconds, p->send_seconds, p->wait_seconds};
-    if (MPI_Allreduce(MPI_IN_PLACE, v, 8, MPI_DOUBLE, MPI_SUM, p->comm) != MPI_SUCCESS)
-        return FAIL("pipeline: cannot sum the exchange figures over the group");
+    CHECK(pipe_allsum(p, v, 8));
     *sum = (mlnet_traffic){(long)v[0], v[1], v[2], v[3], v[4], v[5]};
     sec[0] = v[6];
     sec[1] = v[7];

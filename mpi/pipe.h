@@ -6,7 +6,9 @@
  * group runs stage s (pipeplan.h over mlnet_costs). Sends are non-blocking
  * (MPI_Isend from a copy, so the caller's buffer is free at once); a few
  * copies are in flight at most, the oldest waited for before its slot is
- * reused. */
+ * reused. Every wait goes through the watchdog (parallel.collective_timeout),
+ * so a stage that died or hangs ends the job, and its seconds count in the
+ * run's t_comm. */
 #ifndef FSNN_PIPE_H
 #define FSNN_PIPE_H
 

@@ -22,6 +22,9 @@ double watchdog_timeout(void);
  * does not return when the deadline passes. */
 int watchdog_wait(MPI_Request *req, const char *what);
 
+/* watchdog_wait that also fills *status (a receive's source and count). */
+int watchdog_wait_status(MPI_Request *req, MPI_Status *status, const char *what);
+
 /* Seconds spent inside watchdog_wait since the process started: the time
  * this rank waited for collectives to complete. */
 double watchdog_seconds(void);
