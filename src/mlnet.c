@@ -9,6 +9,7 @@
 #include "bn.h"        // defines: BN_EPS, BN_MOMENTUM
 #include "clock.h"     // defines: clock_seconds
 #include "dropout.h"   // defines: dropout_mask_channel
+#include "pipeplan.h"  // defines: pipeplan_stage
 #include "pool.h"      // defines: pool_avg2_forward, pool_avg2_vjp
 #include "rng.h"       // defines: RNG_DROP_LAYER
 #include "spikecode.h" // defines: spikecode_encode, spikecode_decode, spikecode_bound
@@ -35,11 +36,7 @@ static int mlnet_last_stage(const mlnet *net) {
 }
 
 int mlnet_owner(const mlnet *net, int l) {
-    if (!mlnet_piped(net)) return 0;
-    int s = 0;
-    while (s + 1 < net->pipe->stages && l >= net->pipe->first[s + 1])
-        s++;
-    return s;
+    return mlnet_piped(net) ? pipeplan_stage(net->pipe->first, net->pipe->stages, l) : 0;
 }
 
 void mlnet_set_pipe(mlnet *net, const mlnet_pipe *p) {
