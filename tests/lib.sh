@@ -6,6 +6,8 @@
 #   sha RUN_DIR          weights_sha256 of RUN_DIR's checkpoint (fsnn inspect)
 #   metric RUN_DIR COL   column COL of the last row of RUN_DIR/metrics.csv
 #   check_eval RUN_DIR ACC   `fsnn eval RUN_DIR` must run and print ACC (%.2f)
+#   eval_figures RUN_DIR `fsnn eval RUN_DIR`'s figures without the path and
+#                        the speed (empty when it fails)
 #   cifar_fixture DIR    a CIFAR-10 folder DIR/cifar-10-batches-bin in the
 #                        official layout: 10 records per training batch, 20
 #                        test records, each image a flat colour set by its
@@ -31,6 +33,7 @@ check_eval() {
     check '[ -n "$acc" ] && [ "$eacc" = "$(printf %.2f "$acc")" ]' \
         "eval accuracy ${eacc:-none}% differs from training's ${acc:-none}%"
 }
+eval_figures() { "$fsnn" eval "$1" 2>/dev/null | sed -n 's/.*\(test accuracy.*firing rate [0-9.]*\).*/\1/p'; }
 train_with() {
     local config=$1 run=$2
     shift 2

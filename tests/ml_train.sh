@@ -26,8 +26,6 @@ base=(data.dataset=cifar10 "data.path=$dir/cifar" data.train_limit=32 data.test_
     train.epochs=2 train.batch=8 train.test_batch=10 "model.net=8C3s-P2-8C3 (F8C3u)"
     model.time_steps=6 parallel.micro_batch=2 run.threads=1 run.progress=plain)
 train() { train_with "$(dirname "$0")/../configs/demo.ini" "$@"; }
-# The evaluation's figures without the path and the speed.
-evaluation() { "$fsnn" eval "$1" 2>/dev/null | sed -n 's/.*\(test accuracy.*firing rate [0-9.]*\).*/\1/p'; }
 
 train "$dir/one" >"$dir/one.log" 2>&1
 rc=$?
@@ -47,7 +45,7 @@ check '[ "$rc" -eq 0 ] && grep -q "resuming from" "$dir/resumed.log"' \
     "resume: exit $rc: $(tail -n 5 "$dir/resumed.log")"
 res=$(sha "$dir/resumed")
 check '[ -n "$res" ] && [ "$res" = "$ref" ]' "resumed run ends with ${res:-no} weights, straight run $ref"
-e1=$(evaluation "$dir/one") e2=$(evaluation "$dir/resumed")
+e1=$(eval_figures "$dir/one") e2=$(eval_figures "$dir/resumed")
 echo "ml_train: straight: $e1; resumed: $e2"
 check '[ -n "$e1" ] && [ "$e1" = "$e2" ]' "evaluation differs: '$e1' vs '$e2'"
 

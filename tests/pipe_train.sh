@@ -34,7 +34,6 @@ train_np() {
     train "$run" "$mpiexec" -np "$np" --oversubscribe -- parallel.model_ranks="$m" "$@" \
         >"$run.log" 2>&1
 }
-evaluation() { "$fsnn" eval "$1" 2>/dev/null | sed -n 's/.*\(test accuracy.*firing rate [0-9.]*\).*/\1/p'; }
 
 train "$dir/one" >"$dir/one.log" 2>&1
 rc=$?
@@ -51,7 +50,7 @@ done
 check 'grep -q "layer pipeline: 1 groups of 3 stages, deterministic mode; stage 0: layer 1 " "$dir/n3m3.log" &&
     grep -q "layer pipeline exchange (group 0, all stages): [0-9]* spike messages" "$dir/n3m3.log"' \
     "(3, 3) does not log its stages and exchange: $(grep pipeline "$dir/n3m3.log")"
-e1=$(evaluation "$dir/one") e3=$(evaluation "$dir/n3m3")
+e1=$(eval_figures "$dir/one") e3=$(eval_figures "$dir/n3m3")
 echo "pipe_train: eval 1 rank: $e1; (3, 3): $e3"
 check '[ -n "$e1" ] && [ "$e1" = "$e3" ]' "evaluation differs: '$e1' vs '$e3'"
 
