@@ -43,10 +43,14 @@ _Noreturn static void watchdog_fire(const char *what, double waited) {
 }
 
 int watchdog_wait(MPI_Request *req, const char *what) {
+    return watchdog_waitall(1, req, what);
+}
+
+int watchdog_waitall(int n, MPI_Request *req, const char *what) {
     double t0 = clock_seconds(), now = t0;
     int done = 0;
     for (long polls = 0;; polls++) {
-        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        int rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) {
             char msg[MPI_MAX_ERROR_STRING];
             int len = 0;

@@ -22,6 +22,9 @@ double watchdog_timeout(void);
  * does not return when the deadline passes. */
 int watchdog_wait(MPI_Request *req, const char *what);
 
+/* watchdog_wait for the n requests req[0..n) of one operation at once. */
+int watchdog_waitall(int n, MPI_Request *req, const char *what);
+
 /* Seconds spent inside watchdog_wait since the process started: the time
  * this rank waited for collectives to complete. */
 double watchdog_seconds(void);

@@ -64,11 +64,18 @@ const reduce_ops *reduce_local(void) {
                                      .start_sum_i64 = reduce_nop_start_i64,
                                      .start_max_f64 = reduce_nop_start_f64,
                                      .start_sum_f32 = reduce_nop_start_f32,
+                                     .start_scatter_sum_i64 = reduce_nop_start_i64,
+                                     .start_gather_f32 = reduce_nop_start_f32,
                                      .wait = reduce_nop_wait,
                                      .progress = reduce_nop_progress,
                                      .seconds = reduce_nop_seconds,
                                      .ctx = NULL};
     return &local;
+}
+
+void reduce_block(size_t count, int rank, int size, size_t *lo, size_t *hi) {
+    *lo = count * (size_t)rank / (size_t)size;
+    *hi = count * (size_t)(rank + 1) / (size_t)size;
 }
 
 double reduce_scale(double maxabs, long terms) {
