@@ -70,6 +70,7 @@ struct model_ws {
     size_t n_sum;        /* floats of one set of summed gradients (model_sum_layout) */
     float *gsum;         /* [max_shards x n_sum] per-shard gradient sums */
     int64_t *gacc;       /* [n_sum] fixed-point accumulator */
+    const float **gsrc;  /* [max_shards] the shards' sums of one tensor */
     solver_ws *solver;   /* whole-batch solves (fast mode) */
     solver_ws **gsolver; /* [max_shards] one per micro-shard (deterministic mode) */
     model_stats *gstats; /* [max_shards] statistics of each micro-shard */
@@ -496,6 +497,7 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w->group_off, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->gsum, (size_t)w->max_shards * w->n_sum));
     CHECK(XCALLOC(&w->gacc, w->n_sum));
+    CHECK(XCALLOC(&w->gsrc, (size_t)w->max_shards));
     size_t a = linop_ws_size(&m->in_op), b = linop_ws_size(&m->fb_op);
     w->ws_len = a > b ? a : b;
     if (m->ml && m->ml->ws_len > w->ws_len) w->ws_len = m->ml->ws_len;
@@ -540,6 +542,7 @@ void model_ws_destroy(model_ws **pw) {
     free(w->shard_len);
     free(w->group_off);
     free(w->gacc);
+    free((void *)w->gsrc);
     solver_ws_destroy(&w->solver);
     if (w->gsolver)
         for (int g = 0; g < w->max_shards; g++)
@@ -1312,13 +1315,14 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
         }
         for (int t = t0; t < t1; t++) {
             int64_t *acc = ws->gacc + off[t];
-            /* The first shard sets the sums (no clearing pass over them). */
-            if (!finite[t] || shards == 0)
+            /* All shards in one pass that only writes the sums (no clearing). */
+            if (!finite[t] || shards == 0) {
                 memset(acc, 0, sizeof(int64_t) * count[t]);
-            else
-                for (int s = 0; s < shards; s++)
-                    (s == 0 ? reduce_fixed_set : reduce_fixed_add)(
-                        acc, ws->gsum + (size_t)s * ws->n_sum + off[t], count[t], scale[t]);
+                continue;
+            }
+            for (int s = 0; s < shards; s++)
+                ws->gsrc[s] = ws->gsum + (size_t)s * ws->n_sum + off[t];
+            reduce_fixed_set_sum(acc, ws->gsrc, shards, count[t], scale[t]);
         }
         CHECK(
             red->start_scatter_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[k]));

@@ -115,6 +115,16 @@ void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale) {
         acc[i] = (int64_t)reduce_fixed(x[i], scale);
 }
 
+void reduce_fixed_set_sum(int64_t *acc, const float *const *x, int nx, size_t n, double scale) {
+    enum { PIECE = 1024 }; /* 8 KB of acc */
+    for (size_t c = 0; c < n; c += PIECE) {
+        const size_t len = n - c < PIECE ? n - c : PIECE;
+        reduce_fixed_set(acc + c, x[0] + c, len, scale);
+        for (int k = 1; k < nx; k++)
+            reduce_fixed_add(acc + c, x[k] + c, len, scale);
+    }
+}
+
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {
     const double inv = 1.0 / scale; /* exact: scale is a power of two */
     for (size_t i = 0; i < n; i++)

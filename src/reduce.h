@@ -84,6 +84,12 @@ int64_t reduce_fixed_sum(const float *x, size_t n, double scale);
 
 void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale);
 
+/* acc[i] = the fixed-point sum of x[0][i], ..., x[nx - 1][i] (nx >= 1; acc
+ * is only written): the bits of reduce_fixed_set then reduce_fixed_add of
+ * each further x[k], in one pass over acc instead of nx, a piece at a time
+ * so that the piece of acc stays in cache while the inputs stream by. */
+void reduce_fixed_set_sum(int64_t *acc, const float *const *x, int nx, size_t n, double scale);
+
 /* out[i] = acc[i] / scale, rounded to float. */
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale);
 
