@@ -26,10 +26,11 @@ typedef struct {
 
 /* The started operations, with their names for the watchdog's message. The
  * program has one data-parallel group and one thread calling MPI, so one
- * table serves. Libnbc's MPI_Iallreduce of a large buffer in place on fewer
- * than 4 ranks reduces onto one rank and broadcasts back, the whole buffer
- * twice in turn; the pairwise messages of the scatter and gather move half
- * (of 2 ranks) both ways at once, and each rank adds only its block. */
+ * table serves. The reduce-scatter and all-gather post all of a rank's
+ * messages at once (libnbc's collectives go in rounds, each started only
+ * inside a later MPI call), and their caller converts the int64 sums of its
+ * block to float before the all-gather, which then moves half the bytes of
+ * an int64 all-reduce's second half. */
 static reducer_slot reducer_table[REDUCE_MAX_PENDING];
 
 /* The group the reductions run over (reducer_world, reducer_comm), and its
