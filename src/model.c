@@ -39,13 +39,6 @@ static const int model_buckets[3][2] = {{2, 4}, {0, 2}, {4, 5}};
 /* Sums: F, Fb, Wo, bo, dL/dW, then weight and bias of each layer l >= 2. */
 enum { MODEL_SUMS_BASE = 5, MODEL_SUMS_MAX = MODEL_SUMS_BASE + 2 * (NETSPEC_LAYERS_MAX - 1) };
 
-/* The sums [MODEL_EARLY_T0, MODEL_EARLY_T1) (W_o, b_o and dL/dW) need
- * neither the batch's BatchNorm VJP nor the fixed-point scales: in
- * deterministic mode each micro-shard's are computed right after its
- * adjoint solve, so that a rank done with its solves before the others
- * computes them instead of waiting in the BatchNorm sums. */
-enum { MODEL_EARLY_T0 = 2, MODEL_EARLY_T1 = 5 };
-
 struct model_ws {
     int Bmax;
     float *x;              /* [B x n_in] input of the batch (borrowed view) */
@@ -1316,14 +1309,8 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
         const int t0 = bucket[k][0], t1 = bucket[k][1];
 #pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
         for (int s = 0; s < shards; s++) {
-            float *G = ws->gsum + (size_t)s * ws->n_sum, *ow = ws->opws + (size_t)s * ws->ws_len;
-            /* model_loss computed [MODEL_EARLY_T0, MODEL_EARLY_T1) already */
-            if (t0 < MODEL_EARLY_T0)
-                model_bucket_sums(m, ws, t0, t1 < MODEL_EARLY_T0 ? t1 : MODEL_EARLY_T0,
-                                  ws->group_off[s], len[s], G, ow);
-            if (t1 > MODEL_EARLY_T1)
-                model_bucket_sums(m, ws, t0 > MODEL_EARLY_T1 ? t0 : MODEL_EARLY_T1, t1,
-                                  ws->group_off[s], len[s], G, ow);
+            model_bucket_sums(m, ws, t0, t1, ws->group_off[s], len[s],
+                              ws->gsum + (size_t)s * ws->n_sum, ws->opws + (size_t)s * ws->ws_len);
             model_progress(red);
         }
         for (int t = t0; t < t1; t++) {
@@ -1473,12 +1460,9 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     }
     const int *len;
     int whole, groups = model_groups(ws, B, &len, &whole), failed = -1;
-    const int early = grads && ws->deterministic;
     if (groups == 1) {
         model_ws v = model_ws_view(ws, m, 0, 0);
         CHECK(model_loss_rows(m, &v, labels, B, scale, grads, st));
-        if (early)
-            model_bucket_sums(m, ws, MODEL_EARLY_T0, MODEL_EARLY_T1, 0, len[0], ws->gsum, ws->opws);
     } else {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int g = 0; g < groups; g++) {
@@ -1488,10 +1472,6 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
             if (model_loss_rows(m, &v, labels + r0, len[g], scale, grads, &ws->gstats[g]) != 0) {
 #pragma omp critical(model_failed)
                 failed = g;
-            } else if (early) {
-                model_bucket_sums(m, ws, MODEL_EARLY_T0, MODEL_EARLY_T1, r0, len[g],
-                                  ws->gsum + (size_t)g * ws->n_sum,
-                                  ws->opws + (size_t)g * ws->ws_len);
             }
         }
         /* The failing thread's message stays with that thread. */
