@@ -7,9 +7,9 @@
 #   two independent 1-rank runs at once, one per core (the machine's ceiling);
 # all in this one run, so the ratios compare like with like. Prints training
 # samples/s, the speed-up over 1 rank of the same mode, the cost of
-# deterministic mode (fast samples/s over deterministic), and the share of
-# training time each rank spent waiting for reductions (t_comm, averaged over
-# ranks) next to the gradient phase.
+# deterministic mode (fast samples/s over deterministic), the seconds of the
+# simulation, adjoint and gradient phases (averaged over ranks), and the share
+# of training time each rank spent waiting for reductions (t_comm).
 #
 #   bench/ranks.sh                         20,000 samples per row
 #   BENCH_SAMPLES=60000 BENCH_REPEAT=3 bench/ranks.sh   best of 3 per row
@@ -25,7 +25,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 out=$(mktemp -d /tmp/fsnn-bench-ranks.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-# row name, ranks, threads, overrides...: prints "samples/s t_grad t_comm train_seconds"
+# row name, ranks, threads, overrides...: prints "samples/s t_grad t_comm train_seconds
+# t_sim t_adj"
 # of the best of BENCH_REPEAT runs.
 measure() {
     local name=$1 np=$2 threads=$3
@@ -43,8 +44,9 @@ measure() {
             >"$run.log" 2>&1 || { cat "$run.log" >&2; exit 1; }
         local row
         row=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-            { s = $c["train_samples_per_s"]; printf "%s %s %s %s\n", s, $c["t_grad"],
-              $c["t_comm"], (s > 0 ? '"$samples"' / s : 0) }' "$run/metrics.csv")
+            { s = $c["train_samples_per_s"]; printf "%s %s %s %s %s %s\n", s, $c["t_grad"],
+              $c["t_comm"], (s > 0 ? '"$samples"' / s : 0), $c["t_sim"], $c["t_adj"] }' \
+            "$run/metrics.csv")
         if [ -z "$best" ] || awk -v a="${row%% *}" -v b="${best%% *}" 'BEGIN { exit !(a > b) }'; then
             best=$row
         fi
@@ -83,7 +85,9 @@ measure_pair() {
     echo "$best"
 }
 
-declare -A rate grad comm secs
+# The machine may be shared: its load before and after goes into the header.
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A rate grad comm secs sim adj
 rows=(
     "det_1x1 1 1 parallel.deterministic=on"
     "det_2x1 2 1 parallel.deterministic=on"
@@ -95,24 +99,27 @@ rows=(
 )
 for spec in "${rows[@]}"; do
     read -r -a w <<<"$spec"
-    read -r s g c t <<<"$(measure "${w[@]}")"
-    rate[${w[0]}]=$s grad[${w[0]}]=$g comm[${w[0]}]=$c secs[${w[0]}]=$t
+    read -r s g c t si ad <<<"$(measure "${w[@]}")"
+    rate[${w[0]}]=$s grad[${w[0]}]=$g comm[${w[0]}]=$c secs[${w[0]}]=$t sim[${w[0]}]=$si
+    adj[${w[0]}]=$ad
 done
 
 read -r pair0 pair1 <<<"$(measure_pair)"
 
 echo "fsnn data-parallel benchmark: Fashion-MNIST 784-400 (F400) LIF, T=5, batch 128," \
-    "$samples samples, best of $repeat; $(nproc) cores"
-printf '%-22s %6s %8s %12s %9s %9s %9s %9s\n' mode ranks threads "train smp/s" speed-up \
-    "t_grad s" "t_comm s" "comm %"
+    "$samples samples, best of $repeat; $(nproc) cores;" \
+    "load average before $load0, after $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-22s %6s %8s %12s %9s %8s %8s %9s %9s %9s\n' mode ranks threads "train smp/s" \
+    speed-up "t_sim s" "t_adj s" "t_grad s" "t_comm s" "comm %"
 for spec in "${rows[@]}"; do
     read -r -a w <<<"$spec"
     n=${w[0]} mode=${w[0]%%_*}
     base=${rate[${mode}_1x1]}
     awk -v n="$n" -v np="${w[1]}" -v th="${w[2]}" -v s="${rate[$n]}" -v b="$base" \
-        -v g="${grad[$n]}" -v c="${comm[$n]}" -v t="${secs[$n]}" 'BEGIN {
-        printf "%-22s %6d %8d %12.0f %8.2fx %9.2f %9.2f %8.1f%%\n", n, np, th, s, s / b, g, c,
-            (t > 0 ? 100 * c / t : 0) }'
+        -v g="${grad[$n]}" -v c="${comm[$n]}" -v t="${secs[$n]}" -v si="${sim[$n]}" \
+        -v ad="${adj[$n]}" 'BEGIN {
+        printf "%-22s %6d %8d %12.0f %8.2fx %8.2f %8.2f %9.2f %9.2f %8.1f%%\n", n, np, th, s,
+            s / b, si, ad, g, c, (t > 0 ? 100 * c / t : 0) }'
 done
 awk -v d1="${rate[det_1x1]}" -v f1="${rate[fast_1x1]}" -v d2="${rate[det_2x1]}" \
     -v f2="${rate[fast_2x1]}" -v no="${rate[det_2x1_no_overlap]}" 'BEGIN {

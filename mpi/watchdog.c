@@ -42,15 +42,13 @@ _Noreturn static void watchdog_fire(const char *what, double waited) {
     exit(1);
 }
 
-int watchdog_wait(MPI_Request *req, const char *what) {
-    return watchdog_wait_status(req, MPI_STATUS_IGNORE, what);
-}
-
-int watchdog_wait_status(MPI_Request *req, MPI_Status *status, const char *what) {
+/* The wait of watchdog_wait, _wait_status and _waitall: polls req[0..n) (statuses into st, or
+ * MPI_STATUSES_IGNORE) until done, the deadline or an error. */
+static int watchdog_poll(int n, MPI_Request *req, MPI_Status *st, const char *what) {
     double t0 = clock_seconds(), now = t0;
     int done = 0;
     for (long polls = 0;; polls++) {
-        int rc = MPI_Test(req, &done, status);
+        int rc = MPI_Testall(n, req, &done, st);
         if (rc != MPI_SUCCESS) {
             char msg[MPI_MAX_ERROR_STRING];
             int len = 0;
@@ -72,4 +70,16 @@ int watchdog_wait_status(MPI_Request *req, MPI_Status *status, const char *what)
     }
     watchdog_waited += clock_seconds() - t0;
     return FSNN_OK;
+}
+
+int watchdog_wait(MPI_Request *req, const char *what) {
+    return watchdog_poll(1, req, MPI_STATUSES_IGNORE, what);
+}
+
+int watchdog_wait_status(MPI_Request *req, MPI_Status *status, const char *what) {
+    return watchdog_poll(1, req, status, what);
+}
+
+int watchdog_waitall(int n, MPI_Request *req, const char *what) {
+    return watchdog_poll(n, req, MPI_STATUSES_IGNORE, what);
 }

@@ -25,6 +25,9 @@ int watchdog_wait(MPI_Request *req, const char *what);
 /* watchdog_wait that also fills *status (a receive's source and count). */
 int watchdog_wait_status(MPI_Request *req, MPI_Status *status, const char *what);
 
+/* watchdog_wait for the n requests req[0..n) of one operation at once. */
+int watchdog_waitall(int n, MPI_Request *req, const char *what);
+
 /* Seconds spent inside watchdog_wait since the process started: the time
  * this rank waited for collectives to complete. */
 double watchdog_seconds(void);

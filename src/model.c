@@ -70,6 +70,7 @@ struct model_ws {
     size_t n_sum;        /* floats of one set of summed gradients (model_sum_layout) */
     float *gsum;         /* [max_shards x n_sum] per-shard gradient sums */
     int64_t *gacc;       /* [n_sum] fixed-point accumulator */
+    const float **gsrc;  /* [max_shards] the shards' sums of one tensor */
     solver_ws *solver;   /* whole-batch solves (fast mode) */
     solver_ws **gsolver; /* [max_shards] one per micro-shard (deterministic mode) */
     model_stats *gstats; /* [max_shards] statistics of each micro-shard */
@@ -548,6 +549,7 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w->group_off, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->gsum, (size_t)w->max_shards * w->n_sum));
     CHECK(XCALLOC(&w->gacc, w->n_sum));
+    CHECK(XCALLOC(&w->gsrc, (size_t)w->max_shards));
     size_t a = linop_ws_size(&m->in_op), b = linop_ws_size(&m->fb_op);
     w->ws_len = a > b ? a : b;
     if (m->ml && m->ml->ws_len > w->ws_len) w->ws_len = m->ml->ws_len;
@@ -592,6 +594,7 @@ void model_ws_destroy(model_ws **pw) {
     free(w->shard_len);
     free(w->group_off);
     free(w->gacc);
+    free((void *)w->gsrc);
     solver_ws_destroy(&w->solver);
     if (w->gsolver)
         for (int g = 0; g < w->max_shards; g++)
@@ -1305,13 +1308,33 @@ static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*buc
     return FSNN_OK;
 }
 
+/* The values [a, b) of the fixed-point sums (model_sum_offsets' layout
+ * off) as floats at out + a - off[t0], tensor by tensor with its scale; a
+ * non-finite tensor's values are NaN, which stays visible to the caller. */
+static void model_sums_get(const model_ws *ws, const size_t *off, int t0, int t1,
+                           const double *scale, const int *finite, size_t a, size_t b, float *out) {
+    for (int t = t0; t < t1; t++) {
+        const size_t lo = off[t] > a ? off[t] : a, hi = off[t + 1] < b ? off[t + 1] : b;
+        if (lo >= hi) continue;
+        float *o = out + (lo - off[t0]);
+        if (!finite[t])
+            for (size_t i = 0; i < hi - lo; i++)
+                o[i] = NAN;
+        else
+            reduce_fixed_get(o, ws->gacc + lo, hi - lo, scale[t]);
+    }
+}
+
 /* Deterministic mode: one set of sums per micro-shard, added in fixed point
  * (reduce.h) so that the bits do not depend on how the shards are spread
  * over ranks. First the fixed-point scale of every tensor, from bounds on
  * the shards' sums agreed on in one MAX reduction; then per bucket the
- * shards' sums, their exact int64 sum and its all-reduce, which travels while
- * the next bucket is computed. The sums land in dest (model_sum_layout's
- * tensors). */
+ * shards' sums, their exact int64 sum and its reduce-scatter, which travels
+ * while the next bucket is computed; each rank converts its block of the
+ * sums to float (the same function of the same integers on any rank), and
+ * an all-gather of the floats gives every rank all of them. The sums land
+ * in dest (model_sum_layout's tensors): directly when a bucket's tensors
+ * lie one after the other there, else through ws->gsum (free by then). */
 static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb,
                             float *const *dest) {
     const reduce_ops *red = ws->red;
@@ -1340,7 +1363,7 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
         /* at most one shard per sample of the global batch */
         scale[t] = reduce_scale(bound[t], ws->global_batch);
     }
-    reduce_req rsum[MODEL_N_BUCKETS];
+    reduce_req rsum[MODEL_N_BUCKETS], rgat[MODEL_N_BUCKETS];
     for (int k = 0; k < nb; k++) {
         const int t0 = bucket[k][0], t1 = bucket[k][1];
 #pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
@@ -1351,26 +1374,42 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
         }
         for (int t = t0; t < t1; t++) {
             int64_t *acc = ws->gacc + off[t];
-            /* The first shard sets the sums (no clearing pass over them). */
-            if (!finite[t] || shards == 0)
+            /* All shards in one pass that only writes the sums (no clearing). */
+            if (!finite[t] || shards == 0) {
                 memset(acc, 0, sizeof(int64_t) * count[t]);
-            else
-                for (int s = 0; s < shards; s++)
-                    (s == 0 ? reduce_fixed_set : reduce_fixed_add)(
-                        acc, ws->gsum + (size_t)s * ws->n_sum + off[t], count[t], scale[t]);
-        }
-        CHECK(red->start_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[k]));
-    }
-    for (int k = 0; k < nb; k++) {
-        CHECK(red->wait(red->ctx, &rsum[k]));
-        for (int t = bucket[k][0]; t < bucket[k][1]; t++) {
-            if (!finite[t]) { /* a non-finite gradient stays visible to the caller */
-                for (size_t i = 0; i < count[t]; i++)
-                    dest[t][i] = NAN;
                 continue;
             }
-            reduce_fixed_get(dest[t], ws->gacc + off[t], count[t], scale[t]);
+            for (int s = 0; s < shards; s++)
+                ws->gsrc[s] = ws->gsum + (size_t)s * ws->n_sum + off[t];
+            reduce_fixed_set_sum(acc, ws->gsrc, shards, count[t], scale[t]);
         }
+        CHECK(
+            red->start_scatter_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[k]));
+    }
+    int staged[MODEL_N_BUCKETS];
+    for (int k = 0; k < nb; k++) {
+        const int t0 = bucket[k][0], t1 = bucket[k][1];
+        CHECK(red->wait(red->ctx, &rsum[k]));
+        size_t lo, hi;
+        reduce_block(off[t1] - off[t0], red->rank, red->size, &lo, &hi);
+        staged[k] = 0;
+        for (int t = t0 + 1; t < t1; t++)
+            staged[k] |= dest[t] != dest[t0] + (off[t] - off[t0]);
+        if (red->size == 1 && staged[k]) { /* the whole bucket here: no gather */
+            for (int t = t0; t < t1; t++)
+                model_sums_get(ws, off, t, t + 1, scale, finite, off[t], off[t + 1], dest[t]);
+            staged[k] = 0;
+            rgat[k].slot = -1;
+            continue;
+        }
+        float *out = staged[k] ? ws->gsum + off[t0] : dest[t0];
+        model_sums_get(ws, off, t0, t1, scale, finite, off[t0] + lo, off[t0] + hi, out);
+        CHECK(red->start_gather_f32(red->ctx, out, off[t1] - off[t0], &rgat[k]));
+    }
+    for (int k = 0; k < nb; k++) {
+        CHECK(red->wait(red->ctx, &rgat[k]));
+        for (int t = bucket[k][0]; staged[k] && t < bucket[k][1]; t++)
+            memcpy(dest[t], ws->gsum + off[t], sizeof(float) * count[t]);
     }
     return FSNN_OK;
 }

@@ -64,11 +64,18 @@ const reduce_ops *reduce_local(void) {
                                      .start_sum_i64 = reduce_nop_start_i64,
                                      .start_max_f64 = reduce_nop_start_f64,
                                      .start_sum_f32 = reduce_nop_start_f32,
+                                     .start_scatter_sum_i64 = reduce_nop_start_i64,
+                                     .start_gather_f32 = reduce_nop_start_f32,
                                      .wait = reduce_nop_wait,
                                      .progress = reduce_nop_progress,
                                      .seconds = reduce_nop_seconds,
                                      .ctx = NULL};
     return &local;
+}
+
+void reduce_block(size_t count, int rank, int size, size_t *lo, size_t *hi) {
+    *lo = count * (size_t)rank / (size_t)size;
+    *hi = count * (size_t)(rank + 1) / (size_t)size;
 }
 
 double reduce_scale(double maxabs, long terms) {
@@ -106,6 +113,16 @@ int64_t reduce_fixed_sum(const float *x, size_t n, double scale) {
 void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale) {
     for (size_t i = 0; i < n; i++)
         acc[i] = (int64_t)reduce_fixed(x[i], scale);
+}
+
+void reduce_fixed_set_sum(int64_t *acc, const float *const *x, int nx, size_t n, double scale) {
+    enum { PIECE = 1024 }; /* 8 KB of acc */
+    for (size_t c = 0; c < n; c += PIECE) {
+        const size_t len = n - c < PIECE ? n - c : PIECE;
+        reduce_fixed_set(acc + c, x[0] + c, len, scale);
+        for (int k = 1; k < nx; k++)
+            reduce_fixed_add(acc + c, x[k] + c, len, scale);
+    }
 }
 
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {

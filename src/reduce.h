@@ -40,6 +40,16 @@ typedef struct {
     int (*start_sum_i64)(void *ctx, int64_t *buf, size_t count, reduce_req *req);
     int (*start_max_f64)(void *ctx, double *buf, size_t count, reduce_req *req);
     int (*start_sum_f32)(void *ctx, float *buf, size_t count, reduce_req *req);
+    /* Sums split over the ranks (reduce-scatter) and their pieces brought
+     * together (all-gather), over the blocks of reduce_block(count, r, size)
+     * [lo, hi): after wait, start_scatter_sum_i64 leaves in this rank's
+     * block of buf the sum over ranks of that block, the rest of buf
+     * unchanged; start_gather_f32 fills every other rank's block of buf with
+     * that rank's. Each moves (size - 1) / size of buf in and out of a rank
+     * instead of an all-reduce's whole buffer, and leaves the conversion of
+     * the sums to each block's owner. */
+    int (*start_scatter_sum_i64)(void *ctx, int64_t *buf, size_t count, reduce_req *req);
+    int (*start_gather_f32)(void *ctx, float *buf, size_t count, reduce_req *req);
     int (*wait)(void *ctx, reduce_req *req);
     /* Lets started reductions advance (MPI moves them on only inside MPI
      * calls); call between pieces of work, from the thread that calls the
@@ -52,6 +62,11 @@ typedef struct {
 
 /* The reducer of a single process: rank 0 of 1, collectives are no-ops. */
 const reduce_ops *reduce_local(void);
+
+/* Rank `rank`'s block [lo, hi) of `count` values split over `size` ranks in
+ * contiguous blocks of sizes differing by at most one (the blocks of
+ * start_scatter_sum_i64 and start_gather_f32). */
+void reduce_block(size_t count, int rank, int size, size_t *lo, size_t *hi);
 
 /* Scale 2^k for sums of at most `terms` values whose largest magnitude is
  * maxabs (1 when maxabs is 0 or not finite). */
@@ -68,6 +83,12 @@ void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale);
 int64_t reduce_fixed_sum(const float *x, size_t n, double scale);
 
 void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale);
+
+/* acc[i] = the fixed-point sum of x[0][i], ..., x[nx - 1][i] (nx >= 1; acc
+ * is only written): the bits of reduce_fixed_set then reduce_fixed_add of
+ * each further x[k], in one pass over acc instead of nx, a piece at a time
+ * so that the piece of acc stays in cache while the inputs stream by. */
+void reduce_fixed_set_sum(int64_t *acc, const float *const *x, int nx, size_t n, double scale);
 
 /* out[i] = acc[i] / scale, rounded to float. */
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale);

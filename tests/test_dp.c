@@ -3,8 +3,9 @@
  * process alone (reduce_local): bit for bit in deterministic mode, within
  * float rounding (relative 1e-4 of the largest entry) in fast mode. Two
  * nets: FC 20-24-5 and conv 4C3s (F4C3) on 1x6x6 inputs (per-channel
- * BatchNorm sums and conv weight gradients in fixed point). Run under
- * mpirun -np N; every rank checks. */
+ * BatchNorm sums and conv weight gradients in fixed point). Also the
+ * reducer's reduce-scatter and all-gather against sums every rank computes
+ * itself. Run under mpirun -np N; every rank checks. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -133,10 +134,64 @@ static void dp_case(const reduce_ops *red, const dp_net *net, int deterministic,
     model_destroy(&m);
 }
 
+/* Rank r contributes v_r[i] = (i + 1) * (r + 1) + (i % 7 == 0 ? INT64_MAX / 4 : 0); after the
+ * reduce-scatter this rank's block holds the (wrapping) sum over ranks and
+ * the rest its own values; the all-gather of floats f[i] = i on the owner
+ * (and -1 elsewhere before) gives every rank f[i] = i. Several operations
+ * pending at once, of lengths smaller and larger than the ranks. */
+static void dp_scatter_gather(const reduce_ops *red) {
+    enum { OPS = 3 };
+    const size_t lens[OPS] = {(size_t)red->size > 1 ? (size_t)red->size - 1 : 1, 1000, 300007};
+    int64_t *v[OPS];
+    float *f[OPS];
+    reduce_req rs[OPS], ag[OPS];
+    for (int k = 0; k < OPS; k++) {
+        v[k] = malloc(sizeof(int64_t) * lens[k]);
+        f[k] = malloc(sizeof(float) * lens[k]);
+        EXPECT(v[k] && f[k], "memory for %zu values", lens[k]);
+        if (!v[k] || !f[k]) return;
+        for (size_t i = 0; i < lens[k]; i++)
+            v[k][i] =
+                (int64_t)((i + 1) * (size_t)(red->rank + 1)) + (i % 7 == 0 ? INT64_MAX / 4 : 0);
+        EXPECT_OK(red->start_scatter_sum_i64(red->ctx, v[k], lens[k], &rs[k]));
+    }
+    for (int k = 0; k < OPS; k++) {
+        EXPECT_OK(red->wait(red->ctx, &rs[k]));
+        size_t lo, hi, bad = 0;
+        reduce_block(lens[k], red->rank, red->size, &lo, &hi);
+        for (size_t i = 0; i < lens[k]; i++) {
+            uint64_t want = 0;
+            for (int r = 0; r < red->size; r++) {
+                if ((i < lo || i >= hi) && r != red->rank) continue;
+                want += (uint64_t)((i + 1) * (size_t)(r + 1)) +
+                        (uint64_t)(i % 7 == 0 ? INT64_MAX / 4 : 0);
+            }
+            bad += (uint64_t)v[k][i] != want;
+        }
+        EXPECT(bad == 0, "reduce-scatter of %zu values over %d ranks: %zu wrong", lens[k],
+               red->size, bad);
+        for (size_t i = 0; i < lens[k]; i++)
+            f[k][i] = i >= lo && i < hi ? (float)i : -1.0f;
+        EXPECT_OK(red->start_gather_f32(red->ctx, f[k], lens[k], &ag[k]));
+    }
+    for (int k = 0; k < OPS; k++) {
+        EXPECT_OK(red->wait(red->ctx, &ag[k]));
+        size_t bad = 0;
+        for (size_t i = 0; i < lens[k]; i++)
+            bad += f[k][i] != (float)i;
+        EXPECT(bad == 0, "all-gather of %zu values over %d ranks: %zu wrong", lens[k], red->size,
+               bad);
+        free(v[k]);
+        free(f[k]);
+    }
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     reduce_ops red;
     EXPECT_OK(reducer_world(&red));
+    dp_scatter_gather(&red);
+    dp_scatter_gather(reduce_local());
     for (int k = 0; k < 2; k++)
         for (int overlap = 0; overlap < 2; overlap++) {
             dp_case(&red, &dp_nets[k], 1, overlap);

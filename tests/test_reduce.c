@@ -1,7 +1,9 @@
 /* reduce: the reproducible sums of deterministic mode against independent
  * computations: each conversion equals llrint of the exact product, sums in
  * any order give the same bits, the result is within one rounding of the
- * exact sum (in long double), and reduce_maxabs sees infinities and NaN. */
+ * exact sum (in long double), reduce_maxabs sees infinities and NaN, the
+ * one-pass sum of several arrays equals their one-by-one sum, and the blocks
+ * of the reduce-scatter cover a buffer. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,7 +99,62 @@ static void test_maxabs(void) {
     EXPECT(acc[0] == (int64_t)0x1p40, "finite entries still convert: %lld", (long long)acc[0]);
 }
 
+/* reduce_fixed_set_sum against reduce_fixed_set and reduce_fixed_add one
+ * array at a time, over lengths that end inside a piece and past several. */
+static void test_set_sum(void) {
+    enum { LEN = 2600, NX = 4 };
+    static float x[NX][LEN];
+    static int64_t want[LEN], got[LEN];
+    for (int k = 0; k < NX; k++) {
+        rng_uniform_fill(9, RNG_TEST, (uint32_t)k, 0, x[k], LEN);
+        for (int i = 0; i < LEN; i++)
+            x[k][i] = (x[k][i] - 0.5f) * ldexpf(1.0f, (i + k) % 20 - 10);
+    }
+    const float *xs[NX] = {x[0], x[1], x[2], x[3]};
+    const double scale = reduce_scale(512.0, NX);
+    const size_t lens[] = {1, 1023, 1024, 1025, LEN};
+    for (int nx = 1; nx <= NX; nx++)
+        for (size_t c = 0; c < sizeof lens / sizeof lens[0]; c++) {
+            const size_t n = lens[c];
+            reduce_fixed_set(want, x[0], n, scale);
+            for (int k = 1; k < nx; k++)
+                reduce_fixed_add(want, x[k], n, scale);
+            for (size_t i = 0; i < n; i++)
+                got[i] = (int64_t)0x5a5a5a5a5a5a5a5a; /* only written */
+            reduce_fixed_set_sum(got, xs, nx, n, scale);
+            size_t same = 0;
+            for (size_t i = 0; i < n; i++)
+                same += got[i] == want[i];
+            EXPECT(same == n, "set_sum of %d arrays of %zu: %zu of %zu values equal", nx, n, same,
+                   n);
+        }
+}
+
+/* The blocks of every rank, in rank order, are contiguous, cover [0, count)
+ * and differ in size by at most one. */
+static void test_blocks(void) {
+    const size_t counts[] = {0, 1, 5, 7, 478410};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
+        for (int size = 1; size <= 5; size++) {
+            size_t end = 0, small = (size_t)-1, large = 0;
+            int ok = 1;
+            for (int r = 0; r < size; r++) {
+                size_t lo, hi;
+                reduce_block(counts[c], r, size, &lo, &hi);
+                ok &= lo == end && hi >= lo;
+                end = hi;
+                small = hi - lo < small ? hi - lo : small;
+                large = hi - lo > large ? hi - lo : large;
+            }
+            EXPECT(ok && end == counts[c] && large - small <= 1,
+                   "blocks of %zu values over %d ranks: contiguous %d, end %zu, sizes %zu..%zu",
+                   counts[c], size, ok, end, small, large);
+        }
+}
+
 int main(void) {
+    test_set_sum();
+    test_blocks();
     test_fixed_conversion();
     test_order_independent();
     test_maxabs();
