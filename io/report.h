@@ -14,7 +14,8 @@
  * sample standard deviation (n - 1) over the runs that finished at least one
  * epoch; "best" is the largest of those final accuracies. A run with no
  * finished epoch (no directory, no config.ini, no metrics.csv or only its
- * header) is missing: listed, never averaged.
+ * header) is missing: listed, never averaged. Below the table, apart, the
+ * mean and std of each run's best epoch.
  *
  * The readers take outside bytes: a malformed runs.tsv, metrics.csv or
  * config.ini fails with a message naming the file, the line and what is
@@ -76,6 +77,10 @@ typedef struct {
     /* over the done runs, from their final epochs; NAN when undefined
      * (no done run; std with fewer than two) */
     double acc_mean, acc_std, acc_best;
+    /* the same over each run's best epoch (its largest test accuracy: the
+     * epoch is chosen on the test set, which overstates; shown apart, for
+     * figures reported that way) */
+    double peak_mean, peak_std;
     double firing_mean;         /* mean of the final epochs' firing_rate */
     double peak_rss_mb;         /* the largest peak_rss_mb of any epoch of any run */
     int epochs_min, epochs_max; /* finished epochs over all runs (missing: 0) */

@@ -230,9 +230,10 @@ static const run_spec specs[] = {
 };
 enum { N_SPECS = sizeof specs / sizeof specs[0] };
 
-/* The value of epoch e of run i: any distinct numbers will do. */
+/* The value of epoch e of run i: any distinct numbers will do; the runs of
+ * even i fall at epoch 3, so that their best epoch is not their last. */
 static double acc_of(int i, int e) {
-    return 40.0 + 7.25 * i + 3.5 * e + 0.125 * (i * e % 5);
+    return 40.0 + 7.25 * i + 3.5 * e + 0.125 * (i * e % 5) - (e == 2 && i % 2 == 0 ? 5.0 : 0.0);
 }
 static double rate_of(int i, int e) {
     return 0.01 * (i + 1) + 0.001 * e;
@@ -361,6 +362,22 @@ static void test_sweep(void) {
     EXPECT_NEAR(g1->acc_mean, mean, 0.0, 1e-9, "g1 mean");
     EXPECT_NEAR(g1->acc_std, std, 0.0, 1e-9, "g1 sample std");
     EXPECT(g1->acc_best == best, "g1 best %g, want %g", g1->acc_best, best);
+    /* Over each run's best epoch instead. */
+    double pk[3], ps = 0.0, pss = 0.0;
+    for (int k = 0; k < 3; k++) {
+        pk[k] = -1.0;
+        for (int e = 0; e < specs[done1[k]].epochs; e++)
+            pk[k] = fmax(pk[k], as_written(acc_of(done1[k], e)));
+        ps += pk[k];
+    }
+    for (int k = 0; k < 3; k++)
+        pss += (pk[k] - ps / 3) * (pk[k] - ps / 3);
+    EXPECT_NEAR(g1->peak_mean, ps / 3, 0.0, 1e-9, "g1 best-epoch mean");
+    EXPECT_NEAR(g1->peak_std, sqrt(pss / 2), 0.0, 1e-9, "g1 best-epoch std");
+    EXPECT(g1->peak_mean > g1->acc_mean,
+           "g1 best-epoch mean %g not above the final %g (run 0 "
+           "falls at its last epoch)",
+           g1->peak_mean, g1->acc_mean);
     double rate = (rate_of(0, 2) + rate_of(1, 2) + rate_of(3, 1)) / 3;
     EXPECT_NEAR(g1->firing_mean, rate, 1e-6, 0.0, "g1 firing rate");
     double peak = fmax(fmax(rss_of(0, 2), rss_of(1, 2)), rss_of(3, 1));
