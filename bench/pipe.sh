@@ -18,6 +18,12 @@
 # (mostly the wait for the stage that produces the message), each as a share
 # of the run's wall time (training and evaluation).
 #
+# Every row uses parallel.micro_batch = BATCH / 2 (BENCH_MICRO to change),
+# so that the 2 data-parallel ranks of 2/1 and the 2 groups of 4/2 each get a
+# micro-shard of every batch (with the default 32 a small batch is one
+# micro-shard and one rank or group would idle), and every row computes the
+# same arithmetic.
+#
 #   bench/pipe.sh                                  batch 8, 4 steps, all rows
 #   BENCH_BATCH=32 BENCH_STEPS=2 BENCH_ROWS="1/1 2/2" bench/pipe.sh
 set -euo pipefail
@@ -27,6 +33,7 @@ fsnn=$build/fsnn
 [ -x "$fsnn" ] || { echo "bench: $fsnn not built; run jobs/setup.sh first" >&2; exit 1; }
 batch=${BENCH_BATCH:-8}
 steps=${BENCH_STEPS:-4}
+micro=${BENCH_MICRO:-$(((batch + 1) / 2))}
 mpiexec=${MPIEXEC:-mpirun}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=PASSIVE
 out=$(mktemp -d /tmp/fsnn-bench-pipe.XXXXXX)
@@ -35,7 +42,8 @@ fsnn_bin=$fsnn
 . "$repo/tests/lib.sh"
 cifar_fixture "$out/cifar"
 
-printf "AlexNet-F, T = 30, batch %d, %d steps, deterministic; %s\n" "$batch" "$steps" "$(date -u +%FT%TZ)"
+printf "AlexNet-F, T = 30, batch %d (micro-shards of %d), %d steps, deterministic; %s\n" "$batch" \
+    "$micro" "$steps" "$(date -u +%FT%TZ)"
 printf "%-5s %-40s %9s %-28s %s\n" "N/M" "train loss per step" "samples/s" "peak RSS per rank (MB)" \
     "spike bytes per message sent / masks only / lists only; floats sent; coding + sending s (share); receiving and waiting s (share)"
 for row in ${BENCH_ROWS:-1/1 2/1 2/2 4/2 4/4}; do
@@ -47,7 +55,8 @@ for row in ${BENCH_ROWS:-1/1 2/1 2/2 4/2 4/4}; do
         "$fsnn_bin" train "$repo/configs/cifar10_alexnet_t30.ini" "run.dir=$run" \
         "data.path=$out/cifar" "data.train_limit=$batch" data.test_limit=8 \
         "train.batch=$batch" train.test_batch=8 "train.epochs=$steps" train.warmup_iters=0 \
-        run.threads=1 run.progress=plain "parallel.model_ranks=$m" >"$run.log" 2>&1 ||
+        run.threads=1 run.progress=plain "parallel.model_ranks=$m" "parallel.micro_batch=$micro" \
+        >"$run.log" 2>&1 ||
         { tail -n 20 "$run.log" >&2; exit 1; }
     losses=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
         { printf "%s%s", (NR > 2 ? " " : ""), $c["train_loss"] }' "$run/metrics.csv")

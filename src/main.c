@@ -477,9 +477,9 @@ static int main_train(const char *config_path, int argc, char **argv) {
             if (run.pipe) {
                 char stages[512];
                 pipe_describe(run.pipe, stages, sizeof stages);
-                log_info("layer pipeline: %d groups of %d stages, %s mode; %s", grid.groups,
-                         grid.model_ranks, cfg.parallel_deterministic ? "deterministic" : "fast",
-                         stages);
+                log_info("layer pipeline: %d group%s of %d stages, %s mode; %s", grid.groups,
+                         grid.groups == 1 ? "" : "s", grid.model_ranks,
+                         cfg.parallel_deterministic ? "deterministic" : "fast", stages);
             } else if (red.size > 1)
                 log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)",
                          red.size, cfg.parallel_deterministic ? "deterministic" : "fast",

@@ -47,7 +47,7 @@ for nm in "2 2" "3 3" "4 2"; do
     check '[ "$rc" -eq 0 ] && [ "$got" = "$ref" ]' \
         "(N, M) = ($1, $2) ends with other weights: $(tail -n 3 "$dir/n$1m$2.log")"
 done
-check 'grep -q "layer pipeline: 1 groups of 3 stages, deterministic mode; stage 0: layer 1 " "$dir/n3m3.log" &&
+check 'grep -q "layer pipeline: 1 group of 3 stages, deterministic mode; stage 0: layer 1 " "$dir/n3m3.log" &&
     grep -q "layer pipeline exchange (group 0, all stages): [0-9]* spike messages" "$dir/n3m3.log"' \
     "(3, 3) does not log its stages and exchange: $(grep pipeline "$dir/n3m3.log")"
 e1=$(eval_figures "$dir/one") e3=$(eval_figures "$dir/n3m3")
