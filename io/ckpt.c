@@ -90,15 +90,11 @@ static void ckpt_hex(const unsigned char *md, char hex[65]) {
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-/* SHA-256 over tensors, history (cols columns per row, as stored),
- * partial statistics and counters. */
-static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, int cols, char hex[65]) {
-    ckpt_tensor t[CKPT_MAX_TENSORS];
-    int nt = ckpt_tensors(d->m, d->ts->opt, t);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-    for (int i = 0; ok && i < nt; i++)
-        ok = EVP_DigestUpdate(ctx, t[i].data, sizeof(float) * t[i].dims[0] * t[i].dims[1]) == 1;
+/* The checksum's part after the tensors: history (cols columns per row, as
+ * stored), partial statistics and counters; then the digest as hex. Frees
+ * ctx (which ok says is still good). Returns whether all went well. */
+static int ckpt_digest_finish(EVP_MD_CTX *ctx, int ok, const ckpt_data *d, const int64_t *ints,
+                              int cols, char hex[65]) {
     if (ok && d->history_rows > 0)
         ok =
             EVP_DigestUpdate(ctx, d->history, sizeof(double) * (size_t)d->history_rows * cols) == 1;
@@ -108,9 +104,21 @@ static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, int cols, char
     unsigned len = 0;
     if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
     EVP_MD_CTX_free(ctx);
-    if (!ok) return FAIL("SHA-256 failed (OpenSSL)");
-    ckpt_hex(md, hex);
-    return FSNN_OK;
+    if (ok) ckpt_hex(md, hex);
+    return ok;
+}
+
+/* SHA-256 over tensors, history (cols columns per row, as stored),
+ * partial statistics and counters. */
+static int ckpt_checksum(const ckpt_data *d, const int64_t *ints, int cols, char hex[65]) {
+    ckpt_tensor t[CKPT_MAX_TENSORS];
+    int nt = ckpt_tensors(d->m, d->ts->opt, t);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (int i = 0; ok && i < nt; i++)
+        ok = EVP_DigestUpdate(ctx, t[i].data, sizeof(float) * t[i].dims[0] * t[i].dims[1]) == 1;
+    ok = ckpt_digest_finish(ctx, ok, d, ints, cols, hex);
+    return ok ? FSNN_OK : FAIL("SHA-256 failed (OpenSSL)");
 }
 
 int ckpt_weights_sha256(const fsnn_model *m, char hex[65]) {
@@ -652,19 +660,10 @@ static int ckpt_sum_back(const char *tmp, const ckpt_data *d) {
         snprintf(full, sizeof full, "/%s/%s", t[i].group, t[i].name);
         ok = ckpt_digest_dataset(ctx, f, full, t[i].dims[0] * t[i].dims[1], buf, slice) == 0;
     }
-    if (ok && d->history_rows > 0)
-        ok = EVP_DigestUpdate(ctx, d->history,
-                              sizeof(double) * (size_t)d->history_rows * METRICS_N_COLS) == 1;
-    if (ok) ok = EVP_DigestUpdate(ctx, d->partial, sizeof d->partial) == 1;
-    if (ok) ok = EVP_DigestUpdate(ctx, ints, sizeof(int64_t) * CK_N_INTS) == 1;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
-    EVP_MD_CTX_free(ctx);
-    free(buf);
     char hex[65];
+    ok = ctx ? ckpt_digest_finish(ctx, ok, d, ints, METRICS_N_COLS, hex) : 0;
+    free(buf);
     if (ok) {
-        ckpt_hex(md, hex);
         hid_t at = H5Aopen(f, "checksum_sha256", H5P_DEFAULT);
         hid_t type = at >= 0 ? H5Aget_type(at) : -1;
         ok = type >= 0 && H5Tget_size(type) == sizeof hex && H5Awrite(at, type, hex) >= 0;
