@@ -12,15 +12,11 @@
 #include "status.h"
 #include "watchdog.h"
 
-/* One started operation: its requests and, for a reduce-scatter, where the
- * other ranks' pieces land and what they are added to once all arrived. */
+/* One started operation: its requests. */
 typedef struct {
-    MPI_Request *req; /* [2 (size - 1)], owned; req[0..nreq) belong to the operation */
+    MPI_Request *req; /* [cap], owned, kept between uses; req[0..nreq) belong to the operation */
     int nreq;         /* 0: the slot is free */
-    int64_t *sum_into;
-    size_t sum_len;
-    int64_t *parts;   /* [(size - 1) x sum_len] received pieces, owned, kept between uses */
-    size_t parts_cap; /* values parts holds */
+    int cap;
     char what[64];
 } reducer_slot;
 
@@ -28,9 +24,8 @@ typedef struct {
  * program has one data-parallel group and one thread calling MPI, so one
  * table serves. The reduce-scatter and all-gather post all of a rank's
  * messages at once (libnbc's collectives go in rounds, each started only
- * inside a later MPI call), and their caller converts the int64 sums of its
- * block to float before the all-gather, which then moves half the bytes of
- * an int64 all-reduce's second half. */
+ * inside a later MPI call), and their caller adds the pieces of its block in
+ * its fixed order before the all-gather. */
 static reducer_slot reducer_table[REDUCE_MAX_PENDING];
 
 /* The group the reductions run over (reducer_world, reducer_comm), and its
@@ -49,8 +44,9 @@ static int reducer_mpi_failed(int rc, const char *call, const char *what) {
     return FAIL("%s (%s) failed: %s", call, what, msg);
 }
 
-/* A free slot named `kind` of `count` values, or an fsnn status. */
-static int reducer_slot_take(size_t count, const char *kind, int *slot) {
+/* A free slot named `kind` of `count` values with room for `nreq`
+ * requests, or an fsnn status. */
+static int reducer_slot_take(size_t count, int nreq, const char *kind, int *slot) {
     if (count > (size_t)0x7fffffff) return FAIL("reduction of %zu values is too large", count);
     int k = 0;
     while (k < REDUCE_MAX_PENDING && reducer_table[k].nreq != 0)
@@ -58,9 +54,13 @@ static int reducer_slot_take(size_t count, const char *kind, int *slot) {
     if (k == REDUCE_MAX_PENDING)
         return FAIL("more than %d reductions pending at once", REDUCE_MAX_PENDING);
     reducer_slot *s = &reducer_table[k];
+    if (nreq > s->cap) {
+        MPI_Request *r = realloc(s->req, sizeof(MPI_Request) * (size_t)nreq);
+        if (!r) return FAIL("reducer: out of memory for %d requests", nreq);
+        s->req = r;
+        s->cap = nreq;
+    }
     snprintf(s->what, sizeof s->what, "%s of %zu values", kind, count);
-    s->sum_into = NULL;
-    s->sum_len = 0;
     *slot = k;
     return FSNN_OK;
 }
@@ -68,7 +68,7 @@ static int reducer_slot_take(size_t count, const char *kind, int *slot) {
 static int reducer_start(void *buf, size_t count, MPI_Datatype type, MPI_Op op, const char *kind,
                          reduce_req *out) {
     int k = 0;
-    CHECK(reducer_slot_take(count, kind, &k));
+    CHECK(reducer_slot_take(count, 1, kind, &k));
     reducer_slot *s = &reducer_table[k];
     int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type, op, reducer_group, &s->req[0]);
     if (rc != MPI_SUCCESS) return reducer_mpi_failed(rc, "MPI_Iallreduce", s->what);
@@ -77,15 +77,18 @@ static int reducer_start(void *buf, size_t count, MPI_Datatype type, MPI_Op op, 
     return FSNN_OK;
 }
 
-/* Posts the receive of the piece of `count` values of `type` from rank
- * `from` into buf and the send of `len` values of `type` from src to rank
- * `to` as requests of slot s. */
-static int reducer_exchange(reducer_slot *s, void *buf, size_t count, int from, const void *src,
-                            size_t len, int to, MPI_Datatype type) {
+/* Posts the receive of `count` values of `type` from rank `from` into buf
+ * as a request of slot s. */
+static int reducer_recv(reducer_slot *s, void *buf, size_t count, int from, MPI_Datatype type) {
     int rc = MPI_Irecv(buf, (int)count, type, from, REDUCER_TAG, reducer_p2p, &s->req[s->nreq]);
     if (rc != MPI_SUCCESS) return reducer_mpi_failed(rc, "MPI_Irecv", s->what);
     s->nreq++;
-    rc = MPI_Isend(src, (int)len, type, to, REDUCER_TAG, reducer_p2p, &s->req[s->nreq]);
+    return FSNN_OK;
+}
+
+/* Posts the send of `count` values of `type` from src to rank `to`. */
+static int reducer_send(reducer_slot *s, const void *src, size_t count, int to, MPI_Datatype type) {
+    int rc = MPI_Isend(src, (int)count, type, to, REDUCER_TAG, reducer_p2p, &s->req[s->nreq]);
     if (rc != MPI_SUCCESS) return reducer_mpi_failed(rc, "MPI_Isend", s->what);
     s->nreq++;
     return FSNN_OK;
@@ -98,45 +101,37 @@ static int reducer_wait(void *ctx, reduce_req *req) {
     int rc = watchdog_waitall(s->nreq, s->req, s->what);
     s->nreq = 0;
     req->slot = -1;
-    if (rc != 0) return rc;
-    /* Integer sums: the order of the pieces does not change the bits. */
-    for (int q = 0; s->sum_into && q < reducer_size - 1; q++) {
-        const int64_t *part = s->parts + (size_t)q * s->sum_len;
-        for (size_t i = 0; i < s->sum_len; i++)
-            s->sum_into[i] = (int64_t)((uint64_t)s->sum_into[i] + (uint64_t)part[i]);
-    }
-    return FSNN_OK;
+    return rc;
 }
 
-/* The pairwise reduce-scatter: every other rank's block goes to it, and
- * this rank's block of every other rank arrives in parts. Peers in the
- * order rank + 1, rank + 2, ... so that no rank is everyone's first. */
-static int reducer_start_scatter_sum_i64(void *ctx, int64_t *buf, size_t count, reduce_req *out) {
+/* The pieces' exchange: every other rank's block of each piece goes to it,
+ * and this rank's block of every other rank's pieces arrives in recv.
+ * Messages between two ranks keep their order (MPI's non-overtaking rule),
+ * so piece p of rank r lands in the p-th place of r's part of recv. Peers
+ * in the order rank + 1, rank + 2, ... so that no rank is everyone's first. */
+static int reducer_start_scatter_f32(void *ctx, float *const *piece, int np, const int *npieces,
+                                     size_t count, float *recv, reduce_req *out) {
     (void)ctx;
     out->slot = -1;
     if (reducer_size == 1) return FSNN_OK;
-    int k = 0;
-    CHECK(reducer_slot_take(count, "int64 reduce-scatter", &k));
+    int nreq = np * (reducer_size - 1), k = 0;
+    for (int r = 0; r < reducer_size; r++)
+        nreq += r == reducer_rank ? 0 : npieces[r];
+    CHECK(reducer_slot_take(count, nreq, "float reduce-scatter", &k));
     reducer_slot *s = &reducer_table[k];
     size_t lo, hi;
     reduce_block(count, reducer_rank, reducer_size, &lo, &hi);
-    const size_t need = (hi - lo) * (size_t)(reducer_size - 1);
-    if (need > s->parts_cap) {
-        int64_t *p = realloc(s->parts, sizeof(int64_t) * need);
-        if (!p) return FAIL("reducer: out of memory for %zu values of a reduce-scatter", need);
-        s->parts = p;
-        s->parts_cap = need;
-    }
+    float *at = recv;
+    for (int r = 0; r < reducer_size; r++)
+        for (int p = 0; r != reducer_rank && p < npieces[r]; p++, at += hi - lo)
+            CHECK(reducer_recv(s, at, hi - lo, r, MPI_FLOAT));
     for (int j = 1; j < reducer_size; j++) {
         const int to = (reducer_rank + j) % reducer_size;
-        const int from = (reducer_rank - j + reducer_size) % reducer_size;
         size_t tlo, thi;
         reduce_block(count, to, reducer_size, &tlo, &thi);
-        CHECK(reducer_exchange(s, s->parts + (size_t)(j - 1) * (hi - lo), hi - lo, from, buf + tlo,
-                               thi - tlo, to, MPI_INT64_T));
+        for (int p = 0; p < np; p++)
+            CHECK(reducer_send(s, piece[p] + tlo, thi - tlo, to, MPI_FLOAT));
     }
-    s->sum_into = buf + lo;
-    s->sum_len = hi - lo;
     out->slot = k;
     return FSNN_OK;
 }
@@ -146,7 +141,7 @@ static int reducer_start_gather_f32(void *ctx, float *buf, size_t count, reduce_
     out->slot = -1;
     if (reducer_size == 1) return FSNN_OK;
     int k = 0;
-    CHECK(reducer_slot_take(count, "float all-gather", &k));
+    CHECK(reducer_slot_take(count, 2 * (reducer_size - 1), "float all-gather", &k));
     reducer_slot *s = &reducer_table[k];
     size_t lo, hi;
     reduce_block(count, reducer_rank, reducer_size, &lo, &hi);
@@ -155,7 +150,8 @@ static int reducer_start_gather_f32(void *ctx, float *buf, size_t count, reduce_
         const int from = (reducer_rank - j + reducer_size) % reducer_size;
         size_t flo, fhi;
         reduce_block(count, from, reducer_size, &flo, &fhi);
-        CHECK(reducer_exchange(s, buf + flo, fhi - flo, from, buf + lo, hi - lo, to, MPI_FLOAT));
+        CHECK(reducer_recv(s, buf + flo, fhi - flo, from, MPI_FLOAT));
+        CHECK(reducer_send(s, buf + lo, hi - lo, to, MPI_FLOAT));
     }
     out->slot = k;
     return FSNN_OK;
@@ -163,7 +159,7 @@ static int reducer_start_gather_f32(void *ctx, float *buf, size_t count, reduce_
 
 static int reducer_blocking(void *buf, size_t count, MPI_Datatype type, MPI_Op op,
                             const char *kind) {
-    reduce_req req;
+    reduce_req req = {.slot = -1};
     CHECK(reducer_start(buf, count, type, op, kind, &req));
     return reducer_wait(NULL, &req);
 }
@@ -235,10 +231,9 @@ int reducer_comm(reduce_ops *ops, MPI_Comm comm) {
     for (int i = 0; i < REDUCE_MAX_PENDING; i++) {
         reducer_slot *s = &reducer_table[i];
         free(s->req);
+        s->req = NULL;
         s->nreq = 0;
-        /* two requests (receive, send) per other rank */
-        s->req = malloc(sizeof(MPI_Request) * 2 * (size_t)(ops->size > 1 ? ops->size - 1 : 1));
-        if (!s->req) return FAIL("reducer: out of memory for the requests of %d ranks", ops->size);
+        s->cap = 0;
     }
     ops->sum_i64 = reducer_sum_i64;
     ops->sum_f64 = reducer_sum_f64;
@@ -247,7 +242,7 @@ int reducer_comm(reduce_ops *ops, MPI_Comm comm) {
     ops->start_sum_i64 = reducer_start_sum_i64;
     ops->start_max_f64 = reducer_start_max_f64;
     ops->start_sum_f32 = reducer_start_sum_f32;
-    ops->start_scatter_sum_i64 = reducer_start_scatter_sum_i64;
+    ops->start_scatter_f32 = reducer_start_scatter_f32;
     ops->start_gather_f32 = reducer_start_gather_f32;
     ops->wait = reducer_wait;
     ops->progress = reducer_progress;

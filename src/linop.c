@@ -261,25 +261,6 @@ void linop_weight_grad(const linop *op, const float *x, const float *dy, float *
             db[i] += dy[(long)b * op->out + i];
 }
 
-double linop_grad_bound(const linop *op, const float *dy, int B, const double *w) {
-    const int C = op->channels, hw = op->hw;
-    double best = 0.0;
-    int bad = 0;
-    for (int c = 0; c < C; c++) {
-        double s = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *m = dy + ((long)b * C + c) * hw;
-            double t = 0.0;
-            for (int p = 0; p < hw; p++)
-                t += fabs((double)m[p]);
-            s += t * (w ? w[b] : 1.0);
-        }
-        bad |= !isfinite(s);
-        best = s > best ? s : best;
-    }
-    return bad ? INFINITY : best;
-}
-
 float linop_power(const linop *op, const float *V, float *u, float *v, int iters, float *work,
                   float *ws) {
     if (op->kind == LINOP_CONV) return conv_power_iter(&op->conv, V, u, v, iters, work, ws);

@@ -127,11 +127,6 @@ int linop_masked_transpose(const linop *op, const float *W, const float *Wa, con
 void linop_weight_grad(const linop *op, const float *x, const float *dy, float *dW, float *db,
                        int B, float *ws);
 
-/* Bound on |dW| of linop_weight_grad given w[b] >= max |x_b|:
- * max over output channels c of sum_b w[b] sum_p |dy[b,c,p]| (w NULL: 1,
- * the bound of db). Infinity when a term is not finite. */
-double linop_grad_bound(const linop *op, const float *dy, int B, const double *w);
-
 /* Power iteration for sigma(V) (specnorm_power, conv_power_iter; a
  * transposed conv has the norm of its conv): u [out], v [in], work
  * [max(in, out)]. */

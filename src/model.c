@@ -67,15 +67,22 @@ struct model_ws {
     int *shard_len;    /* [max_shards] rows of each, in order */
     int *group_off;    /* [max_shards] first row of each row group (model_groups) */
     int max_shards;
-    size_t n_sum;        /* floats of one set of summed gradients (model_sum_layout) */
-    float *gsum;         /* [max_shards x n_sum] per-shard gradient sums */
-    int64_t *gacc;       /* [n_sum] fixed-point accumulator */
-    const float **gsrc;  /* [max_shards] the shards' sums of one tensor */
+    size_t n_sum; /* floats of one set of summed gradients (model_sum_layout) */
+    float *gsum;  /* [max_shards x n_sum] per-shard gradient sums */
+    /* Deterministic mode's tree sums (reduce.h), sized at the first step
+     * of a rank count: every rank's pieces, their values' places, and
+     * where the other ranks' blocks of them arrive. */
+    reduce_node *tnode; /* [size x REDUCE_TREE_MAX] */
+    int *tnp;           /* [size] pieces of each rank */
+    float **tval;       /* [size x REDUCE_TREE_MAX] */
+    int tsize;          /* ranks the arrays are for */
+    float *trecv;       /* [trecv_cap] */
+    size_t trecv_cap;
+    reduce_node *tleaf;  /* [max_shards] the leaves of one piece */
+    float **tleafval;    /* [max_shards] */
     solver_ws *solver;   /* whole-batch solves (fast mode) */
     solver_ws **gsolver; /* [max_shards] one per micro-shard (deterministic mode) */
     model_stats *gstats; /* [max_shards] statistics of each micro-shard */
-    double *gmax;        /* [max_shards x n_sums] bound on |sum| per shard */
-    double *gweight;     /* [Bmax] per-sample factors of the bounds */
     int micro;           /* samples per micro-shard */
     cfg_solver solver_kind;
     int max_iters;
@@ -548,8 +555,8 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w->shard_len, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->group_off, (size_t)w->max_shards));
     CHECK(XCALLOC(&w->gsum, (size_t)w->max_shards * w->n_sum));
-    CHECK(XCALLOC(&w->gacc, w->n_sum));
-    CHECK(XCALLOC(&w->gsrc, (size_t)w->max_shards));
+    CHECK(XCALLOC(&w->tleaf, (size_t)w->max_shards));
+    CHECK(XCALLOC(&w->tleafval, (size_t)w->max_shards));
     size_t a = linop_ws_size(&m->in_op), b = linop_ws_size(&m->fb_op);
     w->ws_len = a > b ? a : b;
     if (m->ml && m->ml->ws_len > w->ws_len) w->ws_len = m->ml->ws_len;
@@ -562,9 +569,7 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     w->tol = cfg->solver_tol;
     w->micro = micro;
     CHECK(XCALLOC(&w->gstats, (size_t)w->max_shards));
-    CHECK(XCALLOC(&w->gmax, (size_t)w->max_shards * w->n_sums));
     if (m->ml) CHECK(mlnet_ws_create(&w->mlw, m->ml, Bmax, w->max_shards));
-    CHECK(XCALLOC(&w->gweight, (size_t)Bmax));
     if (w->deterministic) {
         CHECK(XCALLOC(&w->gsolver, (size_t)w->max_shards));
         for (int g = 0; g < w->max_shards; g++)
@@ -593,16 +598,18 @@ void model_ws_destroy(model_ws **pw) {
     free(w->bn_acc);
     free(w->shard_len);
     free(w->group_off);
-    free(w->gacc);
-    free((void *)w->gsrc);
+    free(w->tnode);
+    free(w->tnp);
+    free(w->tval);
+    free(w->trecv);
+    free(w->tleaf);
+    free(w->tleafval);
     solver_ws_destroy(&w->solver);
     if (w->gsolver)
         for (int g = 0; g < w->max_shards; g++)
             solver_ws_destroy(&w->gsolver[g]);
     free(w->gsolver);
     free(w->gstats);
-    free(w->gmax);
-    free(w->gweight);
     mlnet_ws_destroy(&w->mlw);
     free(w);
     *pw = NULL;
@@ -1231,54 +1238,6 @@ static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, i
     }
 }
 
-/* max_i sum_b |u[b][i]| w[b] over u [len x cols] (w NULL: 1), the bound of
- * |sum_b u[b][i] v[b][j]| when every |v[b][j]| <= w[b]; infinity when a term
- * is not finite. */
-static double model_bound(const float *u, int len, int cols, const double *w) {
-    double best = 0.0;
-    int bad = 0;
-    for (int i = 0; i < cols; i++) {
-        double s = 0.0;
-        for (int b = 0; b < len; b++)
-            s += fabs((double)u[(long)b * cols + i]) * (w ? w[b] : 1.0);
-        bad |= !isfinite(s);
-        best = s > best ? s : best;
-    }
-    return bad ? INFINITY : best;
-}
-
-/* Bounds on the magnitude of every value of one micro-shard's sums (rows
- * [r0, r0 + len)), tensor by tensor, from the products' factors: B x n values
- * instead of the n_params sums. Scales agreed on from bounds need one MAX
- * reduction before the sums exist, and no pass over the sums to find their
- * largest value. A float product exceeds its exact bound by at most a factor
- * 1 + len 2^-24, which the fixed point's spare bit absorbs (reduce.h).
- * w [len] is borrowed. */
-static void model_shard_bounds(const fsnn_model *m, const model_ws *ws, int r0, int len, double *w,
-                               double *bound) {
-    const int n = m->n, n1 = m->in_op.out, nin = m->n_in, no = m->n_out;
-    const float *a = ws->a + (long)r0 * n, *dh = ws->bny + (long)r0 * n1,
-                *dl = ws->dlogits + (long)r0 * no;
-    for (int b = 0; b < len; b++) /* |x| per sample */
-        w[b] = reduce_maxabs(ws->x + (long)(r0 + b) * nin, (size_t)nin);
-    bound[0] = linop_grad_bound(&m->in_op, dh, len, w);
-    bound[1] = linop_grad_bound(&m->in_op, dh, len, NULL);
-    for (int b = 0; b < len; b++) /* rates are in [0, 1] */
-        w[b] = reduce_maxabs(a + (long)b * n, (size_t)n);
-    bound[2] = model_bound(dl, len, no, w);
-    bound[3] = model_bound(dl, len, no, NULL);
-    bound[4] = linop_grad_bound(&m->fb_op, ws->tmp + (long)r0 * n1, len, w);
-    for (int t = MODEL_SUMS_BASE; t < ws->n_sums; t += 2) {
-        const int l = model_sum_layer(m, t);
-        const mlnet_layer *ly = &m->ml->layer[l];
-        const float *dhl = ws->mlw->u[l] + (long)r0 * ly->n;
-        for (int b = 0; b < len; b++) /* rates are in [0, 1] */
-            w[b] = reduce_maxabs(ws->mlw->a[l - 1] + (long)(r0 + b) * ly->in, (size_t)ly->in);
-        bound[t] = linop_grad_bound(&ly->op, dhl, len, w);
-        bound[t + 1] = linop_grad_bound(&ly->op, dhl, len, NULL);
-    }
-}
-
 /* Lets started reductions advance between pieces of work. Open MPI moves a
  * non-blocking collective on only inside MPI calls, and only the thread
  * that initialised MPI (OpenMP's thread 0 here) may make them. */
@@ -1308,102 +1267,123 @@ static int model_reduce_fast(fsnn_model *m, model_ws *ws, int B, const int (*buc
     return FSNN_OK;
 }
 
-/* The values [a, b) of the fixed-point sums (model_sum_offsets' layout
- * off) as floats at out + a - off[t0], tensor by tensor with its scale; a
- * non-finite tensor's values are NaN, which stays visible to the caller. */
-static void model_sums_get(const model_ws *ws, const size_t *off, int t0, int t1,
-                           const double *scale, const int *finite, size_t a, size_t b, float *out) {
-    for (int t = t0; t < t1; t++) {
-        const size_t lo = off[t] > a ? off[t] : a, hi = off[t + 1] < b ? off[t + 1] : b;
-        if (lo >= hi) continue;
-        float *o = out + (lo - off[t0]);
-        if (!finite[t])
-            for (size_t i = 0; i < hi - lo; i++)
-                o[i] = NAN;
-        else
-            reduce_fixed_get(o, ws->gacc + lo, hi - lo, scale[t]);
+/* The tree sums' arrays for `size` ranks, and room for `need` received
+ * values. */
+static int model_tree_room(model_ws *ws, int size, size_t need) {
+    if (ws->tsize != size) {
+        free(ws->tnode);
+        free(ws->tnp);
+        free(ws->tval);
+        ws->tnode = NULL, ws->tnp = NULL, ws->tval = NULL, ws->tsize = 0;
+        CHECK(XCALLOC(&ws->tnode, (size_t)size * REDUCE_TREE_MAX));
+        CHECK(XCALLOC(&ws->tnp, (size_t)size));
+        CHECK(XCALLOC(&ws->tval, (size_t)size * REDUCE_TREE_MAX));
+        ws->tsize = size;
     }
+    if (need > ws->trecv_cap) {
+        free(ws->trecv);
+        ws->trecv = NULL, ws->trecv_cap = 0;
+        CHECK(XCALLOC(&ws->trecv, need));
+        ws->trecv_cap = need;
+    }
+    return FSNN_OK;
 }
 
-/* Deterministic mode: one set of sums per micro-shard, added in fixed point
- * (reduce.h) so that the bits do not depend on how the shards are spread
- * over ranks. First the fixed-point scale of every tensor, from bounds on
- * the shards' sums agreed on in one MAX reduction; then per bucket the
- * shards' sums, their exact int64 sum and its reduce-scatter, which travels
- * while the next bucket is computed; each rank converts its block of the
- * sums to float (the same function of the same integers on any rank), and
- * an all-gather of the floats gives every rank all of them. The sums land
- * in dest (model_sum_layout's tensors): directly when a bucket's tensors
- * lie one after the other there, else through ws->gsum (free by then). */
+/* Deterministic mode: one set of sums per micro-shard, added in the fixed
+ * tree of reduce.h so that the bits do not depend on how the shards are
+ * spread over ranks. Per bucket: the shards' sums, this rank's pieces (its
+ * leaves summed up to the largest tree nodes they fill, in place in the
+ * shards' buffers) and the reduce-scatter of the pieces, which travels
+ * while the next bucket is computed; then each rank adds every rank's
+ * pieces of its block in the tree's order (the same additions on any rank
+ * count), and an all-gather gives every rank all of them. The sums land in
+ * dest (model_sum_layout's tensors): directly when a bucket's tensors lie
+ * one after the other there, else through ws->gsum (free by then). */
 static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb,
                             float *const *dest) {
     const reduce_ops *red = ws->red;
+    const int size = red->size, me = red->rank;
     size_t off[MODEL_SUMS_MAX + 1], count[MODEL_SUMS_MAX];
-    const int ns = model_sum_offsets(m, off, count);
+    model_sum_offsets(m, off, count);
     const int *len;
     int one, shards = model_groups(ws, B, &len, &one);
-    if (shards > ws->max_shards)
-        return FAIL("model: %d micro-shards exceed the workspace's %d", shards, ws->max_shards);
-    double bound[MODEL_SUMS_MAX] = {0};
-#pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
-    for (int s = 0; s < shards; s++)
-        model_shard_bounds(m, ws, ws->group_off[s], len[s], ws->gweight + ws->group_off[s],
-                           ws->gmax + (size_t)s * ns);
-    for (int s = 0; s < shards; s++)
-        for (int t = 0; t < ns; t++) {
-            double v = ws->gmax[s * ns + t];
-            bound[t] = v > bound[t] ? v : bound[t];
-        }
-    CHECK(red->max_f64(red->ctx, bound, (size_t)ns));
-    double scale[MODEL_SUMS_MAX];
-    int finite[MODEL_SUMS_MAX];
-    for (int t = 0; t < ns; t++) {
-        /* A bound beyond float's range admits an infinite sum: treated as one. */
-        finite[t] = bound[t] < (double)FLT_MAX;
-        /* at most one shard per sample of the global batch */
-        scale[t] = reduce_scale(bound[t], ws->global_batch);
+    /* The global batch's micro-shards and this rank's block of them, dealt
+     * out as the trainer does. */
+    const long K = (ws->global_batch + ws->micro - 1) / ws->micro;
+    size_t k0, k1;
+    reduce_block((size_t)K, me, size, &k0, &k1);
+    if (K < 1 || K > 0x7fffffff || ws->n_shards != (int)(k1 - k0))
+        return FAIL("model: %d micro-shards here, where %zu of %ld belong to rank %d of %d",
+                    ws->n_shards, k1 - k0, K, me, size);
+    size_t need = 0, blo[MODEL_N_BUCKETS], bhi[MODEL_N_BUCKETS];
+    for (int k = 0; k < nb; k++) {
+        reduce_block(off[bucket[k][1]] - off[bucket[k][0]], me, size, &blo[k], &bhi[k]);
+        need += (bhi[k] - blo[k]) * (size_t)REDUCE_TREE_MAX * (size_t)(size - 1);
     }
+    CHECK(model_tree_room(ws, size, need));
+    /* Every rank's pieces, in rank order: a partition of the root. */
+    int nn = 0;
+    for (int r = 0; r < size; r++) {
+        size_t a, b;
+        reduce_block((size_t)K, r, size, &a, &b);
+        ws->tnp[r] = reduce_tree_cover((int)K, (int)a, (int)b, ws->tnode + nn);
+        nn += ws->tnp[r];
+    }
+    int first = 0; /* this rank's first piece in tnode */
+    for (int r = 0; r < me; r++)
+        first += ws->tnp[r];
+    const reduce_node *mine = ws->tnode + first;
+    const int np = ws->tnp[me];
+    /* Each piece sits in the buffer of its first shard. */
+    float *piece[REDUCE_TREE_MAX], *pk[REDUCE_TREE_MAX];
+    for (int p = 0; p < np; p++)
+        piece[p] = ws->gsum + (size_t)(mine[p].lo - (long)k0) * ws->n_sum;
     reduce_req rsum[MODEL_N_BUCKETS], rgat[MODEL_N_BUCKETS];
+    float *recv[MODEL_N_BUCKETS], *at = ws->trecv;
     for (int k = 0; k < nb; k++) {
         const int t0 = bucket[k][0], t1 = bucket[k][1];
+        const size_t n = off[t1] - off[t0];
 #pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
         for (int s = 0; s < shards; s++) {
             model_bucket_sums(m, ws, t0, t1, ws->group_off[s], len[s],
                               ws->gsum + (size_t)s * ws->n_sum, ws->opws + (size_t)s * ws->ws_len);
             model_progress(red);
         }
-        for (int t = t0; t < t1; t++) {
-            int64_t *acc = ws->gacc + off[t];
-            /* All shards in one pass that only writes the sums (no clearing). */
-            if (!finite[t] || shards == 0) {
-                memset(acc, 0, sizeof(int64_t) * count[t]);
-                continue;
+        for (int p = 0; p < np; p++) {
+            const int nl = mine[p].hi - mine[p].lo; /* the piece's shards, one leaf each */
+            for (int j = 0; j < nl; j++) {
+                ws->tleaf[j] = (reduce_node){mine[p].lo + j, mine[p].lo + j + 1};
+                ws->tleafval[j] = piece[p] + (size_t)j * ws->n_sum + off[t0];
             }
-            for (int s = 0; s < shards; s++)
-                ws->gsrc[s] = ws->gsum + (size_t)s * ws->n_sum + off[t];
-            reduce_fixed_set_sum(acc, ws->gsrc, shards, count[t], scale[t]);
+            if (reduce_tree_sum(mine[p], ws->tleaf, nl, ws->tleafval, n) != 0)
+                return FAIL("model: micro-shards %d to %d are not a node of the tree", mine[p].lo,
+                            mine[p].hi - 1);
+            pk[p] = piece[p] + off[t0];
         }
-        CHECK(
-            red->start_scatter_sum_i64(red->ctx, ws->gacc + off[t0], off[t1] - off[t0], &rsum[k]));
+        recv[k] = at;
+        CHECK(red->start_scatter_f32(red->ctx, pk, np, ws->tnp, n, at, &rsum[k]));
+        at += (size_t)(nn - np) * (bhi[k] - blo[k]);
     }
     int staged[MODEL_N_BUCKETS];
     for (int k = 0; k < nb; k++) {
         const int t0 = bucket[k][0], t1 = bucket[k][1];
+        const size_t lo = blo[k], hi = bhi[k];
         CHECK(red->wait(red->ctx, &rsum[k]));
-        size_t lo, hi;
-        reduce_block(off[t1] - off[t0], red->rank, red->size, &lo, &hi);
+        const float *from = recv[k];
+        for (int i = 0, r = 0; r < size; r++)
+            for (int p = 0; p < ws->tnp[r]; p++, i++) {
+                ws->tval[i] = r == me ? piece[p] + off[t0] + lo : (float *)from;
+                from += r == me ? 0 : hi - lo;
+            }
+        const int root =
+            reduce_tree_sum((reduce_node){0, (int)K}, ws->tnode, nn, ws->tval, hi - lo);
+        if (root < 0) return FAIL("model: the ranks' micro-shards do not partition the tree");
         staged[k] = 0;
         for (int t = t0 + 1; t < t1; t++)
             staged[k] |= dest[t] != dest[t0] + (off[t] - off[t0]);
-        if (red->size == 1 && staged[k]) { /* the whole bucket here: no gather */
-            for (int t = t0; t < t1; t++)
-                model_sums_get(ws, off, t, t + 1, scale, finite, off[t], off[t + 1], dest[t]);
-            staged[k] = 0;
-            rgat[k].slot = -1;
-            continue;
-        }
         float *out = staged[k] ? ws->gsum + off[t0] : dest[t0];
-        model_sums_get(ws, off, t0, t1, scale, finite, off[t0] + lo, off[t0] + hi, out);
+        if (out + lo != ws->tval[root])
+            memmove(out + lo, ws->tval[root], sizeof(float) * (hi - lo));
         CHECK(red->start_gather_f32(red->ctx, out, off[t1] - off[t0], &rgat[k]));
     }
     for (int k = 0; k < nb; k++) {

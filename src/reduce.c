@@ -39,6 +39,13 @@ static int reduce_nop_start_f32(void *ctx, float *buf, size_t count, reduce_req 
     return FSNN_OK;
 }
 
+static int reduce_nop_scatter_f32(void *ctx, float *const *piece, int np, const int *npieces,
+                                  size_t count, float *recv, reduce_req *req) {
+    (void)ctx, (void)piece, (void)np, (void)npieces, (void)count, (void)recv;
+    req->slot = -1;
+    return FSNN_OK;
+}
+
 static void reduce_nop_progress(void *ctx) {
     (void)ctx;
 }
@@ -64,7 +71,7 @@ const reduce_ops *reduce_local(void) {
                                      .start_sum_i64 = reduce_nop_start_i64,
                                      .start_max_f64 = reduce_nop_start_f64,
                                      .start_sum_f32 = reduce_nop_start_f32,
-                                     .start_scatter_sum_i64 = reduce_nop_start_i64,
+                                     .start_scatter_f32 = reduce_nop_scatter_f32,
                                      .start_gather_f32 = reduce_nop_start_f32,
                                      .wait = reduce_nop_wait,
                                      .progress = reduce_nop_progress,
@@ -76,6 +83,53 @@ const reduce_ops *reduce_local(void) {
 void reduce_block(size_t count, int rank, int size, size_t *lo, size_t *hi) {
     *lo = count * (size_t)rank / (size_t)size;
     *hi = count * (size_t)(rank + 1) / (size_t)size;
+}
+
+static void reduce_tree_cover_at(int a, int b, int lo, int hi, reduce_node *out, int *n) {
+    if (b <= lo || a >= hi) return;
+    if (a >= lo && b <= hi) {
+        out[(*n)++] = (reduce_node){a, b};
+        return;
+    }
+    const int m = a + (b - a) / 2;
+    reduce_tree_cover_at(a, m, lo, hi, out, n);
+    reduce_tree_cover_at(m, b, lo, hi, out, n);
+}
+
+int reduce_tree_cover(int K, int lo, int hi, reduce_node *out) {
+    int n = 0;
+    if (K > 0 && lo < hi) reduce_tree_cover_at(0, K, lo, hi, out, &n);
+    return n;
+}
+
+static int reduce_tree_sum_at(reduce_node root, const reduce_node *node, int nn, float *const *val,
+                              size_t n) {
+    for (int i = 0; i < nn; i++)
+        if (node[i].lo == root.lo && node[i].hi == root.hi) return i;
+    if (root.hi - root.lo < 2) return -1; /* a leaf no node gives */
+    const int m = root.lo + (root.hi - root.lo) / 2;
+    const int l = reduce_tree_sum_at((reduce_node){root.lo, m}, node, nn, val, n);
+    if (l < 0) return -1;
+    const int r = reduce_tree_sum_at((reduce_node){m, root.hi}, node, nn, val, n);
+    if (r < 0) return -1;
+    float *x = val[l];
+    const float *y = val[r];
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+    return l;
+}
+
+int reduce_tree_sum(reduce_node root, const reduce_node *node, int nn, float *const *val,
+                    size_t n) {
+    /* Nodes inside the root whose sizes add up to it: if the recursion then
+     * finds nodes that partition the root, those are all of them, once. */
+    long total = 0;
+    for (int i = 0; i < nn; i++) {
+        if (node[i].lo < root.lo || node[i].hi > root.hi || node[i].hi <= node[i].lo) return -1;
+        total += node[i].hi - node[i].lo;
+    }
+    if (root.hi <= root.lo || total != root.hi - root.lo) return -1;
+    return reduce_tree_sum_at(root, node, nn, val, n);
 }
 
 double reduce_scale(double maxabs, long terms) {
@@ -108,21 +162,6 @@ int64_t reduce_fixed_sum(const float *x, size_t n, double scale) {
     for (size_t i = 0; i < n; i++)
         s += reduce_fixed(x[i], scale);
     return (int64_t)s;
-}
-
-void reduce_fixed_set(int64_t *acc, const float *x, size_t n, double scale) {
-    for (size_t i = 0; i < n; i++)
-        acc[i] = (int64_t)reduce_fixed(x[i], scale);
-}
-
-void reduce_fixed_set_sum(int64_t *acc, const float *const *x, int nx, size_t n, double scale) {
-    enum { PIECE = 1024 }; /* 8 KB of acc */
-    for (size_t c = 0; c < n; c += PIECE) {
-        const size_t len = n - c < PIECE ? n - c : PIECE;
-        reduce_fixed_set(acc + c, x[0] + c, len, scale);
-        for (int k = 1; k < nx; k++)
-            reduce_fixed_add(acc + c, x[k] + c, len, scale);
-    }
 }
 
 void reduce_fixed_get(float *out, const int64_t *acc, size_t n, double scale) {

@@ -215,10 +215,14 @@ static int trainer_phase_times(const reduce_ops *red, const model_stats *st, dou
     return FSNN_OK;
 }
 
-/* This rank's part [lo, hi) of n items split in contiguous blocks. */
+/* This rank's part [lo, hi) of n items split in contiguous blocks: the
+ * blocks of reduce_block, which the gradient's tree sums also assume for the
+ * micro-shards. */
 static void trainer_block(long n, const reduce_ops *red, long *lo, long *hi) {
-    *lo = n * red->rank / red->size;
-    *hi = n * (red->rank + 1) / red->size;
+    size_t a, b;
+    reduce_block((size_t)n, red->rank, red->size, &a, &b);
+    *lo = (long)a;
+    *hi = (long)b;
 }
 
 /* Sums a trace's statistics over ranks: sums add, maxima take the largest.

@@ -134,42 +134,53 @@ static void dp_case(const reduce_ops *red, const dp_net *net, int deterministic,
     model_destroy(&m);
 }
 
-/* Rank r contributes v_r[i] = (i + 1) * (r + 1) + (i % 7 == 0 ? INT64_MAX / 4 : 0); after the
- * reduce-scatter this rank's block holds the (wrapping) sum over ranks and
- * the rest its own values; the all-gather of floats f[i] = i on the owner
- * (and -1 elsewhere before) gives every rank f[i] = i. Several operations
- * pending at once, of lengths smaller and larger than the ranks. */
+/* Rank r has r % 3 pieces (none on some ranks), piece p holding
+ * v[i] = i + 1000 (r + 1) + 0.5 p; after the reduce-scatter this rank's
+ * recv holds, rank after rank (its own skipped) and piece after piece, its
+ * block of those values, exactly. The all-gather of floats f[i] = i on the
+ * owner (and -1 elsewhere before) gives every rank f[i] = i. Several
+ * operations pending at once, of lengths smaller and larger than the ranks. */
+static float dp_piece_value(int r, int p, size_t i) {
+    return (float)i + 1000.0f * (float)(r + 1) + 0.5f * (float)p;
+}
+
 static void dp_scatter_gather(const reduce_ops *red) {
-    enum { OPS = 3 };
+    enum { OPS = 3, MAXP = 2 };
     const size_t lens[OPS] = {(size_t)red->size > 1 ? (size_t)red->size - 1 : 1, 1000, 300007};
-    int64_t *v[OPS];
-    float *f[OPS];
+    const int np = red->rank % 3;
+    int npieces[64];
+    EXPECT(red->size <= 64, "at most 64 ranks in this test");
+    for (int r = 0; r < red->size && r < 64; r++)
+        npieces[r] = r % 3;
+    float *v[OPS][MAXP], *recv[OPS], *f[OPS];
     reduce_req rs[OPS], ag[OPS];
     for (int k = 0; k < OPS; k++) {
-        v[k] = malloc(sizeof(int64_t) * lens[k]);
+        size_t lo, hi;
+        reduce_block(lens[k], red->rank, red->size, &lo, &hi);
+        recv[k] = malloc(sizeof(float) * (hi - lo) * MAXP * (size_t)red->size + 1);
         f[k] = malloc(sizeof(float) * lens[k]);
-        EXPECT(v[k] && f[k], "memory for %zu values", lens[k]);
-        if (!v[k] || !f[k]) return;
-        for (size_t i = 0; i < lens[k]; i++)
-            v[k][i] =
-                (int64_t)((i + 1) * (size_t)(red->rank + 1)) + (i % 7 == 0 ? INT64_MAX / 4 : 0);
-        EXPECT_OK(red->start_scatter_sum_i64(red->ctx, v[k], lens[k], &rs[k]));
+        EXPECT(recv[k] && f[k], "memory for %zu values", lens[k]);
+        if (!recv[k] || !f[k]) return;
+        for (int p = 0; p < np; p++) {
+            v[k][p] = malloc(sizeof(float) * lens[k]);
+            EXPECT(v[k][p] != NULL, "memory for %zu values", lens[k]);
+            if (!v[k][p]) return;
+            for (size_t i = 0; i < lens[k]; i++)
+                v[k][p][i] = dp_piece_value(red->rank, p, i);
+        }
+        EXPECT_OK(red->start_scatter_f32(red->ctx, v[k], np, npieces, lens[k], recv[k], &rs[k]));
     }
     for (int k = 0; k < OPS; k++) {
         EXPECT_OK(red->wait(red->ctx, &rs[k]));
-        size_t lo, hi, bad = 0;
+        size_t lo, hi, bad = 0, seen = 0;
         reduce_block(lens[k], red->rank, red->size, &lo, &hi);
-        for (size_t i = 0; i < lens[k]; i++) {
-            uint64_t want = 0;
-            for (int r = 0; r < red->size; r++) {
-                if ((i < lo || i >= hi) && r != red->rank) continue;
-                want += (uint64_t)((i + 1) * (size_t)(r + 1)) +
-                        (uint64_t)(i % 7 == 0 ? INT64_MAX / 4 : 0);
-            }
-            bad += (uint64_t)v[k][i] != want;
-        }
-        EXPECT(bad == 0, "reduce-scatter of %zu values over %d ranks: %zu wrong", lens[k],
-               red->size, bad);
+        const float *at = recv[k];
+        for (int r = 0; r < red->size; r++)
+            for (int p = 0; r != red->rank && p < npieces[r]; p++, at += hi - lo)
+                for (size_t i = lo; i < hi; i++, seen++)
+                    bad += at[i - lo] != dp_piece_value(r, p, i);
+        EXPECT(bad == 0, "reduce-scatter of %zu values over %d ranks: %zu of %zu wrong", lens[k],
+               red->size, bad, seen);
         for (size_t i = 0; i < lens[k]; i++)
             f[k][i] = i >= lo && i < hi ? (float)i : -1.0f;
         EXPECT_OK(red->start_gather_f32(red->ctx, f[k], lens[k], &ag[k]));
@@ -181,7 +192,9 @@ static void dp_scatter_gather(const reduce_ops *red) {
             bad += f[k][i] != (float)i;
         EXPECT(bad == 0, "all-gather of %zu values over %d ranks: %zu wrong", lens[k], red->size,
                bad);
-        free(v[k]);
+        for (int p = 0; p < np; p++)
+            free(v[k][p]);
+        free(recv[k]);
         free(f[k]);
     }
 }

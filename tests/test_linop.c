@@ -12,7 +12,6 @@
  *                per sample by density, for any order of samples
  *   weight_grad  dW = sum_b dy_b^T (dM/dW) x_b, db = per-channel sums of dy
  *   dense        linop_dense = M
- *   grad_bound   >= every |dW| given w[b] = max|x_b|, and >= every |db|
  * Products are float sums of at most 75 terms of size <= 1: tolerance 1e-5
  * absolute plus 1e-5 relative (the references are summed in double). */
 #include <math.h>
@@ -215,12 +214,7 @@ static void test_case(const lcase *c) {
     linop_weight_grad(&op, x, dy, dW, db, B, ws);
     static float e[MAXW];
     static double Me[MAXN * MAXN];
-    double wmax[B], gmax = 0.0, bmax = 0.0;
-    for (int b = 0; b < B; b++) {
-        wmax[b] = 0.0;
-        for (int j = 0; j < in; j++)
-            wmax[b] = fmax(wmax[b], fabs(x[b * in + j]));
-    }
+    double gmax = 0.0, bmax = 0.0;
     bad = 0;
     memset(e, 0, sizeof e);
     for (size_t i = 0; i < nw; i++) {
@@ -246,9 +240,8 @@ static void test_case(const lcase *c) {
         bmax = fmax(bmax, fabs(db[ch]));
     }
     EXPECT(bad == 0, "%s: linop_weight_grad: %d db differ from the channel sums", c->name, bad);
-    double bw = linop_grad_bound(&op, dy, B, wmax), bb = linop_grad_bound(&op, dy, B, NULL);
-    EXPECT(gmax <= bw && gmax > 0.0, "%s: max|dW| %g above its bound %g", c->name, gmax, bw);
-    EXPECT(bmax <= bb && bmax > 0.0, "%s: max|db| %g above its bound %g", c->name, bmax, bb);
+    EXPECT(gmax > 0.0 && bmax > 0.0, "%s: the gradients are not zero (max|dW| %g, max|db| %g)",
+           c->name, gmax, bmax);
 
     /* dense */
     EXPECT_OK(linop_dense(&op, Wt, Md));

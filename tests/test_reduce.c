@@ -1,12 +1,14 @@
 /* reduce: the reproducible sums of deterministic mode against independent
  * computations: each conversion equals llrint of the exact product, sums in
  * any order give the same bits, the result is within one rounding of the
- * exact sum (in long double), reduce_maxabs sees infinities and NaN, the
- * one-pass sum of several arrays equals their one-by-one sum, and the blocks
- * of the reduce-scatter cover a buffer. */
+ * exact sum (in long double), reduce_maxabs sees infinities and NaN, and the
+ * blocks of the reduce-scatter cover a buffer; the tree sums against a
+ * plain recursive sum of the leaves: their covers are the fewest tree nodes
+ * and any split of the leaves over ranks gives the same bits. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "reduce.h"
@@ -28,15 +30,6 @@ static void test_fixed_conversion(void) {
     for (int i = 0; i < N; i++)
         same += acc[i] == llrint((double)x[i] * scale);
     EXPECT(same == N, "%d of %d conversions equal llrint of the exact product", same, N);
-    int64_t set[N];
-    for (int i = 0; i < N; i++)
-        set[i] = (int64_t)0x5a5a5a5a5a5a5a5a; /* reduce_fixed_set must not read it */
-    reduce_fixed_set(set, x, N, scale);
-    int same_set = 0;
-    for (int i = 0; i < N; i++)
-        same_set += set[i] == acc[i];
-    EXPECT(same_set == N, "%d of %d reduce_fixed_set values equal reduce_fixed_add onto zeros",
-           same_set, N);
     /* The largest value keeps its 24 bits: the scale leaves room for TERMS terms. */
     float back[N];
     reduce_fixed_get(back, acc, N, scale);
@@ -99,35 +92,118 @@ static void test_maxabs(void) {
     EXPECT(acc[0] == (int64_t)0x1p40, "finite entries still convert: %lld", (long long)acc[0]);
 }
 
-/* reduce_fixed_set_sum against reduce_fixed_set and reduce_fixed_add one
- * array at a time, over lengths that end inside a piece and past several. */
-static void test_set_sum(void) {
-    enum { LEN = 2600, NX = 4 };
-    static float x[NX][LEN];
-    static int64_t want[LEN], got[LEN];
-    for (int k = 0; k < NX; k++) {
-        rng_uniform_fill(9, RNG_TEST, (uint32_t)k, 0, x[k], LEN);
+/* The tree's value of leaves [a, b) at element i, written out from the
+ * definition in reduce.h: the sum of the halves split at a + (b - a) / 2. */
+static float tree_ref(const float *leaf, size_t stride, size_t i, int a, int b) {
+    if (b - a == 1) return leaf[(size_t)a * stride + i];
+    const int m = a + (b - a) / 2;
+    return tree_ref(leaf, stride, i, a, m) + tree_ref(leaf, stride, i, m, b);
+}
+
+/* Is [lo, hi) a node of the tree over [a, b)? */
+static int tree_is_node(int a, int b, int lo, int hi) {
+    if (a == lo && b == hi) return 1;
+    if (b - a < 2 || lo < a || hi > b) return 0;
+    const int m = a + (b - a) / 2;
+    return tree_is_node(a, m, lo, hi) || tree_is_node(m, b, lo, hi);
+}
+
+/* Covers: for every range of every tree up to 40 leaves, the nodes are tree
+ * nodes, in order, partition the range, and no two neighbours are the
+ * halves of one node (so none could be merged: the fewest). */
+static void test_tree_cover(void) {
+    long ranges = 0, bad = 0;
+    int most = 0;
+    for (int K = 1; K <= 40; K++)
+        for (int lo = 0; lo <= K; lo++)
+            for (int hi = lo; hi <= K; hi++) {
+                reduce_node c[REDUCE_TREE_MAX];
+                const int n = reduce_tree_cover(K, lo, hi, c);
+                int at = lo, ok = n >= 0 && n <= REDUCE_TREE_MAX;
+                for (int i = 0; ok && i < n; i++) {
+                    ok &=
+                        c[i].lo == at && c[i].hi > c[i].lo && tree_is_node(0, K, c[i].lo, c[i].hi);
+                    at = c[i].hi;
+                    if (i > 0) ok &= !tree_is_node(0, K, c[i - 1].lo, c[i].hi);
+                }
+                ok &= at == hi;
+                bad += !ok;
+                ranges++;
+                most = n > most ? n : most;
+            }
+    EXPECT(bad == 0, "%ld of %ld covers are not the fewest tree nodes partitioning the range", bad,
+           ranges);
+    EXPECT(most > 2 && most <= 2 * 6, "largest cover of trees up to 40 leaves: %d nodes", most);
+    reduce_node c[REDUCE_TREE_MAX];
+    EXPECT(reduce_tree_cover(0x7fffffff, 1, 0x7ffffffe, c) <= REDUCE_TREE_MAX,
+           "cover of the largest tree fits REDUCE_TREE_MAX");
+}
+
+/* Tree sums: from the leaves, and from the pieces of every way of dealing
+ * K leaves out to 1..5 ranks in blocks (reduce_block), the bits of the
+ * recursive definition. Values of mixed magnitudes make the order visible:
+ * a left-to-right sum differs from the tree's. A node list that does not
+ * partition the root is refused. */
+static void test_tree_sum(void) {
+    enum { KMAX = 13, LEN = 257 };
+    static float leaf[KMAX][LEN], work[KMAX][LEN];
+    for (int k = 0; k < KMAX; k++) {
+        rng_uniform_fill(11, RNG_TEST, (uint32_t)k, 0, leaf[k], LEN);
         for (int i = 0; i < LEN; i++)
-            x[k][i] = (x[k][i] - 0.5f) * ldexpf(1.0f, (i + k) % 20 - 10);
+            leaf[k][i] = (leaf[k][i] - 0.5f) * ldexpf(1.0f, (i * 7 + k * 5) % 40 - 20);
     }
-    const float *xs[NX] = {x[0], x[1], x[2], x[3]};
-    const double scale = reduce_scale(512.0, NX);
-    const size_t lens[] = {1, 1023, 1024, 1025, LEN};
-    for (int nx = 1; nx <= NX; nx++)
-        for (size_t c = 0; c < sizeof lens / sizeof lens[0]; c++) {
-            const size_t n = lens[c];
-            reduce_fixed_set(want, x[0], n, scale);
-            for (int k = 1; k < nx; k++)
-                reduce_fixed_add(want, x[k], n, scale);
-            for (size_t i = 0; i < n; i++)
-                got[i] = (int64_t)0x5a5a5a5a5a5a5a5a; /* only written */
-            reduce_fixed_set_sum(got, xs, nx, n, scale);
-            size_t same = 0;
-            for (size_t i = 0; i < n; i++)
-                same += got[i] == want[i];
-            EXPECT(same == n, "set_sum of %d arrays of %zu: %zu of %zu values equal", nx, n, same,
-                   n);
+    long cases = 0, wrong = 0, order_visible = 0;
+    for (int K = 1; K <= KMAX; K++)
+        for (int size = 1; size <= 5; size++) {
+            /* Each rank sums its pieces from its leaves, as model.c does. */
+            memcpy(work, leaf, sizeof work);
+            reduce_node all[5 * REDUCE_TREE_MAX];
+            float *val[5 * REDUCE_TREE_MAX];
+            int nn = 0, ok = 1;
+            for (int r = 0; r < size; r++) {
+                size_t a, b;
+                reduce_block((size_t)K, r, size, &a, &b);
+                const int np = reduce_tree_cover(K, (int)a, (int)b, all + nn);
+                for (int p = 0; p < np; p++) {
+                    reduce_node lv[KMAX];
+                    float *lp[KMAX];
+                    const reduce_node piece = all[nn + p];
+                    for (int j = piece.lo; j < piece.hi; j++) {
+                        lv[j - piece.lo] = (reduce_node){j, j + 1};
+                        lp[j - piece.lo] = work[j];
+                    }
+                    ok &= reduce_tree_sum(piece, lv, piece.hi - piece.lo, lp, LEN) == 0;
+                    val[nn + p] = work[piece.lo];
+                }
+                nn += np;
+            }
+            const int root = reduce_tree_sum((reduce_node){0, K}, all, nn, val, LEN);
+            ok &= root == 0;
+            for (int i = 0; ok && i < LEN; i++) {
+                float want = tree_ref(&leaf[0][0], LEN, (size_t)i, 0, K), plain = 0.0f;
+                for (int k = 0; k < K; k++)
+                    plain += leaf[k][i];
+                ok &= memcmp(&val[root][i], &want, sizeof want) == 0;
+                order_visible += plain != want;
+            }
+            wrong += !ok;
+            cases++;
         }
+    EXPECT(wrong == 0, "%ld of %ld tree sums differ from the recursive definition", wrong, cases);
+    EXPECT(order_visible > 0, "the test values make the order of additions visible");
+    /* Not partitions into tree nodes: a gap, a leaf given twice, a node
+     * outside the root, and [0, 2) of the tree [0, 3) (split 0 | 1, 2). */
+    float a[1] = {1.0f}, b[1] = {2.0f}, c[1] = {4.0f};
+    float *v[3] = {a, b, c};
+    const reduce_node gap[2] = {{0, 1}, {2, 3}}, twice[3] = {{0, 1}, {0, 1}, {1, 2}},
+                      outside[2] = {{0, 1}, {1, 3}}, skew[2] = {{0, 2}, {2, 3}};
+    EXPECT(reduce_tree_sum((reduce_node){0, 3}, gap, 2, v, 1) < 0, "a gap is refused");
+    EXPECT(reduce_tree_sum((reduce_node){0, 2}, twice, 3, v, 1) < 0,
+           "a twice-given leaf is refused");
+    EXPECT(reduce_tree_sum((reduce_node){0, 2}, outside, 2, v, 1) < 0,
+           "an outside node is refused");
+    EXPECT(reduce_tree_sum((reduce_node){0, 3}, skew, 2, v, 1) < 0, "a non-node is refused");
+    EXPECT(a[0] == 1.0f && b[0] == 2.0f && c[0] == 4.0f, "refused lists leave the values");
 }
 
 /* The blocks of every rank, in rank order, are contiguous, cover [0, count)
@@ -153,7 +229,8 @@ static void test_blocks(void) {
 }
 
 int main(void) {
-    test_set_sum();
+    test_tree_cover();
+    test_tree_sum();
     test_blocks();
     test_fixed_conversion();
     test_order_independent();
