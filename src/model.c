@@ -1315,12 +1315,7 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
     if (K < 1 || K > 0x7fffffff || ws->n_shards != (int)(k1 - k0))
         return FAIL("model: %d micro-shards here, where %zu of %ld belong to rank %d of %d",
                     ws->n_shards, k1 - k0, K, me, size);
-    size_t need = 0, blo[MODEL_N_BUCKETS], bhi[MODEL_N_BUCKETS];
-    for (int k = 0; k < nb; k++) {
-        reduce_block(off[bucket[k][1]] - off[bucket[k][0]], me, size, &blo[k], &bhi[k]);
-        need += (bhi[k] - blo[k]) * (size_t)REDUCE_TREE_MAX * (size_t)(size - 1);
-    }
-    CHECK(model_tree_room(ws, size, need));
+    CHECK(model_tree_room(ws, size, 0));
     /* Every rank's pieces, in rank order: a partition of the root. */
     int nn = 0;
     for (int r = 0; r < size; r++) {
@@ -1329,6 +1324,13 @@ static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*buck
         ws->tnp[r] = reduce_tree_cover((int)K, (int)a, (int)b, ws->tnode + nn);
         nn += ws->tnp[r];
     }
+    /* Room for this rank's block of the other ranks' pieces, per bucket. */
+    size_t need = 0, blo[MODEL_N_BUCKETS], bhi[MODEL_N_BUCKETS];
+    for (int k = 0; k < nb; k++) {
+        reduce_block(off[bucket[k][1]] - off[bucket[k][0]], me, size, &blo[k], &bhi[k]);
+        need += (bhi[k] - blo[k]) * (size_t)(nn - ws->tnp[me]);
+    }
+    CHECK(model_tree_room(ws, size, need));
     int first = 0; /* this rank's first piece in tnode */
     for (int r = 0; r < me; r++)
         first += ws->tnp[r];
