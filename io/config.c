@@ -59,6 +59,10 @@ _Static_assert(sizeof(cfg_dataset) == sizeof(int), "cfg_dataset must be int-size
 _Static_assert(sizeof(cfg_solver) == sizeof(int), "cfg_solver must be int-sized");
 _Static_assert(sizeof(cfg_optim) == sizeof(int), "cfg_optim must be int-sized");
 _Static_assert(sizeof(cfg_spike_product) == sizeof(int), "cfg_spike_product must be int-sized");
+_Static_assert(sizeof(cfg_fidelity) == sizeof(int), "cfg_fidelity must be int-sized");
+_Static_assert(sizeof(cfg_spectral) == sizeof(int), "cfg_spectral must be int-sized");
+_Static_assert(sizeof(cfg_loop_bn) == sizeof(int), "cfg_loop_bn must be int-sized");
+_Static_assert(sizeof(cfg_event_avg) == sizeof(int), "cfg_event_avg must be int-sized");
 
 /* The longest line inih reads (its buffer keeps room for "\r\n\0"). */
 #define CONFIG_LINE_MAX (INI_MAX_LINE - 3)
@@ -74,11 +78,23 @@ static const config_choice config_dataset_names[] = {
     {"cifar100", DATASET_CIFAR100}, {"nmnist", DATASET_NMNIST}, {NULL, 0}};
 static const config_choice config_spike_names[] = {
     {"auto", SPIKE_AUTO}, {"dense", SPIKE_DENSE}, {"event", SPIKE_EVENT}, {NULL, 0}};
-static const config_choice config_solver_names[] = {{"broyden", SOLVER_BROYDEN},
-                                                    {"fixed_point", SOLVER_FIXED_POINT},
-                                                    {"anderson", SOLVER_ANDERSON},
-                                                    {"exact", SOLVER_EXACT},
-                                                    {NULL, 0}};
+static const config_choice config_solver_names[] = {
+    {"broyden", SOLVER_BROYDEN}, {"fixed_point", SOLVER_FIXED_POINT}, {"anderson", SOLVER_ANDERSON},
+    {"exact", SOLVER_EXACT},     {"halving", SOLVER_HALVING},         {NULL, 0}};
+static const config_choice config_fidelity_names[] = {
+    {"reference", FIDELITY_REFERENCE}, {"fsnn", FIDELITY_FSNN}, {NULL, 0}};
+static const config_choice config_spectral_names[] = {{"auto", SPECTRAL_AUTO},
+                                                      {"kernel", SPECTRAL_KERNEL},
+                                                      {"operator", SPECTRAL_OPERATOR},
+                                                      {NULL, 0}};
+static const config_choice config_loop_bn_names[] = {{"auto", LOOP_BN_AUTO},
+                                                     {"reference", LOOP_BN_REFERENCE},
+                                                     {"consistent", LOOP_BN_CONSISTENT},
+                                                     {NULL, 0}};
+static const config_choice config_event_avg_names[] = {{"auto", EVENT_AVG_AUTO},
+                                                       {"inplace", EVENT_AVG_INPLACE},
+                                                       {"clean", EVENT_AVG_CLEAN},
+                                                       {NULL, 0}};
 static const config_choice config_optim_names[] = {
     {"sgd", OPTIM_SGD}, {"adam", OPTIM_ADAM}, {NULL, 0}};
 static const config_choice config_onoff_names[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
@@ -135,6 +151,12 @@ static const config_opt config_opts[] = {
     CONFIG_ENUMS("data.event_stabilize", data_event_stabilize, "on", config_onoff_names,
                  "N-MNIST: undo the three saccades' motion before binning (the reference's "
                  "preprocessing)"),
+    CONFIG_ENUMS("data.event_average", data_event_average, "auto", config_event_avg_names,
+                 "N-MNIST: the input average of the training step; inplace = the reference's (its "
+                 "last frame overwritten by the average, which the simulation's last step then "
+                 "sees, and the fixed point's input scaled as docs/fidelity.md gives), clean = "
+                 "the weighted average of the frames, untouched; auto = inplace under "
+                 "model.fidelity = reference"),
     {.key = "model.net",
      .type = CONFIG_NET,
      .offset = CONFIG_AT(model_net),
@@ -149,6 +171,26 @@ static const config_opt config_opts[] = {
     CONFIG_ENUMS("model.spike_product", model_spike_product, "auto", config_spike_names,
                  "feedback products W s and the adjoint's W^T (m ⊙ v): sgemm (dense), sums "
                  "over spikes or active neurons (event), or by density"),
+    CONFIG_ENUMS("model.fidelity", model_fidelity, "reference", config_fidelity_names,
+                 "reference: the authors' algorithm, quirks included (raw scale g clamped where W "
+                 "is formed, readout drawn as a linear layer's default, input BatchNorm's running "
+                 "statistics moved twice a step, N-MNIST's BatchNorm during the simulation); "
+                 "fsnn: g kept in [-1, 1], unit-norm readout rows, one update "
+                 "(docs/fidelity.md)"),
+    CONFIG_ENUMS("model.spectral_norm", model_spectral_norm, "auto", config_spectral_names,
+                 "sigma(V) of the restriction W = clamp(g) V / sigma(V): kernel = of V reshaped to "
+                 "[dim 0, rest] (the reference's), operator = of the convolution as a linear map "
+                 "(what Theorems 1-3 need; 1.2-1.6x larger for conv kernels); FC nets: the same; "
+                 "auto = kernel under model.fidelity = reference"),
+    CONFIG_ENUMS("model.loop_bn", model_loop_bn, "auto", config_loop_bn_names,
+                 "multi-layer nets' BatchNorm in the loop: reference = running statistics in the "
+                 "simulation, batch statistics with their full Jacobian in f, J^T at f(a[T]) and "
+                 "one adjoint solve over the whole batch; consistent = batch statistics of the "
+                 "average current in the simulation, held constant in J^T and the VJP, J^T at "
+                 "a[T]; auto = reference under model.fidelity = reference"),
+    CONFIG_INTEGER("model.input_padding", CONFIG_INT, model_input_padding, "-1", -1, 64,
+                   "zero padding of layer 1's input convolution; -1 = kernel / 2 (the reference's "
+                   "N-MNIST net uses 1)"),
     CONFIG_NUM("neuron.vth", CONFIG_FLOAT, neuron_vth, "2", 0, 1, HUGE_VAL, 0,
                "firing threshold V_th"),
     CONFIG_NUM("neuron.leak", CONFIG_FLOAT, neuron_leak, "1", 0, 1, 1, 0,
@@ -784,6 +826,23 @@ int config_load_string(const char *name, const char *text, fsnn_cfg *cfg) {
     return FSNN_OK;
 }
 
+/* A stored run configuration without model.fidelity was written before
+ * the key existed, by a run of fsnn's own variant. */
+static int config_stored(int rc, fsnn_cfg *cfg) {
+    if (rc == 0 && (int)cfg->model_fidelity == -1) cfg->model_fidelity = FIDELITY_FSNN;
+    return rc;
+}
+
+int config_load_run(const char *path, fsnn_cfg *cfg) {
+    cfg->model_fidelity = (cfg_fidelity)-1;
+    return config_stored(config_load(path, cfg), cfg);
+}
+
+int config_load_run_string(const char *name, const char *text, fsnn_cfg *cfg) {
+    cfg->model_fidelity = (cfg_fidelity)-1;
+    return config_stored(config_load_string(name, text, cfg), cfg);
+}
+
 /* Copies s[0..len) without surrounding blanks; fails if it does not fit. */
 static int config_trim(char *out, size_t size, const char *s, size_t len) {
     while (len > 0 && isspace((unsigned char)*s))
@@ -866,6 +925,13 @@ int config_resolve(const char *origin, fsnn_cfg *cfg) {
                         cfg->train_lr_milestones[i - 1]);
     }
     cfg->model_hidden = hidden;
+    const int ref = cfg->model_fidelity == FIDELITY_REFERENCE;
+    if (cfg->model_spectral_norm == SPECTRAL_AUTO)
+        cfg->model_spectral_norm = ref ? SPECTRAL_KERNEL : SPECTRAL_OPERATOR;
+    if (cfg->model_loop_bn == LOOP_BN_AUTO)
+        cfg->model_loop_bn = ref ? LOOP_BN_REFERENCE : LOOP_BN_CONSISTENT;
+    if (cfg->data_event_average == EVENT_AVG_AUTO)
+        cfg->data_event_average = ref ? EVENT_AVG_INPLACE : EVENT_AVG_CLEAN;
     return FSNN_OK;
 }
 

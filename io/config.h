@@ -20,6 +20,12 @@ int config_load(const char *path, fsnn_cfg *cfg);
 /* The same for INI text in memory; `name` stands for the file in messages. */
 int config_load_string(const char *name, const char *text, fsnn_cfg *cfg);
 
+/* config_load and config_load_string for a run's stored configuration
+ * (RUN_DIR/config.ini, a checkpoint's): one written before model.fidelity
+ * existed reads as model.fidelity = fsnn, the variant it was trained with. */
+int config_load_run(const char *path, fsnn_cfg *cfg);
+int config_load_run_string(const char *name, const char *text, fsnn_cfg *cfg);
+
 /* Applies one command-line override "section.key=value". */
 int config_override(const char *arg, fsnn_cfg *cfg);
 

@@ -111,6 +111,7 @@ int tpfc_create(tpfc **out, const fsnn_cfg *cfg, int n_in, int n_out, MPI_Comm c
     t->vth = cfg->neuron_vth;
     t->leak = cfg->neuron_leak;
     t->dropout = cfg->train_dropout;
+    t->ref = cfg->model_fidelity == FIDELITY_REFERENCE;
     CHECK(dist_grid_create(&t->grid, comm, block));
     /* Sizes first (views on NULL), then one allocation each for params and grads. */
     CHECK(dist_mat_view(&t->grid, n_in, n, NULL, &t->Fd));
@@ -138,6 +139,8 @@ int tpfc_create(tpfc **out, const fsnn_cfg *cfg, int n_in, int n_out, MPI_Comm c
     CHECK(XCALLOC(&t->bn_var, (size_t)n));
     CHECK(XCALLOC(&t->sn_u, (size_t)n));
     CHECK(XCALLOC(&t->sn_v, (size_t)n));
+    CHECK(XCALLOC(&t->ev_u, (size_t)n));
+    CHECK(XCALLOC(&t->ev_v, (size_t)n));
     return tpfc_ws_create(t, cfg, Bmax);
 }
 
@@ -148,6 +151,8 @@ void tpfc_destroy(tpfc **pt) {
     dist_grid_destroy(&t->grid);
     free(t->params);
     free(t->grads);
+    free(t->ev_u);
+    free(t->ev_v);
     free(t->bn_mean);
     free(t->bn_var);
     free(t->sn_u);
@@ -156,9 +161,9 @@ void tpfc_destroy(tpfc **pt) {
     *pt = NULL;
 }
 
-/* The scale of W = g V / sigma (specnorm_weight's). */
+/* The scale of W = clamp(g) V / sigma (specnorm_weight's). */
 static float tpfc_wscale(const tpfc *t) {
-    return t->sigma != 0.0f ? t->p.g[0] / t->sigma : 0.0f;
+    return t->sigma != 0.0f ? specnorm_clamp_g(t->p.g[0]) / t->sigma : 0.0f;
 }
 
 /* out [B x m] = alpha op(A) applied to each row of in [B x k], where A is a
@@ -210,6 +215,16 @@ int tpfc_prepare(tpfc *t, int power_iters) {
     return tpfc_power(t, power_iters, &t->sigma);
 }
 
+int tpfc_prepare_eval(tpfc *t, int power_iters) {
+    memcpy(t->ev_u, t->sn_u, sizeof(float) * (size_t)t->n);
+    memcpy(t->ev_v, t->sn_v, sizeof(float) * (size_t)t->n);
+    float *u = t->sn_u, *v = t->sn_v;
+    t->sn_u = t->ev_u, t->sn_v = t->ev_v;
+    int rc = tpfc_power(t, power_iters, &t->sigma);
+    t->sn_u = u, t->sn_v = v;
+    return rc;
+}
+
 /* Local blocks of the stored transpose of a row-major [rows x cols] weight
  * drawn by fc_init_rows: each local column is one of its rows. */
 static int tpfc_init_rows(const tpfc *t, dist_mat *A, uint64_t seed, unsigned tid) {
@@ -228,7 +243,13 @@ int tpfc_init(tpfc *t, uint64_t seed) {
     memset(t->params, 0, sizeof(float) * t->n_params);
     CHECK(tpfc_init_rows(t, &t->Fd, seed, 0));
     CHECK(tpfc_init_rows(t, &t->Vd, seed, 1));
-    fc_init_rows(t->p.Wo, t->n_out, t->n, seed, 2);
+    if (t->ref) { /* model_init's readout */
+        const float bound = 1.0f / sqrtf((float)t->n);
+        fc_init_uniform(t->p.Wo, (long)t->n_out * t->n, bound, seed, 2);
+        fc_init_uniform(t->p.bo, t->n_out, bound, seed, FC_TID_READOUT_BIAS);
+    } else {
+        fc_init_rows(t->p.Wo, t->n_out, t->n, seed, 2);
+    }
     for (int j = 0; j < t->n; j++) {
         t->p.bn_w[j] = 1.0f;
         t->bn_mean[j] = 0.0f;
@@ -236,7 +257,7 @@ int tpfc_init(tpfc *t, uint64_t seed) {
     }
     specnorm_init_vectors(t->sn_u, t->n, t->sn_v, t->n, seed);
     CHECK(tpfc_power(t, 10, &t->sigma));
-    t->p.g[0] = specnorm_clamp_g(t->sigma);
+    t->p.g[0] = t->ref ? t->sigma : specnorm_clamp_g(t->sigma);
     return tpfc_prepare(t, 0);
 }
 
@@ -361,6 +382,7 @@ static int tpfc_input(tpfc *t, const float *x, int B, long Bg, int training, con
             var[j] /= (double)Bg;
         bn2d_normalize_train(w->h, t->p.bn_w, t->p.bn_b, mean, var, Bg, t->bn_mean, t->bn_var,
                              w->xhat, w->invstd, w->bny, B, n, 1);
+        if (t->ref) bn2d_update_running(mean, var, Bg, t->bn_mean, t->bn_var, n); /* model_input */
     } else {
         bn2d_forward_eval(w->h, t->p.bn_w, t->p.bn_b, t->bn_mean, t->bn_var, w->bny, B, n, 1);
     }
@@ -410,7 +432,7 @@ static void tpfc_row_sums(const float *u, int len, int cols, float *out) {
 /* The spectral restriction's VJP (specnorm_vjp) on the local blocks: d.V
  * holds dL/dW on entry and dL/dV on return; d.g is set. Collective. */
 static int tpfc_sn_vjp(tpfc *t) {
-    const float g = t->p.g[0], sigma = t->sigma;
+    const float g = specnorm_clamp_g(t->p.g[0]), sigma = t->sigma;
     t->d.g[0] = 0.0f;
     if (sigma == 0.0f) {
         memset(t->d.V, 0, sizeof(float) * tpfc_local(&t->Vd));
@@ -433,7 +455,8 @@ static int tpfc_sn_vjp(tpfc *t) {
         for (int il = 0; il < V->lrows; il++)
             col[il] = a * col[il] + c * uj * t->sn_v[dist_row_global(&t->grid, il)];
     }
-    t->d.g[0] = (float)(gv / sigma);
+    /* clamp's derivative: 1 on [-1, 1], else 0 (model_sn_vjp). */
+    t->d.g[0] = g == t->p.g[0] ? (float)(gv / sigma) : 0.0f;
     return FSNN_OK;
 }
 
@@ -536,7 +559,7 @@ int tpfc_all_finite(tpfc *t, double loss, const reduce_ops *red, int *ok) {
 }
 
 void tpfc_after_step(tpfc *t) {
-    t->p.g[0] = specnorm_clamp_g(t->p.g[0]);
+    if (!t->ref) t->p.g[0] = specnorm_clamp_g(t->p.g[0]);
 }
 
 int tpfc_spectral_norm(tpfc *t, int iters, double *sigma) {

@@ -56,6 +56,7 @@ typedef struct {
 struct tpfc {
     int n_in, n, n_out, T;
     float vth, leak, dropout;
+    int ref; /* model.fidelity = reference (model.h) */
     dist_grid grid;
     dist_mat Fd, Vd; /* descriptors of F^T and V^T over params; dFd, dVd over grads */
     dist_mat dFd, dVd;
@@ -65,6 +66,7 @@ struct tpfc {
     size_t off[TPFC_N_TENSORS]; /* offsets of the tensors in params */
     float *bn_mean, *bn_var;    /* [n] running statistics */
     float *sn_u, *sn_v;         /* [n] power-iteration vectors */
+    float *ev_u, *ev_v;         /* [n] tpfc_prepare_eval's copies */
     float sigma;                /* last estimate of sigma(V) */
     struct tpfc_ws *ws;         /* per-batch buffers (owned) */
 };
@@ -77,7 +79,8 @@ int tpfc_create(tpfc **t, const fsnn_cfg *cfg, int n_in, int n_out, MPI_Comm com
 void tpfc_destroy(tpfc **t);
 
 /* model_init's initialisation (SPEC §4), the same values: each rank draws
- * only the rows it holds. 10 power iterations; g = clamp(sigma). Collective. */
+ * only the rows it holds. 10 power iterations; g = sigma (model.fidelity =
+ * fsnn: clamp(sigma)). Collective. */
 int tpfc_init(tpfc *t, uint64_t seed);
 
 /* Takes every tensor and saved state from the one-process model m (same
@@ -113,6 +116,10 @@ void tpfc_state_to_model(const tpfc *t, fsnn_model *m);
 /* sigma(V) by `iters` power iterations with the persistent u, v (model_prepare_weights).
  * Collective. */
 int tpfc_prepare(tpfc *t, int power_iters);
+
+/* The same on copies of u, v (model_prepare_eval): evaluation leaves the
+ * training's vectors as they were. Collective. */
+int tpfc_prepare_eval(tpfc *t, int power_iters);
 
 /* One batch of B samples (this group's; `global_batch` over all groups of
  * `red`): input branch, simulation, loss and, when `grads` is set (training:

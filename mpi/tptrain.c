@@ -68,8 +68,9 @@ int tptrain_evaluate(const fsnn_cfg *cfg, tpfc *t, const trainer_data *data, tra
     model_stats st;
     memset(&st, 0, sizeof st);
     double t0 = clock_seconds();
-    if (rc == 0) rc = tpfc_prepare(t, 0);
     const int bs = cfg->train_test_batch;
+    /* trainer_eval_pass's power iterations (docs/fidelity.md). */
+    if (rc == 0) rc = tpfc_prepare_eval(t, t->ref ? (int)((data->n + bs - 1) / bs) : 0);
     for (long i = 0; rc == 0 && i < data->n; i += bs) {
         /* Every group runs every batch (its block may be empty), so the
          * group's collectives stay in step. */

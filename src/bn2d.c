@@ -59,6 +59,13 @@ void bn2d_normalize_train(const float *x, const float *gamma, const float *beta,
                 y[k] = gamma[c] * xhat[k] + beta[c];
             }
         }
+    }
+    bn2d_update_running(mean, var, count, run_mean, run_var, C);
+}
+
+void bn2d_update_running(const double *mean, const double *var, long count, float *run_mean,
+                         float *run_var, int C) {
+    for (int c = 0; c < C; c++) {
         double unbiased = count > 1 ? var[c] * count / (count - 1) : var[c];
         run_mean[c] = (1.0f - BN_MOMENTUM) * run_mean[c] + BN_MOMENTUM * (float)mean[c];
         run_var[c] = (1.0f - BN_MOMENTUM) * run_var[c] + BN_MOMENTUM * (float)unbiased;

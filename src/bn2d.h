@@ -36,6 +36,11 @@ void bn2d_normalize_train(const float *x, const float *gamma, const float *beta,
                           const double *var, long count, float *run_mean, float *run_var,
                           float *xhat, float *invstd, float *y, int B, int C, int hw);
 
+/* The running statistics' update of bn2d_normalize_train alone: momentum
+ * BN_MOMENTUM towards mean and the unbiased variance of `count` values. */
+void bn2d_update_running(const double *mean, const double *var, long count, float *run_mean,
+                         float *run_var, int C);
+
 void bn2d_forward_eval(const float *x, const float *gamma, const float *beta, const float *run_mean,
                        const float *run_var, float *y, int B, int C, int hw);
 

@@ -20,9 +20,28 @@ typedef enum {
     DATASET_CIFAR100 = 3,
     DATASET_NMNIST = 4
 } cfg_dataset;
-typedef enum { SOLVER_BROYDEN = 0, SOLVER_FIXED_POINT, SOLVER_ANDERSON, SOLVER_EXACT } cfg_solver;
+/* SOLVER_HALVING: beta <- (J^T beta + dL/da) / 2, the reference's N-MNIST
+ * iteration, which solves (2I - J^T) beta = dL/da: a biased gradient. */
+typedef enum {
+    SOLVER_BROYDEN = 0,
+    SOLVER_FIXED_POINT,
+    SOLVER_ANDERSON,
+    SOLVER_EXACT,
+    SOLVER_HALVING
+} cfg_solver;
 typedef enum { OPTIM_SGD = 0, OPTIM_ADAM = 1 } cfg_optim;
 typedef enum { SPIKE_AUTO = 0, SPIKE_DENSE, SPIKE_EVENT } cfg_spike_product;
+/* model.fidelity (docs/fidelity.md): the authors' algorithm, quirks included,
+ * or fsnn's own consistent variant. */
+typedef enum { FIDELITY_REFERENCE = 0, FIDELITY_FSNN = 1 } cfg_fidelity;
+/* model.spectral_norm: sigma(V) of the kernel reshaped to [dim 0, rest], or
+ * the operator norm of the map (the same for FC). */
+typedef enum { SPECTRAL_AUTO = -1, SPECTRAL_KERNEL = 0, SPECTRAL_OPERATOR = 1 } cfg_spectral;
+/* model.loop_bn: BatchNorm in the loop of multi-layer nets (mlnet.h). */
+typedef enum { LOOP_BN_AUTO = -1, LOOP_BN_REFERENCE = 0, LOOP_BN_CONSISTENT = 1 } cfg_loop_bn;
+/* data.event_average: N-MNIST's input average as the reference computes it
+ * (in place in the last frame) or the plain weighted average. */
+typedef enum { EVENT_AVG_AUTO = -1, EVENT_AVG_INPLACE = 0, EVENT_AVG_CLEAN = 1 } cfg_event_avg;
 
 typedef struct {
     /* [run] */
@@ -38,11 +57,16 @@ typedef struct {
     int data_augment; /* -1 auto (on for CIFAR), 0 off, 1 on: random crop and flip (SPEC §4) */
     long data_event_window_us; /* N-MNIST frame width in microseconds; 0 = the sample's span / T */
     int data_event_stabilize;  /* N-MNIST: undo the saccades' motion first (1) or not (0) */
+    cfg_event_avg data_event_average; /* resolved: never AUTO */
     /* [model] */
     char model_net[CFG_NET_MAX];
     int model_hidden; /* N of a net "N (FN)" (config_resolve); 0 for the other nets */
     int model_time_steps;
     cfg_spike_product model_spike_product;
+    cfg_fidelity model_fidelity;
+    cfg_spectral model_spectral_norm; /* resolved: never AUTO */
+    cfg_loop_bn model_loop_bn;        /* resolved: never AUTO */
+    int model_input_padding;          /* of layer 1's conv; -1 = k/2 */
     /* [neuron] */
     float neuron_vth;
     float neuron_leak; /* 1 = IF */

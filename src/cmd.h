@@ -28,6 +28,12 @@ int cmd_report(int argc, char **argv);
  * paper's short form. One process, no MPI. */
 int cmd_model(int argc, char **argv);
 
+/* fsnn fixture FILE.h5 [KEY=VALUE ...]
+ * Checks fsnn against one reference fixture of the authors' code
+ * (docs/fidelity.md): exit 0 only when every quantity is within its bound.
+ * One process, no MPI. */
+int cmd_fixture(int argc, char **argv);
+
 /* What `fsnn model` prints for a parsed and inferred net: one row per layer
  * (token, kind, output shape, neurons, weights, params) and the totals;
  * `fsnn train` prints it at start. */

@@ -45,3 +45,9 @@ void fc_init_row(float *row, int r, int cols, unsigned long long seed, unsigned 
     rng_uniform_fill_at(seed, RNG_INIT, 0, tid, (long)r * cols, row, cols);
     fc_norm_row(row, cols);
 }
+
+void fc_init_uniform(float *x, long count, float bound, unsigned long long seed, unsigned tid) {
+    rng_uniform_fill(seed, RNG_INIT, 0, tid, x, count);
+    for (long i = 0; i < count; i++)
+        x[i] = bound * (2.0f * x[i] - 1.0f);
+}

@@ -18,4 +18,12 @@ void fc_init_rows(float *W, int rows, int cols, unsigned long long seed, unsigne
  * row [cols] (a rank's rows of a distributed weight). */
 void fc_init_row(float *row, int r, int cols, unsigned long long seed, unsigned tid);
 
+/* The random stream of the readout bias (fc_init_uniform); the readout
+ * weight's is 2, the input map's 0 and the feedback's 1. */
+enum { FC_TID_READOUT_BIAS = 1000 };
+
+/* The common linear-layer default (SPEC §4, the readout): count values
+ * uniform in [-bound, bound), drawn from stream tid. */
+void fc_init_uniform(float *x, long count, float bound, unsigned long long seed, unsigned tid);
+
 #endif

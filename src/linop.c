@@ -25,9 +25,13 @@ void linop_fc(linop *op, int in, int out) {
 }
 
 int linop_conv(linop *op, int C, int H, int W, int O, int k, int stride) {
+    return linop_conv_pad(op, C, H, W, O, k, stride, k / 2);
+}
+
+int linop_conv_pad(linop *op, int C, int H, int W, int O, int k, int stride, int pad) {
     memset(op, 0, sizeof *op);
     op->kind = LINOP_CONV;
-    CHECK(conv_shape_init(&op->conv, C, H, W, O, k, stride, k / 2));
+    CHECK(conv_shape_init(&op->conv, C, H, W, O, k, stride, pad));
     op->in = C * H * W;
     op->out = O * op->conv.Ho * op->conv.Wo;
     op->rows = O;

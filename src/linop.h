@@ -43,8 +43,11 @@ int linop_deconv(linop *op, int C, int H, int W, int O, int k);
 /* An FC map in -> out. */
 void linop_fc(linop *op, int in, int out);
 
-/* A conv map (conv_shape_init's checks). */
+/* A conv map (conv_shape_init's checks), padding k/2. */
 int linop_conv(linop *op, int C, int H, int W, int O, int k, int stride);
+
+/* The same with padding `pad` (the reference's N-MNIST input conv: 1). */
+int linop_conv_pad(linop *op, int C, int H, int W, int O, int k, int stride, int pad);
 
 /* Floats of `ws` one call needs (0 for FC). */
 size_t linop_ws_size(const linop *op);

@@ -234,9 +234,9 @@ static int main_restarts(long *restarts) {
     return FSNN_OK;
 }
 
-static int main_read_config(fsnn_cfg *cfg, const char *path, int argc, char **argv) {
+static int main_read_config(fsnn_cfg *cfg, const char *path, int stored, int argc, char **argv) {
     config_defaults(cfg);
-    CHECK(config_load(path, cfg));
+    CHECK(stored ? config_load_run(path, cfg) : config_load(path, cfg));
     for (int i = 0; i < argc; i++)
         CHECK(config_override(argv[i], cfg));
     CHECK(config_resolve(path, cfg));
@@ -273,6 +273,58 @@ static int main_open_run(const fsnn_cfg *cfg, main_run *run) {
     return FSNN_OK;
 }
 
+/* The algorithm's variant (docs/fidelity.md) a checkpoint's run was trained
+ * with, from the configuration it stores; a checkpoint written before
+ * model.fidelity existed was trained with fsnn's own variant. */
+static int main_ckpt_mode(const char *path, fsnn_cfg *mode) {
+    char *text = NULL;
+    long n_params = 0;
+    CHECK(ckpt_config(path, &text, &n_params));
+    config_defaults(mode);
+    int rc = config_load_run_string(path, text, mode);
+    free(text);
+    if (rc == 0) rc = config_resolve(path, mode);
+    return rc;
+}
+
+/* Refuses to resume a run under another variant of the algorithm than its
+ * checkpoint's: the weights, u and v of one mean something else in the
+ * other. A checkpoint that cannot be read is left to main_resume, which
+ * falls back to the previous one or says why. */
+static int main_check_mode(const fsnn_cfg *cfg) {
+    char path[CFG_PATH_MAX + 32];
+    CHECK(fsutil_join(path, sizeof path, cfg->run_dir, CKPT_FILE));
+    if (!fsutil_is_file(path)) CHECK(fsutil_join(path, sizeof path, cfg->run_dir, CKPT_PREV));
+    fsnn_cfg mode;
+    if (main_ckpt_mode(path, &mode) != 0) {
+        status_clear();
+        return FSNN_OK;
+    }
+    static const char *const fid[] = {"reference", "fsnn"}, *const sn[] = {"kernel", "operator"},
+                             *const bn[] = {"reference", "consistent"},
+                             *const ev[] = {"inplace", "clean"};
+    const struct {
+        const char *key, *was, *now;
+        int differ;
+    } keys[] = {
+        {"model.fidelity", fid[mode.model_fidelity], fid[cfg->model_fidelity],
+         mode.model_fidelity != cfg->model_fidelity},
+        {"model.spectral_norm", sn[mode.model_spectral_norm], sn[cfg->model_spectral_norm],
+         mode.model_spectral_norm != cfg->model_spectral_norm},
+        {"model.loop_bn", bn[mode.model_loop_bn], bn[cfg->model_loop_bn],
+         mode.model_loop_bn != cfg->model_loop_bn},
+        {"data.event_average", ev[mode.data_event_average], ev[cfg->data_event_average],
+         mode.data_event_average != cfg->data_event_average},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (keys[i].differ)
+            return FAIL("%s was trained with %s = %s, this run says %s: a run resumes only under "
+                        "the variant it was trained with (docs/fidelity.md); set %s = %s or "
+                        "another run.dir",
+                        path, keys[i].key, keys[i].was, keys[i].now, keys[i].key, keys[i].was);
+    return FSNN_OK;
+}
+
 /* Resumes from the run directory's newest good checkpoint: model, optimiser,
  * position, history; metrics.csv is rewritten from the history, so rows of
  * epochs after the checkpoint disappear. Every rank reads the file. */
@@ -305,6 +357,23 @@ static int main_resume(main_run *run, fsnn_model *m, trainer_state *ts) {
 
 /* The net's layers, shapes and sizes (as `fsnn model` prints them) and the
  * neuron and solver settings; rank 0 prints. */
+/* The variant of the algorithm (docs/fidelity.md), and a warning for the
+ * reference's biased N-MNIST adjoint iteration. */
+static void main_log_mode(const fsnn_cfg *cfg) {
+    log_info("algorithm: model.fidelity = %s, spectral_norm = %s, loop_bn = %s%s",
+             cfg->model_fidelity == FIDELITY_REFERENCE ? "reference" : "fsnn",
+             cfg->model_spectral_norm == SPECTRAL_KERNEL ? "kernel" : "operator",
+             cfg->model_loop_bn == LOOP_BN_REFERENCE ? "reference" : "consistent",
+             cfg->data_dataset != DATASET_NMNIST
+                 ? ""
+                 : (cfg->data_event_average == EVENT_AVG_INPLACE ? ", event_average = inplace"
+                                                                 : ", event_average = clean"));
+    if (cfg->solver_kind == SOLVER_HALVING)
+        log_warn("solver.kind = halving is the reference's N-MNIST iteration beta <- (J^T beta + "
+                 "dL/da) / 2: it solves (2I - J^T) beta = dL/da, not the adjoint equation, so its "
+                 "gradients are biased (about half); solver.kind = broyden solves the adjoint");
+}
+
 static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m, int rank) {
     netspec net;
     netspec_sizes sz;
@@ -323,6 +392,11 @@ static void main_log_model(const fsnn_cfg *cfg, const fsnn_model *m, int rank) {
              "%s (at most %d iterations)",
              name, m->leak == 1.0f ? "IF" : "LIF", m->T, m->vth, m->leak, model_neurons(m),
              m->n_params, solver_name(cfg->solver_kind), cfg->solver_max_iters);
+    if (cfg->model_input_padding >= 0)
+        log_info("model.input_padding = %d: layer 1's map is %d x %d x %d (the table's shapes "
+                 "assume padding kernel / 2)",
+                 cfg->model_input_padding, m->in_op.conv.O, m->in_op.conv.Ho, m->in_op.conv.Wo);
+    main_log_mode(cfg);
 }
 
 /* Resumes a tensor-parallel run: the checkpoint holds whole tensors, read
@@ -410,7 +484,7 @@ static int main_make_model(main_run *run, const grid_env *grid, const trainer_da
  * directory holding a checkpoint is resumed. */
 static int main_train(const char *config_path, int argc, char **argv) {
     fsnn_cfg cfg;
-    CHECK(main_read_config(&cfg, config_path, argc, argv));
+    CHECK(main_read_config(&cfg, config_path, 0, argc, argv));
     main_setup_blas(&cfg);
     grid_env grid;
     CHECK(main_agree(grid_create(&grid, cfg.parallel_model_ranks)));
@@ -449,6 +523,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
     /* Every rank of the group must take part in the collectives below. */
     rc = main_agree(rc);
     int resume = rc == 0 && ckpt_present(cfg.run_dir);
+    if (resume) rc = main_agree(main_check_mode(&cfg));
     if (rc == 0 && resume) {
         rc = run.tp ? main_tp_resume(&run, &ts) : main_resume(&run, m, &ts);
     } else if (rc == 0) {
@@ -471,6 +546,7 @@ static int main_train(const char *config_path, int argc, char **argv) {
                      cfg.neuron_leak == 1.0f ? "IF" : "LIF", cfg.model_time_steps, cfg.neuron_vth,
                      cfg.neuron_leak, grid.groups, grid.model_ranks, run.tp->grid.nb,
                      run.tp->grid.nb, run.tp->grid.nprow, run.tp->grid.npcol, run.tp->n_params);
+            main_log_mode(&cfg);
             rc = tptrain_fit(&cfg, run.tp, &ts, &train, &test, &hooks, &red);
         } else {
             main_log_model(&cfg, m, grid.world_rank);
@@ -552,7 +628,7 @@ static int main_eval(const char *run_dir, int argc, char **argv) {
     CHECK(fsutil_join(cfg_path, sizeof cfg_path, run_dir, "config.ini"));
     CHECK(main_trace_arg(run_dir, &argc, argv, trace_path, sizeof trace_path));
     fsnn_cfg cfg;
-    CHECK(main_read_config(&cfg, cfg_path, argc, argv));
+    CHECK(main_read_config(&cfg, cfg_path, 1, argc, argv));
     reduce_ops red;
     CHECK(reducer_world(&red));
     main_setup_blas(&cfg);
@@ -609,7 +685,7 @@ static int main_inspect_conv(const char *path, fsnn_cfg *cfg, int *conv) {
         status_clear();
         return FSNN_OK;
     }
-    int rc = config_load_string(path, text, cfg);
+    int rc = config_load_run_string(path, text, cfg);
     free(text);
     if (rc == 0) rc = config_resolve(path, cfg);
     if (rc != 0 || cfg->model_hidden > 0) {
@@ -689,6 +765,13 @@ static int main_inspect(const char *path) {
         }
         printf("  feedback: g %.6g, sigma(V) %.6g, ||W||_2 %.6g (power iteration)\n", m->p.g[0],
                m->sigma, model_spectral_norm(m, 100));
+        fsnn_cfg mode;
+        if (main_ckpt_mode(path, &mode) == 0)
+            printf("  algorithm: model.fidelity = %s, spectral_norm = %s, loop_bn = %s\n",
+                   mode.model_fidelity == FIDELITY_REFERENCE ? "reference" : "fsnn",
+                   mode.model_spectral_norm == SPECTRAL_KERNEL ? "kernel" : "operator",
+                   mode.model_loop_bn == LOOP_BN_REFERENCE ? "reference" : "consistent");
+        status_clear();
         if (d.history_rows > 0) {
             trainer_epoch last;
             metrics_unpack(d.history + (size_t)(d.history_rows - 1) * METRICS_N_COLS, &last);
@@ -711,6 +794,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "report")) return cmd_report(argc - 2, argv + 2);
     /* Arithmetic on a net's notation: nothing to distribute. */
     if (argc > 1 && !strcmp(argv[1], "model")) return cmd_model(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "fixture")) return cmd_fixture(argc - 2, argv + 2);
     /* Reading one file: nothing to distribute, and no MPI start-up to fail
      * or to wait for. */
     if (argc == 3 && !strcmp(argv[1], "inspect")) {

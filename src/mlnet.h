@@ -141,6 +141,7 @@ typedef struct {
     int *event;           /* [max_groups] the product path each group took */
     float *scale, *shift; /* [C_max] a BatchNorm as an affine map */
     double *center;       /* [C_max] the statistics' shift (mlnet_stats_fn) */
+    double *bnsum;        /* [C_max] the training-mode backward's second sums */
     int have_mean;        /* mean[] holds batch statistics (the next shift) */
     int max_groups;
     int use_drop;
@@ -216,5 +217,25 @@ int mlnet_jt(const mlnet *net, const mlnet_ws *w, const mlnet_first *f1, int r0,
  * mlnet_ws) on their stages. p0, p1 as mlnet_jt. */
 int mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *beta, float *dc1,
                    float *p0, float *p1, float *opws);
+
+/* Sums per channel of x [B x C x hw] over the whole batch (all ranks):
+ * out [C]. Collective. */
+typedef int (*mlnet_sums_fn)(void *ctx, const float *x, int B, int C, int hw, double *out);
+
+/* model.loop_bn = reference (docs/fidelity.md): the loop's BatchNorms are
+ * differentiated in training mode, their batch statistics' Jacobian
+ * included, so a row's result depends on every row of the batch: these
+ * take all B rows of this rank at once (of `count` rows over all ranks),
+ * with the channel sums through `sums`, and run every product group by
+ * group (g). After mlnet_eval_f with batch statistics at the point:
+ *
+ * mlnet_jt_batch: out [B x n_L] = J_f^T in, on every stage of a pipeline.
+ * mlnet_backward_batch: the VJP of f with beta [B x n_L] down to layer 1,
+ * dc1 as mlnet_backward's (and its factors left as mlnet_backward's).
+ * Both collective (over the ranks of `sums` and the pipeline's stages). */
+int mlnet_jt_batch(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g,
+                   int B, long count, const float *in, float *out, mlnet_sums_fn sums, void *sctx);
+int mlnet_backward_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g, int B, long count,
+                         const float *beta, float *dc1, mlnet_sums_fn sums, void *sctx);
 
 #endif

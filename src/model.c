@@ -92,8 +92,13 @@ struct model_ws {
     int row0;      /* a view's first row in the whole workspace */
     int ml_rc;     /* status of the last multi-layer simulation (collective in training) */
     mlnet_ws *mlw; /* multi-layer nets: the layers' buffers */
-    int n_sums;    /* gradient sums (model_sum_layout) */
-    int nb;        /* buckets of the reduction (model_buckets) */
+    /* model.loop_bn = reference: the layers at the adjoint's point f(a[T]),
+     * where J^T is taken, apart from mlw's at a[T], where the VJP is. */
+    mlnet_ws *mlw2;
+    float *res2; /* [Bmax] f's residuals at that point (unused) */
+    int defer;   /* model_loss_rows leaves the adjoint to model_ml_adjoint */
+    int n_sums;  /* gradient sums (model_sum_layout) */
+    int nb;      /* buckets of the reduction (model_buckets) */
     int bucket[MODEL_N_BUCKETS][2];
     /* Event input (model_set_events): frames [B x T x n_in] (borrowed; NULL:
      * static input), their deviation from the average x of one step, the
@@ -103,6 +108,13 @@ struct model_ws {
     float *evx;     /* [Bmax x n_in] */
     float *x1t;     /* [Bmax x n] */
     float *evscale; /* [channels] */
+    /* The simulation's own base point (model_set_events): the frames'
+     * average and its input current, from which each step's input deviates
+     * (the reference in training: its own statistics; else x and x1). */
+    const float *ev_x, *ev_x1;
+    float *evxs;      /* [Bmax x n_in] the simulation's average (reference) */
+    float *evx1s;     /* [Bmax x n] its current (reference) */
+    int ev_last_base; /* the last step sees the average, not its frame */
 };
 
 static void model_point(model_tensors *t, float *base, const fsnn_model *m) {
@@ -134,6 +146,10 @@ static int model_feedback(linop *op, const netspec_layer *f, netspec_shape from,
  * layers 2..L into m->ml). */
 static int model_maps(fsnn_model *m, const fsnn_cfg *cfg, int c, int h, int w, int n_out) {
     if (cfg->model_hidden > 0) {
+        if (cfg->model_input_padding >= 0)
+            return FAIL("model.input_padding = %d: '%s' is fully connected (padding is for "
+                        "one-layer conv nets)",
+                        cfg->model_input_padding, cfg->model_net);
         linop_fc(&m->in_op, c * h * w, cfg->model_hidden);
         linop_fc(&m->fb_op, cfg->model_hidden, cfg->model_hidden);
         return FSNN_OK;
@@ -145,6 +161,10 @@ static int model_maps(fsnn_model *m, const fsnn_cfg *cfg, int c, int h, int w, i
         netspec_infer(&net, (netspec_shape){c, h, w, 0}, n_out, &sz, &err))
         return FAIL("model.net: %s", err.msg);
     const netspec_layer *l = &net.layer[0], *f = &net.feedback;
+    if (cfg->model_input_padding >= 0 && (net.n_layers > 1 || l->kind != NETSPEC_CONV))
+        return FAIL("model.input_padding = %d: only one-layer conv nets take another padding "
+                    "than kernel / 2 (model.net '%s')",
+                    cfg->model_input_padding, cfg->model_net);
     if (net.n_layers > 1) {
         CHECK(mlnet_create(&m->ml, &net, &sz, cfg));
         if (l->kind == NETSPEC_FC)
@@ -160,9 +180,10 @@ static int model_maps(fsnn_model *m, const fsnn_cfg *cfg, int c, int h, int w, i
                     "layer with a stride-1 convolutional feedback (e.g. '64C5s (F64C5)'); "
                     "`fsnn model` shows this net's layers",
                     cfg->model_net);
-    CHECK(linop_conv(&m->in_op, c, h, w, l->size, l->kernel, l->stride));
-    const netspec_shape o = sz.layer[0].out;
-    return linop_conv(&m->fb_op, o.c, o.h, o.w, f->size, f->kernel, 1);
+    const int pad = cfg->model_input_padding >= 0 ? cfg->model_input_padding : l->kernel / 2;
+    CHECK(linop_conv_pad(&m->in_op, c, h, w, l->size, l->kernel, l->stride, pad));
+    const conv_shape *o = &m->in_op.conv;
+    return linop_conv(&m->fb_op, o->O, o->Ho, o->Wo, f->size, f->kernel, 1);
 }
 
 /* Appends a trainable tensor [d0 x d1] (rank 1: d1 ignored) after the
@@ -212,6 +233,14 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     m->dropout = cfg->train_dropout;
     m->dropout_channel = cfg->train_dropout_channel;
     m->spike_mode = cfg->model_spike_product;
+    /* An unresolved "auto" follows model.fidelity, as config_resolve does. */
+    m->ref = cfg->model_fidelity == FIDELITY_REFERENCE;
+    m->sn_kernel = cfg->model_spectral_norm == SPECTRAL_KERNEL ||
+                   (cfg->model_spectral_norm == SPECTRAL_AUTO && m->ref);
+    m->loop_bn_ref =
+        cfg->model_loop_bn == LOOP_BN_REFERENCE || (cfg->model_loop_bn == LOOP_BN_AUTO && m->ref);
+    m->event_inplace = cfg->data_event_average == EVENT_AVG_INPLACE ||
+                       (cfg->data_event_average == EVENT_AVG_AUTO && m->ref);
     m->n_spiking = m->ml ? m->ml->n_total : n;
     const int C = m->channels;
     const struct {
@@ -242,11 +271,16 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     model_point(&m->p, m->params, m);
     model_point(&m->d, m->grads, m);
     const size_t nw = linop_weights(W);
-    const int wmax = W->in > W->out ? W->in : W->out;
+    /* The power iteration's vectors: of V as a matrix, or of the map. */
+    const int nu = m->sn_kernel ? W->rows : W->out, nv = m->sn_kernel ? W->cols : W->in;
+    int wmax = W->in > W->out ? W->in : W->out;
+    wmax = nu > wmax ? nu : (nv > wmax ? nv : wmax);
     CHECK(XCALLOC(&m->bn_mean, (size_t)C));
     CHECK(XCALLOC(&m->bn_var, (size_t)C));
-    CHECK(XCALLOC(&m->sn_u, (size_t)W->out));
-    CHECK(XCALLOC(&m->sn_v, (size_t)W->in));
+    CHECK(XCALLOC(&m->sn_u, (size_t)nu));
+    CHECK(XCALLOC(&m->sn_v, (size_t)nv));
+    CHECK(XCALLOC(&m->ev_u, (size_t)nu));
+    CHECK(XCALLOC(&m->ev_v, (size_t)nv));
     CHECK(XCALLOC(&m->W, nw));
     CHECK(XCALLOC(&m->Wt, linop_event_size(W)));
     CHECK(XCALLOC(&m->Wa, linop_adjoint_size(W)));
@@ -254,8 +288,8 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     CHECK(XCALLOC(&m->work, (size_t)wmax));
     model_add_state(m, "bn_mean", m->bn_mean, (size_t)C);
     model_add_state(m, "bn_var", m->bn_var, (size_t)C);
-    model_add_state(m, "sn_u", m->sn_u, (size_t)W->out);
-    model_add_state(m, "sn_v", m->sn_v, (size_t)W->in);
+    model_add_state(m, "sn_u", m->sn_u, (size_t)nu);
+    model_add_state(m, "sn_v", m->sn_v, (size_t)nv);
     model_add_state(m, "sigma", &m->sigma, 1);
     for (int l = 1, t = 8; m->ml && l < m->ml->L; l++) {
         mlnet_layer *ly = &m->ml->layer[l];
@@ -286,6 +320,8 @@ void model_destroy(fsnn_model **pm) {
     free(m->bn_var);
     free(m->sn_u);
     free(m->sn_v);
+    free(m->ev_u);
+    free(m->ev_v);
     free(m->W);
     free(m->Wt);
     free(m->Wa);
@@ -298,12 +334,29 @@ void model_destroy(fsnn_model **pm) {
     *pm = NULL;
 }
 
+static void model_form_weights(fsnn_model *m, float sigma);
+
+/* `iters` power iterations for sigma(V) (model.spectral_norm): of V as the
+ * matrix [rows x cols], or of the feedback map. */
+static float model_power(fsnn_model *m, int iters) {
+    if (m->sn_kernel)
+        return specnorm_power(m->p.V, m->fb_op.rows, m->fb_op.cols, m->sn_u, m->sn_v, iters,
+                              m->work);
+    return linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, iters, m->work, m->opws);
+}
+
 void model_init(fsnn_model *m, uint64_t seed) {
     memset(m->params, 0, sizeof(float) * m->n_params);
     /* SPEC §4: rows of an FC weight, output filters of a conv. */
     fc_init_rows(m->p.F, m->in_op.rows, m->in_op.cols, seed, 0);
     fc_init_rows(m->p.V, m->fb_op.rows, m->fb_op.cols, seed, 1);
-    fc_init_rows(m->p.Wo, m->n_out, m->n, seed, 2);
+    if (m->ref) { /* the linear layer's default: U(+-1/sqrt(fan_in)) */
+        const float bound = 1.0f / sqrtf((float)m->n);
+        fc_init_uniform(m->p.Wo, (long)m->n_out * m->n, bound, seed, 2);
+        fc_init_uniform(m->p.bo, m->n_out, bound, seed, FC_TID_READOUT_BIAS);
+    } else {
+        fc_init_rows(m->p.Wo, m->n_out, m->n, seed, 2);
+    }
     for (int j = 0; j < m->channels; j++) {
         m->p.bn_w[j] = 1.0f;
         m->bn_mean[j] = 0.0f;
@@ -317,9 +370,11 @@ void model_init(fsnn_model *m, uint64_t seed) {
             ly->gamma[j] = 1.0f;
     }
     if (m->ml) mlnet_init_state(m->ml);
-    specnorm_init_vectors(m->sn_u, m->fb_op.out, m->sn_v, m->fb_op.in, seed);
-    m->sigma = linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, 10, m->work, m->opws);
-    m->p.g[0] = specnorm_clamp_g(m->sigma);
+    const int nu = m->sn_kernel ? m->fb_op.rows : m->fb_op.out;
+    const int nv = m->sn_kernel ? m->fb_op.cols : m->fb_op.in;
+    specnorm_init_vectors(m->sn_u, nu, m->sn_v, nv, seed);
+    m->sigma = model_power(m, 10);
+    m->p.g[0] = m->ref ? m->sigma : specnorm_clamp_g(m->sigma);
     model_prepare_weights(m, 0);
 }
 
@@ -328,15 +383,32 @@ long model_neurons(const fsnn_model *m) {
 }
 
 void model_prepare_weights(fsnn_model *m, int power_iters) {
-    m->sigma = linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, power_iters, m->work, m->opws);
-    specnorm_weight(m->p.V, m->p.g[0], m->sigma, m->W, (long)linop_weights(&m->fb_op));
+    m->sigma = model_power(m, power_iters);
+    model_form_weights(m, m->sigma);
+}
+
+void model_prepare_eval(fsnn_model *m, int power_iters) {
+    const int nu = m->sn_kernel ? m->fb_op.rows : m->fb_op.out;
+    const int nv = m->sn_kernel ? m->fb_op.cols : m->fb_op.in;
+    memcpy(m->ev_u, m->sn_u, sizeof(float) * (size_t)nu);
+    memcpy(m->ev_v, m->sn_v, sizeof(float) * (size_t)nv);
+    float *u = m->sn_u, *v = m->sn_v;
+    m->sn_u = m->ev_u, m->sn_v = m->ev_v;
+    const float sigma = model_power(m, power_iters);
+    m->sn_u = u, m->sn_v = v;
+    model_form_weights(m, sigma);
+}
+
+static void model_form_weights(fsnn_model *m, float sigma) {
+    specnorm_weight(m->p.V, specnorm_clamp_g(m->p.g[0]), sigma, m->W,
+                    (long)linop_weights(&m->fb_op));
     linop_event_weights(&m->fb_op, m->W, m->Wt);
     linop_adjoint_weights(&m->fb_op, m->W, m->Wa);
     if (m->ml) mlnet_prepare(m->ml);
 }
 
 void model_after_step(fsnn_model *m) {
-    m->p.g[0] = specnorm_clamp_g(m->p.g[0]);
+    if (!m->ref) m->p.g[0] = specnorm_clamp_g(m->p.g[0]);
 }
 
 /* --- gradient sums over samples ---
@@ -526,6 +598,8 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     if (cfg->data_dataset == DATASET_NMNIST) {
         CHECK(XCALLOC(&w->evx, (size_t)Bmax * m->n_in));
         CHECK(XCALLOC(&w->x1t, bn));
+        CHECK(XCALLOC(&w->evxs, (size_t)Bmax * m->n_in));
+        CHECK(XCALLOC(&w->evx1s, bn));
     }
     CHECK(XCALLOC(&w->idx, bn));
     CHECK(XCALLOC(&w->jidx, bn));
@@ -570,6 +644,19 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     w->micro = micro;
     CHECK(XCALLOC(&w->gstats, (size_t)w->max_shards));
     if (m->ml) CHECK(mlnet_ws_create(&w->mlw, m->ml, Bmax, w->max_shards));
+    if (m->ml && m->loop_bn_ref) {
+        if (cfg->solver_kind != SOLVER_BROYDEN && cfg->solver_kind != SOLVER_HALVING)
+            return FAIL("solver.kind = %s: with model.loop_bn = reference the loop's BatchNorm "
+                        "couples the samples in J^T, whose one system over the batch is solved "
+                        "by broyden (or halving); set solver.kind = broyden or model.loop_bn = "
+                        "consistent",
+                        solver_name(cfg->solver_kind));
+        CHECK(mlnet_ws_create(&w->mlw2, m->ml, Bmax, w->max_shards));
+        CHECK(XCALLOC(&w->res2, (size_t)Bmax));
+        if (!w->solver)
+            CHECK(solver_ws_create(&w->solver, cfg->solver_kind, Bmax, m->n, cfg->solver_max_iters,
+                                   cfg->solver_anderson_m));
+    }
     if (w->deterministic) {
         CHECK(XCALLOC(&w->gsolver, (size_t)w->max_shards));
         for (int g = 0; g < w->max_shards; g++)
@@ -588,7 +675,7 @@ void model_ws_destroy(model_ws **pw) {
     float *bufs[] = {w->h,    w->xhat, w->bny,     w->x1,     w->dropx, w->drops,  w->a,
                      w->u,    w->s,    w->cur,     w->f,      w->mv,    w->jac,    w->ga,
                      w->beta, w->dx1,  w->tmp,     w->invstd, w->res,   w->logits, w->dlogits,
-                     w->gsum, w->opws, w->evscale, w->evx,    w->x1t};
+                     w->gsum, w->opws, w->evscale, w->evx,    w->x1t,   w->evxs,   w->evx1s};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(w->idx);
@@ -611,6 +698,8 @@ void model_ws_destroy(model_ws **pw) {
     free(w->gsolver);
     free(w->gstats);
     mlnet_ws_destroy(&w->mlw);
+    mlnet_ws_destroy(&w->mlw2);
+    free(w->res2);
     free(w);
     *pw = NULL;
 }
@@ -633,6 +722,15 @@ float *model_ws_logits(model_ws *ws) {
 float *model_ws_jac(model_ws *ws) {
     return ws->jac;
 }
+float *model_ws_f(model_ws *ws) {
+    return ws->f;
+}
+const float *model_ws_layer_acc(const model_ws *ws, int l) {
+    return ws->mlw ? ws->mlw->acc[l] : NULL;
+}
+float *model_ws_ga(model_ws *ws) {
+    return ws->ga;
+}
 
 /* --- passes --- */
 
@@ -654,6 +752,8 @@ static model_ws model_ws_view(const model_ws *ws, const fsnn_model *m, int g, in
     v.idx += o;
     if (ws->x1t) v.x1t += o;
     if (ws->evx) v.evx += (long)r0 * m->n_in;
+    if (ws->ev_x) v.ev_x += (long)r0 * m->n_in;
+    if (ws->ev_x1) v.ev_x1 += o;
     if (ws->frames) v.frames += (long)r0 * ws->frames_T * m->n_in;
     v.jidx += o;
     v.jnnz += r0;
@@ -814,6 +914,11 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
         CHECK(model_bn_stats(ws, ws->h, B, C, hw, mean, var));
         bn2d_normalize_train(ws->h, m->p.bn_w, m->p.bn_b, mean, var, ws->global_batch * hw,
                              m->bn_mean, m->bn_var, ws->xhat, ws->invstd, ws->bny, B, C, hw);
+        /* The reference evaluates the input branch in training mode twice a
+         * step (simulation and f), each a running-statistics update; event
+         * input's simulation uses its own statistics (model_set_events). */
+        if (m->ref && !ws->evx)
+            bn2d_update_running(mean, var, ws->global_batch * hw, m->bn_mean, m->bn_var, C);
         for (int j = 0; j < C; j++)
             ws->evscale[j] = m->p.bn_w[j] * ws->invstd[j];
     } else {
@@ -836,6 +941,9 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
     }
     if (m->ml)
         mlnet_masks(m->ml, ws->mlw, B, ws->use_drop ? m->dropout : 0.0f, m->dropout_channel, seed,
+                    epoch, sample_ids);
+    if (ws->mlw2)
+        mlnet_masks(m->ml, ws->mlw2, B, ws->use_drop ? m->dropout : 0.0f, m->dropout_channel, seed,
                     epoch, sample_ids);
     return FSNN_OK;
 }
@@ -923,6 +1031,13 @@ static int model_ml_batch_bn(const fsnn_model *m, const model_ws *ws) {
     return ws->training && !m->loop_bn_running;
 }
 
+/* Whether the simulation's BatchNorm in the loop takes the batch's
+ * statistics (model.loop_bn = consistent) or the running ones (reference:
+ * the reference simulates with its loop BatchNorms in evaluation mode). */
+static int model_ml_sim_batch_bn(const fsnn_model *m, const model_ws *ws) {
+    return model_ml_batch_bn(m, ws) && !m->loop_bn_ref;
+}
+
 /* f of a multi-layer net at a [B x n] over all rows of ws (collective in
  * training): the layers into ws->mlw, f into ws->f, res into ws->res. */
 static int model_ml_eval(const fsnn_model *m, model_ws *ws, const float *a, int B) {
@@ -935,8 +1050,39 @@ static int model_ml_eval(const fsnn_model *m, model_ws *ws, const float *a, int 
     return FSNN_OK;
 }
 
-void model_event_average(const fsnn_model *m, const float *frames, int T, int B, float *x) {
+/* The weighted average sum_k lambda^k x[T-1-k] / norm(T) of sample b's
+ * frames at input i (double). */
+static double model_frames_avg(const fsnn_model *m, const float *frames, int T, int b, int i) {
     const int nin = m->n_in;
+    double acc = 0.0, w = 1.0;
+    for (int t = T; t >= 1; t--) {
+        acc += w * frames[((long)b * T + (t - 1)) * nin + i];
+        w *= m->leak;
+    }
+    return acc / neuron_rate_norm(T, m->leak);
+}
+
+void model_event_average(const fsnn_model *m, const float *frames, int T, int B, int training,
+                         float *x) {
+    const int nin = m->n_in;
+    if (training && m->event_inplace && m->leak < 1.0f) {
+        /* The reference's LIF average built in place in frame T-1: the
+         * simulation's average xs is written there first, then summed again
+         * with the earlier frames, the frame itself (now the running sum S)
+         * included once more with weight lambda^T:
+         *   x = (1 + lambda^T) S / norm(T + 1),  S = xs + sum_k>=1 lambda^k x[T-1-k]. */
+        const double lT = pow(m->leak, T), norm1 = neuron_rate_norm(T + 1, m->leak);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < nin; i++) {
+                double s = (float)model_frames_avg(m, frames, T, b, i), w = 1.0;
+                for (int t = T - 1; t >= 1; t--) {
+                    w *= m->leak;
+                    s += w * frames[((long)b * T + (t - 1)) * nin + i];
+                }
+                x[(long)b * nin + i] = (float)((1.0 + lT) * s / norm1);
+            }
+        return;
+    }
     const double norm = neuron_rate_norm(T, m->leak);
     for (int b = 0; b < B; b++)
         for (int i = 0; i < nin; i++) {
@@ -950,6 +1096,41 @@ void model_event_average(const fsnn_model *m, const float *frames, int T, int B,
         }
 }
 
+/* The reference's simulation input in training (docs/fidelity.md): the
+ * frames' average xs (IF: the mean; LIF: the weighted average), and the
+ * input BatchNorm with the statistics of F xs + b over the whole batch,
+ * the variance unbiased and eps 1e-8, no running update; its scale per
+ * channel into evscale. data.event_average = inplace, LIF: the last step
+ * sees xs itself (the reference overwrote that frame). Collective. */
+static int model_event_base(fsnn_model *m, model_ws *ws, const float *frames, int T) {
+    const int nin = m->n_in, C = m->channels, hw = m->hw;
+    int B = 0;
+    for (int g = 0; g < ws->n_shards; g++)
+        B += ws->shard_len[g];
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < nin; i++)
+            ws->evxs[(long)b * nin + i] = (float)model_frames_avg(m, frames, T, b, i);
+    linop_forward(&m->in_op, m->p.F, m->p.Fb, ws->evxs, ws->evx1s, B, ws->opws);
+    double *mean = ws->stats, *var = ws->stats + C;
+    CHECK(model_bn_stats(ws, ws->evx1s, B, C, hw, mean, var));
+    const double cnt = (double)ws->global_batch * hw;
+    for (int j = 0; j < C; j++) {
+        const double unbiased = cnt > 1 ? var[j] * cnt / (cnt - 1) : var[j];
+        ws->evscale[j] = (float)(m->p.bn_w[j] / sqrt(unbiased + 1e-8));
+    }
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < C; j++)
+            for (int p = 0; p < hw; p++) {
+                const long k = ((long)b * C + j) * hw + p;
+                float y = (float)((ws->evx1s[k] - mean[j]) * ws->evscale[j]) + m->p.bn_b[j];
+                ws->evx1s[k] = ws->use_drop ? ws->dropx[k] * y : y;
+            }
+    ws->ev_x = ws->evxs;
+    ws->ev_x1 = ws->evx1s;
+    ws->ev_last_base = m->event_inplace && m->leak < 1.0f;
+    return FSNN_OK;
+}
+
 int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T) {
     if (m->ml)
         return FAIL("model: event input (N-MNIST) is trained with one-layer nets only; "
@@ -961,6 +1142,10 @@ int model_set_events(fsnn_model *m, model_ws *ws, const float *frames, int T) {
                     m->T);
     ws->frames = frames;
     ws->frames_T = T;
+    ws->ev_x = ws->x;
+    ws->ev_x1 = ws->x1;
+    ws->ev_last_base = 0;
+    if (ws->training && m->ref) CHECK(model_event_base(m, ws, frames, T));
     return FSNN_OK;
 }
 
@@ -982,8 +1167,12 @@ static void model_event_input(void *ctx, int t, float *x1t) {
     const fsnn_model *m = c->m;
     const model_ws *v = c->v;
     const int nin = m->n_in, T = v->frames_T, C = m->channels, hw = m->hw;
+    if (t == T && v->ev_last_base) {
+        memcpy(x1t, v->ev_x1, sizeof(float) * (size_t)c->B * m->n);
+        return;
+    }
     for (int b = 0; b < c->B; b++) {
-        const float *xt = v->frames + ((long)b * T + (t - 1)) * nin, *xa = v->x + (long)b * nin;
+        const float *xt = v->frames + ((long)b * T + (t - 1)) * nin, *xa = v->ev_x + (long)b * nin;
         float *d = v->evx + (long)b * nin;
         for (int i = 0; i < nin; i++)
             d[i] = xt[i] - xa[i];
@@ -995,7 +1184,7 @@ static void model_event_input(void *ctx, int t, float *x1t) {
             for (int p = 0; p < hw; p++) {
                 const long k = k0 + p;
                 const float dx = v->use_drop ? v->dropx[k] : 1.0f;
-                x1t[k] = v->x1[k] + dx * (v->evscale[j] * x1t[k]);
+                x1t[k] = v->ev_x1[k] + dx * (v->evscale[j] * x1t[k]);
             }
         }
 }
@@ -1115,8 +1304,8 @@ static int model_ml_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st
     model_ws v = model_ws_view(ws, m, 0, 0);
     model_trace_ctx c = {m, &v, B, acc};
     mlnet_first f1 = model_first(m, ws);
-    return mlnet_simulate(m->ml, ws->mlw, &f1, &g, B, model_ml_batch_bn(m, ws), model_ml_stats, ws,
-                          ws->a, &st->sim, acc ? model_trace_step : NULL, &c);
+    return mlnet_simulate(m->ml, ws->mlw, &f1, &g, B, model_ml_sim_batch_bn(m, ws), model_ml_stats,
+                          ws, ws->a, &st->sim, acc ? model_trace_step : NULL, &c);
 }
 
 static void model_simulate_run(fsnn_model *m, model_ws *ws, int B, model_stats *st,
@@ -1437,6 +1626,7 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
     st->samples += B;
     if (!grads) return FSNN_OK;
     blas_gemm(0, 0, B, n, m->n_out, 1.0f, v->dlogits, m->n_out, m->p.Wo, n, 0.0f, v->ga, n);
+    if (v->defer) return FSNN_OK; /* model_ml_adjoint: one solve over the batch */
 
     /* Adjoint equilibrium beta = J_f(a*)^T beta + dL/da* (SPEC §3 step 1). */
     v->m = m;
@@ -1468,6 +1658,64 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
     return FSNN_OK;
 }
 
+/* Channel sums over the whole batch for mlnet's training-mode BatchNorm
+ * backward (mlnet_sums_fn). Collective. */
+static int model_ml_sums(void *ctx, const float *x, int B, int C, int hw, double *out) {
+    return model_channel_sums(ctx, x, B, C, hw, out);
+}
+
+/* The sum of `count` values over the whole batch (solver_sum_fn):
+ * deterministic mode's exact sums, so the solve stops at the same step for
+ * any rank count. Collective. */
+static int model_sum_values(void *ctx, const float *vals, int count, double *out) {
+    return model_channel_sums(ctx, vals, count, 1, 1, out);
+}
+
+/* J^T at f(a[T]) of all rows (mlnet_jt_batch); a failed exchange shows as a
+ * non-finite solve. */
+static void model_ml_apply_jt_batch(void *ctx, const int *rows, int nrows, const float *in,
+                                    float *out) {
+    (void)rows;
+    model_ws *ws = ctx;
+    const fsnn_model *m = ws->m;
+    int whole;
+    mlnet_groups g = model_ml_groups(ws, nrows, &whole);
+    mlnet_first f1 = model_first(m, ws);
+    if (mlnet_jt_batch(m->ml, ws->mlw2, &f1, &g, nrows, ws->global_batch, in, out, model_ml_sums,
+                       ws) != FSNN_OK)
+        for (long k = 0; k < (long)nrows * m->n; k++)
+            out[k] = NAN;
+}
+
+/* The reference's adjoint of a multi-layer net (model.loop_bn = reference,
+ * docs/fidelity.md): f once more at f(a[T]) with the batch's statistics
+ * (no running update), where J^T is taken in training mode; one solve over
+ * the whole batch of all ranks; then the VJP at a[T] with the training-mode
+ * BatchNorm backward; dx1 and tmp as model_loss_rows leaves them. Collective. */
+static int model_ml_adjoint(fsnn_model *m, model_ws *ws, int B, model_stats *st) {
+    int whole;
+    mlnet_groups g = model_ml_groups(ws, B, &whole);
+    mlnet_first f1 = model_first(m, ws);
+    CHECK(mlnet_eval_f(m->ml, ws->mlw2, &f1, &g, B, ws->f, 1, model_ml_stats, ws, ws->res2));
+    ws->m = m;
+    solver_op op = {model_ml_apply_jt_batch, NULL, ws, m->n};
+    solver_stats ss;
+    CHECK(solver_solve_batch(ws->solver, &op, ws->ga, ws->beta, B, ws->max_iters, ws->tol,
+                             ws->global_batch * m->n, model_sum_values, ws, &ss));
+    st->adj_iters_sum += ss.iters_mean * B;
+    /* The batch's residual, each rank's share of it (the trainer sums them). */
+    st->adj_res2_sum += ss.residual * ss.residual * B / (double)ws->global_batch;
+    st->adj_samples += B;
+    CHECK(mlnet_backward_batch(m->ml, ws->mlw, &g, B, ws->global_batch, ws->beta, ws->dx1,
+                               model_ml_sums, ws));
+    const long c1 = (long)B * m->in_op.out;
+    for (long k = 0; k < c1; k++) {
+        ws->tmp[k] = ws->use_drop ? ws->dx1[k] * ws->drops[k] : ws->dx1[k];
+        ws->dx1[k] = ws->use_drop ? ws->dx1[k] * ws->dropx[k] : ws->dx1[k];
+    }
+    return FSNN_OK;
+}
+
 /* The gradients of BatchNorm in the loop of a multi-layer net: dgamma =
  * sum dz ⊙ xhat, dbeta = sum dz per channel over the whole batch (the
  * factors mlnet_backward left in the layers' buffers). Collective. */
@@ -1489,6 +1737,20 @@ static int model_ml_bn_grads(fsnn_model *m, model_ws *ws, int B) {
     return FSNN_OK;
 }
 
+/* dL/dV and dL/dg from dL/dW (m->gW) through W = clamp(g) V / sigma(V),
+ * sigma = u^T V v with u, v constants; clamp's derivative is 1 on [-1, 1]
+ * (inclusive, as torch's), else 0. */
+static void model_sn_vjp(fsnn_model *m) {
+    const float g = m->p.g[0], gc = specnorm_clamp_g(g);
+    if (m->sn_kernel)
+        specnorm_vjp(m->p.V, m->sn_u, m->sn_v, gc, m->sigma, m->gW, m->d.V, m->d.g, m->fb_op.rows,
+                     m->fb_op.cols);
+    else
+        linop_sn_vjp(&m->fb_op, m->p.V, m->sn_u, m->sn_v, gc, m->sigma, m->gW, m->d.V, m->d.g,
+                     m->sn_tmp, m->opws);
+    if (g != gc) m->d.g[0] = 0.0f;
+}
+
 int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double scale, int grads,
                model_stats *st) {
     const int n = m->in_op.out; /* layer 1's neurons */
@@ -1504,6 +1766,7 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     }
     const int *len;
     int whole, groups = model_groups(ws, B, &len, &whole), failed = -1;
+    ws->defer = grads && m->ml && m->loop_bn_ref;
     if (groups == 1) {
         model_ws v = model_ws_view(ws, m, 0, 0);
         CHECK(model_loss_rows(m, &v, labels, B, scale, grads, st));
@@ -1527,6 +1790,7 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
             model_stats_merge(st, &ws->gstats[g]);
     }
     if (!grads) return FSNN_OK;
+    if (ws->defer) CHECK(model_ml_adjoint(m, ws, B, st));
     double t1 = clock_seconds();
     st->t_adj += t1 - t0;
 
@@ -1552,8 +1816,7 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
                    ws->bny, B, C, hw);
     if (m->ml) CHECK(model_ml_bn_grads(m, ws, B));
     CHECK(model_reduce_sums(m, ws, B));
-    linop_sn_vjp(&m->fb_op, m->p.V, m->sn_u, m->sn_v, m->p.g[0], m->sigma, m->gW, m->d.V, m->d.g,
-                 m->sn_tmp, m->opws);
+    model_sn_vjp(m);
     if (model_piped(m)) CHECK(model_pipe_grads(m));
     st->t_grad += clock_seconds() - t1;
     return FSNN_OK;

@@ -41,7 +41,8 @@ typedef struct {
     float *bn_w; /* [channels] BatchNorm weight */
     float *bn_b; /* [channels] BatchNorm bias */
     float *V;    /* feedback weight before the restriction: FC [n x n], conv [C x C kf kf] */
-    float *g;    /* [1] restriction scale, kept in [-1, 1] */
+    float *g;    /* [1] restriction scale: W uses clamp(g, -1, 1) (model.fidelity =
+                  * reference: g itself is free; fsnn: kept in [-1, 1]) */
     float *Wo;   /* [n_out x n] readout */
     float *bo;   /* [n_out] */
 } model_tensors;
@@ -80,6 +81,11 @@ typedef struct {
                             * function of the parameters) */
     float vth, leak, dropout;
     int dropout_channel; /* train.dropout_shape = channel */
+    /* docs/fidelity.md: the reference's algorithm or fsnn's variants */
+    int ref;           /* model.fidelity = reference */
+    int sn_kernel;     /* model.spectral_norm = kernel: sigma of V as [rows x cols] */
+    int loop_bn_ref;   /* model.loop_bn = reference (multi-layer nets) */
+    int event_inplace; /* data.event_average = inplace (N-MNIST) */
     cfg_spike_product spike_mode;
     size_t n_params;
     float *params, *grads; /* owned */
@@ -91,8 +97,10 @@ typedef struct {
     char names[MODEL_TENSORS_MAX + MODEL_STATE_MAX][MODEL_NAME_MAX];
     /* state that is saved but not trained */
     float *bn_mean, *bn_var; /* [channels] running statistics */
-    float *sn_u, *sn_v;      /* [fb_op.out], [fb_op.in] power-iteration vectors */
+    float *sn_u, *sn_v;      /* power-iteration vectors: kernel [fb_op.rows], [fb_op.cols];
+                              * operator [fb_op.out], [fb_op.in] */
     float sigma;             /* last estimate of sigma(V) */
+    float *ev_u, *ev_v;      /* model_prepare_eval's copies of sn_u, sn_v */
     /* derived from V and g before each forward */
     float *W;      /* as V */
     float *Wt;     /* the event path's weights (linop_event_weights; FC: W^T) */
@@ -129,7 +137,8 @@ void model_stats_merge(model_stats *st, const model_stats *g);
 int model_create(fsnn_model **m, const fsnn_cfg *cfg, int c, int h, int w, int n_out);
 void model_destroy(fsnn_model **m);
 
-/* SPEC §4 initialisation from `seed`; 10 power iterations; g = clamp(sigma). */
+/* SPEC §4 initialisation from `seed`; 10 power iterations; g = sigma
+ * (model.fidelity = fsnn: clamp(sigma) and unit-norm readout rows). */
 void model_init(fsnn_model *m, uint64_t seed);
 
 /* Neurons (input + hidden + readout, the paper's count) and parameters. */
@@ -147,8 +156,14 @@ int model_set_pipeline(fsnn_model *m, const mlnet_pipe *p);
 int model_ws_create(model_ws **ws, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax);
 void model_ws_destroy(model_ws **ws);
 
-/* Computes W (and W^T) from V and g; in training also one power iteration. */
+/* Runs `power_iters` power iterations on u, v and computes
+ * W = clamp(g) V / sigma (and W's event forms). */
 void model_prepare_weights(fsnn_model *m, int power_iters);
+
+/* For evaluation: W from `power_iters` power iterations on copies of u, v
+ * (into ev_u, ev_v), so that evaluating leaves the training state as it
+ * was and evaluating again gives the same W. */
+void model_prepare_eval(fsnn_model *m, int power_iters);
 
 /* Declares how the next training batch is spread over ranks: this rank holds
  * n_shards micro-shards of shard_len[i] consecutive rows (deterministic mode;
@@ -167,8 +182,10 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
 /* Event input (N-MNIST, SPEC §1). x [B x n_in] = the weighted average
  * sum_t lambda^(T-t) frames[t] / sum_t lambda^(T-t) of frames
  * [B x T x n_in], the input the fixed point and the gradients see: give it
- * to model_input. */
-void model_event_average(const fsnn_model *m, const float *frames, int T, int B, float *x);
+ * to model_input. In training with data.event_average = inplace and
+ * LIF, the reference's input of f instead (docs/fidelity.md). */
+void model_event_average(const fsnn_model *m, const float *frames, int T, int B, int training,
+                         float *x);
 
 /* After model_input on the frames' average: the next simulations take step
  * t's input current from frames[t] (drop_x(BN(F x[t] + b)) with the
@@ -236,6 +253,14 @@ float *model_ws_x1(model_ws *ws);
 float *model_ws_beta(model_ws *ws);
 float *model_ws_logits(model_ws *ws);
 float *model_ws_jac(model_ws *ws);
+/* f(a) [B x n] of the last model_loss, and dL/da [B x n] of the last one
+ * with gradients. */
+float *model_ws_f(model_ws *ws);
+/* Multi-layer nets: layer l's (0-based) weighted spike sums of the last
+ * simulation, [B x its neurons] (neuron_rates makes them rates); NULL for
+ * one layer. */
+const float *model_ws_layer_acc(const model_ws *ws, int l);
+float *model_ws_ga(model_ws *ws);
 
 /* Multi-layer nets: the smallest distance of any non-zero z = pre / V_th of
  * the last evaluation of f from the clamp's kinks 0 and 1 (tests: finite
@@ -245,7 +270,7 @@ double model_ws_kink(const model_ws *ws);
 /* Spectral norm ||W||_2 estimated by `iters` power iterations on W itself. */
 double model_spectral_norm(const fsnn_model *m, int iters);
 
-/* After an optimiser step: keep g in [-1, 1]. */
+/* After an optimiser step: model.fidelity = fsnn keeps g in [-1, 1]. */
 void model_after_step(fsnn_model *m);
 
 #endif

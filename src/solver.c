@@ -24,8 +24,8 @@ struct solver_ws {
 };
 
 const char *solver_name(cfg_solver kind) {
-    static const char *const names[] = {"broyden", "fixed_point", "anderson", "exact"};
-    return (unsigned)kind < 4 ? names[kind] : "?";
+    static const char *const names[] = {"broyden", "fixed_point", "anderson", "exact", "halving"};
+    return (unsigned)kind < 5 ? names[kind] : "?";
 }
 
 int solver_ws_create(solver_ws **out, cfg_solver kind, int Bmax, int n, int max_iters,
@@ -159,6 +159,8 @@ static void solver_lr_matvec(const float *U, const float *Vt, int k, int n, cons
     }
 }
 
+static void solver_broyden_update(solver_ws *w, int b, const float *dgx, int max_iters);
+
 static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, int B, int max_iters,
                            double thr) {
     const int n = w->n;
@@ -176,7 +178,7 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
         for (int r = 0; r < nr; r++) {
             int b = w->rows[r];
             long o = (long)b * n;
-            float *x = w->x + o, *gx = w->gx + o, *upd = w->upd + o;
+            float *x = w->x + o, *gx = w->gx + o;
             const float *xn = w->in + (long)r * n;
             float *gxn = w->out + (long)r * n; /* becomes G(xn), then dgx */
             for (int j = 0; j < n; j++)
@@ -194,23 +196,126 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
                 w->done[b] = 1;
                 continue;
             }
-            /* upd still holds dx = xn - x_old. */
-            int k = w->nstep[b];
-            float *U = w->U + o * max_iters, *Vt = w->Vt + o * max_iters;
-            float *u = U + (long)k * n, *vt = Vt + (long)k * n;
-            solver_lr_matvec(Vt, U, k, n, upd, vt);
-            solver_lr_matvec(U, Vt, k, n, gxn, u);
-            double den = solver_dot(vt, gxn, n);
-            if (den != 0.0 && isfinite(den)) {
-                for (int j = 0; j < n; j++)
-                    u[j] = (float)((upd[j] - u[j]) / den);
-                w->nstep[b] = k + 1;
-            }
-            solver_lr_matvec(U, Vt, w->nstep[b], n, gx, upd);
-            for (int j = 0; j < n; j++)
-                upd[j] = -upd[j];
+            solver_broyden_update(w, b, gxn, max_iters);
         }
     }
+}
+
+/* Sample b's rank-one update of the inverse estimate and its next step:
+ * upd holds dx = x_new - x_old on entry and the step -B gx on return; dgx
+ * is G(x_new) - G(x_old). */
+static void solver_broyden_update(solver_ws *w, int b, const float *dgx, int max_iters) {
+    const int n = w->n;
+    const long o = (long)b * n;
+    float *gx = w->gx + o, *upd = w->upd + o;
+    int k = w->nstep[b];
+    float *U = w->U + o * max_iters, *Vt = w->Vt + o * max_iters;
+    float *u = U + (long)k * n, *vt = Vt + (long)k * n;
+    solver_lr_matvec(Vt, U, k, n, upd, vt);
+    solver_lr_matvec(U, Vt, k, n, dgx, u);
+    double den = solver_dot(vt, dgx, n);
+    if (den != 0.0 && isfinite(den)) {
+        for (int j = 0; j < n; j++)
+            u[j] = (float)((upd[j] - u[j]) / den);
+        w->nstep[b] = k + 1;
+    }
+    solver_lr_matvec(U, Vt, w->nstep[b], n, gx, upd);
+    for (int j = 0; j < n; j++)
+        upd[j] = -upd[j];
+}
+
+static void solver_halving(solver_ws *w, const solver_op *op, const float *g, int B, int max_iters);
+
+/* solver_solve_batch's Broyden: every sample's recurrence in step, one
+ * residual over all samples of all ranks (w->lowest holds each sample's
+ * squared residual for the sum). Returns the lowest global residual in
+ * *best_res and the iterations in *iters. */
+static int solver_broyden_batch(solver_ws *w, const solver_op *op, const float *g, int B,
+                                int max_iters, double thr, solver_sum_fn sum, void *sctx,
+                                double *best_res, int *iters) {
+    const int n = w->n;
+    const long count = (long)B * n;
+    memset(w->x, 0, sizeof(float) * (size_t)count);
+    memset(w->best, 0, sizeof(float) * (size_t)count);
+    memcpy(w->gx, g, sizeof(float) * (size_t)count);
+    memcpy(w->upd, g, sizeof(float) * (size_t)count);
+    for (int b = 0; b < B; b++) {
+        w->rows[b] = b;
+        w->nstep[b] = 0;
+        w->lowest[b] = (float)solver_dot(g + (long)b * n, g + (long)b * n, n);
+    }
+    double tot = 0.0;
+    CHECK(sum(sctx, w->lowest, B, &tot));
+    double lowest = sqrt(tot);
+    *iters = 0;
+    for (int it = 1; it <= max_iters && !(lowest < thr); it++) {
+        for (long k = 0; k < count; k++)
+            w->in[k] = w->x[k] + w->upd[k];
+        op->apply(op->ctx, w->rows, B, w->in, w->out);
+#pragma omp parallel for schedule(dynamic, 4) if (count > BLAS_PARALLEL_MIN)
+        for (int b = 0; b < B; b++) {
+            const long o = (long)b * n;
+            float *x = w->x + o, *gx = w->gx + o;
+            const float *xn = w->in + o;
+            float *gxn = w->out + o; /* becomes G(xn), then dgx */
+            for (int j = 0; j < n; j++)
+                gxn[j] = gxn[j] + g[o + j] - xn[j];
+            w->lowest[b] = (float)solver_dot(gxn, gxn, n);
+            for (int j = 0; j < n; j++) {
+                float t = gxn[j];
+                gxn[j] = t - gx[j];
+                gx[j] = t;
+                x[j] = xn[j];
+            }
+        }
+        CHECK(sum(sctx, w->lowest, B, &tot));
+        const double res = sqrt(tot);
+        *iters = it;
+        if (res < lowest) {
+            lowest = res;
+            memcpy(w->best, w->x, sizeof(float) * (size_t)count);
+        }
+        if (res < thr || it == max_iters || !isfinite(res)) break;
+#pragma omp parallel for schedule(dynamic, 4) if (count > BLAS_PARALLEL_MIN)
+        for (int b = 0; b < B; b++)
+            solver_broyden_update(w, b, w->out + (long)b * n, max_iters);
+    }
+    *best_res = lowest;
+    return FSNN_OK;
+}
+
+int solver_solve_batch(solver_ws *w, const solver_op *op, const float *g, float *beta, int B,
+                       int max_iters, double tol, long n_total, solver_sum_fn sum, void *sctx,
+                       solver_stats *st) {
+    if (B > w->Bmax) return FAIL("solver: batch of %d exceeds the workspace's %d", B, w->Bmax);
+    if (op->n != w->n) return FAIL("solver: operator size %d, workspace %d", op->n, w->n);
+    if (w->kind != SOLVER_BROYDEN && w->kind != SOLVER_HALVING)
+        return FAIL("solver '%s' cannot solve a batch whose samples J^T couples (BatchNorm in "
+                    "training mode, model.loop_bn = reference): use broyden or halving",
+                    solver_name(w->kind));
+    if (max_iters > w->max_iters) max_iters = w->max_iters;
+    const double thr = tol * sqrt((double)n_total);
+    double res = 0.0;
+    int iters = 0;
+    if (w->kind == SOLVER_HALVING) {
+        for (int b = 0; b < B; b++)
+            w->iters[b] = 0;
+        solver_halving(w, op, g, B, max_iters);
+        for (int b = 0; b < B; b++)
+            w->lowest[b] *= w->lowest[b];
+        double tot = 0.0;
+        CHECK(sum(sctx, w->lowest, B, &tot));
+        res = sqrt(tot);
+        iters = max_iters;
+    } else {
+        CHECK(solver_broyden_batch(w, op, g, B, max_iters, thr, sum, sctx, &res, &iters));
+    }
+    memcpy(beta, w->best, sizeof(float) * (size_t)B * w->n);
+    st->iters_mean = iters;
+    st->iters_max = iters;
+    st->residual = res;
+    st->converged = res < thr ? B : 0;
+    return FSNN_OK;
 }
 
 static void solver_fixed_point(solver_ws *w, const solver_op *op, const float *g, int B,
@@ -238,6 +343,40 @@ static void solver_fixed_point(solver_ws *w, const solver_op *op, const float *g
             solver_track(w, b, w->x + o, solver_norm(w->gx + o, n), thr);
         }
     }
+}
+
+/* The reference's N-MNIST iteration: from beta = g, `max_iters` times
+ * beta <- (J^T beta + g) / 2, always all of them, and the last iterate is
+ * the result. Its fixed point solves (2I - J^T) beta = g, not the adjoint
+ * equation; what is tracked (for the statistics only) is the adjoint
+ * equation's residual of each iterate before its update. */
+static void solver_halving(solver_ws *w, const solver_op *op, const float *g, int B,
+                           int max_iters) {
+    const int n = w->n;
+    const long count = (long)B * n;
+    memcpy(w->x, g, sizeof(float) * (size_t)count);
+    for (int b = 0; b < B; b++) {
+        w->rows[b] = b;
+        w->done[b] = 0;
+        w->lowest[b] = INFINITY;
+    }
+    for (int it = 1; it <= max_iters; it++) {
+        memcpy(w->in, w->x, sizeof(float) * (size_t)count);
+        op->apply(op->ctx, w->rows, B, w->in, w->out);
+        for (int b = 0; b < B; b++) {
+            const long o = (long)b * n;
+            double r2 = 0.0;
+            for (int j = 0; j < n; j++) {
+                const float jt = w->out[o + j];
+                const double d = (double)jt + g[o + j] - w->x[o + j];
+                r2 += d * d;
+                w->x[o + j] = (jt + g[o + j]) / 2.0f;
+            }
+            w->lowest[b] = (float)sqrt(r2);
+            w->iters[b]++;
+        }
+    }
+    memcpy(w->best, w->x, sizeof(float) * (size_t)count);
 }
 
 /* Type-II Anderson (Walker & Ni 2011) on F(x) = J^T x + g: x_{k+1} is the
@@ -354,6 +493,9 @@ int solver_solve(solver_ws *w, const solver_op *op, const float *g, float *beta,
         break;
     case SOLVER_EXACT:
         CHECK(solver_exact(w, op, g, B, thr));
+        break;
+    case SOLVER_HALVING:
+        solver_halving(w, op, g, B, max_iters);
         break;
     }
     memcpy(beta, w->best, sizeof(float) * (size_t)B * n);

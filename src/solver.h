@@ -8,8 +8,10 @@
  * reference's broyden(): B0 = -I, no line search, the lowest-residual
  * iterate is returned); the damped fixed-point iteration
  * beta <- (beta + J^T beta + g) / 2; Anderson acceleration (type II, history
- * m); and an exact dense solve of (I - J^T) beta = g with LAPACK (dgesv, in
- * double) for verification and small networks. */
+ * m); an exact dense solve of (I - J^T) beta = g with LAPACK (dgesv, in
+ * double) for verification and small networks; and the reference's N-MNIST
+ * iteration beta <- (J^T beta + g) / 2 from beta = g, all max_iters of it,
+ * which solves (2I - J^T) beta = g: a biased gradient (halving). */
 #ifndef FSNN_SOLVER_H
 #define FSNN_SOLVER_H
 
@@ -42,6 +44,21 @@ void solver_ws_destroy(solver_ws **ws);
 /* Solves for the B rows of g [B x n] into beta [B x n]. */
 int solver_solve(solver_ws *ws, const solver_op *op, const float *g, float *beta, int B,
                  int max_iters, double tol, solver_stats *st);
+
+/* Sums `count` local values into *out over every rank. Collective. */
+typedef int (*solver_sum_fn)(void *ctx, const float *vals, int count, double *out);
+
+/* The reference's batch-wide solve, for a J^T that couples the samples of
+ * the batch (the multi-layer nets' BatchNorm in training mode, model.loop_bn
+ * = reference): op->apply always gets all B rows. Broyden: each sample's
+ * recurrence as solver_solve's, all in step, one stopping test on the
+ * residual of the whole batch over all ranks, ||G|| < tol * sqrt(n_total)
+ * (n_total: values over all ranks), and the iterate of the lowest such
+ * residual returned, as the reference's broyden() does. Halving: as
+ * solver_solve's. Other kinds are refused. Collective through `sum`. */
+int solver_solve_batch(solver_ws *ws, const solver_op *op, const float *g, float *beta, int B,
+                       int max_iters, double tol, long n_total, solver_sum_fn sum, void *sctx,
+                       solver_stats *st);
 
 const char *solver_name(cfg_solver kind);
 

@@ -102,7 +102,7 @@ void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uin
  * for event data the frames of ids[0..B), their weighted average as x, and
  * labels. model_input must follow, then trainer_events. */
 static int trainer_gather_any(const trainer_data *d, const fsnn_model *m, trainer_bufs *tb, int B,
-                              uint8_t *aug, uint64_t seed, uint32_t epoch) {
+                              int training, uint8_t *aug, uint64_t seed, uint32_t epoch) {
     if (d->frames <= 0) {
         trainer_gather(d, tb->ids, B, tb->x, tb->labels, aug, seed, epoch);
         return FSNN_OK;
@@ -112,7 +112,7 @@ static int trainer_gather_any(const trainer_data *d, const fsnn_model *m, traine
         CHECK(d->frames_fn(d->frames_src, tb->ids[b], tb->frames + per * b));
         tb->labels[b] = d->labels[tb->ids[b]];
     }
-    model_event_average(m, tb->frames, d->frames, B, tb->x);
+    model_event_average(m, tb->frames, d->frames, B, training, tb->x);
     return FSNN_OK;
 }
 
@@ -249,15 +249,18 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
     model_stats st;
     memset(&st, 0, sizeof st);
     double t0 = clock_seconds();
-    model_prepare_weights(m, 0);
     const int bs = cfg->train_test_batch;
+    /* The reference's evaluation forward runs one power iteration per test
+     * batch on the training's u, v; here as many on copies, the same on
+     * every rank, and the last W serves every batch (docs/fidelity.md). */
+    model_prepare_eval(m, m->ref ? (int)((data->n + bs - 1) / bs) : 0);
     long lo, hi;
     trainer_block(data->n, red, &lo, &hi);
     for (long i = lo; i < hi; i += bs) {
         int B = (int)(hi - i < bs ? hi - i : bs);
         for (int b = 0; b < B; b++)
             tb->ids[b] = i + b;
-        CHECK(trainer_gather_any(data, m, tb, B, NULL, 0, 0));
+        CHECK(trainer_gather_any(data, m, tb, B, 0, NULL, 0, 0));
         CHECK(model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed));
         CHECK(trainer_events(data, m, tb));
         if (tr)
@@ -334,7 +337,7 @@ static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
     int first = 0, B = 0;
     int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
     memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
-    CHECK(trainer_gather_any(train, m, tb, B, train->augment ? tb->aug : NULL, cfg->run_seed,
+    CHECK(trainer_gather_any(train, m, tb, B, 1, train->augment ? tb->aug : NULL, cfg->run_seed,
                              (uint32_t)ts->epoch));
     model_stats st;
     memset(&st, 0, sizeof st);

@@ -28,4 +28,16 @@ acc=$(metric "$dir/run" test_acc)
 echo "smoke_train: test accuracy after one epoch on 2,000 samples: ${acc:-none}%"
 check 'awk -v a="${acc:-0}" "BEGIN { exit !(a >= 70) }"' "test accuracy ${acc:-none}% < 70%"
 check_eval "$dir/run" "$acc"
+# The run was trained with model.fidelity = reference (the default, logged);
+# resuming it under fsnn's variant is refused with a message naming the key,
+# and the checkpoint is left as it was.
+check 'grep -q "algorithm: model.fidelity = reference, spectral_norm = kernel" "$dir/log"' \
+    "no algorithm line: $(grep algorithm: "$dir/log")"
+sum=$(sha256sum <"$dir/run/checkpoint.h5")
+"$fsnn" train "$dir/run/config.ini" model.fidelity=fsnn train.epochs=2 >"$dir/log2" 2>&1
+rc=$?
+check '[ "$rc" -eq 1 ]' "resume under model.fidelity = fsnn exited $rc, expected 1"
+check 'grep -q "trained with model.fidelity = reference, this run says fsnn" "$dir/log2"' \
+    "no refusal message: $(tail -n 2 "$dir/log2")"
+check '[ "$(sha256sum <"$dir/run/checkpoint.h5")" = "$sum" ]' "the refused resume changed the checkpoint"
 finish

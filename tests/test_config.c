@@ -399,6 +399,11 @@ static void test_round_trip(void) {
                                       "model.net=64 ( F64 )",
                                       "model.time_steps=30",
                                       "model.spike_product=event",
+                                      "model.fidelity=fsnn",
+                                      "model.spectral_norm=kernel",
+                                      "model.loop_bn=consistent",
+                                      "model.input_padding=1",
+                                      "data.event_average=clean",
                                       "neuron.vth=1.7",
                                       "neuron.leak=0.95",
                                       "solver.kind=anderson",
@@ -463,7 +468,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 42, "%zu markdown rows", rows);
+            EXPECT(rows == 47, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }

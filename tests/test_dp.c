@@ -18,6 +18,7 @@
 #include "reducer.h"
 #include "rng.h"
 #include "status.h"
+#include "testutil.h"
 
 enum { NIN = 20, NH = 24, NOUT = 5, BG = 22, MICRO = 4, XMAX = 36 };
 
@@ -29,8 +30,9 @@ typedef struct {
 
 static const dp_net dp_nets[2] = {{"24 (F24)", NH, 1, 1, NIN}, {"4C3s (F4C3)", 0, 1, 6, 6}};
 
-static void dp_cfg(fsnn_cfg *c, const dp_net *net, int deterministic) {
+static void dp_cfg(fsnn_cfg *c, const dp_net *net, int deterministic, int ref) {
     memset(c, 0, sizeof *c);
+    testutil_cfg_variant(c, ref);
     c->run_seed = 7;
     snprintf(c->model_net, sizeof c->model_net, "%s", net->net);
     c->model_hidden = net->hidden;
@@ -65,9 +67,10 @@ static void dp_grad(fsnn_model *m, model_ws *ws, const reduce_ops *red, const fl
 
 /* The reference is one process reducing all gradients at once
  * (parallel.overlap off); `overlap` is the setting of the ranks' run. */
-static void dp_case(const reduce_ops *red, const dp_net *net, int deterministic, int overlap) {
+static void dp_case(const reduce_ops *red, const dp_net *net, int deterministic, int overlap,
+                    int variant) {
     fsnn_cfg cfg;
-    dp_cfg(&cfg, net, deterministic);
+    dp_cfg(&cfg, net, deterministic, variant);
     blas_set_serial(deterministic);
     fsnn_model *m = NULL;
     model_ws *ws = NULL, *ws_ref = NULL;
@@ -205,11 +208,13 @@ int main(int argc, char **argv) {
     EXPECT_OK(reducer_world(&red));
     dp_scatter_gather(&red);
     dp_scatter_gather(reduce_local());
-    for (int k = 0; k < 2; k++)
-        for (int overlap = 0; overlap < 2; overlap++) {
-            dp_case(&red, &dp_nets[k], 1, overlap);
-            dp_case(&red, &dp_nets[k], 0, overlap);
-        }
+    /* Both variants of the algorithm (docs/fidelity.md). */
+    for (int ref = 0; ref < 2; ref++)
+        for (int k = 0; k < 2; k++)
+            for (int overlap = 0; overlap < 2; overlap++) {
+                dp_case(&red, &dp_nets[k], 1, overlap, ref);
+                dp_case(&red, &dp_nets[k], 0, overlap, ref);
+            }
     int rc = check_finish("dp");
     int all = 0;
     MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

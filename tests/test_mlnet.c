@@ -43,6 +43,7 @@ static const uint64_t SEED = 17;
 
 static void fill_cfg(fsnn_cfg *c, const ml_net *g, cfg_solver kind, float dropout, int T) {
     memset(c, 0, sizeof *c);
+    testutil_cfg_variant(c, 0);
     c->run_seed = SEED;
     snprintf(c->model_net, sizeof c->model_net, "%s", g->net);
     c->model_time_steps = T;

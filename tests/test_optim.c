@@ -44,11 +44,13 @@
 #include "check.h"
 #include "optim.h"
 #include "status.h"
+#include "testutil.h"
 
 static const float g_steps[3][3] = {{0.5f, -1.0f, 0.0f}, {0.1f, 0.2f, -0.3f}, {0.0f, 0.0f, 1.0f}};
 
 static void base_cfg(fsnn_cfg *c) {
     memset(c, 0, sizeof *c);
+    testutil_cfg_variant(c, 0);
     c->train_lr = 0.05;
     c->train_lr_gamma = 0.1;
     c->train_adam_beta1 = 0.9;

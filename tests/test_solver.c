@@ -35,6 +35,8 @@
  * jac != 0, in two micro-shards) agree to 1e-5 max|grad| per entry: only
  * the order of the products' float terms differs (measured <= 3e-7). */
 #include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,6 +213,7 @@ static const grad_net net_conv = {"conv model", "4C3s (F4C3)", 0, 1, 6, 6, 44, 5
 
 static void fill_cfg(fsnn_cfg *c, const grad_net *g, cfg_solver kind, float dropout) {
     memset(c, 0, sizeof *c);
+    testutil_cfg_variant(c, 0);
     c->run_seed = 17;
     snprintf(c->model_net, sizeof c->model_net, "%s", g->net);
     c->model_hidden = g->hidden;
@@ -456,8 +459,128 @@ static void test_model_grad(const grad_net *net, float dropout) {
     model_destroy(&m);
 }
 
+/* ---------- part 3: the batch-wide solves (solver_solve_batch) ----------
+ * A J^T that couples the samples, as the multi-layer nets' training-mode
+ * BatchNorm does: the whole batch is one vector of BB x BN values and J^T
+ * one dense matrix M over it (uniform entries scaled so that ||M||_2 =
+ * 0.6). Broyden's answer must solve (I - M) beta = g as LAPACK's dgesv
+ * does in double (relative difference <= 1e-5; its stopping test on the
+ * whole batch's residual, tol 2e-10 sqrt(BB BN), is at float rounding).
+ * The halving iteration from beta = g, 30 times, must equal the same
+ * recurrence run here in double (<= 1e-5 relative), and after 200 times
+ * the solution of (2I - M) beta = g (dgesv; its contraction ||M / 2|| =
+ * 0.3 leaves 0.3^200 of the start). */
+enum { BB = 3, BN = 8 };
+
+typedef struct {
+    const float *M;  /* [BB BN x BB BN] */
+    int calls_short; /* applications that did not get all rows */
+} batch_ctx;
+
+static void batch_apply(void *ctx, const int *rows, int nrows, const float *in, float *out) {
+    batch_ctx *c = ctx;
+    (void)rows;
+    if (nrows != BB) c->calls_short++;
+    const int N = BB * BN;
+    for (int i = 0; i < N; i++) {
+        double acc = 0.0;
+        for (int j = 0; j < N; j++)
+            acc += (double)c->M[(long)i * N + j] * in[j];
+        out[i] = (float)acc;
+    }
+}
+
+static int batch_sum(void *ctx, const float *vals, int count, double *out) {
+    (void)ctx;
+    *out = 0.0;
+    for (int i = 0; i < count; i++)
+        *out += vals[i];
+    return FSNN_OK;
+}
+
+/* x [N] = (s I - M)^{-1} g by dgesv in double. */
+static void batch_exact(const float *M, const float *g, double s, double *x) {
+    const int N = BB * BN;
+    double A[BB * BN * BB * BN];
+    lapack_int piv[BB * BN];
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < N; j++)
+            A[i * N + j] = -(double)M[i * N + j];
+        A[i * N + i] += s;
+        x[i] = g[i];
+    }
+    EXPECT(LAPACKE_dgesv(LAPACK_ROW_MAJOR, N, 1, A, N, piv, x, 1) == 0, "dgesv");
+}
+
+static double batch_rel(const float *a, const double *b, int n) {
+    double d = 0.0, r = 0.0;
+    for (int i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += b[i] * b[i];
+    }
+    return sqrt(d / r);
+}
+
+static void test_batch_solves(void) {
+    const int N = BB * BN;
+    float M[BB * BN * BB * BN], g[BB * BN], beta[BB * BN];
+    testutil_scaled_matrix(M, N, 0.6, 91);
+    rng_uniform_fill(92, RNG_TEST, 0, 0, g, N);
+    double x[BB * BN];
+    batch_ctx c = {M, 0};
+    solver_op op = {batch_apply, NULL, &c, BN};
+    solver_stats st;
+
+    solver_ws *ws = NULL;
+    EXPECT_OK(solver_ws_create(&ws, SOLVER_BROYDEN, BB, BN, 30, 5));
+    EXPECT_OK(solver_solve_batch(ws, &op, g, beta, BB, 30, 2e-10, (long)N, batch_sum, NULL, &st));
+    batch_exact(M, g, 1.0, x);
+    double rel = batch_rel(beta, x, N);
+    printf("batch Broyden: %g iterations, residual %.3g, rel. difference to dgesv %.3g\n",
+           st.iters_mean, st.residual, rel);
+    EXPECT(rel <= 1e-5, "batch Broyden vs dgesv: %g", rel);
+    EXPECT(c.calls_short == 0, "%d applications without every row", c.calls_short);
+    solver_ws_destroy(&ws);
+
+    EXPECT_OK(solver_ws_create(&ws, SOLVER_HALVING, BB, BN, 200, 5));
+    EXPECT_OK(solver_solve_batch(ws, &op, g, beta, BB, 30, 2e-10, (long)N, batch_sum, NULL, &st));
+    double y[BB * BN], t[BB * BN];
+    for (int i = 0; i < N; i++)
+        y[i] = g[i];
+    for (int it = 0; it < 30; it++) {
+        for (int i = 0; i < N; i++) {
+            double acc = 0.0;
+            for (int j = 0; j < N; j++)
+                acc += (double)M[i * N + j] * y[j];
+            t[i] = (acc + g[i]) / 2.0;
+        }
+        memcpy(y, t, sizeof y);
+    }
+    rel = batch_rel(beta, y, N);
+    EXPECT(rel <= 1e-5, "halving, 30 steps, vs the recurrence in double: %g", rel);
+    EXPECT(st.iters_mean == 30, "halving runs all its steps: %g", st.iters_mean);
+    EXPECT_OK(solver_solve_batch(ws, &op, g, beta, BB, 200, 2e-10, (long)N, batch_sum, NULL, &st));
+    batch_exact(M, g, 2.0, x);
+    rel = batch_rel(beta, x, N);
+    printf("halving, 200 steps: rel. difference to (2I - M)^-1 g %.3g\n", rel);
+    EXPECT(rel <= 1e-5, "halving vs (2I - M)^-1 g: %g", rel);
+    batch_exact(M, g, 1.0, x);
+    EXPECT(batch_rel(beta, x, N) > 0.1, "halving must not solve the adjoint equation");
+    solver_ws_destroy(&ws);
+
+    EXPECT_OK(solver_ws_create(&ws, SOLVER_ANDERSON, BB, BN, 30, 5));
+    status_clear();
+    EXPECT(solver_solve_batch(ws, &op, g, beta, BB, 30, 2e-10, (long)N, batch_sum, NULL, &st) != 0,
+           "anderson refused for a coupled batch");
+    EXPECT(strstr(status_message(), "broyden") != NULL, "message names broyden: %s",
+           status_message());
+    status_clear();
+    solver_ws_destroy(&ws);
+}
+
 int main(void) {
     test_solvers();
+    test_batch_solves();
     test_model_grad(&net_fc, 0.0f);
     test_model_grad(&net_fc, 0.2f);
     test_model_grad(&net_conv, 0.0f);

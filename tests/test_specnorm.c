@@ -18,6 +18,7 @@
  *   converges and the bound tightens to 1 + 1e-3. model_spectral_norm agrees
  *   with LAPACK to 1e-3 relative after 300 iterations. */
 #include <lapacke.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,9 +96,36 @@ static void test_clamp(void) {
                specnorm_clamp_g(in[i]), want[i]);
 }
 
-static void test_model_init(int n) {
+/* The reference's readout (SPEC §4): weight and bias uniform in
+ * +-1/sqrt(fan_in): every value inside, and the weights' mean and variance
+ * those of the uniform law (0 and bound^2 / 3) within 4.5 standard errors. */
+static void test_readout_init(const fsnn_model *m) {
+    const double bound = 1.0 / sqrt((double)m->n);
+    const long nw = (long)m->n_out * m->n;
+    double sum = 0.0, sq = 0.0;
+    int outside = 0, zero_bias = 0;
+    for (long i = 0; i < nw; i++) {
+        outside += fabs(m->p.Wo[i]) > bound;
+        sum += m->p.Wo[i];
+        sq += (double)m->p.Wo[i] * m->p.Wo[i];
+    }
+    for (int i = 0; i < m->n_out; i++) {
+        outside += fabs(m->p.bo[i]) > bound;
+        zero_bias += m->p.bo[i] == 0.0f;
+    }
+    EXPECT(outside == 0, "readout: %d values outside +-%g", outside, bound);
+    EXPECT(zero_bias == 0, "readout: %d biases are zero", zero_bias);
+    const double var = bound * bound / 3.0, mean = sum / nw, v = sq / nw - mean * mean;
+    EXPECT(fabs(mean) < 4.5 * sqrt(var / nw), "readout mean %g for %ld draws of variance %g", mean,
+           nw, var);
+    /* The sample variance of a uniform law has standard error var sqrt(0.8 / n). */
+    EXPECT(fabs(v - var) < 4.5 * var * sqrt(0.8 / nw), "readout variance %g, expected %g", v, var);
+}
+
+static void test_model_init(int n, int ref) {
     fsnn_cfg c;
     memset(&c, 0, sizeof c);
+    testutil_cfg_variant(&c, ref);
     c.model_hidden = n;
     c.model_time_steps = 5;
     c.neuron_vth = 2.0f;
@@ -109,7 +137,17 @@ static void test_model_init(int n) {
     double sv = testutil_spectral_norm(m->p.V, n, n);
     EXPECT(m->sigma <= sv * (1.0 + 1e-5), "n=%d: power estimate %g exceeds sigma_1 %g", n, m->sigma,
            sv);
-    EXPECT(m->p.g[0] == 1.0f, "n=%d: g = clamp(sigma(V_init)) should be 1, got %g", n, m->p.g[0]);
+    if (ref) {
+        /* The reference's g is sigma(V_init) itself (SPEC §4), clamped only
+         * where W is formed, and its readout the linear layer's default. */
+        EXPECT(m->p.g[0] == m->sigma && m->sigma > 1.0f,
+               "n=%d: reference g = sigma(V_init) = %g (> 1 for unit rows), got %g", n, m->sigma,
+               m->p.g[0]);
+        test_readout_init(m);
+    } else {
+        EXPECT(m->p.g[0] == 1.0f, "n=%d: g = clamp(sigma(V_init)) should be 1, got %g", n,
+               m->p.g[0]);
+    }
     double wn = testutil_spectral_norm(m->W, n, n);
     printf("n=%d: sigma_1(V) %.5f, estimate %.5f, ||W||_2 %.5f\n", n, sv, m->sigma, wn);
     EXPECT(wn <= 1.0 + 2e-2, "n=%d: after model_init ||W||_2 = %.5f > 1 + 2e-2", n, wn);
@@ -136,7 +174,9 @@ int main(void) {
     test_power(30, 20, 1);
     test_power(20, 30, 2);
     test_clamp();
-    test_model_init(16);
-    test_model_init(40);
+    for (int ref = 0; ref < 2; ref++) {
+        test_model_init(16, ref);
+        test_model_init(40, ref);
+    }
     return check_finish("specnorm");
 }

@@ -41,13 +41,15 @@
 #include "reducer.h"
 #include "rng.h"
 #include "status.h"
+#include "testutil.h"
 #include "tpfc.h"
 #include "tptrain.h"
 
 enum { NIN = 20, NH = 64, NOUT = 5, BG = 12, BLOCK = 8, STEPS = 3 };
 
-static void tp_cfg(fsnn_cfg *c) {
+static void tp_cfg(fsnn_cfg *c, int ref) {
     config_defaults(c);
+    testutil_cfg_variant(c, ref);
     c->run_seed = 5;
     snprintf(c->model_net, sizeof c->model_net, "%d (F%d)", NH, NH);
     c->model_hidden = NH;
@@ -217,13 +219,13 @@ static void tp_ckpt(const grid_env *g, tpfc *t, optim *o, fsnn_model *got, const
     optim_destroy(&whole_opt);
 }
 
-static void tp_case(int M) {
+static void tp_case(int M, int ref) {
     grid_env g;
     EXPECT_OK(grid_create(&g, M));
     reduce_ops red;
     EXPECT_OK(reducer_comm(&red, g.data));
     fsnn_cfg cfg;
-    tp_cfg(&cfg);
+    tp_cfg(&cfg, ref);
     fsnn_model *m = NULL, *got = NULL;
     model_ws *ws = NULL;
     tpfc *t = NULL;
@@ -328,7 +330,8 @@ int main(int argc, char **argv) {
     if (size % M != 0) {
         EXPECT(0, "test_tp %d run on %d ranks", M, size);
     } else {
-        tp_case(M);
+        for (int ref = 0; ref < 2; ref++) /* both variants (docs/fidelity.md) */
+            tp_case(M, ref);
     }
     int rc = check_finish("tp"), all = 0;
     MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

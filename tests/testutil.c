@@ -113,3 +113,11 @@ int testutil_grad_vs_fd(const fsnn_model *m, const float *ge, const double *fd,
     }
     return fails;
 }
+
+void testutil_cfg_variant(fsnn_cfg *c, int reference) {
+    c->model_fidelity = reference ? FIDELITY_REFERENCE : FIDELITY_FSNN;
+    c->model_spectral_norm = reference ? SPECTRAL_KERNEL : SPECTRAL_OPERATOR;
+    c->model_loop_bn = reference ? LOOP_BN_REFERENCE : LOOP_BN_CONSISTENT;
+    c->data_event_average = reference ? EVENT_AVG_INPLACE : EVENT_AVG_CLEAN;
+    c->model_input_padding = -1;
+}

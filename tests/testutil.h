@@ -5,6 +5,14 @@
 
 #include "model.h"
 
+/* Sets every key of one variant of the algorithm (docs/fidelity.md):
+ * reference != 0 the authors' (model.fidelity = reference, kernel
+ * restriction, reference loop BatchNorm, in-place event average), else
+ * fsnn's (fsnn, operator, consistent, clean); padding k/2 either way. For
+ * configurations built field by field, whose zeroes would otherwise select
+ * the reference's variant with padding 0. */
+void testutil_cfg_variant(fsnn_cfg *c, int reference);
+
 /* Removes `dir` with everything below it (files and folders). */
 void testutil_remove_tree(const char *dir);
 
