@@ -653,19 +653,18 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
                         solver_name(cfg->solver_kind));
         CHECK(mlnet_ws_create(&w->mlw2, m->ml, Bmax, w->max_shards));
         CHECK(XCALLOC(&w->res2, (size_t)Bmax));
-        if (!w->solver)
-            CHECK(solver_ws_create(&w->solver, cfg->solver_kind, Bmax, m->n, cfg->solver_max_iters,
-                                   cfg->solver_anderson_m));
     }
-    if (w->deterministic) {
+    if (w->deterministic && !w->mlw2) { /* per micro-shard solves */
         CHECK(XCALLOC(&w->gsolver, (size_t)w->max_shards));
         for (int g = 0; g < w->max_shards; g++)
             CHECK(solver_ws_create(&w->gsolver[g], cfg->solver_kind, micro, m->n,
                                    cfg->solver_max_iters, cfg->solver_anderson_m));
-    } else {
+    }
+    /* Fast mode's whole-batch solves, and the batch-wide one of
+     * model.loop_bn = reference in either mode. */
+    if (!w->deterministic || w->mlw2)
         CHECK(solver_ws_create(&w->solver, cfg->solver_kind, Bmax, m->n, cfg->solver_max_iters,
                                cfg->solver_anderson_m));
-    }
     return FSNN_OK;
 }
 
