@@ -4,7 +4,9 @@
 # each image a flat colour set by its label; crops and flips vary them):
 # "8C3s-P2-8C3 (F8C3u)" (stride-2 conv, pooling, conv, transposed-conv
 # feedback) trained for 2 epochs of 4 steps in deterministic mode must
-# - end with the same weights_sha256 on 1 rank and on 2 ranks;
+# - end with the same weights_sha256 on 1 rank, on 2 ranks and on 3 ranks
+#   (model.loop_bn = reference, the default: one adjoint solve over the
+#   batch of all ranks);
 # - end, when stopped after epoch 1 and resumed for epoch 2, with the
 #   weights of the straight run and the same `fsnn eval` loss and accuracy
 #   (evaluation uses the layers' running statistics: the checkpoint keeps
@@ -37,6 +39,13 @@ check '[ "$rc" -eq 0 ]' "2 ranks: exit $rc: $(tail -n 5 "$dir/two.log")"
 ref=$(sha "$dir/one") two=$(sha "$dir/two")
 echo "ml_train: weights_sha256 1 rank ${ref:-none}, 2 ranks ${two:-none}"
 check '[ -n "$ref" ] && [ "$two" = "$ref" ]' "2 ranks end with other weights than 1 rank"
+# 3 ranks hold 2, 1 and 1 of the 4 micro-shards: the batch-wide adjoint's
+# sums (model.loop_bn = reference) still add the same terms.
+train "$dir/three" "$mpiexec" -np 3 --oversubscribe -- >"$dir/three.log" 2>&1
+rc=$?
+three=$(sha "$dir/three")
+check '[ "$rc" -eq 0 ] && [ "$three" = "$ref" ]' \
+    "3 ranks: exit $rc, weights ${three:-none}, 1 rank $ref: $(tail -n 3 "$dir/three.log")"
 
 train "$dir/resumed" train.epochs=1 >"$dir/resumed.log" 2>&1
 train "$dir/resumed" >>"$dir/resumed.log" 2>&1
@@ -60,5 +69,5 @@ check '[ "$rc" -eq 0 ] && awk -v a="$l1" -v b="$l2" "BEGIN { d = a - b; exit !(a
 "$fsnn" inspect "$dir/one/checkpoint.h5" >"$dir/inspect" 2>&1
 check 'grep -q "^  layer3.bn.weight *\[8 x 1\]" "$dir/inspect" && grep -q "^  feedback.V *\[8 x 72\]" "$dir/inspect"' \
     "fsnn inspect lacks the layers' tensors: $(cat "$dir/inspect")"
-[ "$passed" -eq 8 ] || { failed=$((failed + 1)); echo "FAILED: $passed checks ran, 8 expected"; }
+[ "$passed" -eq 9 ] || { failed=$((failed + 1)); echo "FAILED: $passed checks ran, 9 expected"; }
 finish
