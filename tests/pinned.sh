@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pinned runs: a fixed set of small trainings must end with the weights and
-# the metrics rows recorded in tests/data/pinned/RUN.txt, bit for bit, so
+# the metrics rows recorded in tests/data/pinned/FLAVOUR/RUN.txt, bit for bit, so
 # that a change meant to keep every behaviour (a refactoring) shows it does.
 # Each file holds the run's weights_sha256 and the deterministic columns of
 # its metrics.csv (epoch to spectral_norm_exact; times, speeds and memory
@@ -11,14 +11,26 @@
 #   pipe    "4C3s-6C3-P2-8C3 (F4C3u)" on generated CIFAR-10, 2 stages
 #   exact   fc1 with the exact (LAPACK) adjoint solver
 #   resumed fc1 stopped after epoch 1 and resumed for epoch 2
-# A change of the numerics on purpose updates the files with
-#   PIN_UPDATE=1 bash tests/pinned.sh build/fsnn REPO MPIEXEC
+# The bits depend on the build's code generation, so each build flavour
+# has its own files: tests/data/pinned/FLAVOUR/ (native: the Release build
+# with -march=native; sanitize: the ASan+UBSan build; CMake passes it). A
+# flavour without files fails, saying how to record them. A change of the
+# numerics on purpose updates the files with
+#   PIN_UPDATE=1 bash tests/pinned.sh build/fsnn REPO MPIEXEC native
+#   PIN_UPDATE=1 bash tests/pinned.sh build-asan/fsnn REPO MPIEXEC sanitize
 # and says why in its commit.
-#   pinned.sh FSNN REPO MPIEXEC
+#   pinned.sh FSNN REPO MPIEXEC FLAVOUR
 set -u
-fsnn=$1 repo=$2 mpiexec=$3 name=pinned
+fsnn=$1 repo=$2 mpiexec=$3 flavour=$4 name=pinned
 . "$(dirname "$0")/lib.sh"
-pins=$repo/tests/data/pinned
+pins=$repo/tests/data/pinned/$flavour
+if [ ! -d "$pins" ] && [ "${PIN_UPDATE:-0}" != 1 ]; then
+    echo "FAILED: no pinned runs for the build flavour '$flavour' in $pins; record them with"
+    echo "  PIN_UPDATE=1 bash tests/pinned.sh $fsnn $repo $mpiexec $flavour"
+    failed=1
+    finish
+fi
+mkdir -p "$pins"
 dir=$(mktemp -d /tmp/fsnn-pinned.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 data=$repo/data/fashion-mnist
@@ -50,7 +62,7 @@ pin() {
     fi
     local same=0
     diff -u "$pins/$run.txt" "$dir/$run.txt" >"$dir/$run.diff" 2>&1 || same=1
-    check '[ "$same" -eq 0 ]' "$run differs from tests/data/pinned/$run.txt: $(cat "$dir/$run.diff")"
+    check '[ "$same" -eq 0 ]' "$run differs from tests/data/pinned/$flavour/$run.txt: $(cat "$dir/$run.diff")"
 }
 
 "$fsnn" train "${fc[@]}" "run.dir=$dir/fc1" >"$dir/fc1.log" 2>&1
