@@ -344,6 +344,59 @@ static void mlnet_affine(const mlnet_layer *ly, const double *mean, const double
     }
 }
 
+/* Step t of layer l >= 2 with weights (mlnet_simulate): the current
+ * F^l s^{l-1}[t] + b^l, normalised with the batch statistics of the
+ * weighted average current so far (batch_bn) or the running ones, added to
+ * the membrane with the layer's dropout mask. */
+static int mlnet_layer_step(const mlnet *net, mlnet_ws *w, int l, const mlnet_groups *g, int B,
+                            int t, int batch_bn, mlnet_stats_fn stats, void *sctx,
+                            neuron_stats *st) {
+    const mlnet_layer *ly = &net->layer[l];
+    float *scale = w->scale, *shift = w->shift;
+    const int G = w->max_groups;
+    int *event = w->event;
+    mlnet_product p = {
+        &ly->op, ly->F, ly->We, w->s[l - 1], w->cur, w->idx, w->gspk + (size_t)(l - 1) * G, event};
+    mlnet_products(net, &p, g, st);
+    const int C = ly->C, hw = ly->hw;
+    float *h = w->cur, *hacc = w->hacc[l];
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const long o = ((long)b * C + c) * hw;
+            for (int q = 0; q < hw; q++) {
+                h[o + q] += ly->b[c];
+                hacc[o + q] = hacc[o + q] * net->leak + h[o + q];
+            }
+        }
+    /* Statistics of the average current so far, F^l a^{l-1}[t] + b^l. */
+    if (batch_bn) {
+        double *mean = w->mean[l], *var = w->var[l];
+        const double norm = neuron_rate_norm(t, net->leak);
+        /* The shift: the last step's mean (step 1: the running one). */
+        for (int c = 0; c < C; c++)
+            w->center[c] = (t == 1 ? ly->run_mean[c] : mean[c]) * norm;
+        CHECK(stats(sctx, hacc, B, C, hw, w->center, mean, var));
+        w->have_mean = 1;
+        for (int c = 0; c < C; c++) {
+            mean[c] /= norm;
+            var[c] /= norm * norm;
+        }
+        mlnet_affine(ly, mean, var, w->invstd[l], scale, shift);
+    } else {
+        mlnet_affine(ly, NULL, NULL, w->invstd[l], scale, shift);
+    }
+    const float *drop = w->use_drop ? w->drop[l] : NULL;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const long o = ((long)b * C + c) * hw;
+            for (int q = 0; q < hw; q++) {
+                float z = h[o + q] * scale[c] + shift[c];
+                w->u[l][o + q] += drop ? drop[o + q] * z : z;
+            }
+        }
+    return FSNN_OK;
+}
+
 int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g,
                    int B, int batch_bn, mlnet_stats_fn stats, void *sctx, float *a,
                    neuron_stats *st, neuron_step_fn step, void *ctx) {
@@ -360,7 +413,6 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
     const int M = piped ? net->pipe->stages : 1, me = piped ? net->pipe->stage : 0;
     const int prev = (me + M - 1) % M, next = (me + 1) % M;
     int *event = w->event;
-    float *scale = w->scale, *shift = w->shift;
     double total = 0.0;
     const neuron_stats before = *st;
     for (int l = lo; l < hi; l++) {
@@ -392,51 +444,7 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
                 for (long k = 0; k < count; k++)
                     w->u[l][k] += w->cur[k];
             } else {
-                mlnet_product p = {&ly->op,
-                                   ly->F,
-                                   ly->We,
-                                   w->s[l - 1],
-                                   w->cur,
-                                   w->idx,
-                                   w->gspk + (size_t)(l - 1) * G,
-                                   event};
-                mlnet_products(net, &p, g, st);
-                const int C = ly->C, hw = ly->hw;
-                float *h = w->cur, *hacc = w->hacc[l];
-                for (int b = 0; b < B; b++)
-                    for (int c = 0; c < C; c++) {
-                        const long o = ((long)b * C + c) * hw;
-                        for (int q = 0; q < hw; q++) {
-                            h[o + q] += ly->b[c];
-                            hacc[o + q] = hacc[o + q] * net->leak + h[o + q];
-                        }
-                    }
-                /* Statistics of the average current so far, F^l a^{l-1}[t] + b^l. */
-                if (batch_bn) {
-                    double *mean = w->mean[l], *var = w->var[l];
-                    const double norm = neuron_rate_norm(t, net->leak);
-                    /* The shift: the last step's mean (step 1: the running one). */
-                    for (int c = 0; c < C; c++)
-                        w->center[c] = (t == 1 ? ly->run_mean[c] : mean[c]) * norm;
-                    CHECK(stats(sctx, hacc, B, C, hw, w->center, mean, var));
-                    w->have_mean = 1;
-                    for (int c = 0; c < C; c++) {
-                        mean[c] /= norm;
-                        var[c] /= norm * norm;
-                    }
-                    mlnet_affine(ly, mean, var, w->invstd[l], scale, shift);
-                } else {
-                    mlnet_affine(ly, NULL, NULL, w->invstd[l], scale, shift);
-                }
-                const float *drop = w->use_drop ? w->drop[l] : NULL;
-                for (int b = 0; b < B; b++)
-                    for (int c = 0; c < C; c++) {
-                        const long o = ((long)b * C + c) * hw;
-                        for (int q = 0; q < hw; q++) {
-                            float z = h[o + q] * scale[c] + shift[c];
-                            w->u[l][o + q] += drop ? drop[o + q] * z : z;
-                        }
-                    }
+                CHECK(mlnet_layer_step(net, w, l, g, B, t, batch_bn, stats, sctx, st));
             }
             total += (double)mlnet_fire(net, w, l, g, w->gspk + (size_t)l * G);
         }

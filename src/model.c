@@ -123,31 +123,15 @@ static void model_add_state(fsnn_model *m, const char *name, float *data, size_t
     m->state[m->n_state++] = (model_state_info){store, data, count};
 }
 
-int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int n_out) {
-    fsnn_model *m;
-    CHECK(XCALLOC(&m, 1));
-    *out = m;
-    if (c <= 0 || h <= 0 || w <= 0 || n_out <= 0 || cfg->model_hidden < 0)
-        return FAIL("model: bad sizes (input %dx%dx%d, hidden %d, classes %d)", c, h, w,
-                    cfg->model_hidden, n_out);
-    CHECK(model_maps(m, cfg, c, h, w, n_out));
-    const linop *F = &m->in_op, *W = &m->fb_op;
-    const int n = W->in; /* the state: layer 1's output, or layer L's */
-    m->n_in = F->in;
-    m->n = n;
-    m->n_out = n_out;
-    m->in_c = c;
-    m->in_h = h;
-    m->in_w = w;
-    m->channels = F->channels;
-    m->hw = F->hw;
+/* The settings of cfg that the model keeps. An unresolved "auto" follows
+ * model.fidelity, as config_resolve does. */
+static void model_settings(fsnn_model *m, const fsnn_cfg *cfg) {
     m->T = cfg->model_time_steps;
     m->vth = cfg->neuron_vth;
     m->leak = cfg->neuron_leak;
     m->dropout = cfg->train_dropout;
     m->dropout_channel = cfg->train_dropout_channel;
     m->spike_mode = cfg->model_spike_product;
-    /* An unresolved "auto" follows model.fidelity, as config_resolve does. */
     m->ref = cfg->model_fidelity == FIDELITY_REFERENCE;
     m->sn_kernel = cfg->model_spectral_norm == SPECTRAL_KERNEL ||
                    (cfg->model_spectral_norm == SPECTRAL_AUTO && m->ref);
@@ -155,7 +139,13 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
         cfg->model_loop_bn == LOOP_BN_REFERENCE || (cfg->model_loop_bn == LOOP_BN_AUTO && m->ref);
     m->event_inplace = cfg->data_event_average == EVENT_AVG_INPLACE ||
                        (cfg->data_event_average == EVENT_AVG_AUTO && m->ref);
-    m->n_spiking = m->ml ? m->ml->n_total : n;
+}
+
+/* The trainable tensors' table (model_tensors, then 4 per layer with
+ * weights) and their one allocation each for params and grads, with the
+ * views into it (the model's and the layers'). */
+static int model_tensors_make(fsnn_model *m) {
+    const linop *F = &m->in_op, *W = &m->fb_op;
     const int C = m->channels;
     const struct {
         const char *name;
@@ -164,7 +154,7 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
         {"input.weight", 2, F->rows, F->cols}, {"input.bias", 1, C, 1},
         {"input.bn.weight", 1, C, 1},          {"input.bn.bias", 1, C, 1},
         {"feedback.V", 2, W->rows, W->cols},   {"feedback.g", 1, 1, 1},
-        {"readout.weight", 2, n_out, n},       {"readout.bias", 1, n_out, 1},
+        {"readout.weight", 2, m->n_out, m->n}, {"readout.bias", 1, m->n_out, 1},
     };
     for (int i = 0; i < 8; i++)
         model_add_tensor(m, layout[i].name, layout[i].rank, layout[i].d0, layout[i].d1);
@@ -179,13 +169,30 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
                              i == 0 ? ly->op.cols : 1);
         }
     }
-    const size_t off = m->n_params;
-    CHECK(XCALLOC(&m->params, off));
-    CHECK(XCALLOC(&m->grads, off));
+    CHECK(XCALLOC(&m->params, m->n_params));
+    CHECK(XCALLOC(&m->grads, m->n_params));
     model_point(&m->p, m->params, m);
     model_point(&m->d, m->grads, m);
+    for (int l = 1, t = 8; m->ml && l < m->ml->L; l++) {
+        mlnet_layer *ly = &m->ml->layer[l];
+        if (ly->kind == NETSPEC_POOL) continue;
+        float **pv[4] = {&ly->F, &ly->b, &ly->gamma, &ly->beta};
+        float **dv[4] = {&ly->dF, &ly->db, &ly->dgamma, &ly->dbeta};
+        for (int i = 0; i < 4; i++, t++) {
+            *pv[i] = m->params + m->info[t].offset;
+            *dv[i] = m->grads + m->info[t].offset;
+        }
+    }
+    return FSNN_OK;
+}
+
+/* The saved state that is not trained (running statistics, the power
+ * iteration's vectors: of V as a matrix or of the map, sigma) and the
+ * buffers derived from V and g. */
+static int model_state_make(fsnn_model *m) {
+    const linop *W = &m->fb_op;
+    const int C = m->channels;
     const size_t nw = linop_weights(W);
-    /* The power iteration's vectors: of V as a matrix, or of the map. */
     const int nu = m->sn_kernel ? W->rows : W->out, nv = m->sn_kernel ? W->cols : W->in;
     int wmax = W->in > W->out ? W->in : W->out;
     wmax = nu > wmax ? nu : (nv > wmax ? nv : wmax);
@@ -200,29 +207,45 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     CHECK(XCALLOC(&m->Wa, linop_adjoint_size(W)));
     CHECK(XCALLOC(&m->gW, nw));
     CHECK(XCALLOC(&m->work, (size_t)wmax));
+    CHECK(XCALLOC(&m->opws, linop_ws_size(W) + 1));
+    if (W->kind != LINOP_FC) CHECK(XCALLOC(&m->sn_tmp, nw));
     model_add_state(m, "bn_mean", m->bn_mean, (size_t)C);
     model_add_state(m, "bn_var", m->bn_var, (size_t)C);
     model_add_state(m, "sn_u", m->sn_u, (size_t)nu);
     model_add_state(m, "sn_v", m->sn_v, (size_t)nv);
     model_add_state(m, "sigma", &m->sigma, 1);
-    for (int l = 1, t = 8; m->ml && l < m->ml->L; l++) {
+    for (int l = 1; m->ml && l < m->ml->L; l++) {
         mlnet_layer *ly = &m->ml->layer[l];
         if (ly->kind == NETSPEC_POOL) continue;
-        float **pv[4] = {&ly->F, &ly->b, &ly->gamma, &ly->beta};
-        float **dv[4] = {&ly->dF, &ly->db, &ly->dgamma, &ly->dbeta};
-        for (int i = 0; i < 4; i++, t++) {
-            *pv[i] = m->params + m->info[t].offset;
-            *dv[i] = m->grads + m->info[t].offset;
-        }
         char name[MODEL_NAME_MAX];
         snprintf(name, sizeof name, "layer%d.bn_mean", l + 1);
         model_add_state(m, name, ly->run_mean, (size_t)ly->C);
         snprintf(name, sizeof name, "layer%d.bn_var", l + 1);
         model_add_state(m, name, ly->run_var, (size_t)ly->C);
     }
-    CHECK(XCALLOC(&m->opws, linop_ws_size(W) + 1));
-    if (W->kind != LINOP_FC) CHECK(XCALLOC(&m->sn_tmp, nw));
     return FSNN_OK;
+}
+
+int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int n_out) {
+    fsnn_model *m;
+    CHECK(XCALLOC(&m, 1));
+    *out = m;
+    if (c <= 0 || h <= 0 || w <= 0 || n_out <= 0 || cfg->model_hidden < 0)
+        return FAIL("model: bad sizes (input %dx%dx%d, hidden %d, classes %d)", c, h, w,
+                    cfg->model_hidden, n_out);
+    CHECK(model_maps(m, cfg, c, h, w, n_out));
+    m->n_in = m->in_op.in;
+    m->n = m->fb_op.in; /* the state: layer 1's output, or layer L's */
+    m->n_out = n_out;
+    m->in_c = c;
+    m->in_h = h;
+    m->in_w = w;
+    m->channels = m->in_op.channels;
+    m->hw = m->in_op.hw;
+    m->n_spiking = m->ml ? m->ml->n_total : m->n;
+    model_settings(m, cfg);
+    CHECK(model_tensors_make(m));
+    return model_state_make(m);
 }
 
 void model_destroy(fsnn_model **pm) {

@@ -29,11 +29,8 @@
 #include "status.h"
 static const int model_buckets[3][2] = {{2, 4}, {0, 2}, {4, 5}};
 
-int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax) {
-    model_ws *w;
-    CHECK(XCALLOC(&w, 1));
-    *out = w;
-    w->Bmax = Bmax;
+/* The per-sample buffers of batches of up to Bmax rows. */
+static int model_ws_rows(model_ws *w, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax) {
     /* One size for the buffers of layer 1 (n1 per row) and of the state (n);
      * tmp is also the scratch of statistics over any layer. */
     const size_t nb = (size_t)m->n > (size_t)m->in_op.out ? (size_t)m->n : (size_t)m->in_op.out;
@@ -61,15 +58,16 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     CHECK(XCALLOC(&w->dlogits, (size_t)Bmax * m->n_out));
     CHECK(XCALLOC(&w->stats, 4 * (size_t)Cmax));
     CHECK(XCALLOC(&w->bn_acc, 2 * (size_t)Cmax)); /* 2C: model_ml_stats */
-    /* Micro-shards hold at least one sample, so a rank has at most Bmax. */
-    int micro = cfg->parallel_micro_batch > 0 ? cfg->parallel_micro_batch : Bmax;
-    w->max_shards = cfg->parallel_deterministic ? (Bmax + micro - 1) / micro : 1;
-    if (w->max_shards < 1) w->max_shards = 1;
+    return FSNN_OK;
+}
+
+/* The micro-shards' buffers and the gradient sums' layout and buckets:
+ * model_buckets (and the layers 2..L) with parallel.overlap, else one. */
+static int model_ws_shards(model_ws *w, const fsnn_model *m, const fsnn_cfg *cfg) {
     w->n_sum = model_sum_count(m);
     float *dest[MODEL_SUMS_MAX];
     size_t count[MODEL_SUMS_MAX];
     w->n_sums = model_sum_layout(m, dest, count);
-    /* Buckets: model_buckets (and the layers 2..L) with parallel.overlap, else one. */
     w->nb = 1;
     w->bucket[0][0] = 0, w->bucket[0][1] = w->n_sums;
     if (cfg->parallel_overlap) {
@@ -87,14 +85,15 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
     w->ws_len = a > b ? a : b;
     if (m->ml && m->ml->ws_len > w->ws_len) w->ws_len = m->ml->ws_len;
     CHECK(XCALLOC(&w->opws, (size_t)w->max_shards * w->ws_len + 1));
-    w->red = reduce_local();
-    w->deterministic = cfg->parallel_deterministic;
-    w->overlap = cfg->parallel_overlap;
-    w->solver_kind = cfg->solver_kind;
-    w->max_iters = cfg->solver_max_iters;
-    w->tol = cfg->solver_tol;
-    w->micro = micro;
     CHECK(XCALLOC(&w->gstats, (size_t)w->max_shards));
+    return FSNN_OK;
+}
+
+/* The layers' buffers of a multi-layer net (two sets for model.loop_bn =
+ * reference) and the adjoint's solvers: one per micro-shard in
+ * deterministic mode, one for the whole batch in fast mode and for the
+ * batch-wide solve of model.loop_bn = reference. */
+static int model_ws_solvers(model_ws *w, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax) {
     if (m->ml) CHECK(mlnet_ws_create(&w->mlw, m->ml, Bmax, w->max_shards));
     if (m->ml && m->loop_bn_ref) {
         if (cfg->solver_kind != SOLVER_BROYDEN && cfg->solver_kind != SOLVER_HALVING)
@@ -106,18 +105,36 @@ int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, in
         CHECK(mlnet_ws_create(&w->mlw2, m->ml, Bmax, w->max_shards));
         CHECK(XCALLOC(&w->res2, (size_t)Bmax));
     }
-    if (w->deterministic && !w->mlw2) { /* per micro-shard solves */
+    if (w->deterministic && !w->mlw2) {
         CHECK(XCALLOC(&w->gsolver, (size_t)w->max_shards));
         for (int g = 0; g < w->max_shards; g++)
-            CHECK(solver_ws_create(&w->gsolver[g], cfg->solver_kind, micro, m->n,
+            CHECK(solver_ws_create(&w->gsolver[g], cfg->solver_kind, w->micro, m->n,
                                    cfg->solver_max_iters, cfg->solver_anderson_m));
     }
-    /* Fast mode's whole-batch solves, and the batch-wide one of
-     * model.loop_bn = reference in either mode. */
     if (!w->deterministic || w->mlw2)
         CHECK(solver_ws_create(&w->solver, cfg->solver_kind, Bmax, m->n, cfg->solver_max_iters,
                                cfg->solver_anderson_m));
     return FSNN_OK;
+}
+
+int model_ws_create(model_ws **out, const fsnn_model *m, const fsnn_cfg *cfg, int Bmax) {
+    model_ws *w;
+    CHECK(XCALLOC(&w, 1));
+    *out = w;
+    w->Bmax = Bmax;
+    /* Micro-shards hold at least one sample, so a rank has at most Bmax. */
+    w->micro = cfg->parallel_micro_batch > 0 ? cfg->parallel_micro_batch : Bmax;
+    w->max_shards = cfg->parallel_deterministic ? (Bmax + w->micro - 1) / w->micro : 1;
+    if (w->max_shards < 1) w->max_shards = 1;
+    w->red = reduce_local();
+    w->deterministic = cfg->parallel_deterministic;
+    w->overlap = cfg->parallel_overlap;
+    w->solver_kind = cfg->solver_kind;
+    w->max_iters = cfg->solver_max_iters;
+    w->tol = cfg->solver_tol;
+    CHECK(model_ws_rows(w, m, cfg, Bmax));
+    CHECK(model_ws_shards(w, m, cfg));
+    return model_ws_solvers(w, m, cfg, Bmax);
 }
 
 void model_ws_destroy(model_ws **pw) {
