@@ -312,6 +312,130 @@ static int model_tree_room(model_ws *ws, int size, size_t need) {
     return FSNN_OK;
 }
 
+/* model_reduce_det's state: the tree's pieces of every rank, this rank's
+ * pieces and block of each bucket, and the pending exchanges. */
+typedef struct {
+    size_t off[MODEL_SUMS_MAX + 1], count[MODEL_SUMS_MAX];
+    long K;    /* micro-shards of the global batch */
+    size_t k0; /* this rank's first */
+    int shards, whole, nn, np;
+    const int *len;
+    const reduce_node *mine; /* this rank's pieces */
+    float *piece[REDUCE_TREE_MAX];
+    size_t blo[MODEL_N_BUCKETS], bhi[MODEL_N_BUCKETS]; /* this rank's block of a bucket */
+    reduce_req rsum[MODEL_N_BUCKETS], rgat[MODEL_N_BUCKETS];
+    float *recv[MODEL_N_BUCKETS];
+    int staged[MODEL_N_BUCKETS];
+} model_tree;
+
+/* The global batch's micro-shards and this rank's block of them, dealt out
+ * as the trainer does; every rank's pieces, in rank order (a partition of
+ * the root); room for this rank's block of the other ranks' pieces. */
+static int model_tree_plan(const fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb,
+                           model_tree *t) {
+    const reduce_ops *red = ws->red;
+    const int size = red->size, me = red->rank;
+    model_sum_offsets(m, t->off, t->count);
+    t->shards = model_groups(ws, B, &t->len, &t->whole);
+    t->K = (ws->global_batch + ws->micro - 1) / ws->micro;
+    size_t k1;
+    reduce_block((size_t)t->K, me, size, &t->k0, &k1);
+    if (t->K < 1 || t->K > 0x7fffffff || ws->n_shards != (int)(k1 - t->k0))
+        return FAIL("model: %d micro-shards here, where %zu of %ld belong to rank %d of %d",
+                    ws->n_shards, k1 - t->k0, t->K, me, size);
+    CHECK(model_tree_room(ws, size, 0));
+    t->nn = 0;
+    for (int r = 0; r < size; r++) {
+        size_t a, b;
+        reduce_block((size_t)t->K, r, size, &a, &b);
+        ws->tnp[r] = reduce_tree_cover((int)t->K, (int)a, (int)b, ws->tnode + t->nn);
+        t->nn += ws->tnp[r];
+    }
+    size_t need = 0;
+    for (int k = 0; k < nb; k++) {
+        reduce_block(t->off[bucket[k][1]] - t->off[bucket[k][0]], me, size, &t->blo[k], &t->bhi[k]);
+        need += (t->bhi[k] - t->blo[k]) * (size_t)(t->nn - ws->tnp[me]);
+    }
+    CHECK(model_tree_room(ws, size, need));
+    int first = 0; /* this rank's first piece in tnode */
+    for (int r = 0; r < me; r++)
+        first += ws->tnp[r];
+    t->mine = ws->tnode + first;
+    t->np = ws->tnp[me];
+    /* Each piece sits in the buffer of its first shard. */
+    for (int p = 0; p < t->np; p++)
+        t->piece[p] = ws->gsum + (size_t)(t->mine[p].lo - (long)t->k0) * ws->n_sum;
+    return FSNN_OK;
+}
+
+/* Per bucket: the micro-shards' sums, each piece summed up its subtree,
+ * and the reduce-scatter of the pieces started. */
+static int model_tree_start(fsnn_model *m, model_ws *ws, const int (*bucket)[2], int nb,
+                            model_tree *t) {
+    const reduce_ops *red = ws->red;
+    float *pk[REDUCE_TREE_MAX], *at = ws->trecv;
+    for (int k = 0; k < nb; k++) {
+        const int t0 = bucket[k][0], t1 = bucket[k][1];
+        const size_t n = t->off[t1] - t->off[t0];
+#pragma omp parallel for schedule(dynamic, 1) if (t->shards > 1)
+        for (int s = 0; s < t->shards; s++) {
+            model_bucket_sums(m, ws, t0, t1, ws->group_off[s], t->len[s],
+                              ws->gsum + (size_t)s * ws->n_sum, ws->opws + (size_t)s * ws->ws_len);
+            model_progress(red);
+        }
+        for (int p = 0; p < t->np; p++) {
+            const int nl = t->mine[p].hi - t->mine[p].lo; /* the piece's shards, one leaf each */
+            for (int j = 0; j < nl; j++) {
+                ws->tleaf[j] = (reduce_node){t->mine[p].lo + j, t->mine[p].lo + j + 1};
+                ws->tleafval[j] = t->piece[p] + (size_t)j * ws->n_sum + t->off[t0];
+            }
+            if (reduce_tree_sum(t->mine[p], ws->tleaf, nl, ws->tleafval, n) != 0)
+                return FAIL("model: micro-shards %d to %d are not a node of the tree",
+                            t->mine[p].lo, t->mine[p].hi - 1);
+            pk[p] = t->piece[p] + t->off[t0];
+        }
+        t->recv[k] = at;
+        CHECK(red->start_scatter_f32(red->ctx, pk, t->np, ws->tnp, n, at, &t->rsum[k]));
+        at += (size_t)(t->nn - t->np) * (t->bhi[k] - t->blo[k]);
+    }
+    return FSNN_OK;
+}
+
+/* Per bucket: this rank's block of every rank's pieces summed in the
+ * tree's order, then the all-gather of the sums into dest. */
+static int model_tree_finish(model_ws *ws, const int (*bucket)[2], int nb, float *const *dest,
+                             model_tree *t) {
+    const reduce_ops *red = ws->red;
+    const int size = red->size, me = red->rank;
+    for (int k = 0; k < nb; k++) {
+        const int t0 = bucket[k][0], t1 = bucket[k][1];
+        const size_t lo = t->blo[k], hi = t->bhi[k];
+        CHECK(red->wait(red->ctx, &t->rsum[k]));
+        const float *from = t->recv[k];
+        for (int i = 0, r = 0; r < size; r++)
+            for (int p = 0; p < ws->tnp[r]; p++, i++) {
+                ws->tval[i] = r == me ? t->piece[p] + t->off[t0] + lo : (float *)from;
+                from += r == me ? 0 : hi - lo;
+            }
+        const int root =
+            reduce_tree_sum((reduce_node){0, (int)t->K}, ws->tnode, t->nn, ws->tval, hi - lo);
+        if (root < 0) return FAIL("model: the ranks' micro-shards do not partition the tree");
+        t->staged[k] = 0;
+        for (int u = t0 + 1; u < t1; u++)
+            t->staged[k] |= dest[u] != dest[t0] + (t->off[u] - t->off[t0]);
+        float *out = t->staged[k] ? ws->gsum + t->off[t0] : dest[t0];
+        if (out + lo != ws->tval[root])
+            memmove(out + lo, ws->tval[root], sizeof(float) * (hi - lo));
+        CHECK(red->start_gather_f32(red->ctx, out, t->off[t1] - t->off[t0], &t->rgat[k]));
+    }
+    for (int k = 0; k < nb; k++) {
+        CHECK(red->wait(red->ctx, &t->rgat[k]));
+        for (int u = bucket[k][0]; t->staged[k] && u < bucket[k][1]; u++)
+            memcpy(dest[u], ws->gsum + t->off[u], sizeof(float) * t->count[u]);
+    }
+    return FSNN_OK;
+}
+
 /* Deterministic mode: one set of sums per micro-shard, added in the fixed
  * tree of reduce.h so that the bits do not depend on how the shards are
  * spread over ranks. Per bucket: the shards' sums, this rank's pieces (its
@@ -324,99 +448,10 @@ static int model_tree_room(model_ws *ws, int size, size_t need) {
  * one after the other there, else through ws->gsum (free by then). */
 static int model_reduce_det(fsnn_model *m, model_ws *ws, int B, const int (*bucket)[2], int nb,
                             float *const *dest) {
-    const reduce_ops *red = ws->red;
-    const int size = red->size, me = red->rank;
-    size_t off[MODEL_SUMS_MAX + 1], count[MODEL_SUMS_MAX];
-    model_sum_offsets(m, off, count);
-    const int *len;
-    int one, shards = model_groups(ws, B, &len, &one);
-    /* The global batch's micro-shards and this rank's block of them, dealt
-     * out as the trainer does. */
-    const long K = (ws->global_batch + ws->micro - 1) / ws->micro;
-    size_t k0, k1;
-    reduce_block((size_t)K, me, size, &k0, &k1);
-    if (K < 1 || K > 0x7fffffff || ws->n_shards != (int)(k1 - k0))
-        return FAIL("model: %d micro-shards here, where %zu of %ld belong to rank %d of %d",
-                    ws->n_shards, k1 - k0, K, me, size);
-    CHECK(model_tree_room(ws, size, 0));
-    /* Every rank's pieces, in rank order: a partition of the root. */
-    int nn = 0;
-    for (int r = 0; r < size; r++) {
-        size_t a, b;
-        reduce_block((size_t)K, r, size, &a, &b);
-        ws->tnp[r] = reduce_tree_cover((int)K, (int)a, (int)b, ws->tnode + nn);
-        nn += ws->tnp[r];
-    }
-    /* Room for this rank's block of the other ranks' pieces, per bucket. */
-    size_t need = 0, blo[MODEL_N_BUCKETS], bhi[MODEL_N_BUCKETS];
-    for (int k = 0; k < nb; k++) {
-        reduce_block(off[bucket[k][1]] - off[bucket[k][0]], me, size, &blo[k], &bhi[k]);
-        need += (bhi[k] - blo[k]) * (size_t)(nn - ws->tnp[me]);
-    }
-    CHECK(model_tree_room(ws, size, need));
-    int first = 0; /* this rank's first piece in tnode */
-    for (int r = 0; r < me; r++)
-        first += ws->tnp[r];
-    const reduce_node *mine = ws->tnode + first;
-    const int np = ws->tnp[me];
-    /* Each piece sits in the buffer of its first shard. */
-    float *piece[REDUCE_TREE_MAX], *pk[REDUCE_TREE_MAX];
-    for (int p = 0; p < np; p++)
-        piece[p] = ws->gsum + (size_t)(mine[p].lo - (long)k0) * ws->n_sum;
-    reduce_req rsum[MODEL_N_BUCKETS], rgat[MODEL_N_BUCKETS];
-    float *recv[MODEL_N_BUCKETS], *at = ws->trecv;
-    for (int k = 0; k < nb; k++) {
-        const int t0 = bucket[k][0], t1 = bucket[k][1];
-        const size_t n = off[t1] - off[t0];
-#pragma omp parallel for schedule(dynamic, 1) if (shards > 1)
-        for (int s = 0; s < shards; s++) {
-            model_bucket_sums(m, ws, t0, t1, ws->group_off[s], len[s],
-                              ws->gsum + (size_t)s * ws->n_sum, ws->opws + (size_t)s * ws->ws_len);
-            model_progress(red);
-        }
-        for (int p = 0; p < np; p++) {
-            const int nl = mine[p].hi - mine[p].lo; /* the piece's shards, one leaf each */
-            for (int j = 0; j < nl; j++) {
-                ws->tleaf[j] = (reduce_node){mine[p].lo + j, mine[p].lo + j + 1};
-                ws->tleafval[j] = piece[p] + (size_t)j * ws->n_sum + off[t0];
-            }
-            if (reduce_tree_sum(mine[p], ws->tleaf, nl, ws->tleafval, n) != 0)
-                return FAIL("model: micro-shards %d to %d are not a node of the tree", mine[p].lo,
-                            mine[p].hi - 1);
-            pk[p] = piece[p] + off[t0];
-        }
-        recv[k] = at;
-        CHECK(red->start_scatter_f32(red->ctx, pk, np, ws->tnp, n, at, &rsum[k]));
-        at += (size_t)(nn - np) * (bhi[k] - blo[k]);
-    }
-    int staged[MODEL_N_BUCKETS];
-    for (int k = 0; k < nb; k++) {
-        const int t0 = bucket[k][0], t1 = bucket[k][1];
-        const size_t lo = blo[k], hi = bhi[k];
-        CHECK(red->wait(red->ctx, &rsum[k]));
-        const float *from = recv[k];
-        for (int i = 0, r = 0; r < size; r++)
-            for (int p = 0; p < ws->tnp[r]; p++, i++) {
-                ws->tval[i] = r == me ? piece[p] + off[t0] + lo : (float *)from;
-                from += r == me ? 0 : hi - lo;
-            }
-        const int root =
-            reduce_tree_sum((reduce_node){0, (int)K}, ws->tnode, nn, ws->tval, hi - lo);
-        if (root < 0) return FAIL("model: the ranks' micro-shards do not partition the tree");
-        staged[k] = 0;
-        for (int t = t0 + 1; t < t1; t++)
-            staged[k] |= dest[t] != dest[t0] + (off[t] - off[t0]);
-        float *out = staged[k] ? ws->gsum + off[t0] : dest[t0];
-        if (out + lo != ws->tval[root])
-            memmove(out + lo, ws->tval[root], sizeof(float) * (hi - lo));
-        CHECK(red->start_gather_f32(red->ctx, out, off[t1] - off[t0], &rgat[k]));
-    }
-    for (int k = 0; k < nb; k++) {
-        CHECK(red->wait(red->ctx, &rgat[k]));
-        for (int t = bucket[k][0]; staged[k] && t < bucket[k][1]; t++)
-            memcpy(dest[t], ws->gsum + off[t], sizeof(float) * count[t]);
-    }
-    return FSNN_OK;
+    model_tree t;
+    CHECK(model_tree_plan(m, ws, B, bucket, nb, &t));
+    CHECK(model_tree_start(m, ws, bucket, nb, &t));
+    return model_tree_finish(ws, bucket, nb, dest, &t);
 }
 
 int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
