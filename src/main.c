@@ -479,6 +479,68 @@ static int main_make_model(main_run *run, const grid_env *grid, const trainer_da
     return optim_create(&ts->opt, cfg, run->tp->n_params);
 }
 
+/* Resumes the run directory's checkpoint, or creates the run and
+ * initialises the model. Collective; rc the agreed status so far. */
+static int main_start(main_run *run, fsnn_model *m, trainer_state *ts, int rc) {
+    const fsnn_cfg *cfg = run->cfg;
+    int resume = rc == 0 && ckpt_present(cfg->run_dir);
+    if (resume) rc = main_agree(main_check_mode(cfg));
+    if (rc == 0 && resume) return run->tp ? main_tp_resume(run, ts) : main_resume(run, m, ts);
+    if (rc != 0) return rc;
+    if (run->writer) rc = main_open_run(cfg, run);
+    if (run->tp) {
+        int r2 = tpfc_init(run->tp, cfg->run_seed);
+        return rc ? rc : r2;
+    }
+    model_init(m, cfg->run_seed);
+    return rc;
+}
+
+/* Logs the model and the parallel layout and trains to the last epoch.
+ * Collective. */
+static int main_fit(main_run *run, const grid_env *grid, fsnn_model *m, trainer_state *ts,
+                    const trainer_data *train, const trainer_data *test) {
+    const fsnn_cfg *cfg = run->cfg;
+    const reduce_ops *red = run->red;
+    trainer_hooks hooks = {.on_step = main_on_step, .on_epoch = main_on_epoch, .ctx = run};
+    if (run->tp) {
+        log_info("model: %d-%d (F%d) %s, T=%d, V_th=%g, lambda=%g; tensor parallel: %d groups "
+                 "of %d model ranks, F and V in %dx%d blocks over a %d x %d grid "
+                 "(%zu parameters per rank)",
+                 train->dim, cfg->model_hidden, cfg->model_hidden,
+                 cfg->neuron_leak == 1.0f ? "IF" : "LIF", cfg->model_time_steps, cfg->neuron_vth,
+                 cfg->neuron_leak, grid->groups, grid->model_ranks, run->tp->grid.nb,
+                 run->tp->grid.nb, run->tp->grid.nprow, run->tp->grid.npcol, run->tp->n_params);
+        main_log_mode(cfg);
+        return tptrain_fit(cfg, run->tp, ts, train, test, &hooks, red);
+    }
+    main_log_model(cfg, m, grid->world_rank);
+    if (run->pipe) {
+        char stages[512];
+        pipe_describe(run->pipe, stages, sizeof stages);
+        log_info("layer pipeline: %d group%s of %d stages, %s mode; %s", grid->groups,
+                 grid->groups == 1 ? "" : "s", grid->model_ranks,
+                 cfg->parallel_deterministic ? "deterministic" : "fast", stages);
+    } else if (red->size > 1) {
+        log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)", red->size,
+                 cfg->parallel_deterministic ? "deterministic" : "fast", cfg->parallel_micro_batch);
+    }
+    CHECK(trainer_fit(cfg, m, ts, train, test, &hooks, red));
+    return run->pipe ? main_pipe_report(run->pipe, grid->world_rank, grid->model_ranks) : FSNN_OK;
+}
+
+/* The last line of a finished run. */
+static void main_done(const main_run *run) {
+    if (run->rows > 0) {
+        trainer_epoch last;
+        metrics_unpack(run->history + (size_t)(run->rows - 1) * METRICS_N_COLS, &last);
+        log_info("done: test accuracy %.2f%% after %d epochs; run directory: %s", last.test_acc,
+                 last.epoch, run->cfg->run_dir);
+    } else {
+        log_info("done: no epochs requested; run directory: %s", run->cfg->run_dir);
+    }
+}
+
 /* Everything that can be checked (config, data, model) is checked before the
  * run directory is created, so a bad input leaves nothing behind. A run
  * directory holding a checkpoint is resumed. */
@@ -521,58 +583,9 @@ static int main_train(const char *config_path, int argc, char **argv) {
         rc = main_make_model(&run, &grid, &train, &m, &ts);
     }
     /* Every rank of the group must take part in the collectives below. */
-    rc = main_agree(rc);
-    int resume = rc == 0 && ckpt_present(cfg.run_dir);
-    if (resume) rc = main_agree(main_check_mode(&cfg));
-    if (rc == 0 && resume) {
-        rc = run.tp ? main_tp_resume(&run, &ts) : main_resume(&run, m, &ts);
-    } else if (rc == 0) {
-        if (run.writer) rc = main_open_run(&cfg, &run);
-        if (run.tp) {
-            int r2 = tpfc_init(run.tp, cfg.run_seed);
-            rc = rc ? rc : r2;
-        } else {
-            model_init(m, cfg.run_seed);
-        }
-    }
-    rc = main_agree(rc);
-    if (rc == 0) {
-        trainer_hooks hooks = {.on_step = main_on_step, .on_epoch = main_on_epoch, .ctx = &run};
-        if (run.tp) {
-            log_info("model: %d-%d (F%d) %s, T=%d, V_th=%g, lambda=%g; tensor parallel: %d groups "
-                     "of %d model ranks, F and V in %dx%d blocks over a %d x %d grid "
-                     "(%zu parameters per rank)",
-                     train.dim, cfg.model_hidden, cfg.model_hidden,
-                     cfg.neuron_leak == 1.0f ? "IF" : "LIF", cfg.model_time_steps, cfg.neuron_vth,
-                     cfg.neuron_leak, grid.groups, grid.model_ranks, run.tp->grid.nb,
-                     run.tp->grid.nb, run.tp->grid.nprow, run.tp->grid.npcol, run.tp->n_params);
-            main_log_mode(&cfg);
-            rc = tptrain_fit(&cfg, run.tp, &ts, &train, &test, &hooks, &red);
-        } else {
-            main_log_model(&cfg, m, grid.world_rank);
-            if (run.pipe) {
-                char stages[512];
-                pipe_describe(run.pipe, stages, sizeof stages);
-                log_info("layer pipeline: %d group%s of %d stages, %s mode; %s", grid.groups,
-                         grid.groups == 1 ? "" : "s", grid.model_ranks,
-                         cfg.parallel_deterministic ? "deterministic" : "fast", stages);
-            } else if (red.size > 1)
-                log_info("data parallel over %d ranks, %s mode (micro-shards of %d samples)",
-                         red.size, cfg.parallel_deterministic ? "deterministic" : "fast",
-                         cfg.parallel_micro_batch);
-            rc = trainer_fit(&cfg, m, &ts, &train, &test, &hooks, &red);
-            if (rc == 0 && run.pipe)
-                rc = main_pipe_report(run.pipe, grid.world_rank, grid.model_ranks);
-        }
-    }
-    if (rc == 0 && run.rows > 0) {
-        trainer_epoch last;
-        metrics_unpack(run.history + (size_t)(run.rows - 1) * METRICS_N_COLS, &last);
-        log_info("done: test accuracy %.2f%% after %d epochs; run directory: %s", last.test_acc,
-                 last.epoch, cfg.run_dir);
-    } else if (rc == 0) {
-        log_info("done: no epochs requested; run directory: %s", cfg.run_dir);
-    }
+    rc = main_agree(main_start(&run, m, &ts, main_agree(rc)));
+    if (rc == 0) rc = main_fit(&run, &grid, m, &ts, &train, &test);
+    if (rc == 0) main_done(&run);
     optim_destroy(&ts.opt);
     model_destroy(&m);
     tpfc_destroy(&run.tp);
