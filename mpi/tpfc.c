@@ -196,33 +196,30 @@ static void tpfc_normalise(float *x, int n) {
     if (nrm > 1e-12f) cblas_sscal(n, 1.0f / nrm, x, 1);
 }
 
-/* specnorm_power on the distributed V: v = V^T u, u = V v, sigma = u^T V v. */
-static int tpfc_power(tpfc *t, int iters, float *sigma) {
+/* specnorm_power on the distributed V with the vectors u, v [n]:
+ * v = V^T u, u = V v, sigma = u^T V v. */
+static int tpfc_power(tpfc *t, float *u, float *v, int iters, float *sigma) {
     const int n = t->n;
     float *work = t->ws->f; /* [n] of a free buffer */
     for (int it = 0; it < iters; it++) {
-        CHECK(tpfc_apply(t, &t->Vd, 'N', 1.0f, t->sn_u, n, t->sn_v, n, 1, t->ws->lin));
-        tpfc_normalise(t->sn_v, n);
-        CHECK(tpfc_apply(t, &t->Vd, 'T', 1.0f, t->sn_v, n, t->sn_u, n, 1, t->ws->lin));
-        tpfc_normalise(t->sn_u, n);
+        CHECK(tpfc_apply(t, &t->Vd, 'N', 1.0f, u, n, v, n, 1, t->ws->lin));
+        tpfc_normalise(v, n);
+        CHECK(tpfc_apply(t, &t->Vd, 'T', 1.0f, v, n, u, n, 1, t->ws->lin));
+        tpfc_normalise(u, n);
     }
-    CHECK(tpfc_apply(t, &t->Vd, 'T', 1.0f, t->sn_v, n, work, n, 1, t->ws->lin));
-    *sigma = cblas_sdot(n, t->sn_u, 1, work, 1);
+    CHECK(tpfc_apply(t, &t->Vd, 'T', 1.0f, v, n, work, n, 1, t->ws->lin));
+    *sigma = cblas_sdot(n, u, 1, work, 1);
     return FSNN_OK;
 }
 
 int tpfc_prepare(tpfc *t, int power_iters) {
-    return tpfc_power(t, power_iters, &t->sigma);
+    return tpfc_power(t, t->sn_u, t->sn_v, power_iters, &t->sigma);
 }
 
 int tpfc_prepare_eval(tpfc *t, int power_iters) {
     memcpy(t->ev_u, t->sn_u, sizeof(float) * (size_t)t->n);
     memcpy(t->ev_v, t->sn_v, sizeof(float) * (size_t)t->n);
-    float *u = t->sn_u, *v = t->sn_v;
-    t->sn_u = t->ev_u, t->sn_v = t->ev_v;
-    int rc = tpfc_power(t, power_iters, &t->sigma);
-    t->sn_u = u, t->sn_v = v;
-    return rc;
+    return tpfc_power(t, t->ev_u, t->ev_v, power_iters, &t->sigma);
 }
 
 /* Local blocks of the stored transpose of a row-major [rows x cols] weight
@@ -256,7 +253,7 @@ int tpfc_init(tpfc *t, uint64_t seed) {
         t->bn_var[j] = 1.0f;
     }
     specnorm_init_vectors(t->sn_u, t->n, t->sn_v, t->n, seed);
-    CHECK(tpfc_power(t, 10, &t->sigma));
+    CHECK(tpfc_power(t, t->sn_u, t->sn_v, 10, &t->sigma));
     t->p.g[0] = t->ref ? t->sigma : specnorm_clamp_g(t->sigma);
     return tpfc_prepare(t, 0);
 }

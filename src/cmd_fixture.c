@@ -186,10 +186,10 @@ typedef struct {
 } fixture_walk;
 
 /* Whether fsnn name `name` is a bias that feeds a training-mode BatchNorm,
- * and that BatchNorm's beta's name. */
+ * and the reference's name of that BatchNorm's beta. */
 static int fixture_pre_bn_bias(const char *name, char *beta, size_t cap) {
     if (!strcmp(name, "input.bias")) {
-        snprintf(beta, cap, "input.bn.bias");
+        snprintf(beta, cap, "network_x.bn.bias");
         return 1;
     }
     int l = 0, used = 0;
@@ -222,8 +222,7 @@ static int fixture_visit(void *ctx, const char *ref) {
     if (w->phase == 2 && fixture_pre_bn_bias(name, beta, sizeof beta)) {
         char bpath[H5IN_PATH_MAX];
         double mx = 0.0;
-        snprintf(bpath, sizeof bpath, "%s/%s", w->group,
-                 !strncmp(beta, "input", 5) ? "network_x.bn.bias" : beta);
+        snprintf(bpath, sizeof bpath, "%s/%s", w->group, beta);
         CHECK(fixture_maxabs(r, bpath, &mx));
         return fixture_compare(r, label, path, x, count, FIXTURE_BIAS_BN * mx, 1);
     }
@@ -248,8 +247,6 @@ static int fixture_config(h5in *f, const char *file, fsnn_cfg *cfg, int *c, int 
                     file, T, batch, C, H, W, K);
     config_defaults(cfg);
     *events = !strcmp(kind, "nmnist");
-    char text[FIXTURE_TEXT + 64];
-    snprintf(text, sizeof text, "%s", net);
     struct {
         const char *key;
         char value[FIXTURE_TEXT];
@@ -391,12 +388,8 @@ static int fixture_step(fixture_run *r, fsnn_cfg *cfg, fixture_batch *b, cfg_sol
     const long na = (long)b->B * m->n;
     char label[96];
     if (rc == 0 && first) {
-        const char *L = m->ml ? "train/a_T/layer" : "train/a_T/layer1";
         char apath[64];
-        if (m->ml)
-            snprintf(apath, sizeof apath, "%s%d", L, m->ml->L);
-        else
-            snprintf(apath, sizeof apath, "%s", L);
+        snprintf(apath, sizeof apath, "train/a_T/layer%d", m->ml ? m->ml->L : 1);
         const float loss = (float)(st.loss / b->B);
         struct {
             const char *label, *path;

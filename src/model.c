@@ -95,6 +95,10 @@ static int model_maps(fsnn_model *m, const fsnn_cfg *cfg, int c, int h, int w, i
                     "`fsnn model` shows this net's layers",
                     cfg->model_net);
     const int pad = cfg->model_input_padding >= 0 ? cfg->model_input_padding : l->kernel / 2;
+    if (pad >= l->kernel)
+        return FAIL("model.input_padding = %d: must be below the input kernel's size %d (model.net "
+                    "'%s')",
+                    pad, l->kernel, cfg->model_net);
     CHECK(linop_conv_pad(&m->in_op, c, h, w, l->size, l->kernel, l->stride, pad));
     const conv_shape *o = &m->in_op.conv;
     return linop_conv(&m->fb_op, o->O, o->Ho, o->Wo, f->size, f->kernel, 1);
@@ -273,13 +277,13 @@ void model_destroy(fsnn_model **pm) {
 
 static void model_form_weights(fsnn_model *m, float sigma);
 
-/* `iters` power iterations for sigma(V) (model.spectral_norm): of V as the
- * matrix [rows x cols], or of the feedback map. */
-static float model_power(fsnn_model *m, int iters) {
+/* `iters` power iterations on the vectors u, v for sigma(V)
+ * (model.spectral_norm): of V as the matrix [rows x cols], or of the
+ * feedback map. */
+static float model_power(fsnn_model *m, float *u, float *v, int iters) {
     if (m->sn_kernel)
-        return specnorm_power(m->p.V, m->fb_op.rows, m->fb_op.cols, m->sn_u, m->sn_v, iters,
-                              m->work);
-    return linop_power(&m->fb_op, m->p.V, m->sn_u, m->sn_v, iters, m->work, m->opws);
+        return specnorm_power(m->p.V, m->fb_op.rows, m->fb_op.cols, u, v, iters, m->work);
+    return linop_power(&m->fb_op, m->p.V, u, v, iters, m->work, m->opws);
 }
 
 void model_init(fsnn_model *m, uint64_t seed) {
@@ -310,7 +314,7 @@ void model_init(fsnn_model *m, uint64_t seed) {
     const int nu = m->sn_kernel ? m->fb_op.rows : m->fb_op.out;
     const int nv = m->sn_kernel ? m->fb_op.cols : m->fb_op.in;
     specnorm_init_vectors(m->sn_u, nu, m->sn_v, nv, seed);
-    m->sigma = model_power(m, 10);
+    m->sigma = model_power(m, m->sn_u, m->sn_v, 10);
     m->p.g[0] = m->ref ? m->sigma : specnorm_clamp_g(m->sigma);
     model_prepare_weights(m, 0);
 }
@@ -320,7 +324,7 @@ long model_neurons(const fsnn_model *m) {
 }
 
 void model_prepare_weights(fsnn_model *m, int power_iters) {
-    m->sigma = model_power(m, power_iters);
+    m->sigma = model_power(m, m->sn_u, m->sn_v, power_iters);
     model_form_weights(m, m->sigma);
 }
 
@@ -329,11 +333,7 @@ void model_prepare_eval(fsnn_model *m, int power_iters) {
     const int nv = m->sn_kernel ? m->fb_op.cols : m->fb_op.in;
     memcpy(m->ev_u, m->sn_u, sizeof(float) * (size_t)nu);
     memcpy(m->ev_v, m->sn_v, sizeof(float) * (size_t)nv);
-    float *u = m->sn_u, *v = m->sn_v;
-    m->sn_u = m->ev_u, m->sn_v = m->ev_v;
-    const float sigma = model_power(m, power_iters);
-    m->sn_u = u, m->sn_v = v;
-    model_form_weights(m, sigma);
+    model_form_weights(m, model_power(m, m->ev_u, m->ev_v, power_iters));
 }
 
 static void model_form_weights(fsnn_model *m, float sigma) {

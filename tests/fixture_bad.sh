@@ -40,5 +40,14 @@ for g in init input grad_broyden grad_converged adjoint_broyden adjoint_converge
     h5copy -i "$src" -o "$tmp/notrain.h5" -s "/$g" -d "/$g"
 done
 expect "notrain.h5.*no attribute .net." "$tmp/notrain.h5"
+# A nonsense override of the fixture's configuration.
+out=$("$fsnn" fixture "$src" model.time_steps=many 2>"$tmp/err")
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "model.time_steps" "$tmp/err" && [ "$(tail -n1 <<<"$out")" = "fixture FAIL" ]; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1))
+    echo "FAILED: override model.time_steps=many: exit $rc, stderr: $(cat "$tmp/err")"
+fi
 echo "fixture_bad: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
