@@ -111,7 +111,9 @@ int main(int argc, char **argv) {
     model_init(m, cfg.run_seed);
     printf("net %s, T = %d, batch %d, %d BLAS thread(s); training %d steps\n", cfg.model_net, m->T,
            B, threads, steps);
-    if (steps > 0 && trainer_fit(&cfg, m, &ts, &train, &test, NULL, reduce_local()))
+    fsnn_net *net = NULL;
+    if (net_model_create(&net, m, &cfg, TRAINER_BMAX(&cfg))) return bench_fail("net");
+    if (steps > 0 && trainer_fit(&cfg, net, &ts, &train, &test, NULL, reduce_local()))
         return bench_fail("training");
 
     /* The next batch, normalised as the trainer does (SPEC §4). */
@@ -205,7 +207,7 @@ int main(int argc, char **argv) {
     free(opws);
     model_ws_destroy(&ws);
     optim_destroy(&ts.opt);
-    model_destroy(&m);
+    net_destroy(&net);
     dataset_destroy(&data);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpthead.h"
 #include "fsutil.h"
 #include "log.h"
 #include "status.h"
@@ -84,12 +85,6 @@ static void ckpt_ints(const ckpt_data *d, int64_t *v) {
     memcpy(v, x, sizeof x);
 }
 
-/* The 32 bytes of a SHA-256 digest as 64 lowercase hex digits and a NUL. */
-static void ckpt_hex(const unsigned char *md, char hex[65]) {
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-}
-
 /* The checksum's part after the tensors: history (cols columns per row, as
  * stored), partial statistics and counters; then the digest as hex. Frees
  * ctx (which ok says is still good). Returns whether all went well. */
@@ -104,7 +99,7 @@ static int ckpt_digest_finish(EVP_MD_CTX *ctx, int ok, const ckpt_data *d, const
     unsigned len = 0;
     if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
     EVP_MD_CTX_free(ctx);
-    if (ok) ckpt_hex(md, hex);
+    if (ok) ckpthead_hex(md, hex);
     return ok;
 }
 
@@ -129,160 +124,14 @@ int ckpt_weights_sha256(const fsnn_model *m, char hex[65]) {
     if (EVP_Digest(m->params, sizeof(float) * m->n_params, md, &len, EVP_sha256(), NULL) != 1 ||
         len != 32)
         return FAIL("SHA-256 of the weights failed (OpenSSL)");
-    ckpt_hex(md, hex);
-    return FSNN_OK;
-}
-
-/* --- the fsnn header in the HDF5 user block --- */
-
-static const char ckpt_magic[] = "fsnn checkpoint\n";
-#define CKPT_MAGIC_LEN (sizeof ckpt_magic - 1)
-static const unsigned char ckpt_hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-
-/* The one valid header for (version, length, digest): a file's header must
- * equal it byte for byte, NUL padding included. */
-static void ckpt_header_make(char out[CKPT_HEADER_SIZE], unsigned long long version,
-                             unsigned long long length, const char hex[65]) {
-    memset(out, 0, CKPT_HEADER_SIZE);
-    snprintf(out, CKPT_HEADER_SIZE, "%sformat_version %llu\nlength %llu\nsha256 %s\n", ckpt_magic,
-             version, length, hex);
-}
-
-/* Parses "name <decimal>\n" at *p of NUL-terminated text; advances *p. */
-static int ckpt_header_number(const char **p, const char *name, unsigned long long *v) {
-    size_t n = strlen(name);
-    if (strncmp(*p, name, n) != 0 || (*p)[n] != ' ') return 0;
-    const char *q = *p + n + 1;
-    unsigned long long x = 0;
-    int digits = 0;
-    for (; *q >= '0' && *q <= '9'; q++, digits++) {
-        if (x > (~0ULL - 9) / 10) return 0;
-        x = x * 10 + (unsigned long long)(*q - '0');
-    }
-    if (digits == 0 || *q != '\n') return 0;
-    *v = x;
-    *p = q + 1;
-    return 1;
-}
-
-/* Parses "sha256 <64 lowercase hex digits>\n" at *p into hex. */
-static int ckpt_header_digest(const char **p, char hex[65]) {
-    if (strncmp(*p, "sha256 ", 7) != 0) return 0;
-    const char *q = *p + 7;
-    for (int i = 0; i < 64; i++)
-        if (!((q[i] >= '0' && q[i] <= '9') || (q[i] >= 'a' && q[i] <= 'f'))) return 0;
-    if (q[64] != '\n') return 0;
-    memcpy(hex, q, 64);
-    hex[64] = '\0';
-    *p = q + 65;
-    return 1;
-}
-
-/* SHA-256 of bytes[n] as hex. */
-static int ckpt_sha256(const unsigned char *bytes, size_t n, char hex[65]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(bytes, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
-        return FAIL("SHA-256 failed (OpenSSL)");
-    ckpt_hex(md, hex);
-    return FSNN_OK;
-}
-
-/* Whether two digests in hex are equal. Every byte is looked at and no
- * libc comparison is called: libFuzzer's hooks on memcmp and strcmp would
- * otherwise hand the fuzzer the right digest of a mutated file, which then
- * reaches libhdf5 (that is fuzz_ckpt_sealed's job, not fuzz_ckpt_raw's). */
-static int ckpt_digest_equal(const char a[65], const char b[65]) {
-    unsigned diff = 0;
-    for (int i = 0; i < 64; i++)
-        diff |= (unsigned)(unsigned char)a[i] ^ (unsigned)(unsigned char)b[i];
-    return diff == 0;
-}
-
-/* Verifies the header of the file image bytes[size]: magic, version, the
- * header's exact form, the length and the digest of what follows it. */
-static int ckpt_header_check(const char *path, const unsigned char *bytes, size_t size) {
-    if (size == 0) return FAIL("%s: not an fsnn checkpoint (empty file)", path);
-    size_t head = size < CKPT_MAGIC_LEN ? size : CKPT_MAGIC_LEN;
-    if (memcmp(bytes, ckpt_magic, head) != 0) {
-        if (size >= sizeof ckpt_hdf5_signature &&
-            !memcmp(bytes, ckpt_hdf5_signature, sizeof ckpt_hdf5_signature))
-            return FAIL("%s: not an fsnn checkpoint: an HDF5 file without the fsnn header "
-                        "(checkpoints of format version 1 had none; this fsnn reads version %d)",
-                        path, CKPT_VERSION);
-        return FAIL("%s: not an fsnn checkpoint (its first bytes are not the fsnn header)", path);
-    }
-    if (size < CKPT_HEADER_SIZE)
-        return FAIL("%s: truncated: %zu bytes, less than the %d-byte header", path, size,
-                    CKPT_HEADER_SIZE);
-    char text[CKPT_HEADER_SIZE + 1];
-    memcpy(text, bytes, CKPT_HEADER_SIZE);
-    text[CKPT_HEADER_SIZE] = '\0';
-    const char *p = text + CKPT_MAGIC_LEN;
-    unsigned long long version = 0, length = 0;
-    char hex[65], want[CKPT_HEADER_SIZE];
-    if (!ckpt_header_number(&p, "format_version", &version))
-        return FAIL("%s: damaged header (format_version line)", path);
-    if (version < CKPT_VERSION_OLDEST || version > CKPT_VERSION)
-        return FAIL("%s: checkpoint format version %llu; this fsnn reads versions %d to %d", path,
-                    version, CKPT_VERSION_OLDEST, CKPT_VERSION);
-    if (!ckpt_header_number(&p, "length", &length) || !ckpt_header_digest(&p, hex))
-        return FAIL("%s: damaged header (length or sha256 line)", path);
-    ckpt_header_make(want, version, length, hex);
-    if (memcmp(want, bytes, CKPT_HEADER_SIZE) != 0)
-        return FAIL("%s: damaged header (bytes after its last line)", path);
-    if (length != size)
-        return length > size
-                   ? FAIL("%s: truncated: %zu bytes; the header says %llu", path, size, length)
-                   : FAIL("%s: damaged: %zu bytes; the header says %llu", path, size, length);
-    char got[65];
-    CHECK(ckpt_sha256(bytes + CKPT_HEADER_SIZE, size - CKPT_HEADER_SIZE, got));
-    if (!ckpt_digest_equal(got, hex))
-        return FAIL("%s: damaged: the SHA-256 of the bytes after the header is %.16s..., the "
-                    "header says %.16s...",
-                    path, got, hex);
-    return FSNN_OK;
-}
-
-/* Fills in the header of the open file fd (see ckpt_seal). */
-static int ckpt_seal_fd(int fd, const char *path) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return FAIL("%s: cannot stat: %s", path, strerror(errno));
-    unsigned char sig[sizeof ckpt_hdf5_signature];
-    if (st.st_size < CKPT_HEADER_SIZE + (off_t)sizeof sig ||
-        pread(fd, sig, sizeof sig, CKPT_HEADER_SIZE) != (ssize_t)sizeof sig ||
-        memcmp(sig, ckpt_hdf5_signature, sizeof sig) != 0)
-        return FAIL("%s: no HDF5 signature after a %d-byte user block; not sealing it", path,
-                    CKPT_HEADER_SIZE);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-    unsigned char buf[1 << 16];
-    off_t off = CKPT_HEADER_SIZE;
-    while (ok && off < st.st_size) {
-        size_t want =
-            (size_t)(st.st_size - off) < sizeof buf ? (size_t)(st.st_size - off) : sizeof buf;
-        ssize_t r = pread(fd, buf, want, off);
-        if (r < 0 && errno == EINTR) continue;
-        ok = r > 0 && EVP_DigestUpdate(ctx, buf, (size_t)r) == 1;
-        off += r > 0 ? r : 0;
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (ok) ok = EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) return FAIL("%s: cannot read it back to compute its SHA-256", path);
-    char hex[65], header[CKPT_HEADER_SIZE];
-    ckpt_hex(md, hex);
-    ckpt_header_make(header, CKPT_VERSION, (unsigned long long)st.st_size, hex);
-    if (pwrite(fd, header, sizeof header, 0) != (ssize_t)sizeof header)
-        return FAIL("%s: cannot write the header: %s", path, strerror(errno));
+    ckpthead_hex(md, hex);
     return FSNN_OK;
 }
 
 int ckpt_seal(const char *path) {
     int fd = open(path, O_RDWR);
     if (fd < 0) return FAIL("%s: cannot open to seal: %s", path, strerror(errno));
-    int rc = ckpt_seal_fd(fd, path);
+    int rc = ckpthead_seal_fd(fd, path);
     close(fd);
     return rc;
 }
@@ -327,16 +176,22 @@ static int ckpt_attr_str(hid_t loc, const char *name, const char *value, const c
     return FSNN_OK;
 }
 
-/* The index of tensor `name` of /params among sh's distributed ones, or -1. */
-static int ckpt_shard_index(const ckpt_shard *sh, const char *group, const char *name) {
-    if (!sh || strcmp(group, "params") != 0) return -1;
-    for (int k = 0; k < 2; k++)
-        if (!strcmp(sh->name[k], name)) return k;
-    return -1;
+/* The tensors of /params that a write in steps leaves to its caller
+ * (ckpt_begin): names[n], borrowed. */
+typedef struct {
+    const char *const *names;
+    int n;
+} ckpt_holes;
+
+static int ckpt_is_hole(const ckpt_holes *h, const char *group, const char *name) {
+    if (strcmp(group, "params") != 0) return 0;
+    for (int k = 0; k < h->n; k++)
+        if (!strcmp(h->names[k], name)) return 1;
+    return 0;
 }
 
-/* A dataset whose storage exists before anything is written (the ranks of a
- * sharded write fill it later through MPI-IO). */
+/* A dataset whose storage exists before anything is written: the caller of
+ * ckpt_begin fills it in place later (mpi/ckptshard.c: through MPI-IO). */
 static hid_t ckpt_create_early(hid_t file, const char *full, int rank, const hsize_t *dims) {
     hid_t space = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -348,11 +203,11 @@ static hid_t ckpt_create_early(hid_t file, const char *full, int rank, const hsi
     return ds;
 }
 
-/* The tensors of a sharded write that rank 0 writes itself: a distributed
- * tensor's dataset is only created; of /optim/m1 and m2 the parts of the
- * other tensors are written. */
-static int ckpt_put_sharded(hid_t f, const ckpt_data *d, const ckpt_tensor *t, const ckpt_shard *sh,
-                            const char *path) {
+/* A tensor that a write in steps creates early: a hole's dataset is only
+ * created; of /optim/m1 and m2 the parts of the tensors other than the holes
+ * are written (the holes' parts are the caller's). */
+static int ckpt_put_early(hid_t f, const ckpt_data *d, const ckpt_tensor *t, const ckpt_holes *h,
+                          const char *path) {
     char full[128];
     snprintf(full, sizeof full, "/%s/%s", t->group, t->name);
     hid_t ds = ckpt_create_early(f, full, t->rank, t->dims);
@@ -362,7 +217,7 @@ static int ckpt_put_sharded(hid_t f, const ckpt_data *d, const ckpt_tensor *t, c
         hid_t fs = H5Dget_space(ds);
         for (int i = 0; wr >= 0 && i < d->m->n_tensors; i++) {
             const model_tensor_info *ti = &d->m->info[i];
-            if (ckpt_shard_index(sh, "params", ti->name) >= 0) continue;
+            if (ckpt_is_hole(h, "params", ti->name)) continue;
             hsize_t start = ti->offset, count = ti->count;
             hid_t ms = H5Screate_simple(1, &count, NULL);
             wr = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
@@ -376,16 +231,18 @@ static int ckpt_put_sharded(hid_t f, const ckpt_data *d, const ckpt_tensor *t, c
     return FSNN_OK;
 }
 
-/* The placeholder of checksum_sha256 in a sharded write until rank 0 has
- * read the tensors back (the same length as the digest). */
+/* The placeholder of checksum_sha256 in a write in steps until ckpt_commit
+ * has read the tensors back (the same length as the digest). */
 static const char ckpt_sum_pending[] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path, const ckpt_shard *sh) {
+/* Everything of d into the new file f; with holes (ckpt_begin), all but the
+ * holes' data and a placeholder for checksum_sha256. */
+static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path, const ckpt_holes *h) {
     int64_t ints[CK_N_INTS];
     ckpt_ints(d, ints);
     char sum[65];
-    if (sh)
+    if (h)
         memcpy(sum, ckpt_sum_pending, sizeof sum);
     else
         CHECK(ckpt_checksum(d, ints, METRICS_N_COLS, sum));
@@ -405,9 +262,8 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path, const ckpt_s
     ckpt_tensor t[CKPT_MAX_TENSORS];
     int nt = ckpt_tensors(d->m, d->ts->opt, t);
     for (int i = 0; i < nt; i++) {
-        if (sh &&
-            (ckpt_shard_index(sh, t[i].group, t[i].name) >= 0 || !strcmp(t[i].group, "optim"))) {
-            CHECK(ckpt_put_sharded(f, d, &t[i], sh, path));
+        if (h && (ckpt_is_hole(h, t[i].group, t[i].name) || !strcmp(t[i].group, "optim"))) {
+            CHECK(ckpt_put_early(f, d, &t[i], h, path));
             continue;
         }
         CHECK(ckpt_put(f, t[i].group, t[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t[i].data,
@@ -432,7 +288,7 @@ static int ckpt_fill(hid_t f, const ckpt_data *d, const char *path, const ckpt_s
 static int ckpt_paths(const char *dir, char *tmp, char *cur, char *prev, size_t size) {
     CHECK(fsutil_join(cur, size, dir, CKPT_FILE));
     CHECK(fsutil_join(prev, size, dir, CKPT_PREV));
-    return fsutil_join(tmp, size, dir, CKPT_FILE ".tmp");
+    return ckpt_temp_path(dir, tmp, size);
 }
 
 /* A new file with the user block that leaves room for the fsnn header
@@ -454,7 +310,7 @@ static int ckpt_finish(int rc, const char *dir, const char *tmp, const char *cur
                        const char *prev) {
     int fd = rc == 0 ? open(tmp, O_RDWR) : -1;
     if (rc == 0 && fd < 0) rc = FAIL("%s: cannot reopen: %s", tmp, strerror(errno));
-    if (rc == 0) rc = ckpt_seal_fd(fd, tmp);
+    if (rc == 0) rc = ckpthead_seal_fd(fd, tmp);
     if (rc == 0 && fsync(fd) != 0) rc = FAIL("%s: fsync failed: %s", tmp, strerror(errno));
     if (fd >= 0) close(fd);
     if (rc) {
@@ -479,142 +335,23 @@ int ckpt_write(const char *dir, const ckpt_data *d) {
     return ckpt_finish(rc, dir, tmp, cur, prev);
 }
 
-/* --- writing in shards --- */
+/* --- writing in steps --- */
 
-/* Of the blocks nb wide dealt round-robin over P processes from 0, along an
- * extent of N: the full blocks of process p (*full) and the length of its
- * last, partial one (*rem, 0 when it has none). */
-static void ckpt_blocks(int N, int nb, int p, int P, hsize_t *full, hsize_t *rem) {
-    const int whole = N / nb;
-    *full = whole > p ? (hsize_t)((whole - p + P - 1) / P) : 0;
-    *rem = (N % nb != 0 && whole % P == p) ? (hsize_t)(N % nb) : 0;
+int ckpt_temp_path(const char *dir, char *path, size_t size) {
+    return fsutil_join(path, size, dir, CKPT_FILE ".tmp");
 }
 
-/* Adds to sel (1-D when dim < 0, else dimension dim of 2) the indices of
- * process p along an extent N from `base`: the full blocks as one regular
- * hyperslab, the partial one as another. other_* give the fixed range of the
- * other dimension for 2-D. Returns the count of indices along the extent. */
-static hsize_t ckpt_select_axis(hid_t sel, int *first, hsize_t base, int N, int nb, int p, int P,
-                                int dim, hsize_t other_start, hsize_t other_count) {
-    hsize_t full, rem;
-    ckpt_blocks(N, nb, p, P, &full, &rem);
-    const int r = dim < 0 ? 1 : 2, a = dim < 0 ? 0 : dim;
-    hsize_t start[2], stride[2], count[2], block[2];
-    if (r == 2) {
-        start[1 - a] = other_start, stride[1 - a] = 1, count[1 - a] = 1, block[1 - a] = other_count;
-    }
-    if (full > 0) {
-        start[a] = base + (hsize_t)p * nb, stride[a] = (hsize_t)nb * P, count[a] = full,
-        block[a] = (hsize_t)nb;
-        H5Sselect_hyperslab(sel, *first ? H5S_SELECT_SET : H5S_SELECT_OR, start, stride, count,
-                            block);
-        *first = 0;
-    }
-    if (rem > 0) {
-        start[a] = base + (hsize_t)(N / nb) * nb, stride[a] = 1, count[a] = 1, block[a] = rem;
-        H5Sselect_hyperslab(sel, *first ? H5S_SELECT_SET : H5S_SELECT_OR, start, stride, count,
-                            block);
-        *first = 0;
-    }
-    return full * nb + rem;
-}
-
-/* Writes this rank's blocks of tensor k of sh into the open 2-D dataset ds
- * (collective transfer). A tensor [rows x cols]: its rows are the local
- * columns (process column, npcol), its columns the local rows. */
-static int ckpt_write_blocks(hid_t ds, const ckpt_shard *sh, int k, const float *local,
-                             hid_t dxpl) {
-    hid_t fs = H5Dget_space(ds);
-    if (fs < 0) return -1;
-    H5Sselect_none(fs);
-    hsize_t rfull, rrem;
-    ckpt_blocks(sh->rows[k], sh->nb, sh->mycol, sh->npcol, &rfull, &rrem);
-    const hsize_t nrows = rfull * sh->nb + rrem;
-    int first = 1;
-    hsize_t ncols = 0;
-    /* Each range of rows the rank owns, crossed with all its columns. */
-    if (rfull > 0) {
-        for (hsize_t b = 0; b < rfull; b++) {
-            const hsize_t r0 = ((hsize_t)sh->mycol + b * sh->npcol) * sh->nb;
-            ncols = ckpt_select_axis(fs, &first, 0, sh->cols[k], sh->nb, sh->myrow, sh->nprow, 1,
-                                     r0, (hsize_t)sh->nb);
-        }
-    }
-    if (rrem > 0)
-        ncols = ckpt_select_axis(fs, &first, 0, sh->cols[k], sh->nb, sh->myrow, sh->nprow, 1,
-                                 (hsize_t)(sh->rows[k] / sh->nb) * sh->nb, rrem);
-    herr_t wr;
-    if (first || ncols == 0) { /* nothing here; the transfer is still collective */
-        H5Sselect_none(fs);
-        hsize_t one = 1;
-        hid_t ms = H5Screate_simple(1, &one, NULL);
-        H5Sselect_none(ms);
-        float dummy = 0.0f;
-        wr = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, &dummy);
-        H5Sclose(ms);
-    } else {
-        /* Local memory [lcols x lld]: the first lrows of each row. */
-        hsize_t md[2] = {(hsize_t)sh->lcols[k], (hsize_t)sh->lld[k]};
-        hsize_t ms0[2] = {0, 0}, mc[2] = {nrows, ncols};
-        hid_t ms = H5Screate_simple(2, md, NULL);
-        H5Sselect_hyperslab(ms, H5S_SELECT_SET, ms0, NULL, mc, NULL);
-        wr = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, local);
-        H5Sclose(ms);
-    }
-    H5Sclose(fs);
-    return wr < 0 ? -1 : 0;
-}
-
-/* This rank's parts of tensor k in the flat optimiser array ds: row by row
- * (independent transfers; a row's columns are one selection). */
-static int ckpt_write_flat(hid_t ds, const ckpt_shard *sh, int k, const float *local) {
-    hid_t fs = H5Dget_space(ds);
-    if (fs < 0) return -1;
-    int bad = 0;
-    hsize_t lr = (hsize_t)sh->lrows[k];
-    hid_t ms = H5Screate_simple(1, lr ? &lr : (hsize_t[]){1}, NULL);
-    for (int jl = 0; !bad && jl < sh->lcols[k] && lr > 0; jl++) {
-        const long j = (long)(jl / sh->nb * sh->npcol + sh->mycol) * sh->nb + jl % sh->nb;
-        int first = 1;
-        ckpt_select_axis(fs, &first, sh->m_off[k] + (hsize_t)j * sh->cols[k], sh->cols[k], sh->nb,
-                         sh->myrow, sh->nprow, -1, 0, 0);
-        bad =
-            H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, local + (long)jl * sh->lld[k]) < 0;
-    }
-    H5Sclose(ms);
-    H5Sclose(fs);
-    return bad ? -1 : 0;
-}
-
-/* Phase 2: every rank writes its blocks through MPI-IO. */
-static int ckpt_write_shards(const char *tmp, const ckpt_shard *sh) {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    hid_t f = fapl >= 0 && H5Pset_fapl_mpio(fapl, sh->comm, MPI_INFO_NULL) >= 0
-                  ? H5Fopen(tmp, H5F_ACC_RDWR, fapl)
-                  : -1;
-    if (fapl >= 0) H5Pclose(fapl);
-    if (f < 0) return FAIL("%s: cannot open for the ranks' blocks (MPI-IO)", tmp);
-    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    int bad = dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0;
-    char full[128];
-    for (int k = 0; !bad && k < 2; k++) {
-        snprintf(full, sizeof full, "/params/%s", sh->name[k]);
-        hid_t ds = H5Dopen2(f, full, H5P_DEFAULT);
-        bad = ds < 0 || ckpt_write_blocks(ds, sh, k, sh->params[k], dxpl) != 0;
-        if (ds >= 0) H5Dclose(ds);
-    }
-    const char *opt[2] = {"/optim/m1", "/optim/m2"};
-    for (int o = 0; !bad && o < 2; o++) {
-        const float *const *src = o == 0 ? sh->m1 : sh->m2;
-        if (!src[0]) continue;
-        hid_t ds = H5Dopen2(f, opt[o], H5P_DEFAULT);
-        for (int k = 0; !bad && k < 2; k++)
-            bad = ds < 0 || ckpt_write_flat(ds, sh, k, src[k]) != 0;
-        if (ds >= 0) H5Dclose(ds);
-    }
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (H5Fclose(f) < 0) bad = 1;
-    return bad ? FAIL("%s: writing this rank's blocks failed (MPI-IO)", tmp) : FSNN_OK;
+int ckpt_begin(const char *dir, const ckpt_data *d, const char *const *holes, int n_holes) {
+    char tmp[4096], cur[4096], prev[4096];
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* All three paths, so that ckpt_commit cannot fail on them once the
+     * temporary file exists. */
+    CHECK(ckpt_paths(dir, tmp, cur, prev, sizeof tmp));
+    hid_t f = ckpt_create(tmp);
+    if (f < 0) return FAIL("%s: cannot create HDF5 file", tmp);
+    int rc = ckpt_fill(f, d, tmp, &(ckpt_holes){holes, n_holes});
+    if (H5Fclose(f) < 0 && rc == 0) rc = FAIL("%s: close failed", tmp);
+    return rc;
 }
 
 /* Adds `count` floats of dataset `full` of f to the digest, in slices. */
@@ -642,8 +379,8 @@ static int ckpt_digest_dataset(EVP_MD_CTX *ctx, hid_t f, const char *full, hsize
     return ok ? 0 : -1;
 }
 
-/* Phase 3 (rank 0): checksum_sha256 over the tensors read back from the
- * file in slices, in ckpt_checksum's order, then the other parts. */
+/* checksum_sha256 over the tensors read back from the file in slices, in
+ * ckpt_checksum's order, then the other parts. */
 static int ckpt_sum_back(const char *tmp, const ckpt_data *d) {
     hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) return FAIL("%s: cannot reopen to sum its tensors", tmp);
@@ -674,37 +411,13 @@ static int ckpt_sum_back(const char *tmp, const ckpt_data *d) {
     return ok ? FSNN_OK : FAIL("%s: cannot sum its tensors or store the checksum", tmp);
 }
 
-/* rc of rank 0 on every rank of comm (failures elsewhere count as well). */
-static int ckpt_agree(MPI_Comm comm, int rc, const char *tmp) {
-    int bad = rc != 0, any = 0;
-    if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
-        return FAIL("%s: the writing ranks cannot agree", tmp);
-    if (rc) return rc;
-    return any ? FAIL("%s: another writing rank failed", tmp) : FSNN_OK;
-}
-
-int ckpt_write_sharded(const char *dir, const ckpt_data *d, const ckpt_shard *sh) {
+int ckpt_commit(int rc, const char *dir, const ckpt_data *d) {
     char tmp[4096], cur[4096], prev[4096];
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    CHECK(ckpt_paths(dir, tmp, cur, prev, sizeof tmp));
-    int me = 0;
-    MPI_Comm_rank(sh->comm, &me);
-    /* 1. Rank 0: the file with everything but the ranks' blocks. */
-    int rc = FSNN_OK;
-    if (me == 0) {
-        hid_t f = ckpt_create(tmp);
-        rc = f < 0 ? FAIL("%s: cannot create HDF5 file", tmp) : ckpt_fill(f, d, tmp, sh);
-        if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = FAIL("%s: close failed", tmp);
-    }
-    rc = ckpt_agree(sh->comm, rc, tmp);
-    /* 2. Every rank: its blocks, collectively. */
-    if (rc == 0) rc = ckpt_agree(sh->comm, ckpt_write_shards(tmp, sh), tmp);
-    /* 3. Rank 0: the checksum over what is in the file, header, rename. */
-    if (me == 0) {
-        if (rc == 0) rc = ckpt_sum_back(tmp, d);
-        rc = ckpt_finish(rc, dir, tmp, cur, prev);
-    }
-    return ckpt_agree(sh->comm, rc, tmp);
+    int paths = ckpt_paths(dir, tmp, cur, prev, sizeof tmp);
+    if (paths) return rc ? rc : paths;
+    if (rc == 0) rc = ckpt_sum_back(tmp, d);
+    return ckpt_finish(rc, dir, tmp, cur, prev);
 }
 
 /* --- reading --- */
@@ -814,7 +527,7 @@ static int ckpt_open(const char *path, ckpt_file *cf) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     *cf = (ckpt_file){path, NULL, 0, -1};
     CHECK(ckpt_slurp(path, &cf->bytes, &cf->size));
-    int rc = ckpt_header_check(path, cf->bytes, cf->size);
+    int rc = ckpthead_check(path, cf->bytes, cf->size);
     if (rc == 0) {
         H5FD_file_image_callbacks_t cb = {ckpt_image_malloc,
                                           ckpt_image_memcpy,

@@ -34,7 +34,6 @@
 #ifndef FSNN_CKPT_H
 #define FSNN_CKPT_H
 
-#include <mpi.h>
 #include <stddef.h>
 
 #include "metrics.h"
@@ -64,39 +63,33 @@ typedef struct {
 /* Writes dir/checkpoint.h5 as described above. */
 int ckpt_write(const char *dir, const ckpt_data *d);
 
-/* The blocks of a checkpoint's two largest tensors that this rank holds in
- * a tensor-parallel run (mpi/tpfc.h): input.weight and feedback.V, each
- * [rows x cols] row-major in the file, are held as their transposes
- * distributed block-cyclically (blocks nb x nb from process (0, 0)) over an
- * nprow x npcol grid: this rank's blocks of tensor k are a row-major
- * [lcols x lld] array whose row jl is the tensor's row
- * (jl / nb npcol + mycol) nb + jl % nb, restricted to the columns of its
- * process row in the same way (its first lrows entries). The same for the
- * optimiser's state, whose tensors lie at m_off[k] of /optim/m1 and m2. */
-typedef struct {
-    MPI_Comm comm; /* the ranks writing together; its rank 0 writes everything else */
-    int nb, nprow, npcol, myrow, mycol;
-    const char *name[2];  /* "input.weight", "feedback.V" */
-    int rows[2], cols[2]; /* the tensors' shapes in the file */
-    size_t m_off[2];      /* their offsets in /optim/m1 and m2 */
-    int lrows[2], lcols[2], lld[2];
-    const float *params[2]; /* local blocks (lld x lcols floats) */
-    const float *m1[2];     /* optimiser state, same layout */
-    const float *m2[2];     /* NULL without a second moment */
-} ckpt_shard;
+/* ckpt_write in steps, for writers that fill some tensors of the file
+ * themselves in place (mpi/ckptshard.h: the ranks of a tensor-parallel run,
+ * none of which holds a whole tensor): ckpt_begin writes the temporary file
+ * without those tensors' data, the caller writes their data into it (the
+ * file ckpt_temp_path names; the datasets as described above, contiguous
+ * and already allocated), and ckpt_commit sums, seals and renames it as
+ * ckpt_write does. The file reads back as ckpt_write's would. */
 
-/* ckpt_write for a tensor-parallel run: every rank of sh->comm writes its
- * blocks of the two largest tensors (and of their optimiser state) into the
- * same datasets of the same file with parallel HDF5 (MPI-IO, collective
- * transfers of hyperslabs), so no rank ever holds a whole one; the file is
- * byte for byte what ckpt_write makes of the whole model: same names, layout,
- * checksum_sha256, header, temporary file, fsync and rename. On rank 0 of
- * sh->comm, d->m gives the sizes, the other tensors and the state, and
- * d->ts->opt the other tensors' optimiser state (the two tensors' parts of
- * d->m->params and of the optimiser's arrays are neither read nor written,
- * so they may be untouched memory); other ranks pass d = NULL. Returns the
- * same status on every rank of sh->comm. Collective over sh->comm. */
-int ckpt_write_sharded(const char *dir, const ckpt_data *d, const ckpt_shard *sh);
+/* The temporary file that ckpt_write and ckpt_begin write in dir, as
+ * path[size]. */
+int ckpt_temp_path(const char *dir, char *path, size_t size);
+
+/* Writes dir's temporary file with everything of d but the data of the
+ * tensors of /params named holes[0 .. n_holes-1] and their parts of
+ * /optim/m1 and m2 (at the tensors' offsets in d->m->params): those parts
+ * of d->m->params and of d->ts->opt's arrays are never read, so they may be
+ * untouched memory. checksum_sha256 holds a placeholder of the digest's
+ * length until ckpt_commit. On failure the temporary file may remain;
+ * ckpt_commit with the failure removes it. */
+int ckpt_begin(const char *dir, const ckpt_data *d, const char *const *holes, int n_holes);
+
+/* Ends a write ckpt_begin started, once the holes are filled (rc == 0):
+ * checksum_sha256 from the tensors as the file holds them, read back in
+ * slices, and the other parts of d; then the header, fsync and renames of
+ * ckpt_write. With rc != 0, the failure of an earlier step, removes the
+ * temporary file and returns rc. d as given to ckpt_begin. */
+int ckpt_commit(int rc, const char *dir, const ckpt_data *d);
 
 /* Reads and validates `path` into d (d->m and d->ts->opt prepared by the
  * caller): the header and whole-file digest first, then every dataset's
@@ -132,9 +125,10 @@ int ckpt_config(const char *path, char **text, long *n_params);
 
 /* Fills in the header of `path`, an HDF5 file created with a user block of
  * CKPT_HEADER_SIZE bytes: the file's length and the SHA-256 of all bytes
- * after the user block. Does not fsync (ckpt_write does). ckpt_write seals
- * its temporary file with it; tests and the fuzz harness seal files of
- * their own making to reach the checks behind the header. */
+ * after the user block (ckpthead.h). Does not fsync (ckpt_write does).
+ * ckpt_write seals its temporary file the same way; tests and the fuzz
+ * harness seal files of their own making to reach the checks behind the
+ * header. */
 int ckpt_seal(const char *path);
 
 /* SHA-256 of all trainable tensors in the model's canonical order (model.h:

@@ -1,8 +1,8 @@
 /* config: the option table of fsnn and its INI reader (inih).
  *
- * One table (config.c) lists every key: name, type, default, range and one
- * line of documentation. The parser, `fsnn --help-config` and docs/config.md
- * all come from it. An unknown key, a repeated key or a bad value fails with
+ * One table (config_keys.c) lists every key: name, type, default, range
+ * and one line of documentation. The parser, `fsnn --help-config` and
+ * docs/config.md all come from it. An unknown key, a repeated key or a bad value fails with
  * "FILE:LINE: key 'section.key': what is wrong". */
 #ifndef FSNN_CONFIG_H
 #define FSNN_CONFIG_H

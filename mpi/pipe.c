@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"      // defines: log_info
 #include "pipeplan.h" // defines: pipeplan_assign
 #include "status.h"   // defines: FAIL, CHECK, XCALLOC
 #include "watchdog.h" // defines: watchdog_wait, watchdog_wait_status
 
 enum { PIPE_SLOTS = 4, PIPE_TAG = 7301 };
+
+typedef struct pipe_env pipe_env;
 
 struct pipe_env {
     MPI_Comm comm;
@@ -23,6 +26,7 @@ struct pipe_env {
     void *buf[PIPE_SLOTS];
     size_t cap[PIPE_SLOTS];
     int next;
+    void (*base_destroy)(fsnn_net *n); /* the model net's */
 };
 
 static int pipe_send(void *ctx, int to, const void *buf, size_t bytes) {
@@ -105,7 +109,7 @@ static int pipe_sum_f64(void *ctx, double *buf, size_t count) {
     return rc;
 }
 
-int pipe_create(pipe_env **out, MPI_Comm model, fsnn_model *m) {
+static int pipe_create(pipe_env **out, MPI_Comm model, fsnn_model *m) {
     pipe_env *p;
     CHECK(XCALLOC(&p, 1));
     *out = p;
@@ -134,7 +138,7 @@ int pipe_create(pipe_env **out, MPI_Comm model, fsnn_model *m) {
     return model_set_pipeline(m, q);
 }
 
-void pipe_destroy(pipe_env **pp) {
+static void pipe_destroy(pipe_env **pp) {
     pipe_env *p = *pp;
     if (!p) return;
     MPI_Waitall(PIPE_SLOTS, p->req, MPI_STATUSES_IGNORE);
@@ -144,7 +148,9 @@ void pipe_destroy(pipe_env **pp) {
     *pp = NULL;
 }
 
-void pipe_describe(const pipe_env *p, char *buf, size_t size) {
+/* The assignment as text, e.g. "stage 0: layers 1-3 (61%), stage 1: layers
+ * 4-5 (39%)" with each stage's share of the estimated cost. */
+static void pipe_stages(const pipe_env *p, char *buf, size_t size) {
     const mlnet_pipe *q = &p->pipe;
     double total = 0.0;
     for (int l = 0; l < q->first[q->stages]; l++)
@@ -166,7 +172,11 @@ void pipe_describe(const pipe_env *p, char *buf, size_t size) {
     }
 }
 
-int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double sec[2]) {
+/* The sums over the group of what its ranks sent so far, and of the seconds
+ * they spent in the transport's calls: sec[0] posting sends (the copy and
+ * MPI_Isend), sec[1] receiving, waiting for sends and broadcasting, which
+ * includes the wait for the stage that produces the message. Collective. */
+static int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double sec[2]) {
     const mlnet_traffic *t = &p->traffic;
     double v[8] = {(double)t->steps, t->spike_bytes,  t->mask_bytes,   t->list_bytes,
                    t->float_bytes,   t->code_seconds, p->send_seconds, p->wait_seconds};
@@ -174,5 +184,63 @@ int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double sec[2]) {
     *sum = (mlnet_traffic){(long)v[0], v[1], v[2], v[3], v[4], v[5]};
     sec[0] = v[6];
     sec[1] = v[7];
+    return FSNN_OK;
+}
+
+static void pipe_net_describe(const fsnn_net *n, const fsnn_cfg *cfg, int groups, char *buf,
+                              size_t size) {
+    const pipe_env *p = n->ext;
+    char stages[512];
+    pipe_stages(p, stages, sizeof stages);
+    snprintf(buf, size, "layer pipeline: %d group%s of %d stages, %s mode; %s", groups,
+             groups == 1 ? "" : "s", p->pipe.stages,
+             cfg->parallel_deterministic ? "deterministic" : "fast", stages);
+}
+
+/* The exchange over all stages of the group so far, and the seconds per
+ * stage spent coding spikes and in the transport (world rank 0 logs, for
+ * group 0). Collective. */
+static int pipe_net_finish(fsnn_net *n) {
+    const pipe_env *p = n->ext;
+    mlnet_traffic t;
+    double sec[2];
+    CHECK(pipe_totals(p, &t, sec));
+    const double steps = t.steps > 0 ? (double)t.steps : 1.0;
+    const int stages = p->pipe.stages;
+    log_info("layer pipeline exchange (group 0, all stages): %ld spike messages, %.0f bytes "
+             "per message sent (bit masks only: %.0f, index lists only: %.0f); %.3g MB of "
+             "activations and adjoint vectors; per stage %.3f s coding spikes, %.3f s posting "
+             "sends, %.2f s receiving and waiting",
+             t.steps, t.spike_bytes / steps, t.mask_bytes / steps, t.list_bytes / steps,
+             t.float_bytes / 1e6, t.code_seconds / stages, sec[0] / stages, sec[1] / stages);
+    return FSNN_OK;
+}
+
+static void pipe_net_destroy(fsnn_net *n) {
+    pipe_env *p = n->ext;
+    p->base_destroy(n);
+    pipe_destroy(&p);
+    n->ext = NULL;
+}
+
+int pipe_net_create(fsnn_net **out, MPI_Comm model, fsnn_model *m, const fsnn_cfg *cfg, int bmax) {
+    *out = NULL;
+    pipe_env *p = NULL;
+    int rc = pipe_create(&p, model, m);
+    if (rc == 0)
+        rc = net_model_create(out, m, cfg, bmax);
+    else
+        model_destroy(&m);
+    if (rc) {
+        pipe_destroy(&p);
+        return rc;
+    }
+    fsnn_net *n = *out;
+    p->base_destroy = n->ops.destroy;
+    n->ext = p;
+    n->kind = "layer pipeline";
+    n->ops.describe = pipe_net_describe;
+    n->ops.finish = pipe_net_finish;
+    n->ops.destroy = pipe_net_destroy;
     return FSNN_OK;
 }

@@ -14,25 +14,15 @@
 
 #include <mpi.h>
 
-#include "model.h"
+#include "net.h"
 
-typedef struct pipe_env pipe_env;
-
-/* The transport over `model` (borrowed; it must outlive the pipe) for m's
- * layers: plans the stages, fills the mlnet_pipe and gives it to m
- * (model_set_pipeline). Fails with a message when the group has more
- * ranks than m has layers or m has one layer. Collective over `model`. */
-int pipe_create(pipe_env **out, MPI_Comm model, fsnn_model *m);
-void pipe_destroy(pipe_env **p);
-
-/* The assignment as text, e.g. "stage 0: layers 1-3 (61%), stage 1: layers
- * 4-5 (39%)" with each stage's share of the estimated cost. */
-void pipe_describe(const pipe_env *p, char *buf, size_t size);
-
-/* The sums over the group of what its ranks sent so far, and of the seconds
- * they spent in the transport's calls: sec[0] posting sends (the copy and
- * MPI_Isend), sec[1] receiving, waiting for sends and broadcasting, which
- * includes the wait for the stage that produces the message. Collective. */
-int pipe_totals(const pipe_env *p, mlnet_traffic *sum, double sec[2]);
+/* The net (src/net.h) of the multi-layer model m (taken: net_destroy
+ * frees it) run as stage `rank` of a layer pipeline over `model` (borrowed;
+ * it must outlive the net): the model net (net_model_create) with this
+ * transport, planned over the stages by the layers' costs. Its describe
+ * gives the stages, its finish logs the exchange of group 0. Fails with a
+ * message when m has one layer or fewer layers than the group has ranks.
+ * Collective over `model`. */
+int pipe_net_create(fsnn_net **n, MPI_Comm model, fsnn_model *m, const fsnn_cfg *cfg, int bmax);
 
 #endif

@@ -9,12 +9,9 @@
 #include "blas.h"     // defines: blas_gemm
 #include "bn2d.h"     // defines: bn2d_sums, bn2d_normalize_train, bn2d_vjp_apply
 #include "clock.h"    // defines: clock_seconds
-#include "dropout.h"  // defines: dropout_mask
 #include "equil.h"    // defines: equil_clamp
-#include "fc.h"       // defines: fc_forward, fc_init_row, fc_init_rows
-#include "loss.h"     // defines: loss_softmax_xent
+#include "fc.h"       // defines: fc_row_sums, fc_init_row, fc_init_rows
 #include "neuron.h"   // defines: neuron_simulate_product
-#include "rng.h"      // defines: RNG_DROP_X, RNG_DROP_S
 #include "solver.h"   // defines: solver_solve
 #include "specnorm.h" // defines: specnorm_init_vectors, specnorm_clamp_g
 #include "status.h"
@@ -362,7 +359,6 @@ static int tpfc_input(tpfc *t, const float *x, int B, long Bg, int training, con
                       uint32_t epoch, uint64_t seed, const reduce_ops *red) {
     tpfc_ws *w = t->ws;
     const int n = t->n;
-    const long count = (long)B * n;
     CHECK(tpfc_apply(t, &t->Fd, 'T', 1.0f, x, t->n_in, w->h, n, B, w->lx));
     for (int b = 0; b < B; b++)
         for (int j = 0; j < n; j++)
@@ -384,14 +380,8 @@ static int tpfc_input(tpfc *t, const float *x, int B, long Bg, int training, con
         bn2d_forward_eval(w->h, t->p.bn_w, t->p.bn_b, t->bn_mean, t->bn_var, w->bny, B, n, 1);
     }
     w->use_drop = training && t->dropout > 0.0f;
-    if (w->use_drop) {
-        dropout_mask(w->dropx, B, n, t->dropout, seed, RNG_DROP_X, epoch, ids);
-        dropout_mask(w->drops, B, n, t->dropout, seed, RNG_DROP_S, epoch, ids);
-        for (long k = 0; k < count; k++)
-            w->x1[k] = w->dropx[k] * w->bny[k];
-    } else {
-        memcpy(w->x1, w->bny, sizeof(float) * (size_t)count);
-    }
+    model_branch_dropout(w->bny, B, n, 1, w->use_drop ? t->dropout : 0.0f, seed, epoch, ids,
+                         w->dropx, w->drops, w->x1);
     return FSNN_OK;
 }
 
@@ -415,15 +405,6 @@ static void tpfc_apply_jt(void *ctx, const int *rows, int nrows, const float *in
             tr[j] = jr[j] * vr[j];
     }
     if (tpfc_wt(t, w->tmp, out, nrows) != 0) w->failed = 1;
-}
-
-/* out[i] = sum_b u[b][i] over u [len x cols] (model.c's order). */
-static void tpfc_row_sums(const float *u, int len, int cols, float *out) {
-    for (int i = 0; i < cols; i++)
-        out[i] = 0.0f;
-    for (int b = 0; b < len; b++)
-        for (int i = 0; i < cols; i++)
-            out[i] += u[(long)b * cols + i];
 }
 
 /* The spectral restriction's VJP (specnorm_vjp) on the local blocks: d.V
@@ -480,9 +461,9 @@ static int tpfc_grads(tpfc *t, const float *x, int B, long Bg, const reduce_ops 
     dist_scatter(w->tmp, n, &D);
     dist_scatter(w->a, n, &A);
     CHECK(dist_gemm('N', 'T', 1.0f, &A, &D, 0.0f, &t->dVd));
-    tpfc_row_sums(w->bny, B, n, t->d.Fb);
+    fc_row_sums(w->bny, B, n, t->d.Fb);
     blas_gemm(1, 0, no, n, B, 1.0f, w->dlogits, no, w->a, n, 0.0f, t->d.Wo, n);
-    tpfc_row_sums(w->dlogits, B, no, t->d.bo);
+    fc_row_sums(w->dlogits, B, no, t->d.bo);
     /* Over the groups: each group's blocks meet the same blocks of the
      * others (the data reducer joins ranks of the same place). BatchNorm's
      * sums are already whole. */
@@ -518,27 +499,15 @@ int tpfc_batch(tpfc *t, const float *x, const uint8_t *labels, const long *ids, 
     CHECK(tpfc_w(t, w->a, w->f, B));
     equil_clamp(w->a, w->x1, w->use_drop ? w->drops : NULL, B, n, t->vth, w->f, w->mv, w->jac,
                 w->res);
-    for (int b = 0; b < B; b++) {
-        st->fwd_res_sum += w->res[b];
-        if (w->res[b] > st->fwd_res_max) st->fwd_res_max = w->res[b];
-    }
-    fc_forward(w->a, t->p.Wo, t->p.bo, w->logits, B, n, t->n_out);
-    st->loss += loss_softmax_xent(w->logits, labels, B, t->n_out, grads ? w->dlogits : NULL,
-                                  (double)global_batch, &st->correct);
-    st->samples += B;
+    model_readout(w->a, w->res, t->p.Wo, t->p.bo, labels, B, n, t->n_out, (double)global_batch,
+                  w->logits, grads ? w->dlogits : NULL, w->ga, st);
     if (!grads) return FSNN_OK;
-    blas_gemm(0, 0, B, n, t->n_out, 1.0f, w->dlogits, t->n_out, t->p.Wo, n, 0.0f, w->ga, n);
     solver_op op = {tpfc_apply_jt, NULL, t, n};
     solver_stats ss;
     CHECK(solver_solve(w->solver, &op, w->ga, w->beta, B, w->max_iters, w->tol, &ss));
     if (w->failed) return FAIL("tpfc: a distributed product of the adjoint solve failed");
-    st->adj_iters_sum += ss.iters_mean * B;
-    st->adj_res2_sum += ss.residual * ss.residual;
-    st->adj_samples += B;
-    for (long k = 0; k < count; k++) {
-        w->dx1[k] = w->beta[k] * w->mv[k] * (w->use_drop ? w->dropx[k] : 1.0f);
-        w->tmp[k] = w->beta[k] * w->jac[k];
-    }
+    model_stats_adjoint(st, &ss, B);
+    model_vjp_factors(w->beta, w->mv, w->jac, w->use_drop ? w->dropx : NULL, count, w->dx1, w->tmp);
     double t3 = clock_seconds();
     st->t_adj += t3 - t2;
     CHECK(tpfc_grads(t, x, B, global_batch, red));

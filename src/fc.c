@@ -51,3 +51,11 @@ void fc_init_uniform(float *x, long count, float bound, unsigned long long seed,
     for (long i = 0; i < count; i++)
         x[i] = bound * (2.0f * x[i] - 1.0f);
 }
+
+void fc_row_sums(const float *u, int len, int cols, float *out) {
+    for (int i = 0; i < cols; i++)
+        out[i] = 0.0f;
+    for (int b = 0; b < len; b++)
+        for (int i = 0; i < cols; i++)
+            out[i] += u[(long)b * cols + i];
+}

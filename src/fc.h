@@ -10,6 +10,10 @@ void fc_forward(const float *x, const float *W, const float *b, float *y, int B,
 void fc_vjp(const float *x, const float *W, const float *dy, float *dW, float *db, float *dx, int B,
             int in, int out);
 
+/* out[i] = sum_b u[b][i] over u [len x cols], in the order b = 0, 1, ...
+ * (a bias's gradient from its output's). */
+void fc_row_sums(const float *u, int len, int cols, float *out);
+
 /* SPEC §4: every row drawn uniform in [-1, 1] (counter RNG, tensor id `tid`)
  * and scaled to unit L2 norm. */
 void fc_init_rows(float *W, int rows, int cols, unsigned long long seed, unsigned tid);

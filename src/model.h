@@ -129,6 +129,31 @@ typedef struct {
 /* Adds the statistics g to st (sums; the larger maximum). */
 void model_stats_merge(model_stats *st, const model_stats *g);
 
+/* The per-sample steps of the passes that every net runs, whatever holds
+ * its weights (the tensor-parallel net of mpi/tpfc.h too). */
+
+/* The input branch's dropout: with p > 0 the masks of (seed, epoch, ids)
+ * into dropx and drops [B x mc x mhw] (one draw per sample and channel of
+ * mhw positions; neuron masks: mhw = 1) and x1 = dropx ⊙ y; with p = 0,
+ * x1 = y. */
+void model_branch_dropout(const float *y, int B, int mc, int mhw, float p, uint64_t seed,
+                          uint32_t epoch, const long *ids, float *dropx, float *drops, float *x1);
+
+/* At a = a[T] [B x n] with f's residuals res [B]: logits = W_o a + b_o, and
+ * to st the residuals, the loss, the correct answers and the samples; with
+ * dlogits (training) also the loss gradient over `scale` samples, and
+ * dL/da = dlogits W_o into ga [B x n]. */
+void model_readout(const float *a, const float *res, const float *Wo, const float *bo,
+                   const uint8_t *labels, int B, int n, int n_out, double scale, float *logits,
+                   float *dlogits, float *ga, model_stats *st);
+
+/* The VJP's per-sample factors of one feedback layer after the adjoint
+ * solve, over `count` entries: dx1 = beta ⊙ mv ⊙ dropx (dropx NULL: none)
+ * and tmp = beta ⊙ jac; and the solve's statistics of B samples into st. */
+void model_vjp_factors(const float *beta, const float *mv, const float *jac, const float *dropx,
+                       long count, float *dx1, float *tmp);
+void model_stats_adjoint(model_stats *st, const solver_stats *ss, int B);
+
 /* Creates an uninitialised model for inputs of c x h x w values and n_out
  * classes with the net and neuron settings of cfg: cfg->model_hidden > 0
  * gives "N (FN)" with N = model_hidden; else cfg->model_net: one conv

@@ -108,7 +108,6 @@ static void model_ml_dense_jt(void *ctx, int b, double *Jt) {
 int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training,
                 const long *sample_ids, uint32_t epoch, uint64_t seed) {
     const int n = m->in_op.out; /* layer 1's neurons */
-    const long count = (long)B * n;
     ws->x = (float *)x;
     ws->training = training;
     ws->frames = NULL;
@@ -154,18 +153,10 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
             ws->evscale[j] = m->p.bn_w[j] / sqrtf(m->bn_var[j] + BN_EPS);
     }
     ws->use_drop = training && m->dropout > 0.0f;
-    if (ws->use_drop) {
-        /* Channel masks with hw = 1 are the neuron masks (dropout.h). */
-        const int mc = m->dropout_channel ? C : n, mhw = m->dropout_channel ? hw : 1;
-        dropout_mask_channel(ws->dropx, B, mc, mhw, m->dropout, seed, RNG_DROP_X, epoch,
-                             sample_ids);
-        dropout_mask_channel(ws->drops, B, mc, mhw, m->dropout, seed, RNG_DROP_S, epoch,
-                             sample_ids);
-        for (long k = 0; k < count; k++)
-            ws->x1[k] = ws->dropx[k] * ws->bny[k];
-    } else {
-        memcpy(ws->x1, ws->bny, sizeof(float) * (size_t)count);
-    }
+    /* Channel masks with hw = 1 are the neuron masks (dropout.h). */
+    const int mc = m->dropout_channel ? C : n, mhw = m->dropout_channel ? hw : 1;
+    model_branch_dropout(ws->bny, B, mc, mhw, ws->use_drop ? m->dropout : 0.0f, seed, epoch,
+                         sample_ids, ws->dropx, ws->drops, ws->x1);
     if (m->ml)
         mlnet_masks(m->ml, ws->mlw, B, ws->use_drop ? m->dropout : 0.0f, m->dropout_channel, seed,
                     epoch, sample_ids);
@@ -542,16 +533,9 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
     const int n = m->n;
     const long count = (long)B * n;
     if (!m->ml) model_eval_f(m, v, v->a, B); /* multi-layer: model_loss evaluated f */
-    for (int b = 0; b < B; b++) {
-        st->fwd_res_sum += v->res[b];
-        if (v->res[b] > st->fwd_res_max) st->fwd_res_max = v->res[b];
-    }
-    fc_forward(v->a, m->p.Wo, m->p.bo, v->logits, B, n, m->n_out);
-    st->loss += loss_softmax_xent(v->logits, labels, B, m->n_out, grads ? v->dlogits : NULL, scale,
-                                  &st->correct);
-    st->samples += B;
+    model_readout(v->a, v->res, m->p.Wo, m->p.bo, labels, B, n, m->n_out, scale, v->logits,
+                  grads ? v->dlogits : NULL, v->ga, st);
     if (!grads) return FSNN_OK;
-    blas_gemm(0, 0, B, n, m->n_out, 1.0f, v->dlogits, m->n_out, m->p.Wo, n, 0.0f, v->ga, n);
     if (v->defer) return FSNN_OK; /* model_ml_adjoint: one solve over the batch */
 
     /* Adjoint equilibrium beta = J_f(a*)^T beta + dL/da* (SPEC §3 step 1). */
@@ -563,9 +547,7 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
         linop_mask_lists(v->jac, B, n, v->jidx, v->jnnz);
     solver_stats ss;
     CHECK(solver_solve(v->solver, &op, v->ga, v->beta, B, v->max_iters, v->tol, &ss));
-    st->adj_iters_sum += ss.iters_mean * B;
-    st->adj_res2_sum += ss.residual * ss.residual;
-    st->adj_samples += B;
+    model_stats_adjoint(st, &ss, B);
     if (m->ml) {
         /* Back through layers L..2; dx1 = dc1 ⊙ drop_x, dW's factor dc1 ⊙ drop_s. */
         const long o = (long)v->row0 * m->ml->n_max, c1 = (long)B * m->in_op.out;
@@ -577,10 +559,7 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
         }
         return FSNN_OK;
     }
-    for (long k = 0; k < count; k++) {
-        v->dx1[k] = v->beta[k] * v->mv[k] * (v->use_drop ? v->dropx[k] : 1.0f);
-        v->tmp[k] = v->beta[k] * v->jac[k];
-    }
+    model_vjp_factors(v->beta, v->mv, v->jac, v->use_drop ? v->dropx : NULL, count, v->dx1, v->tmp);
     return FSNN_OK;
 }
 
@@ -698,4 +677,44 @@ int model_loss(fsnn_model *m, model_ws *ws, const uint8_t *labels, int B, double
     if (model_piped(m)) CHECK(model_pipe_grads(m));
     st->t_grad += clock_seconds() - t1;
     return FSNN_OK;
+}
+
+void model_branch_dropout(const float *y, int B, int mc, int mhw, float p, uint64_t seed,
+                          uint32_t epoch, const long *ids, float *dropx, float *drops, float *x1) {
+    const long count = (long)B * mc * mhw;
+    if (p <= 0.0f) {
+        memcpy(x1, y, sizeof(float) * (size_t)count);
+        return;
+    }
+    dropout_mask_channel(dropx, B, mc, mhw, p, seed, RNG_DROP_X, epoch, ids);
+    dropout_mask_channel(drops, B, mc, mhw, p, seed, RNG_DROP_S, epoch, ids);
+    for (long k = 0; k < count; k++)
+        x1[k] = dropx[k] * y[k];
+}
+
+void model_readout(const float *a, const float *res, const float *Wo, const float *bo,
+                   const uint8_t *labels, int B, int n, int n_out, double scale, float *logits,
+                   float *dlogits, float *ga, model_stats *st) {
+    for (int b = 0; b < B; b++) {
+        st->fwd_res_sum += res[b];
+        if (res[b] > st->fwd_res_max) st->fwd_res_max = res[b];
+    }
+    fc_forward(a, Wo, bo, logits, B, n, n_out);
+    st->loss += loss_softmax_xent(logits, labels, B, n_out, dlogits, scale, &st->correct);
+    st->samples += B;
+    if (dlogits) blas_gemm(0, 0, B, n, n_out, 1.0f, dlogits, n_out, Wo, n, 0.0f, ga, n);
+}
+
+void model_vjp_factors(const float *beta, const float *mv, const float *jac, const float *dropx,
+                       long count, float *dx1, float *tmp) {
+    for (long k = 0; k < count; k++) {
+        dx1[k] = beta[k] * mv[k] * (dropx ? dropx[k] : 1.0f);
+        tmp[k] = beta[k] * jac[k];
+    }
+}
+
+void model_stats_adjoint(model_stats *st, const solver_stats *ss, int B) {
+    st->adj_iters_sum += ss->iters_mean * B;
+    st->adj_res2_sum += ss->residual * ss->residual;
+    st->adj_samples += B;
 }

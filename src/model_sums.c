@@ -215,15 +215,6 @@ static int model_sum_offsets(const fsnn_model *m, size_t *off, size_t *count) {
     return ns;
 }
 
-/* out[i] = sum_b u[b][i] over u [len x cols], in the order b = 0, 1, ... */
-static void model_row_sums(const float *u, int len, int cols, float *out) {
-    for (int i = 0; i < cols; i++)
-        out[i] = 0.0f;
-    for (int b = 0; b < len; b++)
-        for (int i = 0; i < cols; i++)
-            out[i] += u[(long)b * cols + i];
-}
-
 /* The sample sums of tensors [t0, t1) over rows [r0, r0 + len) into G (laid
  * out as model_sum_layout; other tensors untouched): dF and dFb, the weight
  * gradient of the input map with dh, dWo = dlogits^T a, dbo = sum dlogits
@@ -247,7 +238,7 @@ static void model_bucket_sums(const fsnn_model *m, const model_ws *ws, int t0, i
         linop_weight_grad(&m->in_op, ws->x + (long)r0 * nin, dh, G + off[0], G + off[1], len, opws);
     if (t0 <= 2 && 2 < t1) {
         blas_gemm(1, 0, no, n, len, 1.0f, dl, no, a, n, 0.0f, G + off[2], n);
-        model_row_sums(dl, len, no, G + off[3]);
+        fc_row_sums(dl, len, no, G + off[3]);
     }
     if (t0 <= 4 && 4 < t1)
         linop_weight_grad(&m->fb_op, a, ws->tmp + (long)r0 * n1, G + off[4], NULL, len, opws);

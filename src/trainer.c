@@ -1,4 +1,5 @@
-/* trainer: the epoch loop, batching, progress and per-epoch metrics. */
+/* trainer: the epoch loop, batching, progress and per-epoch metrics, for
+ * every kind of net (net.h). */
 #include "trainer.h"
 
 #include <math.h>
@@ -17,7 +18,6 @@
 
 /* Buffers of one training or evaluation pass, sized once. */
 typedef struct {
-    model_ws *ws;
     float *x;
     uint8_t *labels;
     uint8_t *aug;  /* [bmax x dim] augmented training images */
@@ -39,19 +39,21 @@ static int trainer_data_check(const trainer_data *d) {
 }
 
 /* Buffers for batches of `d` (n_train: samples to shuffle). */
-static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn_model *m,
+static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn_net *net,
                                long n_train, const trainer_data *d) {
     CHECK(trainer_data_check(d));
     const int dim = d->dim;
-    int bmax = cfg->train_batch > cfg->train_test_batch ? cfg->train_batch : cfg->train_test_batch;
-    CHECK(model_ws_create(&tb->ws, m, cfg, bmax));
+    if (dim != net->n_in)
+        return FAIL("trainer: inputs of %d values, the model takes %d", dim, net->n_in);
+    int bmax = TRAINER_BMAX(cfg);
     CHECK(XCALLOC(&tb->x, (size_t)bmax * dim));
     CHECK(XCALLOC(&tb->labels, (size_t)bmax));
     CHECK(XCALLOC(&tb->aug, (size_t)bmax * dim));
     if (d->frames > 0) {
-        if (d->frames != m->T)
+        if (!net->events) return FAIL("trainer: the %s net does not take event data", net->kind);
+        if (d->frames != net->T)
             return FAIL("trainer: event data has %d frames per sample, the model %d time steps",
-                        d->frames, m->T);
+                        d->frames, net->T);
         CHECK(XCALLOC(&tb->frames, (size_t)bmax * d->frames * dim));
     }
     CHECK(XCALLOC(&tb->ids, (size_t)bmax));
@@ -61,7 +63,6 @@ static int trainer_bufs_create(trainer_bufs *tb, const fsnn_cfg *cfg, const fsnn
 }
 
 static void trainer_bufs_destroy(trainer_bufs *tb) {
-    model_ws_destroy(&tb->ws);
     free(tb->x);
     free(tb->labels);
     free(tb->aug);
@@ -72,8 +73,8 @@ static void trainer_bufs_destroy(trainer_bufs *tb) {
     memset(tb, 0, sizeof *tb);
 }
 
-void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
-                    uint8_t *aug, uint64_t seed, uint32_t epoch) {
+static void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
+                           uint8_t *aug, uint64_t seed, uint32_t epoch) {
     const int C = d->channels, plane = d->dim / d->channels;
     float scale[TRAINER_MAX_CHANNELS], shift[TRAINER_MAX_CHANNELS];
     for (int c = 0; c < C; c++) {
@@ -98,27 +99,23 @@ void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uin
     }
 }
 
-/* The batch's input for the model: gathered images (trainer_gather), or
- * for event data the frames of ids[0..B), their weighted average as x, and
- * labels. model_input must follow, then trainer_events. */
-static int trainer_gather_any(const trainer_data *d, const fsnn_model *m, trainer_bufs *tb, int B,
-                              int training, uint8_t *aug, uint64_t seed, uint32_t epoch) {
+/* This rank's rows tb->ids[0..B) of d as a batch: gathered images
+ * (trainer_gather) or event frames, and labels. */
+static int trainer_batch(const trainer_data *d, trainer_bufs *tb, int B, uint8_t *aug,
+                         uint64_t seed, uint32_t epoch, net_batch *b) {
+    *b = (net_batch){.labels = tb->labels, .ids = tb->ids, .B = B, .epoch = epoch, .seed = seed};
     if (d->frames <= 0) {
         trainer_gather(d, tb->ids, B, tb->x, tb->labels, aug, seed, epoch);
+        b->x = tb->x;
         return FSNN_OK;
     }
     const size_t per = (size_t)d->frames * d->dim;
-    for (int b = 0; b < B; b++) {
-        CHECK(d->frames_fn(d->frames_src, tb->ids[b], tb->frames + per * b));
-        tb->labels[b] = d->labels[tb->ids[b]];
+    for (int i = 0; i < B; i++) {
+        CHECK(d->frames_fn(d->frames_src, tb->ids[i], tb->frames + per * i));
+        tb->labels[i] = d->labels[tb->ids[i]];
     }
-    model_event_average(m, tb->frames, d->frames, B, training, tb->x);
+    b->frames = tb->frames;
     return FSNN_OK;
-}
-
-/* After model_input: event data's frames drive the next simulation. */
-static int trainer_events(const trainer_data *d, fsnn_model *m, trainer_bufs *tb) {
-    return d->frames > 0 ? model_set_events(m, tb->ws, tb->frames, d->frames) : FSNN_OK;
 }
 
 typedef struct {
@@ -243,31 +240,23 @@ static int trainer_reduce_trace(const reduce_ops *red, model_trace *tr) {
 
 /* One pass over this rank's block of `data`; with tr, the simulation also
  * records its per-step trace. */
-static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_net *net, const trainer_data *data,
                              trainer_bufs *tb, trainer_epoch *row, double *firing, model_trace *tr,
                              const reduce_ops *red) {
     model_stats st;
     memset(&st, 0, sizeof st);
     double t0 = clock_seconds();
     const int bs = cfg->train_test_batch;
-    /* The reference's evaluation forward runs one power iteration per test
-     * batch on the training's u, v; here as many on copies, the same on
-     * every rank, and the last W serves every batch (docs/fidelity.md). */
-    model_prepare_eval(m, m->ref ? (int)((data->n + bs - 1) / bs) : 0);
+    CHECK(net->ops.prepare_eval(net, (data->n + bs - 1) / bs));
     long lo, hi;
     trainer_block(data->n, red, &lo, &hi);
     for (long i = lo; i < hi; i += bs) {
         int B = (int)(hi - i < bs ? hi - i : bs);
-        for (int b = 0; b < B; b++)
-            tb->ids[b] = i + b;
-        CHECK(trainer_gather_any(data, m, tb, B, 0, NULL, 0, 0));
-        CHECK(model_input(m, tb->ws, tb->x, B, 0, tb->ids, 0, cfg->run_seed));
-        CHECK(trainer_events(data, m, tb));
-        if (tr)
-            CHECK(model_simulate_trace(m, tb->ws, B, &st, tr));
-        else
-            model_simulate(m, tb->ws, B, &st);
-        CHECK(model_loss(m, tb->ws, tb->labels, B, (double)B, 0, &st));
+        for (int k = 0; k < B; k++)
+            tb->ids[k] = i + k;
+        net_batch batch;
+        CHECK(trainer_batch(data, tb, B, NULL, cfg->run_seed, 0, &batch));
+        CHECK(net->ops.eval_batch(net, &batch, &st, tr));
     }
     CHECK(trainer_reduce_stats(red, &st));
     if (tr) CHECK(trainer_reduce_trace(red, tr));
@@ -277,28 +266,28 @@ static int trainer_eval_pass(const fsnn_cfg *cfg, fsnn_model *m, const trainer_d
     row->test_acc = 100.0 * st.correct / n;
     row->test_fwd_residual = st.fwd_res_sum / n;
     row->test_samples_per_s = el > 0 ? st.samples / el : 0.0;
-    if (firing) *firing = st.sim.spikes / ((double)n * m->n_spiking * m->T);
+    if (firing) *firing = st.sim.spikes / ((double)n * net->n_spiking * net->T);
     return FSNN_OK;
 }
 
-int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+int trainer_evaluate(const fsnn_cfg *cfg, fsnn_net *net, const trainer_data *data,
                      trainer_epoch *row, double *firing, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, 1, data);
-    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, NULL, red);
+    int rc = trainer_bufs_create(&tb, cfg, net, 1, data);
+    if (rc == 0) rc = trainer_eval_pass(cfg, net, data, &tb, row, firing, NULL, red);
     trainer_bufs_destroy(&tb);
     return rc;
 }
 
-int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_net *net, const trainer_data *data,
                            trainer_epoch *row, double *firing, model_trace **trace,
                            const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
-    int rc = trainer_bufs_create(&tb, cfg, m, 1, data);
-    if (rc == 0) rc = model_trace_create(trace, m, tb.ws);
-    if (rc == 0) rc = trainer_eval_pass(cfg, m, data, &tb, row, firing, *trace, red);
+    int rc = trainer_bufs_create(&tb, cfg, net, 1, data);
+    if (rc == 0) rc = net->ops.trace_create(net, trace);
+    if (rc == 0) rc = trainer_eval_pass(cfg, net, data, &tb, row, firing, *trace, red);
     trainer_bufs_destroy(&tb);
     return rc;
 }
@@ -306,10 +295,10 @@ int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_model *m, const trainer_dat
 /* This rank's rows of a global batch of Bg samples: in deterministic mode a
  * contiguous block of whole micro-shards (their lengths in lens), in fast mode
  * a contiguous block of samples. Returns the number of shards. */
-static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, int *first, int *rows,
-                          int *lens) {
+static int trainer_shards(const fsnn_cfg *cfg, const fsnn_net *net, const reduce_ops *red, int Bg,
+                          int *first, int *rows, int *lens) {
     long lo, hi;
-    if (!cfg->parallel_deterministic) {
+    if (!cfg->parallel_deterministic || !net->micro_shards) {
         trainer_block(Bg, red, &lo, &hi);
         *first = (int)lo;
         *rows = (int)(hi - lo);
@@ -331,39 +320,33 @@ static int trainer_shards(const fsnn_cfg *cfg, const reduce_ops *red, int Bg, in
 /* One training step on global batch number ts->step of the epoch. Returns
  * 0, or an fsnn status; *bad is set when the loss or the gradient was not
  * finite on any rank (the step is then not applied). Collective. */
-static int trainer_step(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
+static int trainer_step(const fsnn_cfg *cfg, fsnn_net *net, trainer_state *ts,
                         const trainer_data *train, trainer_bufs *tb, const trainer_hooks *hooks,
                         const reduce_ops *red, long i, int Bg, int *bad) {
     int first = 0, B = 0;
-    int shards = trainer_shards(cfg, red, Bg, &first, &B, tb->shard_len);
+    int shards = trainer_shards(cfg, net, red, Bg, &first, &B, tb->shard_len);
     memcpy(tb->ids, tb->perm + i + first, sizeof(long) * (size_t)B);
-    CHECK(trainer_gather_any(train, m, tb, B, 1, train->augment ? tb->aug : NULL, cfg->run_seed,
-                             (uint32_t)ts->epoch));
+    net_batch batch;
+    CHECK(trainer_batch(train, tb, B, train->augment ? tb->aug : NULL, cfg->run_seed,
+                        (uint32_t)ts->epoch, &batch));
+    batch.global = Bg;
+    batch.n_shards = shards;
+    batch.shard_len = tb->shard_len;
     model_stats st;
     memset(&st, 0, sizeof st);
-    double t0 = clock_seconds();
-    model_prepare_weights(m, 1);
-    model_ws_set_batch(tb->ws, red, Bg, shards, tb->shard_len);
-    CHECK(model_input(m, tb->ws, tb->x, B, 1, tb->ids, (uint32_t)ts->epoch, cfg->run_seed));
-    CHECK(trainer_events(train, m, tb));
-    double t1 = clock_seconds();
-    model_simulate(m, tb->ws, B, &st);
-    st.t_input = t1 - t0;
-    st.t_sim = clock_seconds() - t1;
-    CHECK(model_loss(m, tb->ws, tb->labels, B, (double)Bg, 1, &st));
-    if (hooks && hooks->on_grads) hooks->on_grads(hooks->ctx, ts, m);
-    /* Gradients are the same on every rank; the loss is each rank's own. */
-    double flag = (isfinite(st.loss) && isfinite(reduce_maxabs(m->grads, m->n_params))) ? 0.0 : 1.0;
-    CHECK(red->max_f64(red->ctx, &flag, 1));
-    *bad = flag != 0.0;
+    CHECK(net->ops.train_batch(net, &batch, red, &st));
+    if (hooks && hooks->on_grads) hooks->on_grads(hooks->ctx, ts, net);
+    int ok = 0;
+    CHECK(net->ops.all_finite(net, st.loss, red, &ok));
+    *bad = !ok;
     if (*bad) return FSNN_OK;
-    optim_step(ts->opt, m->params, m->grads, optim_lr(cfg, ts->epoch, ts->iter));
-    model_after_step(m);
+    optim_step(ts->opt, net->params, net->grads, optim_lr(cfg, ts->epoch, ts->iter));
+    net->ops.after_step(net);
     model_stats_merge(&ts->partial, &st);
     return FSNN_OK;
 }
 
-int trainer_count_step(const fsnn_cfg *cfg, trainer_state *ts, int bad) {
+static int trainer_count_step(const fsnn_cfg *cfg, trainer_state *ts, int bad) {
     ts->step++;
     ts->iter++;
     if (!bad) {
@@ -382,7 +365,7 @@ int trainer_count_step(const fsnn_cfg *cfg, trainer_state *ts, int bad) {
 }
 
 /* The rest of the current epoch from batch ts->step on. */
-static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts,
+static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_net *net, trainer_state *ts,
                              const trainer_data *train, trainer_bufs *tb,
                              const trainer_hooks *hooks, const reduce_ops *red) {
     const int bs = cfg->train_batch;
@@ -391,12 +374,12 @@ static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *
     rng_permutation(cfg->run_seed, (uint32_t)ts->epoch, tb->perm, train->n);
     for (long i = ts->step * (long)bs; i < train->n; i += bs) {
         int Bg = (int)(train->n - i < bs ? train->n - i : bs), bad = 0;
-        CHECK(trainer_step(cfg, m, ts, train, tb, hooks, red, i, Bg, &bad));
+        CHECK(trainer_step(cfg, net, ts, train, tb, hooks, red, i, Bg, &bad));
         CHECK(trainer_count_step(cfg, ts, bad));
         trainer_progress_show(&prog, ts->epoch + 1, cfg->train_epochs, i + Bg, train->n,
                               &ts->partial);
         if (hooks && hooks->on_step) {
-            int h = hooks->on_step(hooks->ctx, ts, m);
+            int h = hooks->on_step(hooks->ctx, ts, net);
             if (h == TRAINER_STOP) return TRAINER_STOPPED;
             CHECK(h);
         }
@@ -404,59 +387,78 @@ static int trainer_epoch_run(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *
     return FSNN_OK;
 }
 
-int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const trainer_data *train,
+/* The epoch's row from the reduced statistics st of training (t_train
+ * seconds); the phase times averaged over ranks. Collective. */
+static int trainer_row(const fsnn_cfg *cfg, const fsnn_net *net, const trainer_state *ts,
+                       const model_stats *st, double t_train, double t_comm, const reduce_ops *red,
+                       trainer_epoch *row) {
+    long n = st->samples > 0 ? st->samples : 1;
+    row->epoch = ts->epoch + 1;
+    row->lr = optim_lr(cfg, ts->epoch, ts->iter - 1);
+    row->train_loss = st->loss / n;
+    row->train_acc = 100.0 * st->correct / n;
+    row->fwd_residual = st->fwd_res_sum / n;
+    row->fwd_residual_max = st->fwd_res_max;
+    row->adj_iters = st->adj_samples ? st->adj_iters_sum / st->adj_samples : 0.0;
+    row->adj_residual = st->adj_samples ? sqrt(st->adj_res2_sum / st->adj_samples) : 0.0;
+    row->firing_rate = st->sim.spikes / ((double)n * net->n_spiking * net->T);
+    row->train_samples_per_s = t_train > 0 ? st->samples / t_train : 0.0;
+    CHECK(trainer_phase_times(red, st, t_comm, row));
+    row->dense_steps = st->sim.dense_steps;
+    row->event_steps = st->sim.event_steps;
+    row->bad_steps = ts->bad_steps;
+    return FSNN_OK;
+}
+
+/* One epoch from ts->step on, its evaluation and its row. Collective. */
+static int trainer_run_epoch(const fsnn_cfg *cfg, fsnn_net *net, trainer_state *ts,
+                             const trainer_data *train, const trainer_data *test, trainer_bufs *tb,
+                             const trainer_hooks *hooks, const reduce_ops *red,
+                             trainer_epoch *row) {
+    double t0 = clock_seconds(), gflop = 0.0, gsec = 0.0;
+    blas_counters_reset();
+    double comm0 = red->seconds(red->ctx);
+    CHECK(trainer_epoch_run(cfg, net, ts, train, tb, hooks, red));
+    double t_comm = red->seconds(red->ctx) - comm0;
+    model_stats st = ts->partial;
+    CHECK(trainer_reduce_stats(red, &st));
+    double t_train = clock_seconds() - t0;
+    blas_counters(&gflop, &gsec);
+    row->gemm_gflops = gsec > 0 ? gflop / gsec * 1e-9 : 0.0;
+    CHECK(trainer_row(cfg, net, ts, &st, t_train, t_comm, red, row));
+    CHECK(trainer_eval_pass(cfg, net, test, tb, row, NULL, NULL, red));
+    CHECK(net->ops.spectral_norm(net, &row->spectral_norm, &row->spectral_norm_exact));
+    row->peak_rss_mb = clock_peak_rss_mb();
+    row->seconds = clock_seconds() - t0;
+    char exact[48] = "";
+    if (!isnan(row->spectral_norm_exact))
+        snprintf(exact, sizeof exact, " (power) %.4f (exact)", row->spectral_norm_exact);
+    log_info("epoch %d/%d: lr %.4g loss %.4f train %.2f%% test %.2f%% | residual %.3g adjoint "
+             "%.1f it %.2g | rate %.4f ||W|| %.3f%s | %.0f samples/s %.0f MB %.1fs",
+             row->epoch, cfg->train_epochs, row->lr, row->train_loss, row->train_acc, row->test_acc,
+             row->fwd_residual, row->adj_iters, row->adj_residual, row->firing_rate,
+             row->spectral_norm, exact, row->train_samples_per_s, row->peak_rss_mb, row->seconds);
+    return FSNN_OK;
+}
+
+int trainer_fit(const fsnn_cfg *cfg, fsnn_net *net, trainer_state *ts, const trainer_data *train,
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red) {
     trainer_bufs tb;
     memset(&tb, 0, sizeof tb);
     int rc = trainer_data_check(test);
-    if (rc == 0) rc = trainer_bufs_create(&tb, cfg, m, train->n, train);
+    if (rc == 0 && test->dim != net->n_in)
+        rc = FAIL("trainer: test inputs of %d values, the model takes %d", test->dim, net->n_in);
+    if (rc == 0) rc = trainer_bufs_create(&tb, cfg, net, train->n, train);
     while (rc == 0 && ts->epoch < cfg->train_epochs) {
         trainer_epoch row;
         memset(&row, 0, sizeof row);
-        double t0 = clock_seconds(), gflop = 0.0, gsec = 0.0;
-        blas_counters_reset();
-        double comm0 = red->seconds(red->ctx);
-        rc = trainer_epoch_run(cfg, m, ts, train, &tb, hooks, red);
+        rc = trainer_run_epoch(cfg, net, ts, train, test, &tb, hooks, red, &row);
         if (rc) break;
-        double t_comm = red->seconds(red->ctx) - comm0;
-        model_stats st = ts->partial;
-        rc = trainer_reduce_stats(red, &st);
-        if (rc) break;
-        double t_train = clock_seconds() - t0;
-        blas_counters(&gflop, &gsec);
-        row.gemm_gflops = gsec > 0 ? gflop / gsec * 1e-9 : 0.0;
-        long n = st.samples > 0 ? st.samples : 1;
-        row.epoch = ts->epoch + 1;
-        row.lr = optim_lr(cfg, ts->epoch, ts->iter - 1);
-        row.train_loss = st.loss / n;
-        row.train_acc = 100.0 * st.correct / n;
-        row.fwd_residual = st.fwd_res_sum / n;
-        row.fwd_residual_max = st.fwd_res_max;
-        row.adj_iters = st.adj_samples ? st.adj_iters_sum / st.adj_samples : 0.0;
-        row.adj_residual = st.adj_samples ? sqrt(st.adj_res2_sum / st.adj_samples) : 0.0;
-        row.firing_rate = st.sim.spikes / ((double)n * m->n_spiking * m->T);
-        row.train_samples_per_s = t_train > 0 ? st.samples / t_train : 0.0;
-        rc = trainer_phase_times(red, &st, t_comm, &row);
-        if (rc) break;
-        row.dense_steps = st.sim.dense_steps;
-        row.event_steps = st.sim.event_steps;
-        row.bad_steps = ts->bad_steps;
-        rc = trainer_eval_pass(cfg, m, test, &tb, &row, NULL, NULL, red);
-        if (rc) break;
-        row.spectral_norm = model_spectral_norm(m, 30);
-        row.spectral_norm_exact = NAN; /* only tensor-parallel runs compute it (mpi/tptrain.h) */
-        row.peak_rss_mb = clock_peak_rss_mb();
-        row.seconds = clock_seconds() - t0;
-        log_info("epoch %d/%d: lr %.4g loss %.4f train %.2f%% test %.2f%% | residual %.3g adjoint "
-                 "%.1f it %.2g | rate %.4f ||W|| %.3f | %.0f samples/s %.0f MB %.1fs",
-                 row.epoch, cfg->train_epochs, row.lr, row.train_loss, row.train_acc, row.test_acc,
-                 row.fwd_residual, row.adj_iters, row.adj_residual, row.firing_rate,
-                 row.spectral_norm, row.train_samples_per_s, row.peak_rss_mb, row.seconds);
         /* The epoch is over: the state the hook saves starts the next one. */
         ts->epoch++;
         ts->step = 0;
         memset(&ts->partial, 0, sizeof ts->partial);
-        if (hooks && hooks->on_epoch) rc = hooks->on_epoch(hooks->ctx, &row, ts, m);
+        if (hooks && hooks->on_epoch) rc = hooks->on_epoch(hooks->ctx, &row, ts, net);
     }
     trainer_bufs_destroy(&tb);
     return rc;

@@ -1,6 +1,7 @@
-/* trainer: epochs of IDE training and evaluation on data held in memory.
+/* trainer: epochs of IDE training and evaluation on data held in memory;
+ * the only epoch loop of fsnn, for every kind of net (net.h).
  *
- * The trainer sees plain arrays; the program (main.c) loads the data, and
+ * The trainer sees plain arrays and a net; the program loads the data, and
  * writes metrics and model files through the hooks, so this module needs no
  * file or communicator. Progress goes to stdout through log.h: a bar on a
  * terminal, otherwise a plain line every 10% of an epoch. */
@@ -11,10 +12,16 @@
 
 #include "cfg.h"
 #include "model.h"
+#include "net.h"
 #include "optim.h"
 #include "reduce.h"
 
 #define TRAINER_MAX_CHANNELS 3
+
+/* Rows of the largest batch of a configuration (training or test): the
+ * size of a net's buffers (net.h). */
+#define TRAINER_BMAX(cfg)                                                                          \
+    ((cfg)->train_batch > (cfg)->train_test_batch ? (cfg)->train_batch : (cfg)->train_test_batch)
 
 typedef struct {
     const uint8_t *images; /* [n x channels x height x width] */
@@ -81,13 +88,12 @@ typedef struct {
     /* After every step (all ranks, same arguments): return TRAINER_GO,
      * TRAINER_STOP to end training cleanly (trainer_fit returns
      * TRAINER_STOPPED), or an fsnn status. May be NULL. Collective. */
-    int (*on_step)(void *ctx, const trainer_state *ts, const fsnn_model *m);
+    int (*on_step)(void *ctx, const trainer_state *ts, fsnn_net *net);
     /* After the gradient of a step is computed and before the check that it
-     * is finite: may change m->grads (fault-injection tests). May be NULL. */
-    void (*on_grads)(void *ctx, const trainer_state *ts, fsnn_model *m);
+     * is finite: may change net->grads (fault-injection tests). May be NULL. */
+    void (*on_grads)(void *ctx, const trainer_state *ts, fsnn_net *net);
     /* After every epoch with its row; a non-zero return stops training. */
-    int (*on_epoch)(void *ctx, const trainer_epoch *row, const trainer_state *ts,
-                    const fsnn_model *m);
+    int (*on_epoch)(void *ctx, const trainer_epoch *row, const trainer_state *ts, fsnn_net *net);
     void *ctx;
 } trainer_hooks;
 
@@ -100,17 +106,18 @@ typedef struct {
  * unchanged, ts->bad_steps rises); after train.max_bad_steps in a row
  * training fails.
  * Data parallel over the ranks of `red` (reduce_local() for one process):
- * every rank holds the whole data set and the same model; each global batch
+ * every rank holds the whole data set and the same model (or, with model
+ * ranks, the same part of it as the other groups); each global batch
  * of train.batch samples is split into micro-shards of
- * parallel.micro_batch samples, spread in contiguous blocks over the ranks,
- * and the gradients are summed over all of them, so every rank takes the
- * same step. In deterministic mode the weights do not depend on the number of
- * ranks or threads when the caller has set blas_set_serial(1) before the
+ * parallel.micro_batch samples (a net without micro_shards: into samples),
+ * spread in contiguous blocks over the ranks, and the gradients are summed
+ * over all of them, so every rank takes the same step. In deterministic mode the weights do not
+ * depend on the number of ranks or threads when the caller has set blas_set_serial(1) before the
  * model was initialised. Training images of a view with `augment` are
  * cropped and flipped as drawn for (run.seed, epoch, sample index)
  * (augment.h), the same on any number of ranks. Hooks run on every rank;
  * rows are the same on all. Collective. */
-int trainer_fit(const fsnn_cfg *cfg, fsnn_model *m, trainer_state *ts, const trainer_data *train,
+int trainer_fit(const fsnn_cfg *cfg, fsnn_net *net, trainer_state *ts, const trainer_data *train,
                 const trainer_data *test, const trainer_hooks *hooks, const reduce_ops *red);
 
 /* Reduced statistics of the epoch so far as a flat vector (checkpoints), and
@@ -121,31 +128,18 @@ void trainer_partial_pack(const model_stats *st, double *v);
 int trainer_partial_reduced(const reduce_ops *red, const trainer_state *ts, double *v);
 void trainer_partial_unpack(const double *v, model_stats *st);
 
-/* Normalised float inputs x [B x dim] and labels of the samples ids[0..B)
- * of d. With `aug` (training batches of a set that asks for it) each image
- * is first cropped and flipped into aug[b] as drawn for (seed, epoch,
- * sample id). Also the batches of tensor-parallel training (mpi/tptrain.h). */
-void trainer_gather(const trainer_data *d, const long *ids, int B, float *x, uint8_t *labels,
-                    uint8_t *aug, uint64_t seed, uint32_t epoch);
-
-/* Counts a finished training step in ts (step, iteration; bad: its update
- * was skipped for a non-finite loss or gradient, which extends the run of
- * bad steps) and fails after train.max_bad_steps bad steps in a row. Also
- * the step count of tensor-parallel training (mpi/tptrain.h). */
-int trainer_count_step(const fsnn_cfg *cfg, trainer_state *ts, int bad);
-
 /* Evaluates on `data`, split in contiguous blocks over the ranks of `red`:
  * fills test_loss, test_acc, test_fwd_residual and test_samples_per_s of
  * *row; `firing` receives spikes per neuron per step when not NULL.
  * Collective. */
-int trainer_evaluate(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+int trainer_evaluate(const fsnn_cfg *cfg, fsnn_net *net, const trainer_data *data,
                      trainer_epoch *row, double *firing, const reduce_ops *red);
 
 /* trainer_evaluate that also records how each sample's simulation approaches
  * the equilibrium step by step: *trace (created here, freed by the caller
  * with model_trace_destroy) holds the sums and maxima over all samples of
  * all ranks (model_trace). Collective. */
-int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_model *m, const trainer_data *data,
+int trainer_evaluate_trace(const fsnn_cfg *cfg, fsnn_net *net, const trainer_data *data,
                            trainer_epoch *row, double *firing, model_trace **trace,
                            const reduce_ops *red);
 

@@ -32,7 +32,7 @@ typedef struct {
     long injected;
 } faults_ctx;
 
-static void faults_on_grads(void *ctx, const trainer_state *ts, fsnn_model *m) {
+static void faults_on_grads(void *ctx, const trainer_state *ts, fsnn_net *m) {
     faults_ctx *c = ctx;
     if (c->victim && ts->iter >= c->first_bad && ts->iter <= c->last_bad) {
         m->grads[c->injected % (long)m->n_params] = NAN;
@@ -41,7 +41,7 @@ static void faults_on_grads(void *ctx, const trainer_state *ts, fsnn_model *m) {
 }
 
 /* ts->iter counts finished steps: the hook after step k sees k + 1. */
-static int faults_on_step(void *ctx, const trainer_state *ts, const fsnn_model *m) {
+static int faults_on_step(void *ctx, const trainer_state *ts, fsnn_net *m) {
     faults_ctx *c = ctx;
     if (ts->iter == c->first_bad) memcpy(c->before, m->params, sizeof(float) * c->n_params);
     if (ts->iter == c->first_bad + 1)
@@ -116,11 +116,13 @@ static int faults_run(const reduce_ops *red, int max_bad, long first_bad, long l
     c->n_params = m->n_params;
     c->before = malloc(sizeof(float) * m->n_params);
     trainer_hooks hooks = {.on_step = faults_on_step, .on_grads = faults_on_grads, .ctx = c};
-    int rc = trainer_fit(&cfg, m, ts, &train, &test, &hooks, red);
-    *fp = faults_fingerprint(m);
+    fsnn_net *net = NULL;
+    EXPECT_OK(net_model_create(&net, m, &cfg, TRAINER_BMAX(&cfg)));
+    int rc = trainer_fit(&cfg, net, ts, &train, &test, &hooks, red);
+    *fp = faults_fingerprint(net->model);
     free(c->before);
     optim_destroy(&ts->opt);
-    model_destroy(&m);
+    net_destroy(&net);
     return rc;
 }
 

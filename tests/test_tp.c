@@ -34,6 +34,7 @@
 
 #include "check.h"
 #include "ckpt.h"
+#include "ckptshard.h"
 #include "config.h"
 #include "grid.h"
 #include "model.h"
@@ -43,7 +44,7 @@
 #include "status.h"
 #include "testutil.h"
 #include "tpfc.h"
-#include "tptrain.h"
+#include "tpnet.h"
 
 enum { NIN = 20, NH = 64, NOUT = 5, BG = 12, BLOCK = 8, STEPS = 3 };
 
@@ -128,7 +129,7 @@ static double tp_lapack_sigma(const float *W, int n) {
 
 /* Writes the checkpoint of t and its optimiser `o` twice: whole, gathered
  * onto one process (ckpt_write), and in shards by the ranks of group 0
- * (ckpt_write_sharded); both must read back (header, digest and in-file
+ * (ckptshard_write); both must read back (header, digest and in-file
  * checksum verified) to the same tensors, optimiser state and counters. */
 static void tp_ckpt(const grid_env *g, tpfc *t, optim *o, fsnn_model *got, const fsnn_cfg *cfg) {
     char dir[64] = "/tmp/fsnn-tp-ckpt.XXXXXX";
@@ -169,9 +170,9 @@ static void tp_ckpt(const grid_env *g, tpfc *t, optim *o, fsnn_model *got, const
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (g->group == 0) {
-        ckpt_shard sh;
-        tptrain_ckpt_shard(t, got, o->m1, NULL, &sh);
-        EXPECT_OK(ckpt_write_sharded(shard_dir, g->model_rank == 0 ? &d : NULL, &sh));
+        ckptshard sh;
+        tpnet_shard_layout(t, got, o->m1, NULL, &sh);
+        EXPECT_OK(ckptshard_write(shard_dir, g->model_rank == 0 ? &d : NULL, &sh));
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (g->world_rank == 0) {

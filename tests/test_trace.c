@@ -197,8 +197,10 @@ static void check_trainer_trace(void) {
     memset(&traced, 0, sizeof traced);
     double fire_plain = 0, fire_traced = 0;
     model_trace *tr = NULL;
-    EXPECT_OK(trainer_evaluate(&cfg, m, &data, &plain, &fire_plain, reduce_local()));
-    EXPECT_OK(trainer_evaluate_trace(&cfg, m, &data, &traced, &fire_traced, &tr, reduce_local()));
+    fsnn_net *net = NULL;
+    EXPECT_OK(net_model_create(&net, m, &cfg, TRAINER_BMAX(&cfg)));
+    EXPECT_OK(trainer_evaluate(&cfg, net, &data, &plain, &fire_plain, reduce_local()));
+    EXPECT_OK(trainer_evaluate_trace(&cfg, net, &data, &traced, &fire_traced, &tr, reduce_local()));
     EXPECT(tr != NULL && tr->samples == SAMPLES, "trace counted %ld samples, want %d",
            tr ? tr->samples : -1L, SAMPLES);
     EXPECT(traced.test_acc == plain.test_acc && traced.test_loss == plain.test_loss,
@@ -211,7 +213,7 @@ static void check_trainer_trace(void) {
                     "trace residual at T against test_fwd_residual");
     EXPECT(plain.test_fwd_residual > 0, "test_fwd_residual %g", plain.test_fwd_residual);
     model_trace_destroy(&tr);
-    model_destroy(&m);
+    net_destroy(&net);
 }
 
 int main(void) {

@@ -3,10 +3,11 @@
  *
  * Each figure NAME is three files in the plots folder: NAME.dat (or the
  * trace CSVs) with the numbers, NAME.gp the gnuplot script, NAME.png; what
- * gnuplot prints goes to NAME.log. gnuplot runs as a child process started
- * with fork and execvp on the script file, inside the plots folder (no
- * shell; group labels enter the script only as single-quoted strings with
- * every quote doubled, and as plain text: `noenhanced`). */
+ * gnuplot prints goes to NAME.log. gnuplot runs as a child process
+ * (jobs/child: fork and exec, found in PATH as execvp would) on the script
+ * file, inside the plots folder (no shell; group labels enter the script
+ * only as single-quoted strings with every quote doubled, and as plain text:
+ * `noenhanced`). */
 #ifndef FSNN_PLOT_H
 #define FSNN_PLOT_H
 

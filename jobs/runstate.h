@@ -23,7 +23,7 @@ typedef enum {
     RUNSTATE_FAILED,   /* "failed" */
     RUNSTATE_FINISHED, /* "done", or metrics.csv shows every epoch */
     RUNSTATE_UNKNOWN,  /* job.state unreadable; why says what is wrong */
-    /* Only from SLURM's queue (io/sweepq), never from the files alone: */
+    /* Only from SLURM's queue (jobs/sweepq), never from the files alone: */
     RUNSTATE_QUEUED, /* its array task waits in SLURM's queue */
     RUNSTATE_LOST    /* job.state says running, but SLURM no longer knows its job */
 } runstate_kind;

@@ -11,6 +11,36 @@
 #include "netspec.h"
 #include "trainer.h"
 
+/* Exit codes (docs/user-guide.md). CMD_EXIT_RESUMABLE: stopped on a signal
+ * after writing a checkpoint; the same command resumes. */
+enum {
+    CMD_EXIT_OK = 0,
+    CMD_EXIT_FAILED = 1,
+    CMD_EXIT_USAGE = 2,
+    CMD_EXIT_RESUMABLE = TRAINER_STOPPED
+};
+
+/* fsnn train CONFIG [section.key=value ...] (argv[0] is CONFIG): creates or
+ * resumes the run directory run.dir and trains to train.epochs. Returns 0,
+ * TRAINER_STOPPED after a signal (a checkpoint was written) or an fsnn
+ * status. Collective over the world. */
+int cmd_train(int argc, char **argv);
+
+/* Makes SIGTERM and SIGUSR1 stop a training at its next step with a
+ * checkpoint (before MPI_Init: a launcher's start-up can take seconds). */
+void cmd_train_catch_signals(void);
+
+/* fsnn eval RUN_DIR [--residual-trace [FILE]] [section.key=value ...]
+ * (argv[0] is RUN_DIR): evaluates the run's newest good checkpoint on its
+ * test set, data parallel over the world. Returns an fsnn status.
+ * Collective over the world. */
+int cmd_eval(int argc, char **argv);
+
+/* fsnn inspect CHECKPOINT.h5: prints what the checkpoint holds, ending with
+ * the line "weights_sha256 <hex>" (ckpt_weights_sha256), which tests and
+ * users compare across runs. One process, no MPI. Returns an fsnn status. */
+int cmd_inspect(const char *path);
+
 /* fsnn sweep SWEEP.ini [--submit | --local [-j K] | --dry-run]
  * fsnn sweep status SWEEP_DIR
  * Runs as one process without MPI (docs/sweeps.md). */

@@ -2,7 +2,6 @@
 #include "plot.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"  // defines: child_start, child_wait
 #include "fsutil.h" // defines: fsutil_join, fsutil_write_atomic
 #include "status.h" // defines: CHECK, FAIL
 
@@ -114,8 +114,8 @@ static void plot_integer_tics(FILE *f, int count) {
     if (count <= 20) fputs("set xtics 1\n", f);
 }
 
-/* Runs `gnuplot <name>.gp` in dir (fork, execvp; output to <name>.log) and
- * checks that <name>.png came out. */
+/* Runs `gnuplot <name>.gp` in dir (output to <name>.log) and checks that
+ * <name>.png came out. */
 static int plot_run(const char *dir, const char *name) {
     char script[64], log[64], png[PLOT_PATH_MAX];
     snprintf(script, sizeof script, "%s.gp", name);
@@ -125,24 +125,15 @@ static int plot_run(const char *dir, const char *name) {
     CHECK(fsutil_join(png, sizeof png, dir, png_name));
     unlink(png);
     char *const argv[] = {"gnuplot", script, NULL};
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) return FAIL("cannot start gnuplot: fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* The child: only system calls until exec. */
-        if (chdir(dir) != 0) _exit(126);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
-        close(fd);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
+    child_opts o = {.dir = dir, .out_path = log, .in = -1, .out = -1, .err = -1};
+    child c;
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return FAIL("waiting for gnuplot: %s", strerror(errno));
+    CHECK(child_start(argv, &o, &c));
+    CHECK(child_wait(&c, &status));
     if (WIFSIGNALED(status))
         return FAIL("gnuplot on %s/%s ended by signal %d", dir, script, WTERMSIG(status));
     int code = WEXITSTATUS(status);
+    /* 127 is also what a failed exec gives (c.exec_errno). */
     if (code == 127) return FAIL("gnuplot could not be started (not in PATH?)");
     if (code != 0)
         return FAIL("gnuplot failed on %s/%s (exit code %d); its messages are in %s/%s", dir,

@@ -3,7 +3,7 @@
  *   fsnn report SWEEP_DIR [--csv FILE] [--markdown FILE] [--plots DIR]
  *                         [--no-plots] [--trace-samples N]
  *
- * Reads the sweep (io/report), draws the plots (io/plot) and writes the
+ * Reads the sweep (jobs/report), draws the plots (jobs/plot) and writes the
  * table as Markdown (stdout and FILE, default SWEEP_DIR/report.md) and CSV
  * (default SWEEP_DIR/report.csv). The residual plot needs each group's first
  * finished run evaluated again with the per-step trace: that runs here, in
@@ -14,16 +14,13 @@
 #include <string.h>
 
 #include "blas.h"    // defines: blas_set_threads, blas_set_serial
-#include "ckpt.h"    // defines: ckpt_load_latest, ckpt_data_free
 #include "cmd.h"     // defines: cmd_report
-#include "config.h"  // defines: config_defaults, config_load, config_resolve
-#include "dataset.h" // defines: dataset_load
 #include "fsutil.h"  // defines: fsutil_join, fsutil_mkdirs, fsutil_write_atomic
 #include "log.h"     // defines: log_warn, log_error
 #include "model.h"   // defines: model_trace
-#include "optim.h"   // defines: optim_create
 #include "plot.h"    // defines: plot_accuracy, plot_firing, plot_residual
 #include "report.h"  // defines: report_load, report_write_markdown, report_write_csv
+#include "run.h"     // defines: run_read_config, run_open, run_ckpt_read, run_close
 #include "status.h"  // defines: CHECK, FAIL
 #include "trainer.h" // defines: trainer_evaluate_trace
 
@@ -104,44 +101,24 @@ static int cmd_report_parse(int argc, char **argv, cmd_report_args *a) {
 static int cmd_report_trace(const char *run_dir, long samples, model_trace **tr) {
     char cfg_path[CMD_REPORT_PATH], used[CMD_REPORT_PATH + 64];
     CHECK(fsutil_join(cfg_path, sizeof cfg_path, run_dir, "config.ini"));
-    fsnn_cfg cfg;
-    config_defaults(&cfg);
-    CHECK(config_load(cfg_path, &cfg));
-    CHECK(config_resolve(cfg_path, &cfg));
-    if (samples > 0 && (cfg.data_test_limit == 0 || cfg.data_test_limit > samples))
-        cfg.data_test_limit = samples;
-    blas_set_threads(cfg.run_threads);
-    blas_set_serial(cfg.parallel_deterministic);
-    dataset data;
-    memset(&data, 0, sizeof data);
-    fsnn_model *m = NULL;
-    trainer_state ts;
-    memset(&ts, 0, sizeof ts);
-    int rc = dataset_load(cfg.data_dataset, cfg.data_path, 1, cfg.data_test_limit, &data);
-    if (rc == 0) {
-        const dataset_split *s = &data.test;
-        rc = model_create(&m, &cfg, s->channels, s->height, s->width, data.classes);
-    }
-    if (rc == 0) rc = optim_create(&ts.opt, &cfg, m->n_params);
-    if (rc == 0) {
-        ckpt_data d;
-        memset(&d, 0, sizeof d);
-        d.m = m;
-        d.ts = &ts;
-        rc = ckpt_load_latest(run_dir, &d, used, sizeof used);
-        ckpt_data_free(&d);
-    }
-    if (rc == 0) {
-        dataset_events ev[2];
-        trainer_data train, test;
-        cmd_data_views(&cfg, &data, ev, &train, &test);
-        trainer_epoch row;
-        memset(&row, 0, sizeof row);
-        rc = trainer_evaluate_trace(&cfg, m, &test, &row, NULL, tr, reduce_local());
-    }
-    optim_destroy(&ts.opt);
-    model_destroy(&m);
-    dataset_destroy(&data);
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    CHECK(run_read_config(&r.cfg, cfg_path, 1, 0, NULL));
+    if (samples > 0 && (r.cfg.data_test_limit == 0 || r.cfg.data_test_limit > samples))
+        r.cfg.data_test_limit = samples;
+    r.cfg.parallel_model_ranks = 1;
+    blas_set_threads(r.cfg.run_threads);
+    blas_set_serial(r.cfg.parallel_deterministic);
+    int rc = run_open(&r, NULL, 1, 0);
+    ckpt_data d;
+    memset(&d, 0, sizeof d);
+    if (rc == 0) rc = run_ckpt_read(r.net, &r.ts, run_dir, &d, used, sizeof used);
+    ckpt_data_free(&d);
+    trainer_epoch row;
+    memset(&row, 0, sizeof row);
+    if (rc == 0)
+        rc = trainer_evaluate_trace(&r.cfg, r.net, &r.test, &row, NULL, tr, reduce_local());
+    run_close(&r);
     return rc;
 }
 

@@ -1,4 +1,5 @@
-/* sweep: sweep files (inih) expanded into runs, and runs.tsv.
+/* sweep: sweep files (inih) read and checked; sweep_grid.c expands them
+ * into runs, sweep_tsv.c writes and reads runs.tsv.
  *
  * The sweep file is screened byte by byte before inih sees it: a value
  * travels into argv arrays, file names and SLURM's command line, so
@@ -17,58 +18,19 @@
 
 #include <ini.h> // defines: ini_parse_stream, INI_MAX_LINE
 
-#include "cfg.h"    // defines: fsnn_cfg
-#include "config.h" // defines: config_defaults, config_load, config_set_key, config_override
-#include "fsutil.h" // defines: fsutil_write_atomic, fsutil_is_file
-#include "rng.h"    // defines: rng_uniform, RNG_SWEEP
-#include "status.h" // defines: FAIL, CHECK, XCALLOC
+#include "config.h"     // defines: config_defaults, config_load, config_set_key, config_syntax_why
+#include "fsutil.h"     // defines: fsutil_is_file
+#include "status.h"     // defines: FAIL, CHECK, XCALLOC
+#include "sweep_impl.h" // defines: sweep_parse, sweep_param, sweep_expand, sweep_check_unique
 
 #define SWEEP_FILE_MAX (1 << 20)
-#define SWEEP_TSV_MAX (64L << 20)
 #define SWEEP_LINE_MAX (INI_MAX_LINE - 3)
-#define SWEEP_WHY_MAX 768
-#define SWEEP_KEY_MAX 128
 #define SWEEP_SEEDS_MAX 1000
 #define SWEEP_SAMPLES_MAX 10000
-/* A run name is one path component; file systems allow 255 bytes. */
-#define SWEEP_RUN_NAME_MAX 200
-
-typedef enum { SWEEP_GRID, SWEEP_RANDOM, SWEEP_SET } sweep_kind;
-typedef enum { SWEEP_UNIFORM, SWEEP_LOGUNIFORM, SWEEP_INT, SWEEP_CHOICE } sweep_dist;
 
 static const char *const sweep_kind_names[] = {"[grid]", "[random]", "[set]"};
 
-/* One key of [grid], [random] or [set]. */
-typedef struct {
-    char key[SWEEP_KEY_MAX]; /* section.key of the config */
-    int line;
-    sweep_kind kind;
-    sweep_dist dist;    /* [random] */
-    double lo, hi;      /* uniform, loguniform */
-    long long ilo, ihi; /* int */
-    int n;              /* values: grid entries, choice items, 1 for [set] */
-    char **values;      /* owned */
-    const char *label;  /* in run names; points into key */
-    char **drawn;       /* [random]: the value of each sample, owned */
-} sweep_param;
-
-/* The keys of [sweep] and [slurm]. */
-typedef enum {
-    SK_BASE,
-    SK_SEEDS,
-    SK_DIR,
-    SK_SAMPLES,
-    SK_NAME,
-    SK_SEED,
-    SK_NTASKS,
-    SK_CPUS,
-    SK_TIME,
-    SK_PARTITION,
-    SK_THROTTLE,
-    SK_SIGNAL,
-    SK_N
-} sweep_key_id;
-
+/* Where each key of [sweep] and [slurm] lives, and its name. */
 static const struct {
     const char *section, *name;
 } sweep_keys[SK_N] = {
@@ -79,22 +41,6 @@ static const struct {
     [SK_TIME] = {"slurm", "time"},         [SK_PARTITION] = {"slurm", "partition"},
     [SK_THROTTLE] = {"slurm", "throttle"}, [SK_SIGNAL] = {"slurm", "signal_seconds"},
 };
-
-typedef struct {
-    const char *file;     /* in messages */
-    const char *abs_file; /* absolute, lexically normalised */
-    const char *text;
-    size_t len, pos;
-    int line;     /* the line inih is handling */
-    int err_line; /* the first error (0 = none) and its text */
-    char err[SWEEP_WHY_MAX];
-    sweep_plan *plan;
-    sweep_param *params;
-    int n_params, cap;
-    int key_line[SK_N]; /* where each [sweep]/[slurm] key was set */
-    char base[SWEEP_PATH_MAX], dir[SWEEP_PATH_MAX];
-    fsnn_cfg scratch; /* checks single values */
-} sweep_parse;
 
 static void sweep_error(sweep_parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -125,7 +71,7 @@ static const char *sweep_char_problem(unsigned char c) {
 }
 
 /* Describes byte c for a message without printing it raw. */
-static void sweep_show_char(unsigned char c, char *buf, size_t size) {
+void sweep_show_char(unsigned char c, char *buf, size_t size) {
     if (c > 0x20 && c < 0x7f)
         snprintf(buf, size, "'%c'", c);
     else
@@ -148,11 +94,6 @@ static int sweep_check_text(const char *what, const char *s, const char *extra_b
         }
     }
     return FSNN_OK;
-}
-
-/* [A-Za-z0-9._=+-]: the characters of run names (the sweep interface). */
-static int sweep_name_char(unsigned char c) {
-    return isalnum(c) || c == '.' || c == '_' || c == '=' || c == '+' || c == '-';
 }
 
 /* ---- reading the file ---- */
@@ -222,14 +163,14 @@ static int sweep_parse_real(const char *s, double *v) {
     return (*end || end == s || !isfinite(*v)) ? FSNN_ERR : FSNN_OK;
 }
 
-static void sweep_free_list(char **list, int n) {
+void sweep_free_list(char **list, int n) {
     if (!list) return;
     for (int i = 0; i < n; i++)
         free(list[i]);
     free(list);
 }
 
-static char *sweep_strndup(const char *s, size_t len) {
+char *sweep_strndup(const char *s, size_t len) {
     char *d = malloc(len + 1);
     if (!d) return NULL;
     memcpy(d, s, len);
@@ -488,11 +429,35 @@ static int sweep_word_ok(const char *s, const char *extra) {
     return 1;
 }
 
+/* An integer key of [sweep] or [slurm]: seeds, samples, ntasks,
+ * cpus_per_task, throttle, signal_seconds. */
+static int sweep_setting_int(sweep_parse *p, sweep_key_id k, const char *value) {
+    sweep_plan *plan = p->plan;
+    static const long long range[SK_N][2] = {
+        [SK_SEEDS] = {1, SWEEP_SEEDS_MAX}, [SK_SAMPLES] = {1, SWEEP_SAMPLES_MAX},
+        [SK_NTASKS] = {1, 100000},         [SK_CPUS] = {1, 100000},
+        [SK_THROTTLE] = {1, 100000},       [SK_SIGNAL] = {1, 65535},
+    };
+    long long v = 0;
+    if (sweep_parse_int(value, range[k][0], range[k][1], &v)) {
+        sweep_error(p, "[%s] key '%s': '%.80s' is not an integer in %lld..%lld",
+                    sweep_keys[k].section, sweep_keys[k].name, value, range[k][0], range[k][1]);
+        return 0;
+    }
+    int *field[SK_N] = {[SK_SEEDS] = &plan->seeds,
+                        [SK_SAMPLES] = &plan->samples,
+                        [SK_NTASKS] = &plan->slurm.ntasks,
+                        [SK_CPUS] = &plan->slurm.cpus_per_task,
+                        [SK_THROTTLE] = &plan->slurm.throttle,
+                        [SK_SIGNAL] = &plan->slurm.signal_seconds};
+    *field[k] = (int)v;
+    return 1;
+}
+
 /* A key of [sweep] or [slurm]. */
 static int sweep_setting(sweep_parse *p, sweep_key_id k, const char *value) {
     sweep_plan *plan = p->plan;
     const char *key = sweep_keys[k].name;
-    long long v = 0;
     if (p->key_line[k]) {
         sweep_error(p, "[%s] key '%s': repeated (first set at line %d)", sweep_keys[k].section, key,
                     p->key_line[k]);
@@ -553,26 +518,8 @@ static int sweep_setting(sweep_parse *p, sweep_key_id k, const char *value) {
         snprintf(plan->slurm.partition, sizeof plan->slurm.partition, "%s", value);
         return 1;
     default:
-        break;
+        return sweep_setting_int(p, k, value);
     }
-    static const long long range[SK_N][2] = {
-        [SK_SEEDS] = {1, SWEEP_SEEDS_MAX}, [SK_SAMPLES] = {1, SWEEP_SAMPLES_MAX},
-        [SK_NTASKS] = {1, 100000},         [SK_CPUS] = {1, 100000},
-        [SK_THROTTLE] = {1, 100000},       [SK_SIGNAL] = {1, 65535},
-    };
-    if (sweep_parse_int(value, range[k][0], range[k][1], &v)) {
-        sweep_error(p, "[%s] key '%s': '%.80s' is not an integer in %lld..%lld",
-                    sweep_keys[k].section, key, value, range[k][0], range[k][1]);
-        return 0;
-    }
-    int *field[SK_N] = {[SK_SEEDS] = &plan->seeds,
-                        [SK_SAMPLES] = &plan->samples,
-                        [SK_NTASKS] = &plan->slurm.ntasks,
-                        [SK_CPUS] = &plan->slurm.cpus_per_task,
-                        [SK_THROTTLE] = &plan->slurm.throttle,
-                        [SK_SIGNAL] = &plan->slurm.signal_seconds};
-    *field[k] = (int)v;
-    return 1;
 }
 
 /* Lists the keys of [section] into why[*used..size). */
@@ -665,247 +612,10 @@ static void sweep_stem(const char *path, char *out, size_t size) {
     snprintf(out, size, "%.*s", (int)len, base);
 }
 
-/* ---- expansion ---- */
-
-/* A run name under construction; overflow is noted, not written. */
-typedef struct {
-    char text[SWEEP_RUN_NAME_MAX + 1];
-    size_t len;
-    int overflow;
-} sweep_name;
-
-static void sweep_name_put(sweep_name *nm, char c) {
-    if (nm->len + 1 >= sizeof nm->text) {
-        nm->overflow = 1;
-        return;
-    }
-    nm->text[nm->len++] = c;
-    nm->text[nm->len] = '\0';
-}
-
-static void sweep_name_puts(sweep_name *nm, const char *s) {
-    for (; *s; s++)
-        sweep_name_put(nm, *s);
-}
-
-/* Appends the name form of `value`: runs of characters outside
- * [A-Za-z0-9._=+-] become one '+', left out at either end; a value of
- * such characters only becomes "+". */
-static void sweep_name_value(sweep_name *nm, const char *value) {
-    size_t start = nm->len;
-    int pending = 0;
-    for (const char *c = value; *c; c++) {
-        if (!sweep_name_char((unsigned char)*c)) {
-            pending = 1;
-            continue;
-        }
-        if (pending && nm->len > start) sweep_name_put(nm, '+');
-        pending = 0;
-        sweep_name_put(nm, *c);
-    }
-    if (nm->len == start && *value) sweep_name_put(nm, '+');
-}
-
-/* Draws sample k of [random] parameter q (the j-th [random] key). */
-static int sweep_draw(const sweep_plan *plan, const sweep_param *q, int j, int k, char *out,
-                      size_t size) {
-    double u = rng_uniform(plan->seed, RNG_SWEEP, 0, (uint32_t)k, (uint64_t)j);
-    switch (q->dist) {
-    case SWEEP_UNIFORM:
-        snprintf(out, size, "%.6g", q->lo + u * (q->hi - q->lo));
-        return FSNN_OK;
-    case SWEEP_LOGUNIFORM:
-        snprintf(out, size, "%.6g", exp(log(q->lo) + u * (log(q->hi) - log(q->lo))));
-        return FSNN_OK;
-    case SWEEP_INT: {
-        long long span = q->ihi - q->ilo + 1, off = (long long)(u * (double)span);
-        snprintf(out, size, "%lld", q->ilo + (off < span ? off : span - 1));
-        return FSNN_OK;
-    }
-    case SWEEP_CHOICE: {
-        int i = (int)(u * q->n);
-        snprintf(out, size, "%s", q->values[i < q->n ? i : q->n - 1]);
-        return FSNN_OK;
-    }
-    }
-    return FAIL("internal error: distribution %d", (int)q->dist);
-}
-
-static int sweep_draw_all(sweep_parse *p) {
-    sweep_plan *plan = p->plan;
-    int j = 0;
-    for (int i = 0; i < p->n_params; i++) {
-        sweep_param *q = &p->params[i];
-        if (q->kind != SWEEP_RANDOM) continue;
-        CHECK(XCALLOC(&q->drawn, (size_t)plan->samples));
-        for (int k = 0; k < plan->samples; k++) {
-            char value[128], why[SWEEP_WHY_MAX];
-            CHECK(sweep_draw(plan, q, j, k, value, sizeof value));
-            if (config_set_key(q->key, value, &p->scratch, why, sizeof why))
-                return FAIL("%s:%d: [random] sample %d draws '%s': %s", p->file, q->line, k, value,
-                            why);
-            q->drawn[k] = sweep_strndup(value, strlen(value));
-            if (!q->drawn[k]) return FAIL("out of memory");
-        }
-        j++;
-    }
-    return FSNN_OK;
-}
-
-/* Run names show a key by its name without the section ("leak"); the
- * config's key names differ without their sections. */
-static void sweep_labels(sweep_parse *p) {
-    for (int i = 0; i < p->n_params; i++) {
-        const char *dot = strchr(p->params[i].key, '.');
-        p->params[i].label = dot ? dot + 1 : p->params[i].key;
-    }
-}
-
-static char *sweep_arg(const char *key, const char *value) {
-    size_t len = strlen(key) + 1 + strlen(value);
-    char *arg = malloc(len + 1);
-    if (arg) snprintf(arg, len + 1, "%s=%s", key, value);
-    return arg;
-}
-
-/* Builds the run of grid point idx[], random sample k and `seed`: its args
- * ([grid], [random], [set] values, run.seed, run.dir) and its name
- * ("<label>-<value>_..._seed-<seed>", from the [grid] and [random] values). */
-static int sweep_make_run(sweep_parse *p, const int *idx, int k, int seed, sweep_run *r) {
-    sweep_plan *plan = p->plan;
-    sweep_name nm;
-    memset(&nm, 0, sizeof nm);
-    CHECK(XCALLOC(&r->args, (size_t)p->n_params + 2));
-    int g = 0;
-    for (int pass = SWEEP_GRID; pass <= SWEEP_SET; pass++)
-        for (int i = 0; i < p->n_params; i++) {
-            const sweep_param *q = &p->params[i];
-            if ((int)q->kind != pass) continue;
-            const char *value = q->kind == SWEEP_GRID     ? q->values[idx[g++]]
-                                : q->kind == SWEEP_RANDOM ? q->drawn[k]
-                                                          : q->values[0];
-            if (q->kind != SWEEP_SET) {
-                sweep_name_puts(&nm, q->label);
-                sweep_name_put(&nm, '-');
-                sweep_name_value(&nm, value);
-                sweep_name_put(&nm, '_');
-            }
-            r->args[r->n_args] = sweep_arg(q->key, value);
-            if (!r->args[r->n_args++]) return FAIL("out of memory");
-        }
-    char seed_text[16];
-    snprintf(seed_text, sizeof seed_text, "%d", seed);
-    sweep_name_puts(&nm, "seed-");
-    sweep_name_puts(&nm, seed_text);
-    if (nm.overflow)
-        return FAIL("%s: the run name '%.60s...' is longer than %d characters; sweep fewer keys "
-                    "or use shorter values",
-                    p->file, nm.text, SWEEP_RUN_NAME_MAX);
-    char dir[SWEEP_PATH_MAX + SWEEP_RUN_NAME_MAX + 8];
-    if (snprintf(dir, sizeof dir, "%s/runs/%s", plan->dir, nm.text) >= (int)SWEEP_PATH_MAX)
-        return FAIL("%s: the run directory %s/runs/%s is too long", p->file, plan->dir, nm.text);
-    r->dir = sweep_strndup(dir, strlen(dir));
-    r->config = sweep_strndup(plan->base, strlen(plan->base));
-    r->args[r->n_args++] = sweep_arg("run.seed", seed_text);
-    r->args[r->n_args++] = sweep_arg("run.dir", dir);
-    if (!r->dir || !r->config || !r->args[r->n_args - 1] || !r->args[r->n_args - 2])
-        return FAIL("out of memory");
-    return FSNN_OK;
-}
-
-/* Applies run r's args to the base config as `fsnn train` would. */
-static int sweep_check_run(const sweep_parse *p, const fsnn_cfg *base_cfg, int id,
-                           const sweep_run *r) {
-    fsnn_cfg c = *base_cfg;
-    int rc = FSNN_OK;
-    for (int i = 0; rc == 0 && i < r->n_args; i++)
-        rc = config_override(r->args[i], &c);
-    if (rc == 0) rc = config_resolve(r->dir, &c);
-    if (rc == 0) return FSNN_OK;
-    char msg[SWEEP_WHY_MAX];
-    snprintf(msg, sizeof msg, "%s", status_message());
-    status_clear();
-    return FAIL("%s: run %d (%s): fsnn train would refuse its settings: %s", p->file, id,
-                sweep_run_name(r), msg);
-}
-
-static int sweep_cmp_name(const void *a, const void *b) {
-    const sweep_run *const *x = a, *const *y = b;
-    return strcmp((*x)->dir, (*y)->dir);
-}
-
-/* Fails if two runs share a directory; `hint` ends the message. */
-static int sweep_check_unique(const char *file, const sweep_table *t, const char *hint) {
-    const sweep_run **sorted = NULL;
-    CHECK(XCALLOC(&sorted, (size_t)t->n));
-    for (int i = 0; i < t->n; i++)
-        sorted[i] = &t->runs[i];
-    qsort(sorted, (size_t)t->n, sizeof *sorted, sweep_cmp_name);
-    for (int i = 1; i < t->n; i++)
-        if (!strcmp(sorted[i - 1]->dir, sorted[i]->dir)) {
-            int a = (int)(sorted[i - 1] - t->runs), b = (int)(sorted[i] - t->runs);
-            int rc = FAIL("%s: runs %d and %d have the same directory name '%s'%s", file,
-                          a < b ? a : b, a < b ? b : a, sweep_run_name(sorted[i]), hint);
-            free(sorted);
-            return rc;
-        }
-    free(sorted);
-    return FSNN_OK;
-}
-
-static int sweep_expand(sweep_parse *p, const fsnn_cfg *base_cfg) {
-    sweep_plan *plan = p->plan;
-    int n_grid = 0;
-    long long grid_points = 1;
-    for (int i = 0; i < p->n_params; i++)
-        if (p->params[i].kind == SWEEP_GRID) {
-            n_grid++;
-            grid_points *= p->params[i].n;
-            if (grid_points > SWEEP_RUNS_MAX) break;
-        }
-    long long points = grid_points * (plan->samples ? plan->samples : 1);
-    long long total = points * plan->seeds;
-    if (grid_points > SWEEP_RUNS_MAX || total > SWEEP_RUNS_MAX)
-        return FAIL("%s: the sweep has more than %d runs (grid points x samples x seeds); split "
-                    "it",
-                    p->file, SWEEP_RUNS_MAX);
-    plan->points = (int)points;
-    CHECK(sweep_draw_all(p));
-    sweep_labels(p);
-    sweep_table *t = &plan->table;
-    CHECK(XCALLOC(&t->runs, (size_t)total));
-    int *idx = NULL, *size = NULL;
-    CHECK(XCALLOC(&idx, (size_t)n_grid + 1));
-    int rc = XCALLOC(&size, (size_t)n_grid + 1);
-    for (int i = 0, g = 0; rc == 0 && i < p->n_params; i++)
-        if (p->params[i].kind == SWEEP_GRID) size[g++] = p->params[i].n;
-    for (long long gp = 0; rc == 0 && gp < grid_points; gp++) {
-        for (int k = 0; rc == 0 && k < (plan->samples ? plan->samples : 1); k++)
-            for (int s = 1; rc == 0 && s <= plan->seeds; s++) {
-                sweep_run *r = &t->runs[t->n++];
-                rc = sweep_make_run(p, idx, k, s, r);
-                if (rc == 0) rc = sweep_check_run(p, base_cfg, t->n - 1, r);
-            }
-        /* The next grid point: the last key moves fastest. */
-        for (int g = n_grid - 1; g >= 0; g--) {
-            if (++idx[g] < size[g]) break;
-            idx[g] = 0;
-        }
-    }
-    free(idx);
-    free(size);
-    CHECK(rc);
-    CHECK(sweep_check_unique(p->file, t,
-                             " (their values differ only in characters outside A-Z a-z 0-9 . _ "
-                             "= + -, which names leave out); make them differ in those"));
-    return FSNN_OK;
-}
-
 /* ---- loading ---- */
 
 /* Reads file `path` (at most max bytes); `name` stands for it in messages. */
-static int sweep_read_file(const char *path, const char *name, size_t max, char **text,
-                           size_t *len) {
+int sweep_read_file(const char *path, const char *name, size_t max, char **text, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return FAIL("%s: cannot open: %s", name, strerror(errno));
     int rc = XCALLOC(text, max + 2);
@@ -1040,216 +750,4 @@ void sweep_plan_free(sweep_plan *plan) {
     free(plan->text);
     plan->text = NULL;
     plan->text_len = 0;
-}
-
-const char *sweep_run_name(const sweep_run *r) {
-    const char *slash = strrchr(r->dir, '/');
-    return slash ? slash + 1 : r->dir;
-}
-
-void sweep_table_free(sweep_table *t) {
-    for (int i = 0; i < t->n; i++) {
-        free(t->runs[i].dir);
-        free(t->runs[i].config);
-        sweep_free_list(t->runs[i].args, t->runs[i].n_args);
-    }
-    free(t->runs);
-    t->runs = NULL;
-    t->n = 0;
-}
-
-/* ---- runs.tsv ---- */
-
-static const char sweep_tsv_header[] = "id\tdir\tconfig\targs";
-
-static int sweep_field_ok(const char *s) {
-    if (!*s) return 0;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) return 0;
-    return 1;
-}
-
-int sweep_tsv_format(const sweep_table *t, char **text, size_t *len) {
-    *text = NULL;
-    *len = 0;
-    FILE *mem = open_memstream(text, len);
-    if (!mem) return FAIL("cannot buffer runs.tsv: %s", strerror(errno));
-    fprintf(mem, "%s\n", sweep_tsv_header);
-    int rc = FSNN_OK;
-    for (int i = 0; rc == 0 && i < t->n; i++) {
-        const sweep_run *r = &t->runs[i];
-        if (!sweep_field_ok(r->dir) || !sweep_field_ok(r->config))
-            rc = FAIL("runs.tsv: run %d: empty path or one with a byte outside printable ASCII", i);
-        fprintf(mem, "%d\t%s\t%s", i, r->dir, r->config);
-        for (int a = 0; rc == 0 && a < r->n_args; a++) {
-            if (!sweep_field_ok(r->args[a]))
-                rc = FAIL("runs.tsv: run %d: argument %d is empty or holds a byte outside "
-                          "printable ASCII",
-                          i, a + 1);
-            fprintf(mem, "\t%s", r->args[a]);
-        }
-        fputc('\n', mem);
-    }
-    if (fclose(mem) != 0 && rc == 0) rc = FAIL("cannot buffer runs.tsv: %s", strerror(errno));
-    if (rc != 0) {
-        free(*text);
-        *text = NULL;
-        *len = 0;
-    }
-    return rc;
-}
-
-int sweep_tsv_write(const char *path, const sweep_table *t) {
-    char *text = NULL;
-    size_t len = 0;
-    CHECK(sweep_tsv_format(t, &text, &len));
-    int rc = fsutil_write_atomic(path, text, len);
-    free(text);
-    CHECK(rc);
-    return FSNN_OK;
-}
-
-/* A run argument: section.key=value with a key of [a-z0-9_] words. */
-static int sweep_arg_ok(const char *arg) {
-    const char *eq = strchr(arg, '=');
-    if (!eq || eq == arg) return 0;
-    int dots = 0;
-    for (const char *c = arg; c < eq; c++) {
-        if (*c == '.') {
-            if (c == arg || c[-1] == '.' || c + 1 == eq) return 0;
-            dots++;
-        } else if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) && *c != '_') {
-            return 0;
-        }
-    }
-    return dots == 1;
-}
-
-/* Parses one row (NUL-terminated, tabs intact) into r. */
-static int sweep_tsv_row(const char *name, int line, int id, char *row, sweep_run *r) {
-    int n_fields = 1;
-    for (char *c = row; *c; c++)
-        n_fields += *c == '\t';
-    if (n_fields < 5)
-        return FAIL("%s:%d: %d fields; a run has id, dir, config and at least the args run.seed "
-                    "and run.dir",
-                    name, line, n_fields);
-    char **f = NULL;
-    CHECK(XCALLOC(&f, (size_t)n_fields));
-    int k = 0;
-    for (char *s = row;; s++) {
-        f[k++] = s;
-        s = strchr(s, '\t');
-        if (!s) break;
-        *s = '\0';
-    }
-    int rc = FSNN_OK;
-    for (int i = 0; rc == 0 && i < n_fields; i++)
-        if (!*f[i]) rc = FAIL("%s:%d: field %d is empty", name, line, i + 1);
-    char expect[16];
-    snprintf(expect, sizeof expect, "%d", id);
-    if (rc == 0 && strcmp(f[0], expect))
-        rc = FAIL("%s:%d: id '%.20s' where %d was expected (ids are 0, 1, 2, ... in order)", name,
-                  line, f[0], id);
-    if (rc == 0 && (f[1][0] != '/' || f[2][0] != '/'))
-        rc = FAIL("%s:%d: the %s '%.80s' is not an absolute path", name, line,
-                  f[1][0] != '/' ? "dir" : "config", f[1][0] != '/' ? f[1] : f[2]);
-    int seeds = 0, dirs = 0;
-    for (int i = 3; rc == 0 && i < n_fields; i++) {
-        if (!sweep_arg_ok(f[i]))
-            rc = FAIL("%s:%d: argument %d '%.80s' is not section.key=value", name, line, i - 2,
-                      f[i]);
-        else if (!strncmp(f[i], "run.seed=", 9))
-            seeds++;
-        else if (!strncmp(f[i], "run.dir=", 8)) {
-            dirs++;
-            if (strcmp(f[i] + 8, f[1]))
-                rc = FAIL("%s:%d: run.dir=%.80s differs from the dir column %.80s", name, line,
-                          f[i] + 8, f[1]);
-        }
-    }
-    if (rc == 0 && (seeds != 1 || dirs != 1))
-        rc = FAIL("%s:%d: a run needs exactly one run.seed and one run.dir argument (found %d "
-                  "and %d)",
-                  name, line, seeds, dirs);
-    if (rc == 0) {
-        r->dir = sweep_strndup(f[1], strlen(f[1]));
-        r->config = sweep_strndup(f[2], strlen(f[2]));
-        rc = XCALLOC(&r->args, (size_t)n_fields - 3);
-        for (int i = 3; rc == 0 && i < n_fields; i++) {
-            r->args[r->n_args] = sweep_strndup(f[i], strlen(f[i]));
-            if (!r->args[r->n_args++]) rc = FAIL("out of memory");
-        }
-        if (rc == 0 && (!r->dir || !r->config)) rc = FAIL("out of memory");
-    }
-    free(f);
-    return rc;
-}
-
-int sweep_tsv_parse(const char *name, const char *text, size_t len, sweep_table *t) {
-    memset(t, 0, sizeof *t);
-    if (len == 0)
-        return FAIL("%s: empty; expected the header line 'id<TAB>dir<TAB>config<TAB>args'", name);
-    if (text[len - 1] != '\n')
-        return FAIL("%s: the last line has no line end (a file cut short?)", name);
-    int lines = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '\n') {
-            lines++;
-            continue;
-        }
-        if (c == '\t' || (c >= 0x20 && c < 0x7f)) continue;
-        char shown[16];
-        sweep_show_char(c, shown, sizeof shown);
-        return FAIL("%s:%d: %s%s: runs.tsv is printable ASCII, fields separated by tabs", name,
-                    lines + 1, shown,
-                    c == '\r' ? " (CR: a Windows line end?)"
-                    : c == 0  ? " (NUL)"
-                              : "");
-    }
-    size_t head = strlen(sweep_tsv_header);
-    if (len < head + 1 || memcmp(text, sweep_tsv_header, head) || text[head] != '\n')
-        return FAIL("%s:1: expected the header 'id<TAB>dir<TAB>config<TAB>args'", name);
-    if (lines < 2) return FAIL("%s: no runs after the header", name);
-    if (lines - 1 > SWEEP_RUNS_MAX) return FAIL("%s: more than %d runs", name, SWEEP_RUNS_MAX);
-    CHECK(XCALLOC(&t->runs, (size_t)lines - 1));
-    char *row = NULL;
-    int rc = FSNN_OK;
-    const char *s = text + head + 1, *end = text + len;
-    for (int line = 2; rc == 0 && s < end; line++) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        size_t n = (size_t)(nl - s);
-        if (n == 0) {
-            rc = FAIL("%s:%d: empty line", name, line);
-            break;
-        }
-        free(row);
-        row = sweep_strndup(s, n);
-        if (!row) rc = FAIL("out of memory");
-        if (rc == 0) rc = sweep_tsv_row(name, line, t->n, row, &t->runs[t->n]);
-        t->n++;
-        s = nl + 1;
-    }
-    free(row);
-    if (rc == 0) {
-        /* Two rows with one directory would train into each other. */
-        rc = sweep_check_unique(name, t, "");
-    }
-    if (rc != 0) {
-        status_trace(__FILE__, __LINE__);
-        sweep_table_free(t);
-    }
-    return rc;
-}
-
-int sweep_tsv_read(const char *path, sweep_table *t) {
-    char *text = NULL;
-    size_t len = 0;
-    memset(t, 0, sizeof *t);
-    CHECK(sweep_read_file(path, path, (size_t)SWEEP_TSV_MAX, &text, &len));
-    int rc = sweep_tsv_parse(path, text, len, t);
-    free(text);
-    CHECK(rc);
-    return FSNN_OK;
 }

@@ -7,7 +7,7 @@
  *   squeue's output            `squeue --noheader --array --format=%i|%T|%r`:
  *                              "<job id>|<STATE>|<reason>" per line
  *
- * From both, sweepq_refine turns the state a run's files give (io/runstate)
+ * From both, sweepq_refine turns the state a run's files give (jobs/runstate)
  * into what is true on the cluster: a run whose job.state says running but
  * whose job SLURM no longer lists is lost; a run whose array task waits in
  * the queue is queued. Nothing here starts processes: the caller runs squeue
