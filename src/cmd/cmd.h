@@ -1,6 +1,7 @@
-/* cmd: commands of `fsnn` that live outside main.c. Each takes the
+/* cmd: the commands of `fsnn`, which main.c dispatches to. Each takes the
  * arguments after its name and returns the process exit code (0 done,
- * 1 failed, 2 usage, 3 stopped and resumable; docs/user-guide.md). */
+ * 1 failed, 2 usage, 3 stopped and resumable; docs/user-guide.md), or,
+ * where its comment says so, an fsnn status that main.c turns into one. */
 #ifndef FSNN_CMD_H
 #define FSNN_CMD_H
 

@@ -1,4 +1,4 @@
-/* fuzz_sweepq: the readers of io/sweepq on arbitrary bytes: squeue's
+/* fuzz_sweepq: the readers of jobs/sweepq on arbitrary bytes: squeue's
  * output, submissions.tsv, sbatch --parsable's answer and a run id list.
  * Each must succeed with consistent contents or fail with a message (a bad
  * squeue line is counted, not fatal); never crash or read out of bounds.

@@ -39,7 +39,7 @@ export TMPDIR="$work"
 # Where a sanitizer report's stacks fail, one word per stack that counts:
 # the first (the fault) or, in a leak report, each leaked allocation's. A
 # stack is "hdf5" when its first frame in libhdf5 or in fsnn's sources
-# (io/, src/, tests/) is in libhdf5, "fsnn" when it is in fsnn's, else
+# (io/, src/, jobs/, mpi/, tests/) is in libhdf5, "fsnn" when it is in fsnn's, else
 # "other". Sanitizer, libc and libFuzzer frames decide nothing.
 fault_places() {
     awk -v repo="$repo" '
@@ -47,6 +47,7 @@ fault_places() {
         /^ +#[0-9]+ / {
             if (!decided && $0 ~ /libhdf5/) { print "hdf5"; decided = 1 }
             if (!decided && (index($0, repo "/io/") || index($0, repo "/src/") ||
+                             index($0, repo "/jobs/") || index($0, repo "/mpi/") ||
                              index($0, repo "/tests/"))) { print "fsnn"; decided = 1 }
             inblock = 1
             next
