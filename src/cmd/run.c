@@ -67,7 +67,11 @@ static int run_net_split(fsnn_net **net, const fsnn_cfg *cfg, const grid_env *gr
     if (cfg->model_hidden > 0)
         return tpnet_create(net, cfg, grid, sh->c, sh->h, sh->w, sh->classes, bmax);
     fsnn_model *m = NULL;
-    CHECK(model_create(&m, cfg, sh->c, sh->h, sh->w, sh->classes));
+    int rc = model_create(&m, cfg, sh->c, sh->h, sh->w, sh->classes);
+    if (rc) {
+        model_destroy(&m); /* what a failed creation made so far */
+        return rc;
+    }
     if (!m->ml) {
         model_destroy(&m);
         return FAIL("parallel.model_ranks = %d: only fully connected nets 'N (FN)' (tensor "
@@ -85,7 +89,11 @@ int run_net(fsnn_net **net, optim **opt, const fsnn_cfg *cfg, const grid_env *gr
         CHECK(run_net_split(net, cfg, grid, sh, bmax));
     } else {
         fsnn_model *m = NULL;
-        CHECK(model_create(&m, cfg, sh->c, sh->h, sh->w, sh->classes));
+        int rc = model_create(&m, cfg, sh->c, sh->h, sh->w, sh->classes);
+        if (rc) {
+            model_destroy(&m); /* what a failed creation made so far */
+            return rc;
+        }
         CHECK(net_model_create(net, m, cfg, bmax));
     }
     return optim_create(opt, cfg, (*net)->n_params);
