@@ -34,6 +34,7 @@
 #   BENCH_CONFIGS="fmnist_fc_lif mnist_conv_if" bench/configs.sh   these configs only
 #   BENCH_SCALE=0.1 bench/configs.sh                   a tenth of the samples (a quick look)
 #   BENCH_FORMAT=markdown bench/configs.sh             rows as a Markdown table (docs/performance.md)
+#   BENCH_OVERRIDES="model.conv=im2col" bench/configs.sh   config overrides for every row
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build}
@@ -225,7 +226,7 @@ for c in "${configs[@]}"; do
     np=${np:-1}
     echo "bench: $c: $((epochs * limit)) training samples ($epochs x $limit), $ntest test, $np rank(s)" >&2
     args=(train "$cfg" "run.dir=$run" "data.path=$data" "data.train_limit=$limit" "data.test_limit=$ntest"
-        "train.epochs=$epochs" run.progress=plain)
+        "train.epochs=$epochs" run.progress=plain ${BENCH_OVERRIDES:-})
     t0=$(date +%s)
     if [ "$np" -gt 1 ]; then
         "$mpiexec" -np "$np" --oversubscribe --bind-to none bash -c \

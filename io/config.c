@@ -30,6 +30,7 @@ _Static_assert(sizeof(cfg_dataset) == sizeof(int), "cfg_dataset must be int-size
 _Static_assert(sizeof(cfg_solver) == sizeof(int), "cfg_solver must be int-sized");
 _Static_assert(sizeof(cfg_optim) == sizeof(int), "cfg_optim must be int-sized");
 _Static_assert(sizeof(cfg_spike_product) == sizeof(int), "cfg_spike_product must be int-sized");
+_Static_assert(sizeof(cfg_conv) == sizeof(int), "cfg_conv must be int-sized");
 _Static_assert(sizeof(cfg_fidelity) == sizeof(int), "cfg_fidelity must be int-sized");
 _Static_assert(sizeof(cfg_spectral) == sizeof(int), "cfg_spectral must be int-sized");
 _Static_assert(sizeof(cfg_loop_bn) == sizeof(int), "cfg_loop_bn must be int-sized");

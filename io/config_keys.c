@@ -13,6 +13,8 @@ static const config_choice config_dataset_names[] = {
     {"cifar100", DATASET_CIFAR100}, {"nmnist", DATASET_NMNIST}, {NULL, 0}};
 static const config_choice config_spike_names[] = {
     {"auto", SPIKE_AUTO}, {"dense", SPIKE_DENSE}, {"event", SPIKE_EVENT}, {NULL, 0}};
+static const config_choice config_conv_names[] = {
+    {"onednn", CONV_ONEDNN}, {"im2col", CONV_IM2COL}, {NULL, 0}};
 static const config_choice config_solver_names[] = {
     {"broyden", SOLVER_BROYDEN}, {"fixed_point", SOLVER_FIXED_POINT}, {"anderson", SOLVER_ANDERSON},
     {"exact", SOLVER_EXACT},     {"halving", SOLVER_HALVING},         {NULL, 0}};
@@ -106,6 +108,9 @@ static const config_opt config_table[] = {
     CONFIG_ENUMS("model.spike_product", model_spike_product, "auto", config_spike_names,
                  "feedback products W s and the adjoint's W^T (m ⊙ v): sgemm (dense), sums "
                  "over spikes or active neurons (event), or by density"),
+    CONFIG_ENUMS("model.conv", model_conv, "onednn", config_conv_names,
+                 "the dense convolutions (forward, input- and weight-VJP, transposed conv): "
+                 "oneDNN's direct kernels, or im2col + sgemm (docs/performance.md)"),
     CONFIG_ENUMS("model.fidelity", model_fidelity, "reference", config_fidelity_names,
                  "reference: the authors' algorithm, quirks included (raw scale g clamped where W "
                  "is formed, readout drawn as a linear layer's default, input BatchNorm's running "

@@ -28,6 +28,7 @@ packages=(
     libomp-dev               # omp.h for clang: the checkpoint harness builds src/ with clang
     libopenmpi-dev openmpi-bin
     libopenblas-dev libopenblas-openmp-dev liblapacke-dev libscalapack-openmpi-dev
+    libdnnl-dev              # oneDNN's convolutions (src/dnnconv.h)
     libhdf5-openmpi-dev hdf5-tools
     libinih-dev zlib1g-dev libssl-dev
     dataset-fashion-mnist

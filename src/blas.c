@@ -50,6 +50,10 @@ void blas_set_serial(int on) {
     blas_serial = on;
 }
 
+int blas_is_serial(void) {
+    return blas_serial;
+}
+
 void blas_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const float *x,
                float beta, float *y) {
     int team = blas_serial_begin();

@@ -27,6 +27,9 @@ void blas_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const
  * loops keep their threads. */
 void blas_set_serial(int on);
 
+/* 1 in serial mode. */
+int blas_is_serial(void);
+
 /* Process-wide totals of the floating-point operations done by blas_gemm
  * and the wall time spent in it, for reporting GFLOP/s of the dense parts
  * (bench/). Counting costs one clock read per call. */

@@ -31,6 +31,8 @@ typedef enum {
 } cfg_solver;
 typedef enum { OPTIM_SGD = 0, OPTIM_ADAM = 1 } cfg_optim;
 typedef enum { SPIKE_AUTO = 0, SPIKE_DENSE, SPIKE_EVENT } cfg_spike_product;
+/* The dense convolutions: oneDNN's direct kernels or im2col + sgemm (conv.h). */
+typedef enum { CONV_ONEDNN = 0, CONV_IM2COL } cfg_conv;
 /* model.fidelity (docs/fidelity.md): the authors' algorithm, quirks included,
  * or fsnn's own consistent variant. */
 typedef enum { FIDELITY_REFERENCE = 0, FIDELITY_FSNN = 1 } cfg_fidelity;
@@ -63,6 +65,7 @@ typedef struct {
     int model_hidden; /* N of a net "N (FN)" (config_resolve); 0 for the other nets */
     int model_time_steps;
     cfg_spike_product model_spike_product;
+    cfg_conv model_conv;
     cfg_fidelity model_fidelity;
     cfg_spectral model_spectral_norm; /* resolved: never AUTO */
     cfg_loop_bn model_loop_bn;        /* resolved: never AUTO */

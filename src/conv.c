@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "blas.h"
+#include "dnnconv.h"
+#include "log.h"
 #include "status.h"
 
 int conv_shape_init(conv_shape *s, int C, int H, int W, int O, int k, int stride, int pad) {
@@ -119,11 +121,38 @@ static void conv_forward_one(const conv_shape *s, const float *x, const float *W
     blas_gemm(0, 0, s->O, N, K, 1.0f, Wt, K, col, N, 1.0f, y, N);
 }
 
+/* oneDNN's map when s asks for it; 0 when it ran. A failure (no primitive
+ * for the shape, no memory) is said once and falls back to im2col + sgemm,
+ * whose results agree within float rounding. */
+static int conv_dnn_failed(int rc) {
+    static int said;
+    if (rc == 0) return 0;
+    if (!said) log_warn("conv: oneDNN failed (%s); im2col + sgemm instead", status_message());
+    said = 1;
+    status_clear();
+    return 1;
+}
+
 void conv_forward(const conv_shape *s, const float *x, const float *Wt, const float *b, float *y,
                   int B, float *ws) {
+    if (s->dnn && !conv_dnn_failed(dnnconv_forward(s, x, Wt, b, y, B))) return;
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
     for (int i = 0; i < B; i++)
         conv_forward_one(s, x + i * in, Wt, b, y + i * out, ws);
+}
+
+/* conv_vjp on oneDNN: 0 when it ran (else nothing was written). */
+static int conv_vjp_dnn(const conv_shape *s, const float *x, const float *Wt, const float *dy,
+                        float *dW, float *db, float *dx, int B) {
+    if (dx && conv_dnn_failed(dnnconv_backward_data(s, Wt, dy, dx, B))) return 1;
+    if (dW && conv_dnn_failed(dnnconv_backward_weights(s, x, dy, dW, db, B))) {
+        /* dx is written already; the fallback writes it again, the same map. */
+        return 1;
+    }
+    if (!dW && db)
+        for (int i = 0; i < B; i++)
+            conv_bias_grad(dy + (long)i * s->O * s->Ho * s->Wo, db, s->O, s->Ho * s->Wo);
+    return 0;
 }
 
 /* One sample's input-VJP: dx [C x H x W] = col2im(Wt^T dy). */
@@ -136,6 +165,7 @@ static void conv_input_vjp_one(const conv_shape *s, const float *Wt, const float
 
 void conv_vjp(const conv_shape *s, const float *x, const float *Wt, const float *dy, float *dW,
               float *db, float *dx, int B, float *ws) {
+    if (s->dnn && conv_vjp_dnn(s, x, Wt, dy, dW, db, dx, B) == 0) return;
     const int K = s->C * s->k * s->k, N = s->Ho * s->Wo;
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * N;
     for (int i = 0; i < B; i++) {
@@ -346,9 +376,10 @@ void conv_transpose_forward(const conv_transpose_shape *t, const float *x, const
                             const float *b, float *y, int B, float *ws) {
     const long in = (long)t->Cin * t->Hi * t->Wi, out = (long)t->Cout * t->Ho * t->Wo;
     const int hw = t->Ho * t->Wo;
+    const int dnn = t->conv.dnn && !conv_dnn_failed(dnnconv_backward_data(&t->conv, Wt, x, y, B));
     for (int i = 0; i < B; i++) {
         float *yi = y + i * out;
-        conv_input_vjp_one(&t->conv, Wt, x + i * in, yi, ws);
+        if (!dnn) conv_input_vjp_one(&t->conv, Wt, x + i * in, yi, ws);
         if (b)
             for (int o = 0; o < t->Cout; o++)
                 for (int q = 0; q < hw; q++)
@@ -361,6 +392,16 @@ void conv_transpose_vjp(const conv_transpose_shape *t, const float *x, const flo
     const conv_shape *c = &t->conv;
     const int K = t->Cout * t->k * t->k, N = t->Hi * t->Wi;
     const long in = (long)t->Cin * N, out = (long)t->Cout * t->Ho * t->Wo;
+    /* On oneDNN: dx is the conv's forward of dy, dW its weight-VJP at dy. */
+    if (c->dnn && (dx || dW)) {
+        int failed = dx && conv_dnn_failed(dnnconv_forward(c, dy, Wt, NULL, dx, B));
+        if (!failed && dW)
+            failed = conv_dnn_failed(dnnconv_backward_weights(c, dy, x, dW, NULL, B));
+        if (!failed) {
+            dx = NULL;
+            dW = NULL;
+        }
+    }
     for (int i = 0; i < B; i++) {
         const float *dyi = dy + i * out;
         if (db) conv_bias_grad(dyi, db, t->Cout, t->Ho * t->Wo);

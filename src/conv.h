@@ -53,6 +53,11 @@ typedef struct {
     int C, H, W;           /* input channels and size */
     int O, k, stride, pad; /* output channels, kernel (odd), stride (1, 2), padding */
     int Ho, Wo;            /* output size */
+    /* 1: the dense maps (forward, VJPs, and the transposed conv's built on
+     * them) run on oneDNN's direct convolutions (dnnconv.h) instead of im2col
+     * + sgemm; conv_shape_init sets 0. The event paths and the power
+     * iteration (one sample) keep conv.c's own code. */
+    int dnn;
 } conv_shape;
 
 /* Checks the arguments (positive sizes, odd k, stride 1 or 2, 0 <= pad < k,

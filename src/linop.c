@@ -54,6 +54,11 @@ int linop_deconv(linop *op, int C, int H, int W, int O, int k) {
     return FSNN_OK;
 }
 
+void linop_use_onednn(linop *op, int on) {
+    op->conv.dnn = op->kind == LINOP_CONV && on;
+    op->tconv.conv.dnn = op->kind == LINOP_DECONV && on;
+}
+
 size_t linop_ws_size(const linop *op) {
     if (op->kind == LINOP_DECONV) { /* linop_power runs the underlying conv */
         size_t a = conv_transpose_workspace_size(&op->tconv),

@@ -49,6 +49,10 @@ int linop_conv(linop *op, int C, int H, int W, int O, int k, int stride);
 /* The same with padding `pad` (the reference's N-MNIST input conv: 1). */
 int linop_conv_pad(linop *op, int C, int H, int W, int O, int k, int stride, int pad);
 
+/* A conv or transposed conv op's dense maps on oneDNN (on = 1, conv.h's
+ * conv_shape.dnn) or on im2col + sgemm (0); FC ops are left as they are. */
+void linop_use_onednn(linop *op, int on);
+
 /* Floats of `ws` one call needs (0 for FC). */
 size_t linop_ws_size(const linop *op);
 

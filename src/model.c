@@ -238,6 +238,8 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
         return FAIL("model: bad sizes (input %dx%dx%d, hidden %d, classes %d)", c, h, w,
                     cfg->model_hidden, n_out);
     CHECK(model_maps(m, cfg, c, h, w, n_out));
+    linop_use_onednn(&m->in_op, cfg->model_conv == CONV_ONEDNN);
+    linop_use_onednn(&m->fb_op, cfg->model_conv == CONV_ONEDNN);
     m->n_in = m->in_op.in;
     m->n = m->fb_op.in; /* the state: layer 1's output, or layer L's */
     m->n_out = n_out;

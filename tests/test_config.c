@@ -66,6 +66,7 @@ static void test_defaults(void) {
     EXPECT(c.model_hidden == 400, "model_hidden %d", c.model_hidden);
     EXPECT(c.model_time_steps == 5, "model.time_steps");
     EXPECT(c.model_spike_product == SPIKE_AUTO, "model.spike_product");
+    EXPECT(c.model_conv == CONV_ONEDNN, "model.conv");
     EXPECT(c.neuron_vth == 2.0f && c.neuron_leak == 1.0f, "neuron");
     EXPECT(c.solver_kind == SOLVER_BROYDEN, "solver.kind");
     EXPECT(c.solver_max_iters == 30, "solver.max_iters");
@@ -333,6 +334,7 @@ static void expect_same(const fsnn_cfg *a, const fsnn_cfg *b) {
     SAME(model_hidden);
     SAME(model_time_steps);
     SAME(model_spike_product);
+    SAME(model_conv);
     SAME(neuron_vth);
     SAME(neuron_leak);
     SAME(solver_kind);
@@ -399,6 +401,7 @@ static void test_round_trip(void) {
                                       "model.net=64 ( F64 )",
                                       "model.time_steps=30",
                                       "model.spike_product=event",
+                                      "model.conv=im2col",
                                       "model.fidelity=fsnn",
                                       "model.spectral_norm=kernel",
                                       "model.loop_bn=consistent",
@@ -468,7 +471,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 47, "%zu markdown rows", rows);
+            EXPECT(rows == 48, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }

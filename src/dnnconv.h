@@ -1,0 +1,44 @@
+/* dnnconv: the dense convolutions of conv.h through oneDNN's primitives
+ * (Debian's libdnnl 2.6, its C API).
+ *
+ * The same maps as conv_forward and conv_vjp, on the same NCHW float32
+ * arrays and [O x C x k x k] weights: oneDNN's direct convolutions (JIT
+ * kernels for the CPU's vector units) instead of im2col + sgemm. Each
+ * calling thread keeps its own primitives, one per (map, shape, batch),
+ * created at first use and reused; arrays enter and leave in the layout
+ * the primitive prefers through reorders held with it. oneDNN runs on the
+ * OpenMP threads of the calling context (inside a parallel region: the
+ * caller's thread alone).
+ *
+ * Results equal conv.h's within float rounding: the same terms added in
+ * another order. Whether they are the same bit for bit from one call to the
+ * next depends on the implementation oneDNN picks (dnnconv_impl names it);
+ * docs/performance.md gives what was measured. */
+#ifndef FSNN_DNNCONV_H
+#define FSNN_DNNCONV_H
+
+#include "conv.h"
+
+typedef enum { DNNCONV_FORWARD, DNNCONV_BACKWARD_DATA, DNNCONV_BACKWARD_WEIGHTS } dnnconv_map;
+
+/* y [B x O x Ho x Wo] = conv(x, Wt) + b, as conv_forward; b may be NULL. */
+int dnnconv_forward(const conv_shape *s, const float *x, const float *Wt, const float *b, float *y,
+                    int B);
+
+/* dx [B x C x H x W] = conv^T(dy), conv_vjp's dx (overwritten). */
+int dnnconv_backward_data(const conv_shape *s, const float *Wt, const float *dy, float *dx, int B);
+
+/* dW [O x C x k x k] += dL/dWt and, when db is not NULL, db [O] += dL/db,
+ * as conv_vjp. */
+int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *dy, float *dW,
+                             float *db, int B);
+
+/* The name of the implementation oneDNN picks for `map` of s at batch B
+ * (e.g. "jit:avx512_core"), into buf[size]. */
+int dnnconv_impl(const conv_shape *s, dnnconv_map map, int B, char *buf, size_t size);
+
+/* Frees the calling thread's primitives (tests, and before exit so that
+ * leak checkers see nothing held). */
+void dnnconv_release(void);
+
+#endif
