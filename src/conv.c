@@ -20,6 +20,7 @@ int conv_shape_init(conv_shape *s, int C, int H, int W, int O, int k, int stride
     if (H + 2 * pad < k || W + 2 * pad < k)
         return FAIL("conv: a %dx%d input with padding %d is smaller than the kernel %d", H, W, pad,
                     k);
+    s->dnn = 0;
     s->C = C;
     s->H = H;
     s->W = W;
