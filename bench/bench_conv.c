@@ -14,6 +14,7 @@
 #include "blas.h"
 #include "clock.h"
 #include "conv.h"
+#include "dnnconv.h"
 #include "linop.h"
 #include "rng.h"
 
@@ -48,15 +49,27 @@ static double bench_time(const bench_case *c, cfg_spike_product mode) {
     return best;
 }
 
-/* Spikes at each density from the uniforms r, then both paths timed. */
-static void bench_table(bench_case *c, float *sp, const float *r, long n) {
-    printf("%10s %12s %12s %8s\n", "density", "dense us", "event us", "speedup");
+/* Spikes at each density from the uniforms r, then the paths timed: dense
+ * on im2col + sgemm, dense on oneDNN (the shape's dnn flag), dense on
+ * oneDNN in bf16 (its bf16 flag: compute.sim_precision), event (float
+ * weights; in bf16 the same kernel adds rounded ones). The speedups are the
+ * event path's against oneDNN in float and in bf16. */
+static void bench_table(bench_case *c, conv_shape *dnn, float *sp, const float *r, long n) {
+    printf("%10s %11s %11s %11s %11s %8s %8s\n", "density", "im2col us", "oneDNN us", "bf16 us",
+           "event us", "vs f32", "vs bf16");
     for (size_t q = 0; q < N_DENS; q++) {
         for (long k = 0; k < n; k++)
             sp[k] = r[k] < dens[q] ? 1.0f : 0.0f;
+        dnn->dnn = 0;
+        double ti = bench_time(c, SPIKE_DENSE) * 1e6;
+        dnn->dnn = 1;
         double td = bench_time(c, SPIKE_DENSE) * 1e6;
+        dnn->bf16 = 1;
+        double tb = bench_time(c, SPIKE_DENSE) * 1e6;
+        dnn->bf16 = 0;
         double te = bench_time(c, SPIKE_EVENT) * 1e6;
-        printf("%10.3f %12.1f %12.1f %8.2f\n", dens[q], td, te, td / te);
+        printf("%10.3f %11.1f %11.1f %11.1f %11.1f %8.2f %8.2f\n", dens[q], ti, td, tb, te, td / te,
+               tb / te);
     }
 }
 
@@ -114,19 +127,24 @@ static void bench_adjoint(int B, const float *W, const float *r) {
     printf("adjoint product W^T (m ⊙ v) of the F64C5 feedback conv: B = %d, mask density = "
            "fraction of non-zero m\n",
            B);
-    printf("%10s %12s %12s %8s\n", "density", "dense us", "event us", "speedup");
+    printf("%10s %12s %12s %12s %8s\n", "density", "im2col us", "oneDNN us", "event us", "speedup");
     const double adens[] = {0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6};
     for (size_t q = 0; q < sizeof adens / sizeof adens[0]; q++) {
         for (long k = 0; k < n; k++)
             d[k] = r[k] < adens[q] ? 0.5f : 0.0f;
         linop_mask_lists(d, B, op.out, idx, nnz);
         bench_adj a = {&op, W, Wa, d, v, idx, nnz, dx, tmp, ws, B};
+        linop_use_onednn(&op, 0);
+        double ti = bench_adj_time(&a, SPIKE_DENSE) * 1e6;
+        linop_use_onednn(&op, 1);
         double td = bench_adj_time(&a, SPIKE_DENSE) * 1e6;
         double te = bench_adj_time(&a, SPIKE_EVENT) * 1e6;
-        printf("%10.3f %12.1f %12.1f %8.2f\n", adens[q], td, te, td / te);
+        printf("%10.3f %12.1f %12.1f %12.1f %8.2f\n", adens[q], ti, td, te,
+               (ti < td ? ti : td) / te);
     }
-    printf("speedup > 1: the event path is faster. fsnn takes it per sample below density %.3f\n",
-           CONV_ADJOINT_EVENT_DENSITY);
+    printf("speedup > 1: the event path is faster (against the faster dense path). fsnn takes it "
+           "per sample below density %.3f (im2col), %.3f (oneDNN)\n",
+           CONV_ADJOINT_EVENT_DENSITY, CONV_ADJOINT_EVENT_DENSITY_DNN);
     free(Wa);
     free(d);
     free(v);
@@ -167,19 +185,23 @@ int main(int argc, char **argv) {
            B, threads);
     conv_event_weights(&s, W, We);
     bench_case cc = {&s, NULL, sp, W, We, y, ws, B};
-    bench_table(&cc, sp, r, (long)B * 64 * 14 * 14);
-    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f\n\n",
-           CONV_EVENT_DENSITY);
+    bench_table(&cc, &s, sp, r, (long)B * 64 * 14 * 14);
+    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f "
+           "(im2col), %.3f (oneDNN), %.3f (bf16)\n\n",
+           CONV_EVENT_DENSITY, CONV_EVENT_DENSITY_DNN, CONV_EVENT_DENSITY_BF16);
 
     printf("transposed conv from spikes: B = %d, 96 -> 96 channels, 8x8 -> 16x16, k 3, "
            "stride 2, %d BLAS thread(s)\n",
            B, threads);
     conv_transpose_event_weights(&t, W, We);
     bench_case ct = {NULL, &t, sp, W, We, y, ws, B};
-    bench_table(&ct, sp, r, (long)B * 96 * 8 * 8);
-    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f\n\n",
-           CONV_TRANSPOSE_EVENT_DENSITY);
+    bench_table(&ct, &t.conv, sp, r, (long)B * 96 * 8 * 8);
+    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f "
+           "(im2col), %.3f (oneDNN), %.3f (bf16)\n\n",
+           CONV_TRANSPOSE_EVENT_DENSITY, CONV_TRANSPOSE_EVENT_DENSITY_DNN,
+           CONV_TRANSPOSE_EVENT_DENSITY_BF16);
     bench_adjoint(B, W, r);
+    dnnconv_release();
     free(W);
     free(We);
     free(sp);

@@ -4,8 +4,10 @@
  * adjoint's J^T and the input branch's VJP) and the weight-VJP (backward
  * weights) of every conv layer of AlexNet-F and CIFARNet-F (CIFAR-10 32x32,
  * batch 32) and of 64C5s (F64C5) (MNIST 28x28, batch 128), on the threads of
- * the process. The first line gives the roof: sgemm's rate on a large
- * square product (the machine's measured peak for these kernels).
+ * the process, and the forward of 0/1 spikes in bf16 (compute.sim_precision:
+ * the simulation's products). The first line gives the roof: sgemm's rate
+ * on a large square product (the machine's measured peak for these
+ * kernels in float).
  *
  *   bench_convlayers [threads]     default: the machine's cores */
 #include <stdio.h>
@@ -46,6 +48,8 @@ typedef struct {
     float *x, *w, *y, *dy, *dx, *dw, *ws;
 } bench_case;
 
+/* dnn: 0 im2col + sgemm, 1 oneDNN, 2 oneDNN in bf16 (the forward map of
+ * spikes in the simulation, compute.sim_precision; x is then 0/1). */
 static int bench_call(const bench_case *c, int op, int dnn) {
     if (!dnn) {
         if (op == FWD) conv_forward(c->s, c->x, c->w, NULL, c->y, c->B, c->ws);
@@ -53,7 +57,7 @@ static int bench_call(const bench_case *c, int op, int dnn) {
         if (op == BWD_WEIGHTS) conv_vjp(c->s, c->x, c->w, c->dy, c->dw, NULL, NULL, c->B, c->ws);
         return 0;
     }
-    if (op == FWD) return dnnconv_forward(c->s, c->x, c->w, NULL, c->y, c->B);
+    if (op == FWD) return dnnconv_forward_prec(c->s, c->x, c->w, NULL, c->y, c->B, dnn == 2);
     if (op == BWD_DATA) return dnnconv_backward_data(c->s, c->w, c->dy, c->dx, c->B);
     return dnnconv_backward_weights(c->s, c->x, c->dy, c->dw, NULL, c->B);
 }
@@ -99,9 +103,9 @@ int main(int argc, char **argv) {
     int threads = blas_set_threads(argc > 1 ? atoi(argv[1]) : 0);
     printf("threads %d; roof: sgemm %dx%dx%d at %.0f GFLOP/s\n", threads, 2048, 2048, 2048,
            bench_sgemm_peak(2048));
-    printf("%-10s %-18s %4s %-22s | %9s %9s | %9s %9s | %9s %9s | %s\n", "net", "layer", "B",
-           "shape", "fwd i2c", "fwd dnn", "bwd-d i2c", "bwd-d dnn", "bwd-w i2c", "bwd-w dnn",
-           "oneDNN kernel (fwd)");
+    printf("%-10s %-18s %4s %-22s | %9s %9s %9s | %9s %9s | %9s %9s | %s\n", "net", "layer", "B",
+           "shape", "fwd i2c", "fwd dnn", "fwd bf16", "bwd-d i2c", "bwd-d dnn", "bwd-w i2c",
+           "bwd-w dnn", "oneDNN kernel (fwd; bf16)");
     for (size_t i = 0; i < N_LAYERS; i++) {
         const layer *l = &layers[i];
         conv_shape s;
@@ -125,11 +129,15 @@ int main(int argc, char **argv) {
                 double t = bench_time(&c, op, dnn);
                 r[2 * op + dnn] = t > 0 ? gflop / t : 0.0;
             }
-        char shape[32], impl[64] = "?";
+        for (long q = 0; q < nx; q++) /* spikes at a rate of 0.2 for the bf16 forward */
+            c.x[q] = c.x[q] < 0.2f ? 1.0f : 0.0f;
+        double tb = bench_time(&c, FWD, 2), rb = tb > 0 ? gflop / tb : 0.0;
+        char shape[32], impl[64] = "?", implb[64] = "?";
         snprintf(shape, sizeof shape, "%dx%dx%d->%dx%dx%d", l->C, l->H, l->W, l->O, s.Ho, s.Wo);
-        dnnconv_impl(&s, DNNCONV_FORWARD, l->B, impl, sizeof impl);
-        printf("%-10s %-18s %4d %-22s | %9.0f %9.0f | %9.0f %9.0f | %9.0f %9.0f | %s\n", l->net,
-               l->name, l->B, shape, r[0], r[1], r[2], r[3], r[4], r[5], impl);
+        dnnconv_impl(&s, DNNCONV_FORWARD, l->B, 0, impl, sizeof impl);
+        dnnconv_impl(&s, DNNCONV_FORWARD, l->B, 1, implb, sizeof implb);
+        printf("%-10s %-18s %4d %-22s | %9.0f %9.0f %9.0f | %9.0f %9.0f | %9.0f %9.0f | %s; %s\n",
+               l->net, l->name, l->B, shape, r[0], r[1], rb, r[2], r[3], r[4], r[5], impl, implb);
         free(c.x);
         free(c.w);
         free(c.y);

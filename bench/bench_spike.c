@@ -12,9 +12,11 @@
 
 #include "blas.h"
 #include "clock.h"
+#include "dnnmm.h"
 #include "linop.h"
 #include "neuron.h"
 #include "rng.h"
+#include "status.h"
 
 static double bench_time(const float *s, const float *W, const float *Wt, float *cur, int *idx,
                          int B, int n, int event) {
@@ -22,6 +24,21 @@ static double bench_time(const float *s, const float *W, const float *Wt, float 
     double t0 = clock_seconds(), el = 0.0;
     do {
         neuron_spike_product(s, W, Wt, cur, idx, B, n, event);
+        reps++;
+        el = clock_seconds() - t0;
+    } while (el < 0.2);
+    return el / reps;
+}
+
+/* The same product in bf16 on oneDNN's matmul (compute.sim_precision). */
+static double bench_bf16_time(const float *s, const float *W, float *cur, int B, int n) {
+    int reps = 0;
+    double t0 = clock_seconds(), el = 0.0;
+    do {
+        if (dnnmm_spike(s, W, cur, B, n, n)) {
+            fprintf(stderr, "bench_spike: %s\n", status_message());
+            exit(1);
+        }
         reps++;
         el = clock_seconds() - t0;
     } while (el < 0.2);
@@ -98,18 +115,22 @@ int main(int argc, char **argv) {
             Wt[(long)j * n + i] = W[(long)i * n + j];
     rng_uniform_fill(1, RNG_TEST, 0, 1, r, bn);
     printf("W s for one batch: B = %d, n = %d, %d BLAS thread(s)\n", B, n, threads);
-    printf("%10s %12s %12s %8s\n", "density", "dense us", "event us", "speedup");
+    printf("%10s %12s %12s %12s %8s %8s\n", "density", "sgemm us", "bf16 us", "event us",
+           "vs sgemm", "vs bf16");
     const double dens[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4};
     for (size_t q = 0; q < sizeof dens / sizeof dens[0]; q++) {
         for (long k = 0; k < bn; k++)
             s[k] = r[k] < dens[q] ? 1.0f : 0.0f;
         double td = bench_time(s, W, Wt, cur, idx, B, n, 0) * 1e6;
+        double tb = bench_bf16_time(s, W, cur, B, n) * 1e6;
         double te = bench_time(s, W, Wt, cur, idx, B, n, 1) * 1e6;
-        printf("%10.3f %12.1f %12.1f %8.2f\n", dens[q], td, te, td / te);
+        printf("%10.3f %12.1f %12.1f %12.1f %8.2f %8.2f\n", dens[q], td, tb, te, td / te, tb / te);
     }
-    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f\n",
-           NEURON_EVENT_DENSITY);
+    printf("speedup > 1: the event path is faster. fsnn switches below density %.3f (float), "
+           "%.3f (bf16: compute.sim_precision)\n",
+           NEURON_EVENT_DENSITY, LINOP_FC_EVENT_DENSITY_BF16);
     bench_adjoint(W, r, B, n);
+    dnnmm_release();
     free(W);
     free(Wt);
     free(s);

@@ -5,9 +5,12 @@
 # (batch 128) with sgemm's measured rate as the roof (build/bench/
 # bench_convlayers), then training samples/s and phase seconds of the three
 # nets at T = 30 with each setting (bench/configs.sh rows; the CIFAR nets on
-# generated files). Says which OpenBLAS core ran.
+# generated files): im2col + sgemm, oneDNN in float, and oneDNN with the
+# simulation's products in bf16 (compute.sim_precision). AlexNet-F runs at
+# batch 32, the others at their configs' batch (128). Says which OpenBLAS
+# core ran.
 #
-#   bench/conv.sh                 (about 5 minutes on 2 cores)
+#   bench/conv.sh                 (about 10 minutes on 2 cores)
 #   BENCH_SCALE=0.5 bench/conv.sh half the training samples per row
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,9 +19,10 @@ build=${BUILD_DIR:-$repo/build}
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$build/bench/bench_convlayers"
 echo
-nets="mnist_conv_if cifar10_alexnet_t30 cifar10_cifarnet_t30"
-for conv in im2col onednn; do
-    echo "training with model.conv=$conv:"
-    BUILD_DIR=$build BENCH_CONFIGS=$nets BENCH_OVERRIDES="model.conv=$conv" BENCH_FORMAT=markdown \
-        bash "$repo/bench/configs.sh" 2>/dev/null | grep '^| [a-z]'
+for setting in "model.conv=im2col" "model.conv=onednn" "model.conv=onednn compute.sim_precision=bf16"; do
+    echo "training with $setting:"
+    for row in "mnist_conv_if cifar10_cifarnet_t30|" "cifar10_alexnet_t30|train.batch=32"; do
+        BUILD_DIR=$build BENCH_CONFIGS=${row%|*} BENCH_OVERRIDES="$setting ${row#*|}" \
+            BENCH_FORMAT=markdown bash "$repo/bench/configs.sh" 2>/dev/null | grep '^| [a-z]'
+    done
 done

@@ -31,6 +31,7 @@ _Static_assert(sizeof(cfg_solver) == sizeof(int), "cfg_solver must be int-sized"
 _Static_assert(sizeof(cfg_optim) == sizeof(int), "cfg_optim must be int-sized");
 _Static_assert(sizeof(cfg_spike_product) == sizeof(int), "cfg_spike_product must be int-sized");
 _Static_assert(sizeof(cfg_conv) == sizeof(int), "cfg_conv must be int-sized");
+_Static_assert(sizeof(cfg_sim_precision) == sizeof(int), "cfg_sim_precision must be int-sized");
 _Static_assert(sizeof(cfg_fidelity) == sizeof(int), "cfg_fidelity must be int-sized");
 _Static_assert(sizeof(cfg_spectral) == sizeof(int), "cfg_spectral must be int-sized");
 _Static_assert(sizeof(cfg_loop_bn) == sizeof(int), "cfg_loop_bn must be int-sized");
@@ -715,6 +716,10 @@ int config_resolve(const char *origin, fsnn_cfg *cfg) {
         cfg->model_loop_bn = ref ? LOOP_BN_REFERENCE : LOOP_BN_CONSISTENT;
     if (cfg->data_event_average == EVENT_AVG_AUTO)
         cfg->data_event_average = ref ? EVENT_AVG_INPLACE : EVENT_AVG_CLEAN;
+    if (cfg->compute_sim_precision == SIM_BF16 && cfg->model_conv == CONV_IM2COL)
+        return FAIL("%s: key 'compute.sim_precision': bf16 runs on oneDNN; it needs "
+                    "model.conv = onednn, not im2col",
+                    origin);
     return FSNN_OK;
 }
 

@@ -41,7 +41,7 @@ typedef struct {
  * config_opts[0 .. CONFIG_N_OPTS-1]. The count is a constant so that
  * config.c can size per-key arrays; config_keys.c asserts that it is the
  * table's length. */
-#define CONFIG_N_OPTS 48
+#define CONFIG_N_OPTS 49
 extern const config_opt *const config_opts;
 
 #endif

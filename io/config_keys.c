@@ -15,6 +15,8 @@ static const config_choice config_spike_names[] = {
     {"auto", SPIKE_AUTO}, {"dense", SPIKE_DENSE}, {"event", SPIKE_EVENT}, {NULL, 0}};
 static const config_choice config_conv_names[] = {
     {"onednn", CONV_ONEDNN}, {"im2col", CONV_IM2COL}, {NULL, 0}};
+static const config_choice config_precision_names[] = {
+    {"fp32", SIM_FP32}, {"bf16", SIM_BF16}, {NULL, 0}};
 static const config_choice config_solver_names[] = {
     {"broyden", SOLVER_BROYDEN}, {"fixed_point", SOLVER_FIXED_POINT}, {"anderson", SOLVER_ANDERSON},
     {"exact", SOLVER_EXACT},     {"halving", SOLVER_HALVING},         {NULL, 0}};
@@ -131,6 +133,10 @@ static const config_opt config_table[] = {
     CONFIG_INTEGER("model.input_padding", CONFIG_INT, model_input_padding, "-1", -1, 64,
                    "zero padding of layer 1's input convolution; -1 = kernel / 2 (the reference's "
                    "N-MNIST net uses 1)"),
+    CONFIG_ENUMS("compute.sim_precision", compute_sim_precision, "fp32", config_precision_names,
+                 "the simulation's spike products (feedback and layer to layer): float, or bf16 "
+                 "weights times exact spikes with float sums on CPUs with AVX512_BF16; the adjoint "
+                 "and the gradients stay float (docs/performance.md)"),
     CONFIG_NUM("neuron.vth", CONFIG_FLOAT, neuron_vth, "2", 0, 1, HUGE_VAL, 0,
                "firing threshold V_th"),
     CONFIG_NUM("neuron.leak", CONFIG_FLOAT, neuron_leak, "1", 0, 1, 1, 0,

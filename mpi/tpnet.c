@@ -225,6 +225,10 @@ static const net_ops tpnet_ops = {
 int tpnet_create(fsnn_net **out, const fsnn_cfg *cfg, const grid_env *grid, int c, int h, int w,
                  int n_out, int bmax) {
     *out = NULL;
+    /* tpfc's products are its own sgemm calls over weight blocks. */
+    if (cfg->compute_sim_precision != SIM_FP32)
+        return FAIL("compute.sim_precision = bf16 is not available with parallel.model_ranks > 1 "
+                    "(tensor parallel); use fp32");
     fsnn_net *n = calloc(1, sizeof *n);
     tpnet_impl *s = calloc(1, sizeof *s);
     if (!n || !s) {

@@ -33,6 +33,9 @@ typedef enum { OPTIM_SGD = 0, OPTIM_ADAM = 1 } cfg_optim;
 typedef enum { SPIKE_AUTO = 0, SPIKE_DENSE, SPIKE_EVENT } cfg_spike_product;
 /* The dense convolutions: oneDNN's direct kernels or im2col + sgemm (conv.h). */
 typedef enum { CONV_ONEDNN = 0, CONV_IM2COL } cfg_conv;
+/* compute.sim_precision: the simulation's spike products in float, or in
+ * bf16 with float sums (linop.h's linop_set_sim_bf16). */
+typedef enum { SIM_FP32 = 0, SIM_BF16 } cfg_sim_precision;
 /* model.fidelity (docs/fidelity.md): the authors' algorithm, quirks included,
  * or fsnn's own consistent variant. */
 typedef enum { FIDELITY_REFERENCE = 0, FIDELITY_FSNN = 1 } cfg_fidelity;
@@ -70,6 +73,8 @@ typedef struct {
     cfg_spectral model_spectral_norm; /* resolved: never AUTO */
     cfg_loop_bn model_loop_bn;        /* resolved: never AUTO */
     int model_input_padding;          /* of layer 1's conv; -1 = k/2 */
+    /* [compute] */
+    cfg_sim_precision compute_sim_precision;
     /* [neuron] */
     float neuron_vth;
     float neuron_leak; /* 1 = IF */

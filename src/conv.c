@@ -21,6 +21,7 @@ int conv_shape_init(conv_shape *s, int C, int H, int W, int O, int k, int stride
         return FAIL("conv: a %dx%d input with padding %d is smaller than the kernel %d", H, W, pad,
                     k);
     s->dnn = 0;
+    s->bf16 = 0;
     s->C = C;
     s->H = H;
     s->W = W;
@@ -40,7 +41,10 @@ static size_t conv_max(size_t a, size_t b) {
 size_t conv_workspace_size(const conv_shape *s) {
     size_t hw = (size_t)s->Ho * s->Wo;
     size_t in = (size_t)s->C * s->H * s->W; /* conv_masked_vjp_event's accumulator */
-    return conv_max(conv_max((size_t)s->C * s->k * s->k * hw, hw * s->O), in);
+    /* conv_event_one: its accumulator, its lists and their cursor (ints in
+     * float slots) */
+    size_t event = hw * s->O + 2 * (size_t)s->H * s->W + 1 + in;
+    return conv_max(conv_max((size_t)s->C * s->k * s->k * hw, event), in);
 }
 
 /* col [C k k x Ho Wo]: row (c, ky, kx), column (yo, xo) holds
@@ -134,12 +138,18 @@ static int conv_dnn_failed(int rc) {
     return 1;
 }
 
-void conv_forward(const conv_shape *s, const float *x, const float *Wt, const float *b, float *y,
-                  int B, float *ws) {
-    if (s->dnn && !conv_dnn_failed(dnnconv_forward(s, x, Wt, b, y, B))) return;
+/* conv_forward, in bf16 on oneDNN when bf16 = 1 (conv_shape's bf16). */
+static void conv_forward_prec(const conv_shape *s, const float *x, const float *Wt, const float *b,
+                              float *y, int B, float *ws, int bf16) {
+    if (s->dnn && !conv_dnn_failed(dnnconv_forward_prec(s, x, Wt, b, y, B, bf16))) return;
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
     for (int i = 0; i < B; i++)
         conv_forward_one(s, x + i * in, Wt, b, y + i * out, ws);
+}
+
+void conv_forward(const conv_shape *s, const float *x, const float *Wt, const float *b, float *y,
+                  int B, float *ws) {
+    conv_forward_prec(s, x, Wt, b, y, B, ws, 0);
 }
 
 /* conv_vjp on oneDNN: 0 when it ran (else nothing was written). */
@@ -197,6 +207,20 @@ void conv_event_weights(const conv_shape *s, const float *Wt, float *We) {
                         Wt[(((long)o * s->C + c) * k + ky) * k + kx];
 }
 
+double conv_event_density(const conv_shape *s) {
+    if (!s->dnn) return CONV_EVENT_DENSITY;
+    return s->bf16 ? CONV_EVENT_DENSITY_BF16 : CONV_EVENT_DENSITY_DNN;
+}
+
+double conv_transpose_event_density(const conv_shape *s) {
+    if (!s->dnn) return CONV_TRANSPOSE_EVENT_DENSITY;
+    return s->bf16 ? CONV_TRANSPOSE_EVENT_DENSITY_BF16 : CONV_TRANSPOSE_EVENT_DENSITY_DNN;
+}
+
+double conv_adjoint_density(const conv_shape *s) {
+    return s->dnn ? CONV_ADJOINT_EVENT_DENSITY_DNN : CONV_ADJOINT_EVENT_DENSITY;
+}
+
 /* Fraction of non-zero entries. */
 static double conv_density(const float *sp, long count) {
     long nnz = 0;
@@ -226,13 +250,14 @@ static void conv_taps(int i, int pad, int k, int stride, int n, int *lo, int *hi
     *hi = t < k - 1 ? t : k - 1;
 }
 
-/* One sample of the event-driven conv: acc [Ho Wo x O] gathers, for every
+/* One sample of the event-driven conv by scatter (the faster form at low
+ * densities, below CONV_GATHER_DENSITY): acc [Ho Wo x O] gathers, for every
  * active input (c, yi, xi) and tap (ky, kx) that reaches an output, the
  * kernel taps We[c,ky,k-1-kx,:] at that output (yo stride - pad + ky = yi,
  * likewise xo). The tap ranges are worked out per input so that the inner
  * loop is only a contiguous vector add. */
-static void conv_event_one(const conv_shape *s, const float *sp, const float *We, const float *b,
-                           float *y, float *acc) {
+static void conv_event_scatter(const conv_shape *s, const float *sp, const float *We,
+                               const float *b, float *y, float *acc) {
     const int k = s->k, st = s->stride, p = s->pad, O = s->O, Ho = s->Ho, Wo = s->Wo;
     const int sh = st - 1; /* division by the stride (1 or 2) as a shift */
     memset(acc, 0, sizeof(float) * (size_t)Ho * Wo * O);
@@ -273,13 +298,155 @@ static void conv_event_one(const conv_shape *s, const float *sp, const float *We
     conv_store_acc(acc, b, y, O, Ho * Wo);
 }
 
+/* Below this fraction of active inputs a sample's event conv scatters each
+ * input's taps (conv_event_scatter) rather than gathering each output's
+ * (conv_event_one): bench/bench_conv on the F64C5 feedback conv (batch 128,
+ * one thread) measured gather 0.6x the speed of scatter at 0.02 and 1.1x at
+ * 0.1, 1.2x at 0.2, 1.4x at 0.4. */
+#define CONV_GATHER_DENSITY 0.07
+
+/* Sixteen floats as one vector (GCC's and clang's vector extension: one
+ * AVX-512 register here, two AVX ones elsewhere); aligned(4) lets it load
+ * from any float. */
+typedef float conv_v16 __attribute__((vector_size(64), aligned(4)));
+#define CONV_V 16
+
+/* For each input position q of one sample's spikes sp [C x H W]: the
+ * channels that spiked, chan[start[q] .. start[q + 1]) in ascending order
+ * (a counting sort; the scans run along sp's rows). cursor [hw] is
+ * borrowed. */
+static void conv_active_lists(const float *sp, int C, int hw, int *start, int *chan, int *cursor) {
+    memset(start, 0, sizeof(int) * (size_t)(hw + 1));
+    for (int c = 0; c < C; c++)
+        for (int q = 0; q < hw; q++)
+            start[q + 1] += sp[(long)c * hw + q] != 0.0f;
+    for (int q = 0; q < hw; q++) {
+        start[q + 1] += start[q];
+        cursor[q] = start[q];
+    }
+    for (int c = 0; c < C; c++)
+        for (int q = 0; q < hw; q++)
+            if (sp[(long)c * hw + q] != 0.0f) chan[cursor[q]++] = c;
+}
+
+/* The kernel taps of output (yo, xo) that read an input: ky0..ky1 and
+ * kx0..kx1, with input (yo st - p + ky, xo st - p + kx). */
+typedef struct {
+    int iy, ix; /* input read by tap (0, 0) */
+    int ky0, ky1, kx0, kx1;
+} conv_window;
+
+static conv_window conv_window_at(const conv_shape *s, int yo, int xo) {
+    conv_window w;
+    w.iy = yo * s->stride - s->pad;
+    w.ix = xo * s->stride - s->pad;
+    w.ky0 = w.iy < 0 ? -w.iy : 0;
+    w.ky1 = s->H - 1 - w.iy < s->k - 1 ? s->H - 1 - w.iy : s->k - 1;
+    w.kx0 = w.ix < 0 ? -w.ix : 0;
+    w.kx1 = s->W - 1 - w.ix < s->k - 1 ? s->W - 1 - w.ix : s->k - 1;
+    return w;
+}
+
+/* a [4 x 16] = the sum, over the window's taps and the channels that spiked
+ * at each tap's input, of We's rows (output channels o0 .. o0 + 63): the
+ * accumulators stay in registers and only the weights are read. */
+static void conv_gather64(const conv_shape *s, const conv_window *w, const int *start,
+                          const int *chan, const float *We, int o0, float *a) {
+    const int k = s->k, O = s->O;
+    /* Two sets of accumulators, for alternate terms: an add waits for the
+     * previous add into the same register, and one set alone would leave
+     * the vector units idle most of the time. */
+    conv_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+    for (int ky = w->ky0; ky <= w->ky1; ky++)
+        for (int kx = w->kx0; kx <= w->kx1; kx++) {
+            const int q = (w->iy + ky) * s->W + w->ix + kx;
+            const float *base = We + ((long)ky * k + k - 1 - kx) * O + o0;
+            const long step = (long)k * k * O;
+            int t = start[q];
+            for (; t + 1 < start[q + 1]; t += 2) {
+                const float *r = base + chan[t] * step, *u = base + chan[t + 1] * step;
+                a0 += *(const conv_v16 *)r;
+                a1 += *(const conv_v16 *)(r + CONV_V);
+                a2 += *(const conv_v16 *)(r + 2 * CONV_V);
+                a3 += *(const conv_v16 *)(r + 3 * CONV_V);
+                b0 += *(const conv_v16 *)u;
+                b1 += *(const conv_v16 *)(u + CONV_V);
+                b2 += *(const conv_v16 *)(u + 2 * CONV_V);
+                b3 += *(const conv_v16 *)(u + 3 * CONV_V);
+            }
+            if (t < start[q + 1]) {
+                const float *r = base + chan[t] * step;
+                a0 += *(const conv_v16 *)r;
+                a1 += *(const conv_v16 *)(r + CONV_V);
+                a2 += *(const conv_v16 *)(r + 2 * CONV_V);
+                a3 += *(const conv_v16 *)(r + 3 * CONV_V);
+            }
+        }
+    *(conv_v16 *)a = a0 + b0;
+    *(conv_v16 *)(a + CONV_V) = a1 + b1;
+    *(conv_v16 *)(a + 2 * CONV_V) = a2 + b2;
+    *(conv_v16 *)(a + 3 * CONV_V) = a3 + b3;
+}
+
+/* The same for output channels o0 .. o1 - 1 (fewer than 64), one at a time
+ * in the same order of terms. */
+static void conv_gather_rest(const conv_shape *s, const conv_window *w, const int *start,
+                             const int *chan, const float *We, int o0, int o1, float *a) {
+    const int k = s->k, O = s->O;
+    for (int o = o0; o < o1; o++)
+        a[o - o0] = 0.0f;
+    for (int ky = w->ky0; ky <= w->ky1; ky++)
+        for (int kx = w->kx0; kx <= w->kx1; kx++) {
+            const int q = (w->iy + ky) * s->W + w->ix + kx;
+            const long tap = (long)ky * k + k - 1 - kx;
+            for (int t = start[q]; t < start[q + 1]; t++) {
+                const float *r = We + ((long)chan[t] * k * k + tap) * O;
+                for (int o = o0; o < o1; o++)
+                    a[o - o0] += r[o];
+            }
+        }
+}
+
+/* One sample of the event-driven conv: for every output position and block
+ * of output channels, the sum of the kernel taps We[c,ky,k-1-kx,:] of the
+ * inputs (c, yo st - p + ky, xo st - p + kx) that spiked, gathered in
+ * registers from per-position lists of active channels; then y = bias +
+ * acc^T. Blocks of 64 channels are the outer loop so that their slice of We
+ * stays in cache while every output reads it. ws holds acc [Ho Wo x O],
+ * then the lists and their cursor (conv_workspace_size). */
+static void conv_event_one(const conv_shape *s, const float *sp, const float *We, const float *b,
+                           float *y, float *ws) {
+    const int O = s->O, Ho = s->Ho, Wo = s->Wo, hw = s->H * s->W;
+    float *acc = ws;
+    int *start = (int *)(ws + (long)Ho * Wo * O), *chan = start + hw + 1;
+    long nnz = 0;
+    for (long i = 0; i < (long)s->C * hw; i++)
+        nnz += sp[i] != 0.0f;
+    if (nnz < CONV_GATHER_DENSITY * s->C * hw) {
+        conv_event_scatter(s, sp, We, b, y, ws);
+        return;
+    }
+    conv_active_lists(sp, s->C, hw, start, chan, chan + (long)s->C * hw);
+    for (int o0 = 0; o0 < O; o0 += 64)
+        for (int yo = 0; yo < Ho; yo++)
+            for (int xo = 0; xo < Wo; xo++) {
+                const conv_window w = conv_window_at(s, yo, xo);
+                float *a = acc + ((long)yo * Wo + xo) * O + o0;
+                if (o0 + 64 <= O)
+                    conv_gather64(s, &w, start, chan, We, o0, a);
+                else
+                    conv_gather_rest(s, &w, start, chan, We, o0, O, a);
+            }
+    conv_store_acc(acc, b, y, O, Ho * Wo);
+}
+
 int conv_spike_forward(const conv_shape *s, const float *sp, const float *Wt, const float *We,
                        const float *b, float *y, int B, float *ws, cfg_spike_product mode) {
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
     int event = mode == SPIKE_EVENT ||
-                (mode == SPIKE_AUTO && conv_density(sp, B * in) < CONV_EVENT_DENSITY);
+                (mode == SPIKE_AUTO && conv_density(sp, B * in) < conv_event_density(s));
     if (!event) {
-        conv_forward(s, sp, Wt, b, y, B, ws);
+        conv_forward_prec(s, sp, Wt, b, y, B, ws, s->bf16);
         return 0;
     }
     for (int i = 0; i < B; i++)
@@ -373,11 +540,13 @@ size_t conv_transpose_workspace_size(const conv_transpose_shape *t) {
     return conv_max(col, (size_t)t->Ho * t->Wo * t->Cout);
 }
 
-void conv_transpose_forward(const conv_transpose_shape *t, const float *x, const float *Wt,
-                            const float *b, float *y, int B, float *ws) {
+/* conv_transpose_forward, in bf16 on oneDNN when bf16 = 1. */
+static void conv_transpose_prec(const conv_transpose_shape *t, const float *x, const float *Wt,
+                                const float *b, float *y, int B, float *ws, int bf16) {
     const long in = (long)t->Cin * t->Hi * t->Wi, out = (long)t->Cout * t->Ho * t->Wo;
     const int hw = t->Ho * t->Wo;
-    const int dnn = t->conv.dnn && !conv_dnn_failed(dnnconv_backward_data(&t->conv, Wt, x, y, B));
+    const int dnn =
+        t->conv.dnn && !conv_dnn_failed(dnnconv_backward_data_prec(&t->conv, Wt, x, y, B, bf16));
     for (int i = 0; i < B; i++) {
         float *yi = y + i * out;
         if (!dnn) conv_input_vjp_one(&t->conv, Wt, x + i * in, yi, ws);
@@ -386,6 +555,11 @@ void conv_transpose_forward(const conv_transpose_shape *t, const float *x, const
                 for (int q = 0; q < hw; q++)
                     yi[(long)o * hw + q] += b[o];
     }
+}
+
+void conv_transpose_forward(const conv_transpose_shape *t, const float *x, const float *Wt,
+                            const float *b, float *y, int B, float *ws) {
+    conv_transpose_prec(t, x, Wt, b, y, B, ws, 0);
 }
 
 void conv_transpose_vjp(const conv_transpose_shape *t, const float *x, const float *Wt,
@@ -455,10 +629,11 @@ int conv_transpose_spike_forward(const conv_transpose_shape *t, const float *sp,
                                  const float *We, const float *b, float *y, int B, float *ws,
                                  cfg_spike_product mode) {
     const long in = (long)t->Cin * t->Hi * t->Wi, out = (long)t->Cout * t->Ho * t->Wo;
-    int event = mode == SPIKE_EVENT ||
-                (mode == SPIKE_AUTO && conv_density(sp, B * in) < CONV_TRANSPOSE_EVENT_DENSITY);
+    int event =
+        mode == SPIKE_EVENT ||
+        (mode == SPIKE_AUTO && conv_density(sp, B * in) < conv_transpose_event_density(&t->conv));
     if (!event) {
-        conv_transpose_forward(t, sp, Wt, b, y, B, ws);
+        conv_transpose_prec(t, sp, Wt, b, y, B, ws, t->conv.bf16);
         return 0;
     }
     for (int i = 0; i < B; i++)

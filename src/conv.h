@@ -26,28 +26,36 @@
 
 #include "cfg.h"
 
-/* Below this fraction of active inputs the event-driven conv is taken
- * instead of im2col + sgemm. bench/bench_conv on the F64C5 feedback conv
- * (64 -> 64 channels, 14x14, k 5, batch 128, one thread as in deterministic
- * mode) measured the crossover at a density of about 0.5 (event 2.5x faster
- * at 0.2, 1.28x at 0.4, 0.88x at 0.6; docs/performance.md). The event path
- * runs on one thread while sgemm may use two (fast mode), which would move
- * the crossover to about 0.25; 0.3 is right for one thread and close for
- * two. */
+/* Below these fractions of active inputs the event-driven conv is taken
+ * instead of the dense one; conv_event_density picks the one of a shape's
+ * dense path. bench/bench_conv on the F64C5 feedback conv (64 -> 64
+ * channels, 14x14, k 5, batch 128, one thread: the simulation runs one
+ * sample chunk per thread) measured, against im2col + sgemm, the event
+ * path 2.5x faster at a density of 0.2, 1.28x at 0.4, 0.88x at 0.6; against
+ * oneDNN, 1.5x at 0.1 and 0.92x at 0.2; against oneDNN in bf16 (twice as
+ * fast as in float), 1.06x at 0.05 and 0.78x at 0.1 (docs/performance.md
+ * has the tables). */
 #define CONV_EVENT_DENSITY 0.3
+#define CONV_EVENT_DENSITY_DNN 0.15
+#define CONV_EVENT_DENSITY_BF16 0.05
 
-/* The same for the transposed conv: bench/bench_conv on a 2x upscaling
- * (96 -> 96 channels, 8x8 -> 16x16, k 3, stride 2, one thread) measured the
- * crossover at about 0.3 (event 1.44x faster at 0.2, 0.72x at 0.4). */
+/* The same for the transposed conv on a 2x upscaling (96 -> 96 channels,
+ * 8x8 -> 16x16, k 3, stride 2, one thread): the crossover against im2col at
+ * about 0.3 (event 1.44x faster at 0.2, 0.72x at 0.4), against oneDNN at
+ * about 0.16 (1.4x at 0.1, 0.82x at 0.2), against oneDNN in bf16 at about
+ * 0.065 (1.18x at 0.05, 0.74x at 0.1). */
 #define CONV_TRANSPOSE_EVENT_DENSITY 0.2
+#define CONV_TRANSPOSE_EVENT_DENSITY_DNN 0.15
+#define CONV_TRANSPOSE_EVENT_DENSITY_BF16 0.06
 
 /* Below this fraction of listed outputs a sample's input-VJP from a sparse
  * dy (conv_masked_vjp_event, the adjoint's event path) is taken instead of
- * sgemm + col2im. bench/bench_conv on the F64C5 feedback conv (batch 128,
- * one thread) measured the event path 5.9x faster at a density of 0.1,
- * 1.7x at 0.4, 1.16x at 0.6: a crossover near 0.7 (docs/performance.md);
- * with two BLAS threads it lay above 0.6 as well on a busy node. */
+ * the dense VJP. bench/bench_conv on the F64C5 feedback conv (batch 128,
+ * one thread) measured the event path against sgemm + col2im 5.9x faster at
+ * a density of 0.1, 1.7x at 0.4, 1.16x at 0.6; against oneDNN 1.6x at 0.1,
+ * 1.27x at 0.15, 0.95x at 0.2 (docs/performance.md). */
 #define CONV_ADJOINT_EVENT_DENSITY 0.5
+#define CONV_ADJOINT_EVENT_DENSITY_DNN 0.2
 
 typedef struct {
     int C, H, W;           /* input channels and size */
@@ -58,6 +66,11 @@ typedef struct {
      * + sgemm; conv_shape_init sets 0. The event paths and the power
      * iteration (one sample) keep conv.c's own code. */
     int dnn;
+    /* 1: the dense path of conv_spike_forward (and of the transposed conv's
+     * conv_transpose_spike_forward), the simulation's products, runs on
+     * oneDNN in bf16: spikes exact, weights rounded, float sums
+     * (compute.sim_precision; needs dnn). conv_shape_init sets 0. */
+    int bf16;
 } conv_shape;
 
 /* Checks the arguments (positive sizes, odd k, stride 1 or 2, 0 <= pad < k,
@@ -84,10 +97,17 @@ void conv_vjp(const conv_shape *s, const float *x, const float *Wt, const float 
  * adjacent outputs. Recompute whenever Wt changes. */
 void conv_event_weights(const conv_shape *s, const float *Wt, float *We);
 
+/* The crossover densities of s's dense path (dnn, bf16): the forward map's
+ * CONV_EVENT_DENSITY*, the transposed conv's (s its underlying conv)
+ * CONV_TRANSPOSE_EVENT_DENSITY*, the adjoint's CONV_ADJOINT_EVENT_DENSITY*. */
+double conv_event_density(const conv_shape *s);
+double conv_transpose_event_density(const conv_shape *s);
+double conv_adjoint_density(const conv_shape *s);
+
 /* y = conv(sp, Wt) + b for spikes sp in {0, 1} [B x C x H x W]: im2col +
  * sgemm (SPIKE_DENSE), or (SPIKE_EVENT) for each active input its kernel
  * taps from We added to the outputs they reach; SPIKE_AUTO takes the event
- * path when the fraction of non-zero sp is below CONV_EVENT_DENSITY.
+ * path when the fraction of non-zero sp is below conv_event_density(s).
  * The two paths add the same terms in different orders: for every output,
  * |event - dense| <= C k^2 2^-23 sum |terms| (the recursive-summation bound;
  * exact when the weights are dyadic with short mantissas). Returns 1 when the
@@ -153,7 +173,7 @@ void conv_transpose_event_weights(const conv_transpose_shape *t, const float *Wt
 
 /* conv_transpose_forward for spikes sp in {0, 1} [B x Cin x Hi x Wi]: dense,
  * or for each active input the kernel We[ci,ky,kx,:] added at the outputs it
- * reaches; SPIKE_AUTO switches below CONV_TRANSPOSE_EVENT_DENSITY. Same
+ * reaches; SPIKE_AUTO switches below conv_transpose_event_density. Same
  * tolerance as conv_spike_forward with Cin k^2 terms (at most Cin
  * ceil(k/stride)^2 reach one output). Returns 1 when the event path ran. */
 int conv_transpose_spike_forward(const conv_transpose_shape *t, const float *sp, const float *Wt,

@@ -2,22 +2,11 @@
 #include "dnnconv.h"
 
 #include <omp.h>
-#include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h" // defines: blas_is_serial
-#include "status.h"
-
-/* One argument of a primitive: the caller's plain array (user), the
- * primitive's layout of it (mem, over buf when the layouts differ) and the
- * reorder between them. */
-typedef struct {
-    dnnl_memory_t user, mem;
-    dnnl_primitive_t reorder; /* user -> mem for inputs, mem -> user for outputs; NULL: same */
-    float *buf;               /* owned when reorder is set */
-} dnnconv_arg;
+#include "dnn.h"
 
 enum { ARG_SRC, ARG_WEI, ARG_DST, ARG_BIAS, ARG_N };
 
@@ -25,77 +14,24 @@ typedef struct {
     dnnconv_map map;
     conv_shape s;
     int B, bias;
+    int bf16; /* 1: source (spikes) and weights enter as bf16, the output leaves as float */
     int nthr; /* the threads it was made for (dnnconv_team_begin) */
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
-    dnnconv_arg arg[ARG_N];
+    dnn_arg arg[ARG_N];
     dnnl_memory_t scratch;
     float *scratch_buf;
     float *acc; /* backward weights: dW and db of the call before they are added */
 } dnnconv_entry;
 
-/* The engine is the process's; streams and primitives are the thread's,
- * since neither may be used by two threads at once. */
-static dnnl_engine_t dnnconv_engine;
+static _Thread_local dnnl_engine_t dnnconv_engine;
 static _Thread_local dnnl_stream_t dnnconv_stream;
 static _Thread_local dnnconv_entry *dnnconv_cache;
 static _Thread_local int dnnconv_n, dnnconv_cap;
 
-#define DNN(call)                                                                                  \
-    do {                                                                                           \
-        dnnl_status_t st_ = (call);                                                                \
-        if (st_ != dnnl_success) return FAIL("oneDNN: %s failed (status %d)", #call, (int)st_);    \
-    } while (0)
-
-static int dnnconv_start(void) {
-    int rc = FSNN_OK;
-#pragma omp critical(dnnconv_engine)
-    if (!dnnconv_engine && dnnl_engine_create(&dnnconv_engine, dnnl_cpu, 0) != dnnl_success)
-        rc = FAIL("oneDNN: cannot create a CPU engine");
-    CHECK(rc);
-    if (!dnnconv_stream)
-        DNN(dnnl_stream_create(&dnnconv_stream, dnnconv_engine, dnnl_stream_default_flags));
-    return FSNN_OK;
-}
-
-static float *dnnconv_alloc(size_t bytes) {
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
-}
-
-/* The argument of plain layout `user_md` as the primitive wants it (`md`):
- * input (reorder in) or output (reorder out). */
-static int dnnconv_arg_init(dnnconv_arg *a, const dnnl_memory_desc_t *user_md,
-                            const dnnl_memory_desc_t *md, int input) {
-    DNN(dnnl_memory_create(&a->user, user_md, dnnconv_engine, DNNL_MEMORY_NONE));
-    if (dnnl_memory_desc_equal(user_md, md)) {
-        a->mem = a->user;
-        return FSNN_OK;
-    }
-    a->buf = dnnconv_alloc(dnnl_memory_desc_get_size(md));
-    if (!a->buf) return FAIL("oneDNN: out of memory for a reordered argument");
-    DNN(dnnl_memory_create(&a->mem, md, dnnconv_engine, a->buf));
-    dnnl_primitive_desc_t rpd;
-    DNN(input ? dnnl_reorder_primitive_desc_create(&rpd, user_md, dnnconv_engine, md,
-                                                   dnnconv_engine, NULL)
-              : dnnl_reorder_primitive_desc_create(&rpd, md, dnnconv_engine, user_md,
-                                                   dnnconv_engine, NULL));
-    dnnl_status_t st = dnnl_primitive_create(&a->reorder, rpd);
-    dnnl_primitive_desc_destroy(rpd);
-    DNN(st);
-    return FSNN_OK;
-}
-
-static void dnnconv_arg_free(dnnconv_arg *a) {
-    if (a->mem && a->mem != a->user) dnnl_memory_destroy(a->mem);
-    if (a->user) dnnl_memory_destroy(a->user);
-    if (a->reorder) dnnl_primitive_destroy(a->reorder);
-    free(a->buf);
-    memset(a, 0, sizeof *a);
-}
-
 static void dnnconv_entry_free(dnnconv_entry *e) {
     for (int i = 0; i < ARG_N; i++)
-        dnnconv_arg_free(&e->arg[i]);
+        dnn_arg_free(&e->arg[i]);
     if (e->scratch) dnnl_memory_destroy(e->scratch);
     if (e->prim) dnnl_primitive_destroy(e->prim);
     if (e->pd) dnnl_primitive_desc_destroy(e->pd);
@@ -115,14 +51,23 @@ static int dnnconv_plain(const conv_shape *s, int B, dnnl_memory_desc_t md[ARG_N
     return FSNN_OK;
 }
 
-/* The forward descriptor of s (also the hint of the backward maps). */
-static int dnnconv_fwd_desc(const conv_shape *s, int B, int bias, dnnl_convolution_desc_t *cd) {
+/* The forward descriptor of s (also the hint of the backward maps). bf16:
+ * 0 all float; 1 bf16 source and weights, float output (the forward map of
+ * spikes); 2 all bf16 (the hint of the backward-data map of spikes, whose
+ * own output is then made float). */
+static int dnnconv_fwd_desc(const conv_shape *s, int B, int bias, int bf16,
+                            dnnl_convolution_desc_t *cd) {
     dnnl_memory_desc_t any[ARG_N];
+    const dnnl_data_type_t in = bf16 ? dnnl_bf16 : dnnl_f32;
     const dnnl_dims_t src = {B, s->C, s->H, s->W}, wei = {s->O, s->C, s->k, s->k},
                       dst = {B, s->O, s->Ho, s->Wo}, b = {s->O};
-    DNN(dnnl_memory_desc_init_by_tag(&any[ARG_SRC], 4, src, dnnl_f32, dnnl_format_tag_any));
-    DNN(dnnl_memory_desc_init_by_tag(&any[ARG_WEI], 4, wei, dnnl_f32, dnnl_format_tag_any));
-    DNN(dnnl_memory_desc_init_by_tag(&any[ARG_DST], 4, dst, dnnl_f32, dnnl_format_tag_any));
+    /* In bf16 the spikes and the weights are the inputs that are rounded:
+     * the source of the forward map, the diff_dst of the backward-data map
+     * (a transposed conv's input). */
+    DNN(dnnl_memory_desc_init_by_tag(&any[ARG_SRC], 4, src, in, dnnl_format_tag_any));
+    DNN(dnnl_memory_desc_init_by_tag(&any[ARG_WEI], 4, wei, in, dnnl_format_tag_any));
+    DNN(dnnl_memory_desc_init_by_tag(&any[ARG_DST], 4, dst, bf16 == 1 ? dnnl_f32 : in,
+                                     dnnl_format_tag_any));
     DNN(dnnl_memory_desc_init_by_tag(&any[ARG_BIAS], 1, b, dnnl_f32, dnnl_format_tag_any));
     /* Padding on the right so that the output has Ho x Wo (floor division). */
     const dnnl_dims_t strides = {s->stride, s->stride}, pl = {s->pad, s->pad},
@@ -136,10 +81,10 @@ static int dnnconv_fwd_desc(const conv_shape *s, int B, int bias, dnnl_convoluti
 
 /* The primitive descriptor of `map`: forward, or a backward map hinted by
  * the forward one. */
-static int dnnconv_pd(const conv_shape *s, dnnconv_map map, int B, int bias,
+static int dnnconv_pd(const conv_shape *s, dnnconv_map map, int B, int bias, int bf16,
                       dnnl_primitive_desc_t *pd) {
     dnnl_convolution_desc_t fwd;
-    CHECK(dnnconv_fwd_desc(s, B, bias, &fwd));
+    CHECK(dnnconv_fwd_desc(s, B, bias, bf16 && map == DNNCONV_BACKWARD_DATA ? 2 : bf16, &fwd));
     dnnl_primitive_attr_t attr;
     DNN(dnnl_primitive_attr_create(&attr));
     /* The scratchpad is the entry's own: primitives of different threads
@@ -152,6 +97,12 @@ static int dnnconv_pd(const conv_shape *s, dnnconv_map map, int B, int bias,
         dnnl_convolution_desc_t bwd;
         const dnnl_memory_desc_t *src = &fwd.src_desc, *wei = &fwd.weights_desc,
                                  *dst = &fwd.dst_desc;
+        dnnl_memory_desc_t src32;
+        if (bf16) { /* backward data of bf16 spikes: the result in float */
+            const dnnl_dims_t d = {B, s->C, s->H, s->W};
+            DNN(dnnl_memory_desc_init_by_tag(&src32, 4, d, dnnl_f32, dnnl_format_tag_any));
+            src = &src32;
+        }
         if (map == DNNCONV_BACKWARD_DATA)
             st = dnnl_convolution_backward_data_desc_init(&bwd, dnnl_convolution_direct, src, wei,
                                                           dst, fwd.strides, fwd.padding[0],
@@ -188,30 +139,31 @@ static int dnnconv_args(dnnconv_entry *e) {
         const dnnl_memory_desc_t *md =
             dnnl_primitive_desc_query_md(e->pd, roles[i].q[e->map], i == ARG_BIAS ? 1 : 0);
         if (!md) return FAIL("oneDNN: the convolution does not describe argument %d", i);
-        CHECK(dnnconv_arg_init(&e->arg[i], &plain[i], md, roles[i].input[e->map]));
+        CHECK(dnn_arg_init(&e->arg[i], &plain[i], md, roles[i].input[e->map]));
     }
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(e->pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = sp ? dnnl_memory_desc_get_size(sp) : 0;
     if (bytes > 0) {
-        e->scratch_buf = dnnconv_alloc(bytes);
+        e->scratch_buf = dnn_alloc(bytes);
         if (!e->scratch_buf) return FAIL("oneDNN: out of memory for a scratchpad");
         DNN(dnnl_memory_create(&e->scratch, sp, dnnconv_engine, e->scratch_buf));
     }
     if (e->map == DNNCONV_BACKWARD_WEIGHTS) {
         size_t n = (size_t)e->s.O * e->s.C * e->s.k * e->s.k + (size_t)e->s.O;
-        e->acc = dnnconv_alloc(sizeof(float) * n);
+        e->acc = dnn_alloc(sizeof(float) * n);
         if (!e->acc) return FAIL("oneDNN: out of memory for the weight gradient");
     }
     return FSNN_OK;
 }
 
 /* The calling thread's primitive for (map, s, B, bias), made at first use. */
-static int dnnconv_get(const conv_shape *s, dnnconv_map map, int B, int bias, dnnconv_entry **out) {
-    CHECK(dnnconv_start());
+static int dnnconv_get(const conv_shape *s, dnnconv_map map, int B, int bias, int bf16,
+                       dnnconv_entry **out) {
+    CHECK(dnn_start(&dnnconv_engine, &dnnconv_stream));
     const int nthr = omp_get_max_threads();
     for (int i = 0; i < dnnconv_n; i++) {
         dnnconv_entry *e = &dnnconv_cache[i];
-        if (e->map == map && e->B == B && e->bias == bias && e->nthr == nthr &&
+        if (e->map == map && e->B == B && e->bias == bias && e->bf16 == bf16 && e->nthr == nthr &&
             !memcmp(&e->s, s, sizeof *s)) {
             *out = e;
             return FSNN_OK;
@@ -230,8 +182,9 @@ static int dnnconv_get(const conv_shape *s, dnnconv_map map, int B, int bias, dn
     e->s = *s;
     e->B = B;
     e->bias = bias;
+    e->bf16 = bf16;
     e->nthr = nthr;
-    int rc = dnnconv_pd(s, map, B, bias, &e->pd);
+    int rc = dnnconv_pd(s, map, B, bias, bf16, &e->pd);
     if (rc == 0 && dnnl_primitive_create(&e->prim, e->pd) != dnnl_success)
         rc = FAIL("oneDNN: cannot create the convolution primitive");
     if (rc == 0) rc = dnnconv_args(e);
@@ -244,17 +197,6 @@ static int dnnconv_get(const conv_shape *s, dnnconv_map map, int B, int bias, dn
     return FSNN_OK;
 }
 
-/* Points argument i at the caller's array and, for an input in another
- * layout, reorders it in. */
-static int dnnconv_bind(dnnconv_entry *e, int i, const float *user, int input) {
-    dnnconv_arg *a = &e->arg[i];
-    DNN(dnnl_memory_set_data_handle(a->user, (void *)user));
-    if (!input || !a->reorder) return FSNN_OK;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, a->mem}};
-    DNN(dnnl_primitive_execute(a->reorder, dnnconv_stream, 2, args));
-    return FSNN_OK;
-}
-
 /* Runs the primitive on its bound arguments, then reorders the outputs out. */
 static int dnnconv_run(dnnconv_entry *e, const int tags[ARG_N], const int outputs[ARG_N]) {
     dnnl_exec_arg_t args[ARG_N + 1];
@@ -263,36 +205,32 @@ static int dnnconv_run(dnnconv_entry *e, const int tags[ARG_N], const int output
         if (e->arg[i].mem) args[n++] = (dnnl_exec_arg_t){tags[i], e->arg[i].mem};
     if (e->scratch) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->scratch};
     DNN(dnnl_primitive_execute(e->prim, dnnconv_stream, n, args));
-    for (int i = 0; i < ARG_N; i++) {
-        dnnconv_arg *a = &e->arg[i];
-        if (!outputs[i] || !a->reorder) continue;
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->mem}, {DNNL_ARG_TO, a->user}};
-        DNN(dnnl_primitive_execute(a->reorder, dnnconv_stream, 2, r));
-    }
+    for (int i = 0; i < ARG_N; i++)
+        if (outputs[i]) CHECK(dnn_arg_out(&e->arg[i]));
     DNN(dnnl_stream_wait(dnnconv_stream));
     return FSNN_OK;
 }
 
 static int dnnconv_forward_run(const conv_shape *s, const float *x, const float *Wt, const float *b,
-                               float *y, int B) {
+                               float *y, int B, int bf16) {
     dnnconv_entry *e;
-    CHECK(dnnconv_get(s, DNNCONV_FORWARD, B, b != NULL, &e));
-    CHECK(dnnconv_bind(e, ARG_SRC, x, 1));
-    CHECK(dnnconv_bind(e, ARG_WEI, Wt, 1));
-    CHECK(dnnconv_bind(e, ARG_DST, y, 0));
-    if (b) CHECK(dnnconv_bind(e, ARG_BIAS, b, 1));
+    CHECK(dnnconv_get(s, DNNCONV_FORWARD, B, b != NULL, bf16, &e));
+    CHECK(dnn_arg_bind(&e->arg[ARG_SRC], x, 1));
+    CHECK(dnn_arg_bind_weights(&e->arg[ARG_WEI], Wt));
+    CHECK(dnn_arg_bind(&e->arg[ARG_DST], y, 0));
+    if (b) CHECK(dnn_arg_bind(&e->arg[ARG_BIAS], b, 1));
     static const int tags[ARG_N] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
     static const int outputs[ARG_N] = {0, 0, 1, 0};
     return dnnconv_run(e, tags, outputs);
 }
 
 static int dnnconv_backward_data_run(const conv_shape *s, const float *Wt, const float *dy,
-                                     float *dx, int B) {
+                                     float *dx, int B, int bf16) {
     dnnconv_entry *e;
-    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_DATA, B, 0, &e));
-    CHECK(dnnconv_bind(e, ARG_SRC, dx, 0));
-    CHECK(dnnconv_bind(e, ARG_WEI, Wt, 1));
-    CHECK(dnnconv_bind(e, ARG_DST, dy, 1));
+    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_DATA, B, 0, bf16, &e));
+    CHECK(dnn_arg_bind(&e->arg[ARG_SRC], dx, 0));
+    CHECK(dnn_arg_bind_weights(&e->arg[ARG_WEI], Wt));
+    CHECK(dnn_arg_bind(&e->arg[ARG_DST], dy, 1));
     static const int tags[ARG_N] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST, 0};
     static const int outputs[ARG_N] = {1, 0, 0, 0};
     return dnnconv_run(e, tags, outputs);
@@ -301,12 +239,12 @@ static int dnnconv_backward_data_run(const conv_shape *s, const float *Wt, const
 static int dnnconv_backward_weights_run(const conv_shape *s, const float *x, const float *dy,
                                         float *dW, float *db, int B) {
     dnnconv_entry *e;
-    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_WEIGHTS, B, db != NULL, &e));
+    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_WEIGHTS, B, db != NULL, 0, &e));
     const size_t nw = (size_t)s->O * s->C * s->k * s->k;
-    CHECK(dnnconv_bind(e, ARG_SRC, x, 1));
-    CHECK(dnnconv_bind(e, ARG_WEI, e->acc, 0));
-    CHECK(dnnconv_bind(e, ARG_DST, dy, 1));
-    if (db) CHECK(dnnconv_bind(e, ARG_BIAS, e->acc + nw, 0));
+    CHECK(dnn_arg_bind(&e->arg[ARG_SRC], x, 1));
+    CHECK(dnn_arg_bind(&e->arg[ARG_WEI], e->acc, 0));
+    CHECK(dnn_arg_bind(&e->arg[ARG_DST], dy, 1));
+    if (db) CHECK(dnn_arg_bind(&e->arg[ARG_BIAS], e->acc + nw, 0));
     static const int tags[ARG_N] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST,
                                     DNNL_ARG_DIFF_BIAS};
     static const int outputs[ARG_N] = {0, 1, 0, 1};
@@ -319,55 +257,59 @@ static int dnnconv_backward_weights_run(const conv_shape *s, const float *x, con
     return FSNN_OK;
 }
 
-/* oneDNN runs a kernel on omp_get_max_threads() threads and sizes its
- * barriers by that count when the kernel is made. Inside a parallel region
- * (micro-shards side by side) only the calling thread runs it, so the count
- * must be 1 there, or the kernel waits for threads that never come; in
- * serial mode (deterministic training) it is 1 as for BLAS, so that results
- * do not depend on the team. Returns the count to restore. */
-static int dnnconv_team_begin(void) {
-    int team = omp_get_max_threads();
-    if (omp_in_parallel() || blas_is_serial()) omp_set_num_threads(1);
-    return team;
-}
-
-static void dnnconv_team_end(int team) {
-    if (omp_get_max_threads() != team) omp_set_num_threads(team);
+/* Each map runs a batch as dnn_chunk's power-of-two chunks. */
+int dnnconv_forward_prec(const conv_shape *s, const float *x, const float *Wt, const float *b,
+                         float *y, int B, int bf16) {
+    const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
+    int team = dnn_team_begin(), rc = FSNN_OK;
+    for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
+        c = dnn_chunk(B - b0);
+        rc = dnnconv_forward_run(s, x + b0 * in, Wt, b, y + b0 * out, c, bf16 != 0);
+    }
+    dnn_team_end(team);
+    return rc;
 }
 
 int dnnconv_forward(const conv_shape *s, const float *x, const float *Wt, const float *b, float *y,
                     int B) {
-    int team = dnnconv_team_begin();
-    int rc = dnnconv_forward_run(s, x, Wt, b, y, B);
-    dnnconv_team_end(team);
+    return dnnconv_forward_prec(s, x, Wt, b, y, B, 0);
+}
+
+int dnnconv_backward_data_prec(const conv_shape *s, const float *Wt, const float *dy, float *dx,
+                               int B, int bf16) {
+    const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
+    int team = dnn_team_begin(), rc = FSNN_OK;
+    for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
+        c = dnn_chunk(B - b0);
+        rc = dnnconv_backward_data_run(s, Wt, dy + b0 * out, dx + b0 * in, c, bf16 != 0);
+    }
+    dnn_team_end(team);
     return rc;
 }
 
 int dnnconv_backward_data(const conv_shape *s, const float *Wt, const float *dy, float *dx, int B) {
-    int team = dnnconv_team_begin();
-    int rc = dnnconv_backward_data_run(s, Wt, dy, dx, B);
-    dnnconv_team_end(team);
-    return rc;
+    return dnnconv_backward_data_prec(s, Wt, dy, dx, B, 0);
 }
 
 int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *dy, float *dW,
                              float *db, int B) {
-    int team = dnnconv_team_begin();
-    int rc = dnnconv_backward_weights_run(s, x, dy, dW, db, B);
-    dnnconv_team_end(team);
+    const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
+    int team = dnn_team_begin(), rc = FSNN_OK;
+    for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
+        c = dnn_chunk(B - b0);
+        rc = dnnconv_backward_weights_run(s, x + b0 * in, dy + b0 * out, dW, db, c);
+    }
+    dnn_team_end(team);
     return rc;
 }
 
-int dnnconv_impl(const conv_shape *s, dnnconv_map map, int B, char *buf, size_t size) {
+int dnnconv_impl(const conv_shape *s, dnnconv_map map, int B, int bf16, char *buf, size_t size) {
     dnnconv_entry *e;
-    int team = dnnconv_team_begin();
-    int rc = dnnconv_get(s, map, B, 0, &e);
-    dnnconv_team_end(team);
+    int team = dnn_team_begin();
+    int rc = dnnconv_get(s, map, dnn_chunk(B), 0, bf16 != 0, &e);
+    dnn_team_end(team);
     CHECK(rc);
-    const char *name = NULL;
-    DNN(dnnl_primitive_desc_query(e->pd, dnnl_query_impl_info_str, 0, &name));
-    snprintf(buf, size, "%s", name ? name : "?");
-    return FSNN_OK;
+    return dnn_impl_name(e->pd, buf, size);
 }
 
 void dnnconv_release(void) {
@@ -376,6 +318,6 @@ void dnnconv_release(void) {
     free(dnnconv_cache);
     dnnconv_cache = NULL;
     dnnconv_n = dnnconv_cap = 0;
-    if (dnnconv_stream) dnnl_stream_destroy(dnnconv_stream);
+    dnn_stream_release();
     dnnconv_stream = NULL;
 }

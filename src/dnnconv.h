@@ -10,6 +10,12 @@
  * OpenMP threads of the calling context (inside a parallel region: the
  * caller's thread alone).
  *
+ * A batch runs as chunks of power-of-two sizes (the primitives are made
+ * per batch size and the callers' counts vary). In bf16 (the _prec calls
+ * with bf16 = 1, the simulation's spike products of compute.sim_precision)
+ * the input and the weights are rounded to bf16 (spikes are exact) and the
+ * products are summed in float by the CPU's AVX512_BF16 instructions.
+ *
  * Results equal conv.h's within float rounding: the same terms added in
  * another order. Whether they are the same bit for bit from one call to the
  * next depends on the implementation oneDNN picks (dnnconv_impl names it);
@@ -28,14 +34,21 @@ int dnnconv_forward(const conv_shape *s, const float *x, const float *Wt, const 
 /* dx [B x C x H x W] = conv^T(dy), conv_vjp's dx (overwritten). */
 int dnnconv_backward_data(const conv_shape *s, const float *Wt, const float *dy, float *dx, int B);
 
+/* The same two maps with x (dy) and Wt rounded to bf16 when bf16 = 1 (the
+ * output stays float; no bias in bf16). */
+int dnnconv_forward_prec(const conv_shape *s, const float *x, const float *Wt, const float *b,
+                         float *y, int B, int bf16);
+int dnnconv_backward_data_prec(const conv_shape *s, const float *Wt, const float *dy, float *dx,
+                               int B, int bf16);
+
 /* dW [O x C x k x k] += dL/dWt and, when db is not NULL, db [O] += dL/db,
  * as conv_vjp. */
 int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *dy, float *dW,
                              float *db, int B);
 
 /* The name of the implementation oneDNN picks for `map` of s at batch B
- * (e.g. "jit:avx512_core"), into buf[size]. */
-int dnnconv_impl(const conv_shape *s, dnnconv_map map, int B, char *buf, size_t size);
+ * (e.g. "jit:avx512_core"; bf16 = 1: the bf16 map), into buf[size]. */
+int dnnconv_impl(const conv_shape *s, dnnconv_map map, int B, int bf16, char *buf, size_t size);
 
 /* Frees the calling thread's primitives (tests, and before exit so that
  * leak checkers see nothing held). */

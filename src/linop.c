@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdint.h>
+
 #include "blas.h"     // defines: blas_gemm, BLAS_PARALLEL_MIN
+#include "dnnmm.h"    // defines: dnnmm_spike
 #include "fc.h"       // defines: fc_forward
+#include "log.h"      // defines: log_warn
 #include "neuron.h"   // defines: neuron_spike_product, NEURON_EVENT_DENSITY
 #include "specnorm.h" // defines: specnorm_power, specnorm_vjp
 #include "status.h"   // defines: FAIL
@@ -59,6 +63,22 @@ void linop_use_onednn(linop *op, int on) {
     op->tconv.conv.dnn = op->kind == LINOP_DECONV && on;
 }
 
+void linop_set_sim_bf16(linop *op, int on) {
+    op->bf16 = on != 0;
+    op->conv.bf16 = op->kind == LINOP_CONV && on;
+    op->tconv.conv.bf16 = op->kind == LINOP_DECONV && on;
+}
+
+float linop_bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf and NaN stay */
+    /* Round to nearest, ties to even, on the 16 bits that are dropped. */
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 size_t linop_ws_size(const linop *op) {
     if (op->kind == LINOP_DECONV) { /* linop_power runs the underlying conv */
         size_t a = conv_transpose_workspace_size(&op->tconv),
@@ -89,22 +109,26 @@ void linop_forward(const linop *op, const float *W, const float *b, const float 
 }
 
 void linop_event_weights(const linop *op, const float *W, float *We) {
-    if (op->kind == LINOP_CONV) {
+    if (op->kind == LINOP_CONV)
         conv_event_weights(&op->conv, W, We);
-        return;
-    }
-    if (op->kind == LINOP_DECONV) {
+    else if (op->kind == LINOP_DECONV)
         conv_transpose_event_weights(&op->tconv, W, We);
-        return;
-    }
-    for (int i = 0; i < op->rows; i++)
-        for (int j = 0; j < op->cols; j++)
-            We[(long)j * op->rows + i] = W[(long)i * op->cols + j];
+    else
+        for (int i = 0; i < op->rows; i++)
+            for (int j = 0; j < op->cols; j++)
+                We[(long)j * op->rows + i] = W[(long)i * op->cols + j];
+    /* In bf16 the event path adds the same rounded weights as the dense
+     * path multiplies, so that which path ran does not change the values
+     * beyond the order of the sums. */
+    if (op->bf16)
+        for (size_t i = 0; i < linop_event_size(op); i++)
+            We[i] = linop_bf16_round(We[i]);
 }
 
 double linop_event_density(const linop *op) {
-    if (op->kind == LINOP_DECONV) return CONV_TRANSPOSE_EVENT_DENSITY;
-    return op->kind == LINOP_CONV ? CONV_EVENT_DENSITY : NEURON_EVENT_DENSITY;
+    if (op->kind == LINOP_DECONV) return conv_transpose_event_density(&op->tconv.conv);
+    if (op->kind == LINOP_CONV) return conv_event_density(&op->conv);
+    return op->bf16 ? LINOP_FC_EVENT_DENSITY_BF16 : NEURON_EVENT_DENSITY;
 }
 
 /* cur = s W^T for an FC map in -> out with in != out: sgemm, or the sum of
@@ -132,8 +156,21 @@ static void linop_fc_spike(const linop *op, const float *W, const float *Wt, con
     }
 }
 
+/* cur = s W^T in bf16 on oneDNN (dnnmm.h): 1 when it ran; a failure is
+ * said once, and the caller's float product runs instead. */
+static int linop_fc_bf16(const linop *op, const float *W, const float *s, float *cur, int B) {
+    static int said;
+    if (dnnmm_spike(s, W, cur, B, op->in, op->out) == FSNN_OK) return 1;
+    if (!said)
+        log_warn("linop: oneDNN's bf16 matmul failed (%s); float sgemm instead", status_message());
+    said = 1;
+    status_clear();
+    return 0;
+}
+
 void linop_spike(const linop *op, const float *W, const float *We, const float *s, float *cur,
                  int *idx, int B, int event, float *ws) {
+    if (op->kind == LINOP_FC && op->bf16 && !event && linop_fc_bf16(op, W, s, cur, B)) return;
     if (op->kind == LINOP_CONV)
         conv_spike_forward(&op->conv, s, W, We, NULL, cur, B, ws,
                            event ? SPIKE_EVENT : SPIKE_DENSE);
@@ -157,7 +194,7 @@ void linop_transpose(const linop *op, const float *W, const float *dy, float *dx
 }
 
 double linop_adjoint_density(const linop *op) {
-    return op->kind == LINOP_CONV ? CONV_ADJOINT_EVENT_DENSITY : LINOP_FC_ADJOINT_DENSITY;
+    return op->kind == LINOP_CONV ? conv_adjoint_density(&op->conv) : LINOP_FC_ADJOINT_DENSITY;
 }
 
 size_t linop_adjoint_size(const linop *op) {
@@ -205,6 +242,15 @@ static int linop_takes_event(cfg_spike_product mode, int nnz, double lim) {
     return mode == SPIKE_EVENT || (mode == SPIKE_AUTO && nnz < lim);
 }
 
+/* The rows of linop_masked_transpose that take the dense path. */
+static int linop_dense_rows(cfg_spike_product mode, const int *nnz, const int *rows, int nrows,
+                            double lim) {
+    int nd = 0;
+    for (int r = 0; r < nrows; r++)
+        nd += !linop_takes_event(mode, nnz[rows ? rows[r] : r], lim);
+    return nd;
+}
+
 int linop_masked_transpose(const linop *op, const float *W, const float *Wa, const float *d,
                            const int *idx, const int *nnz, const int *rows, int nrows,
                            const float *v, float *dx, float *tmp, cfg_spike_product mode,
@@ -217,6 +263,9 @@ int linop_masked_transpose(const linop *op, const float *W, const float *Wa, con
      * into the first rows of dx, then each moved to its own row, last
      * first (the i-th dense row r_i >= i, so no packed row is overwritten
      * before it moves). Event rows are written after, over what is left. */
+    if (op->kind == LINOP_CONV && op->conv.dnn && mode == SPIKE_AUTO &&
+        2 * linop_dense_rows(mode, nnz, rows, nrows, lim) >= nrows)
+        mode = SPIKE_DENSE;
     int nd = 0;
     for (int r = 0; r < nrows; r++) {
         const int b = rows ? rows[r] : r;

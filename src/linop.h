@@ -34,6 +34,7 @@ typedef struct {
     int hw;                     /* output positions per channel (FC: 1) */
     conv_shape conv;            /* CONV only */
     conv_transpose_shape tconv; /* DECONV only: weight [Cin x Cout k k] */
+    int bf16;                   /* linop_set_sim_bf16 */
 } linop;
 
 /* A transposed conv C x H x W -> O x 2H x 2W (kernel k, stride 2,
@@ -53,6 +54,16 @@ int linop_conv_pad(linop *op, int C, int H, int W, int O, int k, int stride, int
  * conv_shape.dnn) or on im2col + sgemm (0); FC ops are left as they are. */
 void linop_use_onednn(linop *op, int on);
 
+/* compute.sim_precision = bf16 (on = 1): linop_spike, the simulation's
+ * products, multiplies bf16-rounded weights and exact spikes with float
+ * sums (FC: dnnmm.h; conv and transposed conv: dnnconv.h, which needs
+ * linop_use_onednn(op, 1)), and linop_event_weights rounds the event
+ * path's weights the same way. Every other map stays float. */
+void linop_set_sim_bf16(linop *op, int on);
+
+/* x rounded to the nearest bf16 (ties to even), as a float. */
+float linop_bf16_round(float x);
+
 /* Floats of `ws` one call needs (0 for FC). */
 size_t linop_ws_size(const linop *op);
 
@@ -71,7 +82,8 @@ void linop_forward(const linop *op, const float *W, const float *b, const float 
 void linop_event_weights(const linop *op, const float *W, float *We);
 
 /* Fraction of active inputs below which linop_spike's event path is the
- * faster one (NEURON_EVENT_DENSITY, CONV_EVENT_DENSITY). */
+ * faster one for the op's dense path (NEURON_EVENT_DENSITY or, in bf16,
+ * LINOP_FC_EVENT_DENSITY_BF16; conv_event_density). */
 double linop_event_density(const linop *op);
 
 /* cur [B x out] = op(s) for 0/1 spikes s [B x in]: dense, or (event) the
@@ -90,6 +102,12 @@ void linop_transpose(const linop *op, const float *W, const float *dy, float *dx
  * or kernel taps (conv) are needed. The lists of non-zero entries are built
  * once per solve (linop_mask_lists); each product then picks, per sample,
  * the dense path or the event path by that sample's density. */
+
+/* FC in bf16: bench/bench_spike on F400 (n = 400, batch 128, one thread)
+ * measured oneDNN's bf16 matmul 2.7x as fast as sgemm, and the event path
+ * against it 1.34x faster at a density of 0.05, 0.82x at 0.1
+ * (docs/performance.md). */
+#define LINOP_FC_EVENT_DENSITY_BF16 0.08
 
 /* FC: bench/bench_spike on F400 (n = 400, batch 128, one thread) measured
  * the event path 2.4x faster at a density of 0.1, 1.29x at 0.2, 0.89x at

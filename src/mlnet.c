@@ -141,6 +141,7 @@ int mlnet_create(mlnet **out, const netspec *net, const netspec_sizes *sz, const
         if (l > 0 && sl->kind == NETSPEC_CONV)
             CHECK(linop_conv(&ly->op, i.c, i.h, i.w, sl->size, sl->kernel, sl->stride));
         linop_use_onednn(&ly->op, cfg->model_conv == CONV_ONEDNN);
+        if (l > 0) linop_set_sim_bf16(&ly->op, cfg->compute_sim_precision == SIM_BF16);
         if (sl->kind == NETSPEC_POOL) {
             ly->pc = i.c;
             ly->ph = i.h;

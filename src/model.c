@@ -18,6 +18,7 @@
 #include "bn.h"
 #include "bn2d.h"
 #include "clock.h"
+#include "dnn.h" // defines: dnn_has_bf16
 #include "dropout.h"
 #include "equil.h"
 #include "fc.h"
@@ -237,9 +238,15 @@ int model_create(fsnn_model **out, const fsnn_cfg *cfg, int c, int h, int w, int
     if (c <= 0 || h <= 0 || w <= 0 || n_out <= 0 || cfg->model_hidden < 0)
         return FAIL("model: bad sizes (input %dx%dx%d, hidden %d, classes %d)", c, h, w,
                     cfg->model_hidden, n_out);
+    if (cfg->compute_sim_precision == SIM_BF16 && !dnn_has_bf16())
+        return FAIL("compute.sim_precision = bf16: this CPU has no AVX512_BF16 instructions "
+                    "(or FSNN_NO_BF16 is set); use fp32");
     CHECK(model_maps(m, cfg, c, h, w, n_out));
     linop_use_onednn(&m->in_op, cfg->model_conv == CONV_ONEDNN);
     linop_use_onednn(&m->fb_op, cfg->model_conv == CONV_ONEDNN);
+    /* The feedback map's products are the simulation's (the input map's
+     * are the data's, once per sample). */
+    linop_set_sim_bf16(&m->fb_op, cfg->compute_sim_precision == SIM_BF16);
     m->n_in = m->in_op.in;
     m->n = m->fb_op.in; /* the state: layer 1's output, or layer L's */
     m->n_out = n_out;

@@ -16,6 +16,7 @@
 #include "bn.h"
 #include "bn2d.h"
 #include "clock.h"
+#include "dnn.h" // defines: dnn_hold_begin, dnn_hold_end
 #include "dropout.h"
 #include "equil.h"
 #include "fc.h"
@@ -456,8 +457,8 @@ static int model_ml_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st
                           ws, ws->a, &st->sim, acc ? model_trace_step : NULL, &c);
 }
 
-static void model_simulate_run(fsnn_model *m, model_ws *ws, int B, model_stats *st,
-                               model_trace *tr) {
+static void model_simulate_steps(fsnn_model *m, model_ws *ws, int B, model_stats *st,
+                                 model_trace *tr) {
     const int *len;
     int whole, groups = model_groups(ws, B, &len, &whole);
     const size_t per = (size_t)MODEL_TRACE_N * m->T;
@@ -492,6 +493,15 @@ static void model_simulate_run(fsnn_model *m, model_ws *ws, int B, model_stats *
         }
     }
     tr->samples += B;
+}
+
+/* The weights do not change during the T steps: oneDNN's primitives keep
+ * them in their own layout from the first step on (dnn.h's hold). */
+static void model_simulate_run(fsnn_model *m, model_ws *ws, int B, model_stats *st,
+                               model_trace *tr) {
+    dnn_hold_begin();
+    model_simulate_steps(m, ws, B, st, tr);
+    dnn_hold_end();
 }
 
 void model_simulate(fsnn_model *m, model_ws *ws, int B, model_stats *st) {

@@ -160,8 +160,8 @@ static void test_file_errors(void) {
                  "farsec.ini:2:", "did you mean 'train.epochs'?");
     EXPECT_FAILS(load("farsec2.ini", "[zzzzzz]\nqqqqqq = 3\n", &c),
                  "farsec2.ini:2:", "unknown section [zzzzzz]",
-                 "the sections are run, data, model, neuron, solver, "
-                 "train");
+                 "the sections are run, data, model, compute, neuron, "
+                 "solver, train");
     EXPECT_FAILS(load("nosec.ini", "epochs = 3\n", &c), "nosec.ini:1:", "outside any [section]",
                  "train.epochs");
     EXPECT_FAILS(load("int.ini", "[model]\ntime_steps = 12x\n", &c),
@@ -406,6 +406,7 @@ static void test_round_trip(void) {
                                       "model.spectral_norm=kernel",
                                       "model.loop_bn=consistent",
                                       "model.input_padding=1",
+                                      "compute.sim_precision=fp32",
                                       "data.event_average=clean",
                                       "neuron.vth=1.7",
                                       "neuron.leak=0.95",
@@ -441,6 +442,21 @@ static void test_round_trip(void) {
     EXPECT_OK(config_resolve("overrides", &a));
     round_trip(&a);
 
+    /* bf16 runs on oneDNN: with im2col it is refused, naming both keys. */
+    fsnn_cfg pc;
+    config_defaults(&pc);
+    EXPECT_OK(config_override("compute.sim_precision=bf16", &pc));
+    EXPECT(pc.compute_sim_precision == SIM_BF16, "compute.sim_precision=bf16 read");
+    EXPECT_OK(config_resolve("bf16", &pc));
+    EXPECT_OK(config_override("model.conv=im2col", &pc));
+    EXPECT(config_resolve("bf16+im2col", &pc) != 0 &&
+               strstr(status_message(), "compute.sim_precision") &&
+               strstr(status_message(), "model.conv = onednn"),
+           "bf16 with im2col refused: '%s'", status_message());
+    status_clear();
+    EXPECT(config_override("compute.sim_precision=fp16", &pc) != 0, "fp16 is not a choice");
+    status_clear();
+
     /* Every key of the table is written, once, and each was set above. */
     char *text = write_text(&a);
     size_t lines = 0;
@@ -471,7 +487,7 @@ static void test_help(void) {
             size_t rows = 0;
             for (const char *p = strstr(text, "\n| `"); p; p = strstr(p + 1, "\n| `"))
                 rows++;
-            EXPECT(rows == 48, "%zu markdown rows", rows);
+            EXPECT(rows == 49, "%zu markdown rows", rows);
         } else {
             EXPECT(strstr(text, "key ") && strstr(text, "meaning"), "plain header");
         }

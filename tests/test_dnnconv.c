@@ -35,25 +35,6 @@ static void absolute(const float *x, float *a, long n) {
         a[i] = fabsf(x[i]);
 }
 
-/* got against want within 2 (K + 1) 2^-23 bound[i] each. */
-static void expect_within(const float *got, const float *want, const float *bound, long n, long K,
-                          const char *what) {
-    long bad = 0;
-    double worst = 0.0;
-    for (long i = 0; i < n; i++) {
-        double tol = 2.0 * (K + 1) * ldexp(1.0, -23) * bound[i] + 1e-30;
-        double r = fabs((double)got[i] - want[i]) / tol;
-        if (r > worst) worst = r;
-        if (r > 1.0) bad++;
-    }
-    EXPECT(bad == 0, "%s: %ld of %ld entries outside the bound (worst %.3g of it)", what, bad, n,
-           worst);
-}
-
-static void expect_same(const float *a, const float *b, long n, const char *what) {
-    EXPECT(!memcmp(a, b, sizeof(float) * (size_t)n), "%s: not the same bits", what);
-}
-
 typedef struct {
     conv_shape s;
     int B;
@@ -116,21 +97,21 @@ static void test_case(int B, int C, int H, int W, int O, int k, int stride, int 
     for (long i = 0; i < c.ny; i++)
         c.bound[i] += fabsf(c.b[i / (s->Ho * s->Wo) % s->O]);
     EXPECT_OK(dnnconv_forward(s, c.x, c.w, c.b, c.y1, B));
-    expect_within(c.y1, c.y0, c.bound, c.ny, (long)C * k * k + 1, what);
+    EXPECT_SUM_BOUND(c.y1, c.y0, c.bound, c.ny, (long)C * k * k + 1, what);
     EXPECT_OK(dnnconv_forward(s, c.x, c.w, c.b, c.y2, B));
-    expect_same(c.y1, c.y2, c.ny, "forward, called twice");
+    EXPECT_SAME_BITS(c.y1, c.y2, c.ny, "forward, called twice");
     /* without bias */
     conv_forward(s, c.x, c.w, NULL, c.y0, B, c.ws);
     EXPECT_OK(dnnconv_forward(s, c.x, c.w, NULL, c.y1, B));
     conv_forward(s, c.ax, c.aw, NULL, c.bound, B, c.ws);
-    expect_within(c.y1, c.y0, c.bound, c.ny, (long)C * k * k, "forward without bias");
+    EXPECT_SUM_BOUND(c.y1, c.y0, c.bound, c.ny, (long)C * k * k, "forward without bias");
     /* input-VJP */
     conv_vjp(s, c.x, c.w, c.dy, NULL, NULL, c.dx0, B, c.ws);
     conv_vjp(s, c.x, c.aw, c.ady, NULL, NULL, c.bound, B, c.ws);
     EXPECT_OK(dnnconv_backward_data(s, c.w, c.dy, c.dx1, B));
-    expect_within(c.dx1, c.dx0, c.bound, c.nx, (long)O * k * k, "input-VJP");
+    EXPECT_SUM_BOUND(c.dx1, c.dx0, c.bound, c.nx, (long)O * k * k, "input-VJP");
     EXPECT_OK(dnnconv_backward_data(s, c.w, c.dy, c.dx2, B));
-    expect_same(c.dx1, c.dx2, c.nx, "input-VJP, called twice");
+    EXPECT_SAME_BITS(c.dx1, c.dx2, c.nx, "input-VJP, called twice");
     /* weight-VJP, added to what dW and db held (the same start in both) */
     for (long i = 0; i < c.nw; i++)
         c.dw0[i] = c.dw1[i] = 0.25f;
@@ -140,7 +121,7 @@ static void test_case(int B, int C, int H, int W, int O, int k, int stride, int 
     conv_vjp(s, c.ax, c.w, c.ady, c.bound, NULL, NULL, B, c.ws);
     for (long i = 0; i < c.nw; i++)
         c.bound[i] += 0.25f;
-    expect_within(c.dw1, c.dw0, c.bound, c.nw, (long)B * s->Ho * s->Wo + 1, "weight-VJP");
+    EXPECT_SUM_BOUND(c.dw1, c.dw0, c.bound, c.nw, (long)B * s->Ho * s->Wo + 1, "weight-VJP");
     float dbb[64];
     for (int o = 0; o < O && o < 64; o++) {
         double a = 0.0;
@@ -149,7 +130,7 @@ static void test_case(int B, int C, int H, int W, int O, int k, int stride, int 
                 a += c.ady[((long)b * O + o) * s->Ho * s->Wo + j];
         dbb[o] = (float)a;
     }
-    expect_within(c.db1, c.db0, dbb, O < 64 ? O : 64, (long)B * s->Ho * s->Wo, "bias VJP");
+    EXPECT_SUM_BOUND(c.db1, c.db0, dbb, O < 64 ? O : 64, (long)B * s->Ho * s->Wo, "bias VJP");
     case_free(&c);
 }
 
@@ -165,8 +146,8 @@ static void test_threads(int B, int C, int H, int W, int O, int k, int stride, i
     EXPECT_OK(dnnconv_forward(&c.s, c.x, c.w, c.b, c.y2, B));
     EXPECT_OK(dnnconv_backward_data(&c.s, c.w, c.dy, c.dx2, B));
     omp_set_num_threads(was);
-    expect_same(c.y1, c.y2, c.ny, "forward on 1 and 2 threads");
-    expect_same(c.dx1, c.dx2, c.nx, "input-VJP on 1 and 2 threads");
+    EXPECT_SAME_BITS(c.y1, c.y2, c.ny, "forward on 1 and 2 threads");
+    EXPECT_SAME_BITS(c.dx1, c.dx2, c.nx, "input-VJP on 1 and 2 threads");
     case_free(&c);
 }
 

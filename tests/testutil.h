@@ -38,4 +38,23 @@ int testutil_grad_vs_fd(const fsnn_model *m, const float *ge, const double *fd,
                         const unsigned char *pick, const char *tag, double min_grad,
                         double cos_grad);
 
+/* Entries of got [n] farther from want than 2 (K + 1) 2^-23 bound[i] (two
+ * float sums of the same K terms in any order, bound the sum of |terms|);
+ * *worst the largest |got - want| as a fraction of that. */
+long testutil_outside_sum_bound(const float *got, const float *want, const float *bound, long n,
+                                long K, double *worst);
+
+/* The check.h expectation of the above: no entry outside the bound. */
+#define EXPECT_SUM_BOUND(got, want, bound, n, K, what)                                             \
+    do {                                                                                           \
+        double worst_;                                                                             \
+        long bad_ = testutil_outside_sum_bound((got), (want), (bound), (n), (K), &worst_);         \
+        EXPECT(bad_ == 0, "%s: %ld of %ld entries outside the bound (worst %.3g of it)", (what),   \
+               bad_, (long)(n), worst_);                                                           \
+    } while (0)
+
+/* The check.h expectation that two float arrays hold the same bits. */
+#define EXPECT_SAME_BITS(a, b, n, what)                                                            \
+    EXPECT(!memcmp((a), (b), sizeof(float) * (size_t)(n)), "%s: not the same bits", (what))
+
 #endif
