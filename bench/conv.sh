@@ -10,7 +10,7 @@
 # batch 32, the others at their configs' batch (128). Says which OpenBLAS
 # core ran.
 #
-#   bench/conv.sh                 (about 10 minutes on 2 cores)
+#   bench/conv.sh                 (about 6 minutes on 2 cores)
 #   BENCH_SCALE=0.5 bench/conv.sh half the training samples per row
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,10 +19,12 @@ build=${BUILD_DIR:-$repo/build}
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$build/bench/bench_convlayers"
 echo
+echo "| config | net | T | batch | ranks x threads | train samples/s | test samples/s | t_input s | t_sim s | t_adj s | t_grad s | peak RSS MB | OpenBLAS core |"
 for setting in "model.conv=im2col" "model.conv=onednn" "model.conv=onednn compute.sim_precision=bf16"; do
     echo "training with $setting:"
     for row in "mnist_conv_if cifar10_cifarnet_t30|" "cifar10_alexnet_t30|train.batch=32"; do
         BUILD_DIR=$build BENCH_CONFIGS=${row%|*} BENCH_OVERRIDES="$setting ${row#*|}" \
-            BENCH_FORMAT=markdown bash "$repo/bench/configs.sh" 2>/dev/null | grep '^| [a-z]'
+            BENCH_FORMAT=markdown bash "$repo/bench/configs.sh" 2>/dev/null | grep '^| [a-z]' |
+            grep -v '^| config |'
     done
 done

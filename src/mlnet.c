@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"      // defines: BLAS_PARALLEL_MIN
 #include "bn.h"        // defines: BN_EPS, BN_MOMENTUM
 #include "clock.h"     // defines: clock_seconds
 #include "dropout.h"   // defines: dropout_mask_channel
@@ -612,6 +613,8 @@ int mlnet_update_running(mlnet *net, const mlnet_ws *w, long count) {
 
 /* x[r] *= f[r0 + rows[r]] (rows NULL: r) for nrows rows of n values. */
 static void mlnet_scale_rows(float *x, const float *f, int r0, const int *rows, int nrows, int n) {
+    /* Element-wise: the same values on any number of threads. */
+#pragma omp parallel for schedule(static) if ((long)nrows * n > BLAS_PARALLEL_MIN)
     for (int r = 0; r < nrows; r++) {
         const float *fr = f + (long)(r0 + (rows ? rows[r] : r)) * n;
         float *xr = x + (long)r * n;
@@ -753,6 +756,9 @@ static int mlnet_back_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g
             const long nl = (long)B * ly->n;
             float *dz = w->s[l], *dzx = w->hacc[l], *dh = w->u[l];
             const float *xh = w->xhat[l], *drop = w->use_drop ? w->drop[l] : NULL;
+            /* The element-wise loops run on every thread: the batch-wide
+             * adjoint calls them once per iteration and layer. */
+#pragma omp parallel for schedule(static) if (nl > BLAS_PARALLEL_MIN)
             for (long k = 0; k < nl; k++) {
                 dz[k] = drop ? gr[k] * drop[k] : gr[k];
                 dzx[k] = dz[k] * xh[k];
@@ -761,6 +767,7 @@ static int mlnet_back_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g
             CHECK(sums(sctx, dz, B, C, hw, s1));
             CHECK(sums(sctx, dzx, B, C, hw, s2));
             const double N = (double)count * hw;
+#pragma omp parallel for schedule(static) if (nl > BLAS_PARALLEL_MIN)
             for (int b = 0; b < B; b++)
                 for (int c = 0; c < C; c++) {
                     const long k0 = ((long)b * C + c) * hw;
