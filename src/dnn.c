@@ -104,9 +104,9 @@ void dnn_arg_free(dnn_arg *a) {
     memset(a, 0, sizeof *a);
 }
 
-int dnn_team_begin(void) {
+int dnn_team_begin(int invariant) {
     int team = omp_get_max_threads();
-    if (omp_in_parallel() || blas_is_serial()) omp_set_num_threads(1);
+    if (omp_in_parallel() || (blas_is_serial() && !invariant)) omp_set_num_threads(1);
     return team;
 }
 

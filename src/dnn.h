@@ -75,11 +75,15 @@ int dnn_arg_bind_weights(dnn_arg *a, const void *user);
 /* oneDNN runs a kernel on omp_get_max_threads() threads and sizes its
  * barriers by that count when the kernel is made. Inside a parallel region
  * (micro-shards side by side) only the calling thread runs it, so the count
- * must be 1 there, or the kernel waits for threads that never come; in
+ * must be 1 there, or the kernel waits for threads that never come. In
  * serial mode (deterministic training) it is 1 as for BLAS, so that results
- * do not depend on the team. Returns the count to restore with
- * dnn_team_end. */
-int dnn_team_begin(void);
+ * do not depend on the team, unless the map is `invariant`: the direct
+ * convolutions' forward and backward-data compute each output on one
+ * thread in one order, and gave the same bits on 1 and 2 threads
+ * (tests/test_dnnconv.c, tests/test_bf16.c), so a lone micro-shard (a batch
+ * of 32 at the default parallel.micro_batch) still uses every core. Returns
+ * the count to restore with dnn_team_end. */
+int dnn_team_begin(int invariant);
 void dnn_team_end(int team);
 
 /* A primitive is made for one batch size, and callers pass whatever count

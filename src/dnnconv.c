@@ -261,7 +261,7 @@ static int dnnconv_backward_weights_run(const conv_shape *s, const float *x, con
 int dnnconv_forward_prec(const conv_shape *s, const float *x, const float *Wt, const float *b,
                          float *y, int B, int bf16) {
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
-    int team = dnn_team_begin(), rc = FSNN_OK;
+    int team = dnn_team_begin(1), rc = FSNN_OK;
     for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
         c = dnn_chunk(B - b0);
         rc = dnnconv_forward_run(s, x + b0 * in, Wt, b, y + b0 * out, c, bf16 != 0);
@@ -278,7 +278,7 @@ int dnnconv_forward(const conv_shape *s, const float *x, const float *Wt, const 
 int dnnconv_backward_data_prec(const conv_shape *s, const float *Wt, const float *dy, float *dx,
                                int B, int bf16) {
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
-    int team = dnn_team_begin(), rc = FSNN_OK;
+    int team = dnn_team_begin(1), rc = FSNN_OK;
     for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
         c = dnn_chunk(B - b0);
         rc = dnnconv_backward_data_run(s, Wt, dy + b0 * out, dx + b0 * in, c, bf16 != 0);
@@ -294,7 +294,7 @@ int dnnconv_backward_data(const conv_shape *s, const float *Wt, const float *dy,
 int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *dy, float *dW,
                              float *db, int B) {
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
-    int team = dnn_team_begin(), rc = FSNN_OK;
+    int team = dnn_team_begin(0), rc = FSNN_OK;
     for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
         c = dnn_chunk(B - b0);
         rc = dnnconv_backward_weights_run(s, x + b0 * in, dy + b0 * out, dW, db, c);
@@ -305,7 +305,7 @@ int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *d
 
 int dnnconv_impl(const conv_shape *s, dnnconv_map map, int B, int bf16, char *buf, size_t size) {
     dnnconv_entry *e;
-    int team = dnn_team_begin();
+    int team = dnn_team_begin(map != DNNCONV_BACKWARD_WEIGHTS);
     int rc = dnnconv_get(s, map, dnn_chunk(B), 0, bf16 != 0, &e);
     dnn_team_end(team);
     CHECK(rc);

@@ -121,7 +121,7 @@ static int dnnmm_run(const float *s, const float *W, float *cur, int B, int in, 
 }
 
 int dnnmm_spike(const float *s, const float *W, float *cur, int B, int in, int out) {
-    int team = dnn_team_begin(), rc = FSNN_OK;
+    int team = dnn_team_begin(0), rc = FSNN_OK;
     for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
         c = dnn_chunk(B - b0);
         rc = dnnmm_run(s + (long)b0 * in, W, cur + (long)b0 * out, c, in, out);
@@ -133,7 +133,7 @@ int dnnmm_spike(const float *s, const float *W, float *cur, int B, int in, int o
 int dnnmm_impl(int B, int in, int out, char *buf, size_t size) {
     dnnmm_entry *e;
     dnnl_stream_t stream;
-    int team = dnn_team_begin();
+    int team = dnn_team_begin(0);
     int rc = dnnmm_get(dnn_chunk(B), in, out, &e, &stream);
     dnn_team_end(team);
     CHECK(rc);
