@@ -41,9 +41,9 @@ static size_t conv_max(size_t a, size_t b) {
 size_t conv_workspace_size(const conv_shape *s) {
     size_t hw = (size_t)s->Ho * s->Wo;
     size_t in = (size_t)s->C * s->H * s->W; /* conv_masked_vjp_event's accumulator */
-    /* conv_event_one: its accumulator, its lists and their cursor (ints in
-     * float slots) */
-    size_t event = hw * s->O + 2 * (size_t)s->H * s->W + 1 + in;
+    /* conv_event_one: its accumulator, its lists with a spare slot per
+     * position and their bounds (ints in float slots) */
+    size_t event = hw * s->O + 3 * (size_t)s->H * s->W + 1 + in;
     return conv_max(conv_max((size_t)s->C * s->k * s->k * hw, event), in);
 }
 
@@ -311,22 +311,32 @@ static void conv_event_scatter(const conv_shape *s, const float *sp, const float
 typedef float conv_v16 __attribute__((vector_size(64), aligned(4)));
 #define CONV_V 16
 
-/* For each input position q of one sample's spikes sp [C x H W]: the
- * channels that spiked, chan[start[q] .. start[q + 1]) in ascending order
- * (a counting sort; the scans run along sp's rows). cursor [hw] is
- * borrowed. */
-static void conv_active_lists(const float *sp, int C, int hw, int *start, int *chan, int *cursor) {
-    memset(start, 0, sizeof(int) * (size_t)(hw + 1));
+/* For each input position q of one sample's spikes sp [C x H W]: how many
+ * channels spiked, in count[q + 1] (count[0] = 0). */
+static void conv_count_active(const float *sp, int C, int hw, int *count) {
+    memset(count, 0, sizeof(int) * (size_t)(hw + 1));
     for (int c = 0; c < C; c++)
         for (int q = 0; q < hw; q++)
-            start[q + 1] += sp[(long)c * hw + q] != 0.0f;
+            count[q + 1] += sp[(long)c * hw + q] != 0.0f;
+}
+
+/* The channels that spiked at position q in ascending order, as offsets
+ * c * span of their rows of We, chan[start[q] .. end[q]), from
+ * conv_count_active's counts in start (a counting sort). Every (c, q)
+ * writes chan at q's cursor and moves the cursor only for a spike, which
+ * needs no branch; a spare slot after each list takes the last write of a
+ * position whose list is full. chan holds C H W + H W. */
+static void conv_active_lists(const float *sp, int C, int hw, int span, int *start, int *chan,
+                              int *end) {
     for (int q = 0; q < hw; q++) {
-        start[q + 1] += start[q];
-        cursor[q] = start[q];
+        start[q + 1] += start[q] + 1;
+        end[q] = start[q];
     }
     for (int c = 0; c < C; c++)
-        for (int q = 0; q < hw; q++)
-            if (sp[(long)c * hw + q] != 0.0f) chan[cursor[q]++] = c;
+        for (int q = 0; q < hw; q++) {
+            chan[end[q]] = c * span;
+            end[q] += sp[(long)c * hw + q] != 0.0f;
+        }
 }
 
 /* The kernel taps of output (yo, xo) that read an input: ky0..ky1 and
@@ -349,9 +359,13 @@ static conv_window conv_window_at(const conv_shape *s, int yo, int xo) {
 
 /* a [4 x 16] = the sum, over the window's taps and the channels that spiked
  * at each tap's input, of We's rows (output channels o0 .. o0 + 63): the
- * accumulators stay in registers and only the weights are read. */
-static void conv_gather64(const conv_shape *s, const conv_window *w, const int *start,
-                          const int *chan, const float *We, int o0, float *a) {
+ * accumulators stay in registers and only the weights are read. Out of
+ * line: inlined into the loops over positions, its inner loop kept its
+ * pointers on the stack (bench_conv: 5% slower). */
+__attribute__((noinline)) static void conv_gather64(const conv_shape *s, const conv_window *w,
+                                                    const int *start, const int *end,
+                                                    const int *chan, const float *We, int o0,
+                                                    float *a) {
     const int k = s->k, O = s->O;
     /* Two sets of accumulators, for alternate terms: an add waits for the
      * previous add into the same register, and one set alone would leave
@@ -361,10 +375,9 @@ static void conv_gather64(const conv_shape *s, const conv_window *w, const int *
         for (int kx = w->kx0; kx <= w->kx1; kx++) {
             const int q = (w->iy + ky) * s->W + w->ix + kx;
             const float *base = We + ((long)ky * k + k - 1 - kx) * O + o0;
-            const long step = (long)k * k * O;
             int t = start[q];
-            for (; t + 1 < start[q + 1]; t += 2) {
-                const float *r = base + chan[t] * step, *u = base + chan[t + 1] * step;
+            for (; t + 1 < end[q]; t += 2) {
+                const float *r = base + chan[t], *u = base + chan[t + 1];
                 a0 += *(const conv_v16 *)r;
                 a1 += *(const conv_v16 *)(r + CONV_V);
                 a2 += *(const conv_v16 *)(r + 2 * CONV_V);
@@ -374,8 +387,8 @@ static void conv_gather64(const conv_shape *s, const conv_window *w, const int *
                 b2 += *(const conv_v16 *)(u + 2 * CONV_V);
                 b3 += *(const conv_v16 *)(u + 3 * CONV_V);
             }
-            if (t < start[q + 1]) {
-                const float *r = base + chan[t] * step;
+            if (t < end[q]) {
+                const float *r = base + chan[t];
                 a0 += *(const conv_v16 *)r;
                 a1 += *(const conv_v16 *)(r + CONV_V);
                 a2 += *(const conv_v16 *)(r + 2 * CONV_V);
@@ -391,7 +404,8 @@ static void conv_gather64(const conv_shape *s, const conv_window *w, const int *
 /* The same for output channels o0 .. o1 - 1 (fewer than 64), one at a time
  * in the same order of terms. */
 static void conv_gather_rest(const conv_shape *s, const conv_window *w, const int *start,
-                             const int *chan, const float *We, int o0, int o1, float *a) {
+                             const int *end, const int *chan, const float *We, int o0, int o1,
+                             float *a) {
     const int k = s->k, O = s->O;
     for (int o = o0; o < o1; o++)
         a[o - o0] = 0.0f;
@@ -399,8 +413,8 @@ static void conv_gather_rest(const conv_shape *s, const conv_window *w, const in
         for (int kx = w->kx0; kx <= w->kx1; kx++) {
             const int q = (w->iy + ky) * s->W + w->ix + kx;
             const long tap = (long)ky * k + k - 1 - kx;
-            for (int t = start[q]; t < start[q + 1]; t++) {
-                const float *r = We + ((long)chan[t] * k * k + tap) * O;
+            for (int t = start[q]; t < end[q]; t++) {
+                const float *r = We + chan[t] + tap * O;
                 for (int o = o0; o < o1; o++)
                     a[o - o0] += r[o];
             }
@@ -418,7 +432,7 @@ static void conv_event_one(const conv_shape *s, const float *sp, const float *We
                            float *y, float *ws) {
     const int O = s->O, Ho = s->Ho, Wo = s->Wo, hw = s->H * s->W;
     float *acc = ws;
-    int *start = (int *)(ws + (long)Ho * Wo * O), *chan = start + hw + 1;
+    int *start = (int *)(ws + (long)Ho * Wo * O), *end = start + hw + 1, *chan = end + hw;
     long nnz = 0;
     for (long i = 0; i < (long)s->C * hw; i++)
         nnz += sp[i] != 0.0f;
@@ -426,16 +440,17 @@ static void conv_event_one(const conv_shape *s, const float *sp, const float *We
         conv_event_scatter(s, sp, We, b, y, ws);
         return;
     }
-    conv_active_lists(sp, s->C, hw, start, chan, chan + (long)s->C * hw);
+    conv_count_active(sp, s->C, hw, start);
+    conv_active_lists(sp, s->C, hw, s->k * s->k * s->O, start, chan, end);
     for (int o0 = 0; o0 < O; o0 += 64)
         for (int yo = 0; yo < Ho; yo++)
             for (int xo = 0; xo < Wo; xo++) {
                 const conv_window w = conv_window_at(s, yo, xo);
                 float *a = acc + ((long)yo * Wo + xo) * O + o0;
                 if (o0 + 64 <= O)
-                    conv_gather64(s, &w, start, chan, We, o0, a);
+                    conv_gather64(s, &w, start, end, chan, We, o0, a);
                 else
-                    conv_gather_rest(s, &w, start, chan, We, o0, O, a);
+                    conv_gather_rest(s, &w, start, end, chan, We, o0, O, a);
             }
     conv_store_acc(acc, b, y, O, Ho * Wo);
 }

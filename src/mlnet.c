@@ -3,6 +3,7 @@
 #include "mlnet.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,9 +301,25 @@ static void mlnet_product_group(const mlnet *net, const mlnet_product *p, const 
     double density = (double)p->spk[gi] / ((double)len * in);
     int event = net->mode == SPIKE_EVENT ||
                 (net->mode == SPIKE_AUTO && density < linop_event_density(p->op));
-    linop_spike(p->op, p->W, p->We, p->s + (long)r0 * in, cur, p->idx + (long)r0 * in, len, event,
-                g->opws + (size_t)gi * g->ws_len);
     p->event[gi] = event;
+    float *ws = g->opws + (size_t)gi * g->ws_len;
+    /* A lone group's event product on every thread: each sample's current
+     * is its own sum in one order, whatever the split. The dense path's
+     * teams must start outside any region (mlnet_products). */
+    int split = g->n == 1 && event && !omp_in_parallel() ? omp_get_max_threads() : 1;
+    if (split > g->nws) split = g->nws;
+    if (split > len) split = len;
+    if (split < 2) {
+        linop_spike(p->op, p->W, p->We, p->s + (long)r0 * in, cur, p->idx + (long)r0 * in, len,
+                    event, ws);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(split)
+    for (int t = 0; t < split; t++) {
+        const int a = (int)((long)len * t / split), e = (int)((long)len * (t + 1) / split);
+        linop_spike(p->op, p->W, p->We, p->s + (long)(r0 + a) * in, cur + (long)a * out,
+                    p->idx + (long)(r0 + a) * in, e - a, 1, ws + (size_t)t * g->ws_len);
+    }
 }
 
 /* A parallel region only over several groups (model.c: an inactive region
@@ -363,6 +380,8 @@ static int mlnet_layer_step(const mlnet *net, mlnet_ws *w, int l, const mlnet_gr
     mlnet_products(net, &p, g, st);
     const int C = ly->C, hw = ly->hw;
     float *h = w->cur, *hacc = w->hacc[l];
+    const int par = (long)B * ly->n > BLAS_PARALLEL_MIN;
+#pragma omp parallel for collapse(2) schedule(static) if (par)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             const long o = ((long)b * C + c) * hw;
@@ -389,6 +408,7 @@ static int mlnet_layer_step(const mlnet *net, mlnet_ws *w, int l, const mlnet_gr
         mlnet_affine(ly, NULL, NULL, w->invstd[l], scale, shift);
     }
     const float *drop = w->use_drop ? w->drop[l] : NULL;
+#pragma omp parallel for collapse(2) schedule(static) if (par)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             const long o = ((long)b * C + c) * hw;
@@ -434,6 +454,7 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
                 f1->fb, f1->W, f1->We, w->s[L - 1], w->cur, w->idx, w->gspk + (size_t)(L - 1) * G,
                 event};
             mlnet_products(net, &p, g, st);
+#pragma omp parallel for schedule(static) if (n1 > BLAS_PARALLEL_MIN)
             for (long k = 0; k < n1; k++)
                 w->u[0][k] += (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
         }
@@ -444,6 +465,7 @@ int mlnet_simulate(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
             if (piped && l == lo) CHECK(mlnet_recv_spikes(net, w, l - 1, g, prev));
             if (ly->kind == NETSPEC_POOL) {
                 pool_avg2_forward(w->s[l - 1], w->cur, (long)B * ly->pc, ly->ph, ly->pw);
+#pragma omp parallel for schedule(static) if (count > BLAS_PARALLEL_MIN)
                 for (long k = 0; k < count; k++)
                     w->u[l][k] += w->cur[k];
             } else {
@@ -482,9 +504,14 @@ static void mlnet_clamp(const float *pre, long count, float vth, float *a, float
                         double *kink) {
     const float inv = 1.0f / vth;
     double k0 = *kink;
+    /* A minimum is the same in any order: the same bits on any team. */
+#pragma omp parallel for schedule(static) reduction(min : k0) if (count > BLAS_PARALLEL_MIN)
     for (long k = 0; k < count; k++) {
         float z = pre[k] / vth;
-        if (z != 0.0f) k0 = fmin(k0, fmin(fabs((double)z), fabs((double)z - 1.0)));
+        /* Comparisons rather than fmin calls: the loop vectorises (a NaN z
+         * fails the test and leaves k0 as fmin would). */
+        const double d0 = fabs((double)z), d1 = fabs((double)z - 1.0), m = d0 < d1 ? d0 : d1;
+        if (z != 0.0f && m < k0) k0 = m;
         int in = z > 0.0f && z < 1.0f;
         a[k] = z <= 0.0f ? 0.0f : (z >= 1.0f ? 1.0f : z);
         mv[k] = in ? inv : 0.0f;
@@ -505,6 +532,19 @@ static void mlnet_forward(const linop *op, const float *W, const float *b, const
                       g->len[gi], g->opws + (size_t)gi * g->ws_len);
 }
 
+/* res[b] = |fa_b - a_b| of each of the B rows of n. */
+static void mlnet_residuals(const float *fa, const float *a, int B, int n, float *res) {
+#pragma omp parallel for schedule(static) if ((long)B * n > BLAS_PARALLEL_MIN)
+    for (int b = 0; b < B; b++) {
+        double r = 0.0;
+        for (int i = 0; i < n; i++) {
+            double d = (double)fa[(long)b * n + i] - a[(long)b * n + i];
+            r += d * d;
+        }
+        res[b] = (float)sqrt(r);
+    }
+}
+
 int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g, int B,
                  const float *a, int batch_bn, mlnet_stats_fn stats, void *sctx, float *res) {
     const int L = net->L, piped = mlnet_piped(net);
@@ -514,9 +554,11 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
     w->kink = INFINITY;
     if (lo == 0) {
         mlnet_forward(f1->fb, f1->W, NULL, a, w->cur, g);
+#pragma omp parallel for schedule(static) if (n1 > BLAS_PARALLEL_MIN)
         for (long k = 0; k < n1; k++)
             w->cur[k] = (f1->drops ? f1->drops[k] * w->cur[k] : w->cur[k]) + f1->x1[k];
         mlnet_clamp(w->cur, n1, net->vth, w->a[0], w->mv[0], &w->kink);
+#pragma omp parallel for schedule(static) if (n1 > BLAS_PARALLEL_MIN)
         for (long k = 0; k < n1; k++)
             w->jac[0][k] = f1->drops ? w->mv[0][k] * f1->drops[k] : w->mv[0][k];
     }
@@ -545,6 +587,8 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
             mlnet_affine(ly, NULL, NULL, w->invstd[l], scale, shift);
         }
         const float *drop = w->use_drop ? w->drop[l] : NULL;
+        const int par = count > BLAS_PARALLEL_MIN;
+#pragma omp parallel for collapse(2) schedule(static) if (par)
         for (int b = 0; b < B; b++)
             for (int c = 0; c < C; c++) {
                 const long o = ((long)b * C + c) * hw;
@@ -556,6 +600,7 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
                 }
             }
         mlnet_clamp(w->cur, count, net->vth, w->a[l], w->mv[l], &w->kink);
+#pragma omp parallel for collapse(2) schedule(static) if (par)
         for (int b = 0; b < B; b++)
             for (int c = 0; c < C; c++) {
                 const long o = ((long)b * C + c) * hw;
@@ -572,14 +617,7 @@ int mlnet_eval_f(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mln
         CHECK(p->flush(p->ctx));
         CHECK(p->bcast(p->ctx, w->a[L - 1], sizeof(float) * (size_t)B * nL, p->stages - 1));
     }
-    for (int b = 0; b < B; b++) {
-        double r = 0.0;
-        for (int i = 0; i < nL; i++) {
-            double d = (double)w->a[L - 1][(long)b * nL + i] - a[(long)b * nL + i];
-            r += d * d;
-        }
-        res[b] = (float)sqrt(r);
-    }
+    mlnet_residuals(w->a[L - 1], a, B, nL, res);
     return FSNN_OK;
 }
 
@@ -748,19 +786,21 @@ static int mlnet_back_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g
     float *gr = w->p0, *o = w->p1;
     for (int l = hi - 1; l >= 1 && l >= lo; l--) {
         const mlnet_layer *ly = &net->layer[l];
-        mlnet_scale_rows(gr, w->mv[l], 0, NULL, B, ly->n); /* dL/d(pre_l) */
         if (ly->kind == NETSPEC_POOL) {
+            mlnet_scale_rows(gr, w->mv[l], 0, NULL, B, ly->n); /* dL/d(pre_l) */
             pool_avg2_vjp(gr, o, (long)B * ly->pc, ly->ph, ly->pw);
         } else {
             const int C = ly->C, hw = ly->hw;
             const long nl = (long)B * ly->n;
             float *dz = w->s[l], *dzx = w->hacc[l], *dh = w->u[l];
-            const float *xh = w->xhat[l], *drop = w->use_drop ? w->drop[l] : NULL;
+            const float *xh = w->xhat[l], *mv = w->mv[l];
+            const float *drop = w->use_drop ? w->drop[l] : NULL;
             /* The element-wise loops run on every thread: the batch-wide
              * adjoint calls them once per iteration and layer. */
 #pragma omp parallel for schedule(static) if (nl > BLAS_PARALLEL_MIN)
             for (long k = 0; k < nl; k++) {
-                dz[k] = drop ? gr[k] * drop[k] : gr[k];
+                const float d = gr[k] * mv[k]; /* dL/d(pre_l) */
+                dz[k] = drop ? d * drop[k] : d;
                 dzx[k] = dz[k] * xh[k];
             }
             double *s1 = w->center, *s2 = w->bnsum;
@@ -814,6 +854,7 @@ int mlnet_backward_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g, i
         memset(dc1, 0, sizeof(float) * (size_t)n1);
         return FSNN_OK;
     }
+#pragma omp parallel for schedule(static) if (n1 > BLAS_PARALLEL_MIN)
     for (long k = 0; k < n1; k++)
         dc1[k] = g1[k] * w->mv[0][k];
     return FSNN_OK;

@@ -97,12 +97,15 @@ typedef struct {
 } mlnet;
 
 /* The row groups of a batch: n groups of len[i] rows from off[i], each with
- * its own linop work buffer opws + i * ws_len. */
+ * its own linop work buffer opws + i * ws_len; nws >= n such buffers in
+ * all (a lone group's event products share its rows among that many
+ * threads). */
 typedef struct {
     int n;
     const int *off, *len;
     float *opws;
     size_t ws_len;
+    int nws;
 } mlnet_groups;
 
 /* Layer 1's inputs: the feedback map W (event weights We), the input

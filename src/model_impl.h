@@ -41,8 +41,9 @@ struct model_ws {
     float *ga, *beta, *dx1, *tmp;
     double *stats;   /* [4 x channels] BatchNorm statistics or VJP sums */
     int64_t *bn_acc; /* [2 x channels] fixed-point accumulators of BatchNorm sums */
-    float *opws;     /* [max_shards x ws_len] linop work buffers, one per row group */
-    size_t ws_len;
+    float *opws;     /* [n_opws x ws_len] linop work buffers: one per row group, */
+    size_t ws_len;   /* at least one per thread (mlnet's lone group) */
+    int n_opws;
     /* Data-parallel layout of the current batch (model_ws_set_batch). */
     const reduce_ops *red;
     int deterministic;

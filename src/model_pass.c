@@ -172,7 +172,7 @@ int model_input(fsnn_model *m, model_ws *ws, const float *x, int B, int training
 static mlnet_groups model_ml_groups(model_ws *ws, int B, int *whole) {
     const int *len;
     int n = model_groups(ws, B, &len, whole);
-    return (mlnet_groups){n, ws->group_off, len, ws->opws, ws->ws_len};
+    return (mlnet_groups){n, ws->group_off, len, ws->opws, ws->ws_len, ws->n_opws};
 }
 
 /* Whether BatchNorm in the loop takes the batch's statistics. */
@@ -556,7 +556,10 @@ static int model_loss_rows(fsnn_model *m, model_ws *v, const uint8_t *labels, in
     else
         linop_mask_lists(v->jac, B, n, v->jidx, v->jnnz);
     solver_stats ss;
-    CHECK(solver_solve(v->solver, &op, v->ga, v->beta, B, v->max_iters, v->tol, &ss));
+    dnn_hold_begin(); /* as model_ml_adjoint's */
+    int rc = solver_solve(v->solver, &op, v->ga, v->beta, B, v->max_iters, v->tol, &ss);
+    dnn_hold_end();
+    CHECK(rc);
     model_stats_adjoint(st, &ss, B);
     if (m->ml) {
         /* Back through layers L..2; dx1 = dc1 ⊙ drop_x, dW's factor dc1 ⊙ drop_s. */
@@ -602,8 +605,12 @@ static int model_ml_adjoint(fsnn_model *m, model_ws *ws, int B, model_stats *st)
     ws->m = m;
     solver_op op = {model_ml_apply_jt_batch, NULL, ws, m->n};
     solver_stats ss;
-    CHECK(solver_solve_batch(ws->solver, &op, ws->ga, ws->beta, B, ws->max_iters, ws->tol,
-                             ws->global_batch * m->n, model_sum_values, ws, &ss));
+    /* Every iteration multiplies by the same weights (dnn.h's hold). */
+    dnn_hold_begin();
+    int rc = solver_solve_batch(ws->solver, &op, ws->ga, ws->beta, B, ws->max_iters, ws->tol,
+                                ws->global_batch * m->n, model_sum_values, ws, &ss);
+    dnn_hold_end();
+    CHECK(rc);
     st->adj_iters_sum += ss.iters_mean * B;
     /* The batch's residual, each rank's share of it (the trainer sums them). */
     st->adj_res2_sum += ss.residual * ss.residual * B / (double)ws->global_batch;

@@ -82,15 +82,20 @@ int model_pipe_grads(fsnn_model *m) {
 }
 
 int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, double *out) {
+    /* Channel by channel on the threads, each channel's terms in one order:
+     * the same bits on any team. */
+    const int par = hw > 1 && (long)B * C * hw > BLAS_PARALLEL_MIN;
     if (!ws->deterministic) {
-        for (int j = 0; j < C; j++)
-            out[j] = 0.0;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < C; j++) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int j = 0; j < C; j++) {
+            double t = 0.0;
+            for (int b = 0; b < B; b++) {
                 const float *xm = x + ((long)b * C + j) * hw;
                 for (int p = 0; p < hw; p++)
-                    out[j] += xm[p];
+                    t += xm[p];
             }
+            out[j] = t;
+        }
         return ws->red->size > 1 ? ws->red->sum_f64(ws->red->ctx, out, (size_t)C) : FSNN_OK;
     }
     const long n = (long)C * hw;
@@ -102,17 +107,19 @@ int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, doubl
         return FSNN_OK;
     }
     double scale = reduce_scale(mx, ws->global_batch * hw);
-    memset(ws->bn_acc, 0, sizeof(int64_t) * (size_t)C);
-    for (int b = 0; b < B; b++) {
-        if (hw == 1) {
+    if (hw == 1) {
+        memset(ws->bn_acc, 0, sizeof(int64_t) * (size_t)C);
+        for (int b = 0; b < B; b++)
             reduce_fixed_add(ws->bn_acc, x + (long)b * n, (size_t)C, scale);
-            continue;
-        }
+    } else {
         /* Integer sums: the order of the terms does not matter. */
-        for (int j = 0; j < C; j++)
-            ws->bn_acc[j] = (int64_t)((uint64_t)ws->bn_acc[j] +
-                                      (uint64_t)reduce_fixed_sum(x + (long)b * n + (long)j * hw,
-                                                                 (size_t)hw, scale));
+#pragma omp parallel for schedule(static) if (par)
+        for (int j = 0; j < C; j++) {
+            uint64_t t = 0;
+            for (int b = 0; b < B; b++)
+                t += (uint64_t)reduce_fixed_sum(x + (long)b * n + (long)j * hw, (size_t)hw, scale);
+            ws->bn_acc[j] = (int64_t)t;
+        }
     }
     CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)C));
     for (int j = 0; j < C; j++)
@@ -149,6 +156,10 @@ int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, const double
     const double G = (double)ws->global_batch * hw;
     double *s = ws->stats; /* [2C]: the sums of d, then of d^2 */
     float *d = ws->tmp;    /* [B x C x hw] */
+    /* Every loop below runs on the threads element by element or channel by
+     * channel, each channel's terms in one order: the same bits on any team. */
+    const int par = (long)B * n > BLAS_PARALLEL_MIN;
+#pragma omp parallel for collapse(2) schedule(static) if (par)
     for (int b = 0; b < B; b++)
         for (int j = 0; j < C; j++) {
             const long o = (long)b * n + (long)j * hw;
@@ -157,15 +168,18 @@ int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, const double
                 d[o + p] = x[o + p] - k;
         }
     if (!ws->deterministic) {
-        for (int j = 0; j < 2 * C; j++)
-            s[j] = 0.0;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < C; j++)
+#pragma omp parallel for schedule(static) if (par)
+        for (int j = 0; j < C; j++) {
+            double s1 = 0.0, s2 = 0.0;
+            for (int b = 0; b < B; b++)
                 for (int p = 0; p < hw; p++) {
                     const double v = d[(long)b * n + (long)j * hw + p];
-                    s[j] += v;
-                    s[C + j] += v * v;
+                    s1 += v;
+                    s2 += v * v;
                 }
+            s[j] = s1;
+            s[C + j] = s2;
+        }
         if (ws->red->size > 1) CHECK(ws->red->sum_f64(ws->red->ctx, s, 2 * (size_t)C));
     } else {
         double mx = reduce_maxabs(d, (size_t)B * n);
@@ -178,19 +192,19 @@ int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, const double
         const double sc[2] = {reduce_scale(mx, ws->global_batch * hw),
                               reduce_scale(mx * mx, ws->global_batch * hw)};
         int64_t *acc = ws->bn_acc; /* [2C] */
-        memset(acc, 0, sizeof(int64_t) * 2 * (size_t)C);
-        for (int pass = 0; pass < 2; pass++) {
-            if (pass == 1) /* d^2 in place */
-                for (long k = 0; k < (long)B * n; k++)
-                    d[k] *= d[k];
-            /* Integer sums: the order of the terms does not matter. */
-            for (int b = 0; b < B; b++)
-                for (int j = 0; j < C; j++) {
-                    int64_t *a = acc + pass * C + j;
-                    *a = (int64_t)((uint64_t)*a +
-                                   (uint64_t)reduce_fixed_sum(d + (long)b * n + (long)j * hw,
-                                                              (size_t)hw, sc[pass]));
-                }
+                                   /* Integer sums: the order of the terms does not matter. */
+#pragma omp parallel for schedule(static) if (par)
+        for (int j = 0; j < C; j++) {
+            uint64_t a1 = 0, a2 = 0;
+            for (int b = 0; b < B; b++) {
+                float *dj = d + (long)b * n + (long)j * hw;
+                a1 += (uint64_t)reduce_fixed_sum(dj, (size_t)hw, sc[0]);
+                for (int p = 0; p < hw; p++) /* d^2 in place */
+                    dj[p] *= dj[p];
+                a2 += (uint64_t)reduce_fixed_sum(dj, (size_t)hw, sc[1]);
+            }
+            acc[j] = (int64_t)a1;
+            acc[C + j] = (int64_t)a2;
         }
         CHECK(ws->red->sum_i64(ws->red->ctx, acc, 2 * (size_t)C));
         for (int j = 0; j < 2 * C; j++)

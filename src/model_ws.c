@@ -84,7 +84,9 @@ static int model_ws_shards(model_ws *w, const fsnn_model *m, const fsnn_cfg *cfg
     size_t a = linop_ws_size(&m->in_op), b = linop_ws_size(&m->fb_op);
     w->ws_len = a > b ? a : b;
     if (m->ml && m->ml->ws_len > w->ws_len) w->ws_len = m->ml->ws_len;
-    CHECK(XCALLOC(&w->opws, (size_t)w->max_shards * w->ws_len + 1));
+    const int team = omp_get_max_threads();
+    w->n_opws = w->max_shards > team ? w->max_shards : team;
+    CHECK(XCALLOC(&w->opws, (size_t)w->n_opws * w->ws_len + 1));
     CHECK(XCALLOC(&w->gstats, (size_t)w->max_shards));
     return FSNN_OK;
 }

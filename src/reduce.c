@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "blas.h" // defines: BLAS_PARALLEL_MIN
 #include "status.h"
 
 static int reduce_nop_i64(void *ctx, int64_t *buf, size_t count) {
@@ -175,6 +176,9 @@ double reduce_maxabs(const float *x, size_t n) {
      * infinity and NaN are above every finite value: an integer maximum
      * that vectorizes and sees non-finite values. */
     uint32_t m = 0;
+    /* A maximum is the same in any order: the threads' parts give the
+     * same bits as one pass. */
+#pragma omp parallel for schedule(static) reduction(max : m) if (n > (size_t)BLAS_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         uint32_t b;
         memcpy(&b, &x[i], sizeof b);

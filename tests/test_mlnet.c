@@ -12,8 +12,10 @@
  *    as T grows, in evaluation and with BatchNorm on batch statistics in
  *    training (the rule of docs/multilayer.md); the trace's last step
  *    equals model_loss's residual.
- * 3. Dense and event-driven spike products give the same rates. */
+ * 3. Dense and event-driven spike products give the same rates; a lone row
+ *    group's event products on one thread and on three give the same bits. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -309,6 +311,22 @@ static void test_event(const ml_net *net) {
     EXPECT(differ == 0, "%s: %d rates differ between dense and event products", net->net, differ);
 }
 
+/* A lone row group's event products share its samples among the threads
+ * (mlnet.c): the same bits on one thread and on three (rows split 1, 1, 2). */
+static void test_threads(const ml_net *net) {
+    static float a1[MB * 1024], a3[MB * 1024];
+    int d1 = 0, e1 = 0, d3 = 0, e3 = 0;
+    const int team = omp_get_max_threads();
+    omp_set_num_threads(1);
+    rates_with(net, SPIKE_EVENT, a1, &d1, &e1);
+    omp_set_num_threads(3);
+    rates_with(net, SPIKE_EVENT, a3, &d3, &e3);
+    omp_set_num_threads(team);
+    EXPECT(e1 > 0 && e1 == e3, "%s: event steps %d on one thread, %d on three", net->net, e1, e3);
+    EXPECT(memcmp(a1, a3, sizeof a1) == 0, "%s: rates differ between one thread and three",
+           net->net);
+}
+
 int main(void) {
     test_grad(&net_deconv, 0.0f);
     test_grad(&net_deconv, 0.2f);
@@ -318,5 +336,7 @@ int main(void) {
     test_convergence(&net_fc);
     test_event(&net_pool);
     test_event(&net_fc);
+    test_threads(&net_deconv);
+    test_threads(&net_pool);
     return check_finish("mlnet");
 }
