@@ -144,22 +144,7 @@ static void solver_start(solver_ws *w, const float *g, int B, double thr) {
     }
 }
 
-/* The low-rank inverse Jacobian estimate B = -I + sum_i u_i vt_i^T of
- * Broyden's method: out = B x (the reference's matvec). U and Vt hold k rows
- * of n; x^T B (rmatvec) is the same with U and Vt swapped. */
-static void solver_lr_matvec(const float *U, const float *Vt, int k, int n, const float *x,
-                             float *out) {
-    for (int j = 0; j < n; j++)
-        out[j] = -x[j];
-    for (int i = 0; i < k; i++) {
-        float c = (float)solver_dot(Vt + (long)i * n, x, n);
-        const float *ui = U + (long)i * n;
-        for (int j = 0; j < n; j++)
-            out[j] += c * ui[j];
-    }
-}
-
-static void solver_broyden_update(solver_ws *w, int b, const float *dgx, int max_iters);
+static void solver_broyden_update(solver_ws *w, int b, const float *dgx, int max_iters, float *tmp);
 
 static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, int B, int max_iters,
                            double thr) {
@@ -196,32 +181,57 @@ static void solver_broyden(solver_ws *w, const solver_op *op, const float *g, in
                 w->done[b] = 1;
                 continue;
             }
-            solver_broyden_update(w, b, gxn, max_iters);
+            solver_broyden_update(w, b, gxn, max_iters, w->in + (long)r * n); /* xn is spent */
         }
     }
 }
 
-/* Sample b's rank-one update of the inverse estimate and its next step:
- * upd holds dx = x_new - x_old on entry and the step -B gx on return; dgx
- * is G(x_new) - G(x_old). */
-static void solver_broyden_update(solver_ws *w, int b, const float *dgx, int max_iters) {
+/* Sample b's rank-one update of Broyden's low-rank inverse Jacobian
+ * estimate B = -I + sum_i u_i vt_i^T (the reference's matvec; x^T B is its
+ * rmatvec) and its next step: upd holds dx = x_new - x_old on entry and the
+ * step -B gx on return; dgx is G(x_new) - G(x_old); tmp [n] is borrowed.
+ *
+ * The three products of the update, vt = dx^T B, u = B dgx and B gx, run
+ * as one sweep over the k stored pairs, so each row of U and Vt comes from
+ * memory once rather than three times (with n in the tens of thousands a
+ * batch's pairs far exceed the caches). Each output still adds its terms in
+ * the order i = 0 .. k, as three separate products would. */
+static void solver_broyden_update(solver_ws *w, int b, const float *dgx, int max_iters,
+                                  float *tmp) {
     const int n = w->n;
     const long o = (long)b * n;
-    float *gx = w->gx + o, *upd = w->upd + o;
-    int k = w->nstep[b];
+    const float *gx = w->gx + o;
+    float *upd = w->upd + o;
+    const int k = w->nstep[b];
     float *U = w->U + o * max_iters, *Vt = w->Vt + o * max_iters;
     float *u = U + (long)k * n, *vt = Vt + (long)k * n;
-    solver_lr_matvec(Vt, U, k, n, upd, vt);
-    solver_lr_matvec(U, Vt, k, n, dgx, u);
+    for (int j = 0; j < n; j++) {
+        vt[j] = -upd[j];
+        u[j] = -dgx[j];
+        tmp[j] = -gx[j];
+    }
+    for (int i = 0; i < k; i++) {
+        const float *ui = U + (long)i * n, *vi = Vt + (long)i * n;
+        const float cu = (float)solver_dot(ui, upd, n);
+        const float cd = (float)solver_dot(vi, dgx, n);
+        const float cg = (float)solver_dot(vi, gx, n);
+        for (int j = 0; j < n; j++) {
+            vt[j] += cu * vi[j];
+            u[j] += cd * ui[j];
+            tmp[j] += cg * ui[j];
+        }
+    }
     double den = solver_dot(vt, dgx, n);
     if (den != 0.0 && isfinite(den)) {
         for (int j = 0; j < n; j++)
             u[j] = (float)((upd[j] - u[j]) / den);
         w->nstep[b] = k + 1;
+        const float cg = (float)solver_dot(vt, gx, n);
+        for (int j = 0; j < n; j++)
+            tmp[j] += cg * u[j];
     }
-    solver_lr_matvec(U, Vt, w->nstep[b], n, gx, upd);
     for (int j = 0; j < n; j++)
-        upd[j] = -upd[j];
+        upd[j] = -tmp[j];
 }
 
 static void solver_halving(solver_ws *w, const solver_op *op, const float *g, int B, int max_iters);
@@ -278,7 +288,7 @@ static int solver_broyden_batch(solver_ws *w, const solver_op *op, const float *
         if (res < thr || it == max_iters || !isfinite(res)) break;
 #pragma omp parallel for schedule(dynamic, 4) if (count > BLAS_PARALLEL_MIN)
         for (int b = 0; b < B; b++)
-            solver_broyden_update(w, b, w->out + (long)b * n, max_iters);
+            solver_broyden_update(w, b, w->out + (long)b * n, max_iters, w->in + (long)b * n);
     }
     *best_res = lowest;
     return FSNN_OK;
