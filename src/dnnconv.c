@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "dnn.h"
 
 enum { ARG_SRC, ARG_WEI, ARG_DST, ARG_BIAS, ARG_N };
@@ -14,8 +15,9 @@ typedef struct {
     dnnconv_map map;
     conv_shape s;
     int B, bias;
-    int bf16; /* 1: source (spikes) and weights enter as bf16, the output leaves as float */
-    int nthr; /* the threads it was made for (dnnconv_team_begin) */
+    int bf16;       /* 1: source (spikes) and weights enter as bf16, the output leaves as float */
+    int bsrc, bdst; /* the caller's x (dx) and y (dy) in the blocked layout (dnnconv.h) */
+    int nthr;       /* the threads it was made for (dnnconv_team_begin) */
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     dnn_arg arg[ARG_N];
@@ -39,14 +41,17 @@ static void dnnconv_entry_free(dnnconv_entry *e) {
     free(e->acc);
 }
 
-/* The plain descriptors of the map's arrays: x (or dx), the weights, y (or
- * dy), the bias. */
-static int dnnconv_plain(const conv_shape *s, int B, dnnl_memory_desc_t md[ARG_N]) {
+/* The descriptors of the caller's arrays: x (or dx), the weights, y (or
+ * dy), the bias; x and y NCHW, or blocked where bsrc, bdst say. */
+static int dnnconv_plain(const conv_shape *s, int B, int bsrc, int bdst,
+                         dnnl_memory_desc_t md[ARG_N]) {
     const dnnl_dims_t src = {B, s->C, s->H, s->W}, wei = {s->O, s->C, s->k, s->k},
                       dst = {B, s->O, s->Ho, s->Wo}, bias = {s->O};
-    DNN(dnnl_memory_desc_init_by_tag(&md[ARG_SRC], 4, src, dnnl_f32, dnnl_nchw));
+    DNN(dnnl_memory_desc_init_by_tag(&md[ARG_SRC], 4, src, dnnl_f32,
+                                     bsrc ? dnnl_nChw16c : dnnl_nchw));
     DNN(dnnl_memory_desc_init_by_tag(&md[ARG_WEI], 4, wei, dnnl_f32, dnnl_oihw));
-    DNN(dnnl_memory_desc_init_by_tag(&md[ARG_DST], 4, dst, dnnl_f32, dnnl_nchw));
+    DNN(dnnl_memory_desc_init_by_tag(&md[ARG_DST], 4, dst, dnnl_f32,
+                                     bdst ? dnnl_nChw16c : dnnl_nchw));
     DNN(dnnl_memory_desc_init_by_tag(&md[ARG_BIAS], 1, bias, dnnl_f32, dnnl_a));
     return FSNN_OK;
 }
@@ -124,7 +129,7 @@ static int dnnconv_pd(const conv_shape *s, dnnconv_map map, int B, int bias, int
  * queries that name them. */
 static int dnnconv_args(dnnconv_entry *e) {
     dnnl_memory_desc_t plain[ARG_N];
-    CHECK(dnnconv_plain(&e->s, e->B, plain));
+    CHECK(dnnconv_plain(&e->s, e->B, e->bsrc, e->bdst, plain));
     static const struct {
         dnnl_query_t q[3]; /* per map */
         int input[3];
@@ -156,15 +161,17 @@ static int dnnconv_args(dnnconv_entry *e) {
     return FSNN_OK;
 }
 
-/* The calling thread's primitive for (map, s, B, bias), made at first use. */
-static int dnnconv_get(const conv_shape *s, dnnconv_map map, int B, int bias, int bf16,
+/* The calling thread's primitive for (map, s, B, bias, bf16) with the
+ * caller's arrays in the layouts lay (bit 0: x or dx blocked, bit 1: y or
+ * dy), made at first use. */
+static int dnnconv_get(const conv_shape *s, dnnconv_map map, int B, int bias, int bf16, int lay,
                        dnnconv_entry **out) {
     CHECK(dnn_start(&dnnconv_engine, &dnnconv_stream));
     const int nthr = omp_get_max_threads();
     for (int i = 0; i < dnnconv_n; i++) {
         dnnconv_entry *e = &dnnconv_cache[i];
         if (e->map == map && e->B == B && e->bias == bias && e->bf16 == bf16 && e->nthr == nthr &&
-            !memcmp(&e->s, s, sizeof *s)) {
+            e->bsrc == (lay & 1) && e->bdst == (lay >> 1 & 1) && !memcmp(&e->s, s, sizeof *s)) {
             *out = e;
             return FSNN_OK;
         }
@@ -183,6 +190,8 @@ static int dnnconv_get(const conv_shape *s, dnnconv_map map, int B, int bias, in
     e->B = B;
     e->bias = bias;
     e->bf16 = bf16;
+    e->bsrc = lay & 1;
+    e->bdst = lay >> 1 & 1;
     e->nthr = nthr;
     int rc = dnnconv_pd(s, map, B, bias, bf16, &e->pd);
     if (rc == 0 && dnnl_primitive_create(&e->prim, e->pd) != dnnl_success)
@@ -212,9 +221,9 @@ static int dnnconv_run(dnnconv_entry *e, const int tags[ARG_N], const int output
 }
 
 static int dnnconv_forward_run(const conv_shape *s, const float *x, const float *Wt, const float *b,
-                               float *y, int B, int bf16) {
+                               float *y, int B, int bf16, int lay) {
     dnnconv_entry *e;
-    CHECK(dnnconv_get(s, DNNCONV_FORWARD, B, b != NULL, bf16, &e));
+    CHECK(dnnconv_get(s, DNNCONV_FORWARD, B, b != NULL, bf16, lay, &e));
     CHECK(dnn_arg_bind(&e->arg[ARG_SRC], x, 1));
     CHECK(dnn_arg_bind_weights(&e->arg[ARG_WEI], Wt));
     CHECK(dnn_arg_bind(&e->arg[ARG_DST], y, 0));
@@ -225,9 +234,9 @@ static int dnnconv_forward_run(const conv_shape *s, const float *x, const float 
 }
 
 static int dnnconv_backward_data_run(const conv_shape *s, const float *Wt, const float *dy,
-                                     float *dx, int B, int bf16) {
+                                     float *dx, int B, int bf16, int lay) {
     dnnconv_entry *e;
-    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_DATA, B, 0, bf16, &e));
+    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_DATA, B, 0, bf16, lay, &e));
     CHECK(dnn_arg_bind(&e->arg[ARG_SRC], dx, 0));
     CHECK(dnn_arg_bind_weights(&e->arg[ARG_WEI], Wt));
     CHECK(dnn_arg_bind(&e->arg[ARG_DST], dy, 1));
@@ -239,7 +248,7 @@ static int dnnconv_backward_data_run(const conv_shape *s, const float *Wt, const
 static int dnnconv_backward_weights_run(const conv_shape *s, const float *x, const float *dy,
                                         float *dW, float *db, int B) {
     dnnconv_entry *e;
-    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_WEIGHTS, B, db != NULL, 0, &e));
+    CHECK(dnnconv_get(s, DNNCONV_BACKWARD_WEIGHTS, B, db != NULL, 0, 0, &e));
     const size_t nw = (size_t)s->O * s->C * s->k * s->k;
     CHECK(dnn_arg_bind(&e->arg[ARG_SRC], x, 1));
     CHECK(dnn_arg_bind(&e->arg[ARG_WEI], e->acc, 0));
@@ -257,38 +266,91 @@ static int dnnconv_backward_weights_run(const conv_shape *s, const float *x, con
     return FSNN_OK;
 }
 
-/* Each map runs a batch as dnn_chunk's power-of-two chunks. */
-int dnnconv_forward_prec(const conv_shape *s, const float *x, const float *Wt, const float *b,
-                         float *y, int B, int bf16) {
+/* Each map runs a batch as dnn_chunk's power-of-two chunks (the blocked
+ * layout, like NCHW, holds sample after sample). */
+static int dnnconv_forward_lay(const conv_shape *s, const float *x, const float *Wt, const float *b,
+                               float *y, int B, int bf16, int lay) {
     const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
     int team = dnn_team_begin(1), rc = FSNN_OK;
     for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
         c = dnn_chunk(B - b0);
-        rc = dnnconv_forward_run(s, x + b0 * in, Wt, b, y + b0 * out, c, bf16 != 0);
+        rc = dnnconv_forward_run(s, x + b0 * in, Wt, b, y + b0 * out, c, bf16 != 0, lay);
     }
     dnn_team_end(team);
     return rc;
+}
+
+static int dnnconv_backward_data_lay(const conv_shape *s, const float *Wt, const float *dy,
+                                     float *dx, int B, int bf16, int lay) {
+    const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
+    int team = dnn_team_begin(1), rc = FSNN_OK;
+    for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
+        c = dnn_chunk(B - b0);
+        rc = dnnconv_backward_data_run(s, Wt, dy + b0 * out, dx + b0 * in, c, bf16 != 0, lay);
+    }
+    dnn_team_end(team);
+    return rc;
+}
+
+int dnnconv_forward_prec(const conv_shape *s, const float *x, const float *Wt, const float *b,
+                         float *y, int B, int bf16) {
+    return dnnconv_forward_lay(s, x, Wt, b, y, B, bf16, 0);
 }
 
 int dnnconv_forward(const conv_shape *s, const float *x, const float *Wt, const float *b, float *y,
                     int B) {
-    return dnnconv_forward_prec(s, x, Wt, b, y, B, 0);
+    return dnnconv_forward_lay(s, x, Wt, b, y, B, 0, 0);
 }
 
 int dnnconv_backward_data_prec(const conv_shape *s, const float *Wt, const float *dy, float *dx,
                                int B, int bf16) {
-    const long in = (long)s->C * s->H * s->W, out = (long)s->O * s->Ho * s->Wo;
-    int team = dnn_team_begin(1), rc = FSNN_OK;
-    for (int b0 = 0, c; rc == FSNN_OK && b0 < B; b0 += c) {
-        c = dnn_chunk(B - b0);
-        rc = dnnconv_backward_data_run(s, Wt, dy + b0 * out, dx + b0 * in, c, bf16 != 0);
-    }
-    dnn_team_end(team);
-    return rc;
+    return dnnconv_backward_data_lay(s, Wt, dy, dx, B, bf16, 0);
 }
 
 int dnnconv_backward_data(const conv_shape *s, const float *Wt, const float *dy, float *dx, int B) {
-    return dnnconv_backward_data_prec(s, Wt, dy, dx, B, 0);
+    return dnnconv_backward_data_lay(s, Wt, dy, dx, B, 0, 0);
+}
+
+int dnnconv_blocks(int C) {
+    return C % DNNCONV_BLOCK == 0;
+}
+
+int dnnconv_forward_blocked(const conv_shape *s, const float *x, const float *Wt, float *y, int B,
+                            int y_blocked) {
+    return dnnconv_forward_lay(s, x, Wt, NULL, y, B, 0, 1 | (y_blocked ? 2 : 0));
+}
+
+int dnnconv_backward_data_blocked(const conv_shape *s, const float *Wt, const float *dy, float *dx,
+                                  int B, int dx_blocked) {
+    return dnnconv_backward_data_lay(s, Wt, dy, dx, B, 0, 2 | (dx_blocked ? 1 : 0));
+}
+
+/* x in NCHW to y blocked (to_blocked), or x blocked to y in NCHW: tile
+ * (b, j) of 16 channels is [16 x hw] in NCHW and [hw x 16] blocked. */
+static void dnnconv_relayout(const float *x, float *y, int B, int C, int hw, int to_blocked) {
+    const int nb = C / DNNCONV_BLOCK;
+#pragma omp parallel for collapse(2) schedule(static) if ((long)B * C * hw > BLAS_PARALLEL_MIN)
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < nb; j++) {
+            const long o = ((long)b * C + (long)j * DNNCONV_BLOCK) * hw;
+            for (int q = 0; q < hw; q++)
+                for (int i = 0; i < DNNCONV_BLOCK; i++) {
+                    const long plain = o + (long)i * hw + q,
+                               blocked = o + (long)q * DNNCONV_BLOCK + i;
+                    if (to_blocked)
+                        y[blocked] = x[plain];
+                    else
+                        y[plain] = x[blocked];
+                }
+        }
+}
+
+void dnnconv_block(const float *x, float *y, int B, int C, int hw) {
+    dnnconv_relayout(x, y, B, C, hw, 1);
+}
+
+void dnnconv_unblock(const float *x, float *y, int B, int C, int hw) {
+    dnnconv_relayout(x, y, B, C, hw, 0);
 }
 
 int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *dy, float *dW,
@@ -306,7 +368,7 @@ int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *d
 int dnnconv_impl(const conv_shape *s, dnnconv_map map, int B, int bf16, char *buf, size_t size) {
     dnnconv_entry *e;
     int team = dnn_team_begin(map != DNNCONV_BACKWARD_WEIGHTS);
-    int rc = dnnconv_get(s, map, dnn_chunk(B), 0, bf16 != 0, &e);
+    int rc = dnnconv_get(s, map, dnn_chunk(B), 0, bf16 != 0, 0, &e);
     dnn_team_end(team);
     CHECK(rc);
     return dnn_impl_name(e->pd, buf, size);

@@ -41,6 +41,28 @@ int dnnconv_forward_prec(const conv_shape *s, const float *x, const float *Wt, c
 int dnnconv_backward_data_prec(const conv_shape *s, const float *Wt, const float *dy, float *dx,
                                int B, int bf16);
 
+/* --- the blocked layout ---
+ * oneDNN's direct convolutions read and write feature maps with the
+ * channels in blocks of 16: sample b, block j, position p, channel j 16 + i
+ * at ((b C / 16 + j) hw + p) 16 + i (nChw16c). A chain of products that
+ * keeps its maps in that layout (the adjoint's J^T through the layers)
+ * saves the two reorders around every call. The results are the same
+ * bits as the NCHW calls': the same primitive on the same values. */
+#define DNNCONV_BLOCK 16
+/* 1 when a map of C channels has the blocked layout (C a multiple of 16). */
+int dnnconv_blocks(int C);
+/* dnnconv_forward without bias from a blocked x, into y blocked
+ * (y_blocked = 1) or NCHW. */
+int dnnconv_forward_blocked(const conv_shape *s, const float *x, const float *Wt, float *y, int B,
+                            int y_blocked);
+/* dnnconv_backward_data from a blocked dy, into dx blocked (dx_blocked = 1)
+ * or NCHW. */
+int dnnconv_backward_data_blocked(const conv_shape *s, const float *Wt, const float *dy, float *dx,
+                                  int B, int dx_blocked);
+/* y = x [B x C x hw] from NCHW to blocked (dnnconv_block) and back
+ * (dnnconv_unblock); dnnconv_blocks(C), x and y distinct. */
+void dnnconv_block(const float *x, float *y, int B, int C, int hw);
+void dnnconv_unblock(const float *x, float *y, int B, int C, int hw);
 /* dW [O x C x k x k] += dL/dWt and, when db is not NULL, db [O] += dL/db,
  * as conv_vjp. */
 int dnnconv_backward_weights(const conv_shape *s, const float *x, const float *dy, float *dW,

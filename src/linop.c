@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "blas.h"     // defines: blas_gemm, BLAS_PARALLEL_MIN
+#include "dnnconv.h"  // defines: dnnconv_backward_data_blocked, dnnconv_forward_blocked
 #include "dnnmm.h"    // defines: dnnmm_spike
 #include "fc.h"       // defines: fc_forward
 #include "log.h"      // defines: log_warn
@@ -191,6 +192,22 @@ void linop_transpose(const linop *op, const float *W, const float *dy, float *dx
         conv_transpose_vjp(&op->tconv, NULL, W, dy, NULL, NULL, dx, B, ws);
     else
         blas_gemm(0, 0, B, op->in, op->out, 1.0f, dy, op->out, W, op->in, 0.0f, dx, op->in);
+}
+
+int linop_blocked(const linop *op) {
+    const conv_shape *c = op->kind == LINOP_CONV     ? &op->conv
+                          : op->kind == LINOP_DECONV ? &op->tconv.conv
+                                                     : NULL;
+    return c && c->dnn && dnnconv_blocks(c->C) && dnnconv_blocks(c->O);
+}
+
+int linop_transpose_blocked(const linop *op, const float *W, const float *dy, float *dx, int B,
+                            int dx_blocked) {
+    /* A transposed conv is conv_backward_data of its conv shape: its
+     * transpose is that conv's forward map (conv_transpose_vjp). */
+    if (op->kind == LINOP_CONV)
+        return dnnconv_backward_data_blocked(&op->conv, W, dy, dx, B, dx_blocked);
+    return dnnconv_forward_blocked(&op->tconv.conv, dy, W, dx, B, dx_blocked);
 }
 
 double linop_adjoint_density(const linop *op) {

@@ -95,6 +95,17 @@ void linop_spike(const linop *op, const float *W, const float *We, const float *
 /* dx [B x in] = op^T(dy [B x out]) (overwritten). */
 void linop_transpose(const linop *op, const float *W, const float *dy, float *dx, int B, float *ws);
 
+/* 1 when op's transpose runs on oneDNN in the blocked layout (dnnconv.h):
+ * a conv or transposed conv on oneDNN whose channels on both sides are
+ * multiples of 16. */
+int linop_blocked(const linop *op);
+
+/* linop_transpose for linop_blocked(op): dy [B x out] blocked, dx [B x in]
+ * blocked (dx_blocked = 1) or NCHW; the same bits as linop_transpose's on
+ * the same values. Returns 0 or an fsnn status. */
+int linop_transpose_blocked(const linop *op, const float *W, const float *dy, float *dx, int B,
+                            int dx_blocked);
+
 /* --- transpose products through a fixed sparse diagonal ---
  * The adjoint solve (SPEC §3) applies W^T (d ⊙ v) many times with the same
  * d = drop_s ⊙ m / V_th, which is zero for every neuron outside 0 < z < 1.

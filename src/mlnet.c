@@ -7,15 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"      // defines: BLAS_PARALLEL_MIN
-#include "bn.h"        // defines: BN_EPS, BN_MOMENTUM
-#include "clock.h"     // defines: clock_seconds
-#include "dropout.h"   // defines: dropout_mask_channel
-#include "pipeplan.h"  // defines: pipeplan_stage
-#include "pool.h"      // defines: pool_avg2_forward, pool_avg2_vjp
-#include "rng.h"       // defines: RNG_DROP_LAYER
-#include "spikecode.h" // defines: spikecode_encode, spikecode_decode, spikecode_bound
-#include "status.h"    // defines: FAIL, CHECK, XCALLOC
+#include "blas.h"       // defines: BLAS_PARALLEL_MIN
+#include "bn.h"         // defines: BN_EPS, BN_MOMENTUM
+#include "clock.h"      // defines: clock_seconds
+#include "dropout.h"    // defines: dropout_mask_channel
+#include "mlnet_impl.h" // defines: mlnet_piped, mlnet_range, mlnet_scale_rows
+#include "pipeplan.h"   // defines: pipeplan_stage
+#include "pool.h"       // defines: pool_avg2_forward, pool_avg2_vjp
+#include "rng.h"        // defines: RNG_DROP_LAYER
+#include "spikecode.h"  // defines: spikecode_encode, spikecode_decode, spikecode_bound
+#include "status.h"     // defines: FAIL, CHECK, XCALLOC
 
 static int mlnet_has_bn(const mlnet_layer *ly) {
     return ly->kind != NETSPEC_POOL;
@@ -23,17 +24,17 @@ static int mlnet_has_bn(const mlnet_layer *ly) {
 
 /* --- the pipeline's stages --- */
 
-static int mlnet_piped(const mlnet *net) {
+int mlnet_piped(const mlnet *net) {
     return net->pipe && net->pipe->stages > 1;
 }
 
 /* This stage's layers [*lo, *hi). */
-static void mlnet_range(const mlnet *net, int *lo, int *hi) {
+void mlnet_range(const mlnet *net, int *lo, int *hi) {
     *lo = mlnet_piped(net) ? net->pipe->first[net->pipe->stage] : 0;
     *hi = mlnet_piped(net) ? net->pipe->first[net->pipe->stage + 1] : net->L;
 }
 
-static int mlnet_last_stage(const mlnet *net) {
+int mlnet_last_stage(const mlnet *net) {
     return !mlnet_piped(net) || net->pipe->stage == net->pipe->stages - 1;
 }
 
@@ -58,13 +59,13 @@ void mlnet_costs(const mlnet *net, const linop *fb, double *cost) {
 }
 
 /* Floats [count] to or from a neighbouring stage, counted. */
-static int mlnet_send_floats(const mlnet *net, int to, const float *x, long count) {
+int mlnet_send_floats(const mlnet *net, int to, const float *x, long count) {
     const mlnet_pipe *p = net->pipe;
     p->traffic->float_bytes += (double)count * sizeof(float);
     return p->send(p->ctx, to, x, sizeof(float) * (size_t)count);
 }
 
-static int mlnet_recv_floats(const mlnet *net, int from, float *x, long count) {
+int mlnet_recv_floats(const mlnet *net, int from, float *x, long count) {
     const mlnet_pipe *p = net->pipe;
     size_t got = 0;
     CHECK(p->recv(p->ctx, from, x, sizeof(float) * (size_t)count, &got));
@@ -228,6 +229,7 @@ int mlnet_ws_create(mlnet_ws **out, const mlnet *net, int Bmax, int max_groups) 
     CHECK(XCALLOC(&w->shift, (size_t)net->C_max));
     CHECK(XCALLOC(&w->center, (size_t)net->C_max));
     CHECK(XCALLOC(&w->bnsum, (size_t)net->C_max));
+    CHECK(XCALLOC(&w->bnf, 3 * (size_t)net->C_max));
     if (mlnet_piped(net)) { /* a boundary's floats, or its spikes in the largest form */
         w->xcap = sizeof(float) * big + (size_t)max_groups * (SPIKECODE_HEADER + 1);
         CHECK(XCALLOC(&w->xbuf, w->xcap));
@@ -256,6 +258,7 @@ void mlnet_ws_destroy(mlnet_ws **pw) {
     free(w->shift);
     free(w->center);
     free(w->bnsum);
+    free(w->bnf);
     free(w->xbuf);
     free(w);
     *pw = NULL;
@@ -650,7 +653,7 @@ int mlnet_update_running(mlnet *net, const mlnet_ws *w, long count) {
 }
 
 /* x[r] *= f[r0 + rows[r]] (rows NULL: r) for nrows rows of n values. */
-static void mlnet_scale_rows(float *x, const float *f, int r0, const int *rows, int nrows, int n) {
+void mlnet_scale_rows(float *x, const float *f, int r0, const int *rows, int nrows, int n) {
     /* Element-wise: the same values on any number of threads. */
 #pragma omp parallel for schedule(static) if ((long)nrows * n > BLAS_PARALLEL_MIN)
     for (int r = 0; r < nrows; r++) {
@@ -748,114 +751,5 @@ int mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *
     const float *mv = w->mv[0] + (long)r0 * net->layer[0].n;
     for (long k = 0; k < n1; k++)
         dc1[k] = g[k] * mv[k];
-    return FSNN_OK;
-}
-
-/* --- the reference's BatchNorm in the loop (model.loop_bn = reference) --- */
-
-/* dx = op^T(dy) for every group's rows (a row's result does not depend on
- * the other groups: deterministic mode's bits). */
-static void mlnet_transpose_groups(const linop *op, const float *W, const float *dy, float *dx,
-                                   const mlnet_groups *g) {
-    if (g->n == 1) {
-        linop_transpose(op, W, dy, dx, g->len[0], g->opws);
-        return;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int gi = 0; gi < g->n; gi++)
-        linop_transpose(op, W, dy + (long)g->off[gi] * op->out, dx + (long)g->off[gi] * op->in,
-                        g->len[gi], g->opws + (size_t)gi * g->ws_len);
-}
-
-/* Back through this stage's layers l >= 2 of all B rows, from the gradient
- * at the last one (in, or from the next stage) to the gradient at layer 1's
- * output, left in *g1 (p0 or p1; on stage 0 only). A BatchNorm layer's
- * backward is the training-mode one: with dz the gradient at its output,
- *   dh = gamma invstd (dz - mean(dz) - xhat mean(dz xhat))
- * the means per channel over the whole batch (count rows in all, through
- * `sums`); dz, dz xhat and dh stay in s, hacc and u (mlnet_ws). */
-static int mlnet_back_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g, int B, long count,
-                            const float *in, mlnet_sums_fn sums, void *sctx, float **g1) {
-    const int L = net->L;
-    int lo, hi;
-    mlnet_range(net, &lo, &hi);
-    if (mlnet_last_stage(net))
-        memcpy(w->p0, in, sizeof(float) * (size_t)B * net->layer[L - 1].n);
-    else
-        CHECK(mlnet_recv_floats(net, net->pipe->stage + 1, w->p0, (long)B * net->layer[hi - 1].n));
-    float *gr = w->p0, *o = w->p1;
-    for (int l = hi - 1; l >= 1 && l >= lo; l--) {
-        const mlnet_layer *ly = &net->layer[l];
-        if (ly->kind == NETSPEC_POOL) {
-            mlnet_scale_rows(gr, w->mv[l], 0, NULL, B, ly->n); /* dL/d(pre_l) */
-            pool_avg2_vjp(gr, o, (long)B * ly->pc, ly->ph, ly->pw);
-        } else {
-            const int C = ly->C, hw = ly->hw;
-            const long nl = (long)B * ly->n;
-            float *dz = w->s[l], *dzx = w->hacc[l], *dh = w->u[l];
-            const float *xh = w->xhat[l], *mv = w->mv[l];
-            const float *drop = w->use_drop ? w->drop[l] : NULL;
-            /* The element-wise loops run on every thread: the batch-wide
-             * adjoint calls them once per iteration and layer. */
-#pragma omp parallel for schedule(static) if (nl > BLAS_PARALLEL_MIN)
-            for (long k = 0; k < nl; k++) {
-                const float d = gr[k] * mv[k]; /* dL/d(pre_l) */
-                dz[k] = drop ? d * drop[k] : d;
-                dzx[k] = dz[k] * xh[k];
-            }
-            double *s1 = w->center, *s2 = w->bnsum;
-            CHECK(sums(sctx, dz, B, C, hw, s1));
-            CHECK(sums(sctx, dzx, B, C, hw, s2));
-            const double N = (double)count * hw;
-#pragma omp parallel for schedule(static) if (nl > BLAS_PARALLEL_MIN)
-            for (int b = 0; b < B; b++)
-                for (int c = 0; c < C; c++) {
-                    const long k0 = ((long)b * C + c) * hw;
-                    const float gs = ly->gamma[c] * w->invstd[l][c];
-                    const float m1 = (float)(s1[c] / N), m2 = (float)(s2[c] / N);
-                    for (int q = 0; q < hw; q++)
-                        dh[k0 + q] = gs * (dz[k0 + q] - m1 - xh[k0 + q] * m2);
-                }
-            mlnet_transpose_groups(&ly->op, ly->F, dh, o, g);
-        }
-        float *t = gr;
-        gr = o;
-        o = t;
-    }
-    *g1 = gr;
-    if (lo == 0) return FSNN_OK;
-    CHECK(mlnet_send_floats(net, net->pipe->stage - 1, gr, (long)B * net->layer[lo - 1].n));
-    return net->pipe->flush(net->pipe->ctx);
-}
-
-int mlnet_jt_batch(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const mlnet_groups *g,
-                   int B, long count, const float *in, float *out, mlnet_sums_fn sums, void *sctx) {
-    float *g1 = NULL;
-    CHECK(mlnet_back_batch(net, w, g, B, count, in, sums, sctx, &g1));
-    int lo, hi;
-    mlnet_range(net, &lo, &hi);
-    if (lo == 0) {
-        mlnet_scale_rows(g1, w->jac[0], 0, NULL, B, net->layer[0].n);
-        mlnet_transpose_groups(f1->fb, f1->W, g1, out, g);
-    }
-    if (!mlnet_piped(net)) return FSNN_OK;
-    return net->pipe->bcast(net->pipe->ctx, out,
-                            sizeof(float) * (size_t)B * net->layer[net->L - 1].n, 0);
-}
-
-int mlnet_backward_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g, int B, long count,
-                         const float *beta, float *dc1, mlnet_sums_fn sums, void *sctx) {
-    float *g1 = NULL;
-    CHECK(mlnet_back_batch(net, w, g, B, count, beta, sums, sctx, &g1));
-    int lo, hi;
-    mlnet_range(net, &lo, &hi);
-    const long n1 = (long)B * net->layer[0].n;
-    if (lo > 0) {
-        memset(dc1, 0, sizeof(float) * (size_t)n1);
-        return FSNN_OK;
-    }
-#pragma omp parallel for schedule(static) if (n1 > BLAS_PARALLEL_MIN)
-    for (long k = 0; k < n1; k++)
-        dc1[k] = g1[k] * w->mv[0][k];
     return FSNN_OK;
 }

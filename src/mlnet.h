@@ -94,6 +94,7 @@ typedef struct {
     float vth, leak;
     cfg_spike_product mode;
     const mlnet_pipe *pipe; /* NULL or one stage: the whole stack here (borrowed) */
+    int plain_chain;        /* 1: mlnet_block leaves the layout as it is (tests compare) */
 } mlnet;
 
 /* The row groups of a batch: n groups of len[i] rows from off[i], each with
@@ -145,9 +146,11 @@ typedef struct {
     float *scale, *shift; /* [C_max] a BatchNorm as an affine map */
     double *center;       /* [C_max] the statistics' shift (mlnet_stats_fn) */
     double *bnsum;        /* [C_max] the training-mode backward's second sums */
+    float *bnf;           /* [3 x C_max] its factors per channel */
     int have_mean;        /* mean[] holds batch statistics (the next shift) */
     int max_groups;
     int use_drop;
+    int blocked;   /* mlnet_block: the factors of J^T are in the blocked layout */
     uint8_t *xbuf; /* pipeline: one boundary message (spikecode blocks) */
     size_t xcap;
     double kink; /* the smallest distance of a non-zero z = pre / V_th from the
@@ -222,8 +225,10 @@ int mlnet_backward(const mlnet *net, mlnet_ws *w, int r0, int len, const float *
                    float *p0, float *p1, float *opws);
 
 /* Sums per channel of x [B x C x hw] over the whole batch (all ranks):
- * out [C]. Collective. */
-typedef int (*mlnet_sums_fn)(void *ctx, const float *x, int B, int C, int hw, double *out);
+ * out [C]; x in NCHW, or in dnnconv.h's blocked layout when blocked = 1.
+ * Collective. */
+typedef int (*mlnet_sums_fn)(void *ctx, const float *x, int B, int C, int hw, int blocked,
+                             double *out);
 
 /* model.loop_bn = reference (docs/fidelity.md): the loop's BatchNorms are
  * differentiated in training mode, their batch statistics' Jacobian
@@ -240,5 +245,20 @@ int mlnet_jt_batch(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, const m
                    int B, long count, const float *in, float *out, mlnet_sums_fn sums, void *sctx);
 int mlnet_backward_batch(const mlnet *net, mlnet_ws *w, const mlnet_groups *g, int B, long count,
                          const float *beta, float *dc1, mlnet_sums_fn sums, void *sctx);
+
+/* The adjoint's many mlnet_jt_batch calls in oneDNN's blocked layout
+ * (dnnconv.h): between mlnet_block and mlnet_unblock the chain keeps its
+ * maps blocked from the first product to the last, two reorders per call
+ * instead of two per layer, with the same bits. mlnet_block permutes the
+ * factors J^T reads (the masks, xhat, the dropout masks, layer 1's
+ * Jacobian) of the last mlnet_eval_f of B rows into that layout, when every
+ * product of the chain has it (conv layers on oneDNN with channels in
+ * multiples of 16, no pipeline) and otherwise does nothing; mlnet_unblock
+ * puts them back. Between the two, w serves mlnet_jt_batch only. */
+void mlnet_block(const mlnet *net, mlnet_ws *w, const mlnet_first *f1, int B);
+/* 1 when mlnet_block takes the blocked layout for net with layer 1's
+ * feedback map fb. */
+int mlnet_blockable(const mlnet *net, const linop *fb);
+void mlnet_unblock(const mlnet *net, mlnet_ws *w, int B);
 
 #endif

@@ -151,6 +151,9 @@ int model_pipe_grads(fsnn_model *m);
  * (double): local sums in fast mode, reproducible fixed-point sums in
  * deterministic mode (the same bits for any number of ranks). Collective. */
 int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, double *out);
+/* The same with x in blocks of blk channels (dnnconv.h's blocked layout;
+ * blk = 0: NCHW): the same bits as for x in NCHW. */
+int model_channel_sums_in(model_ws *ws, const float *x, int B, int C, int hw, int blk, double *out);
 /* BatchNorm statistics per channel of the whole (possibly distributed)
  * batch: two passes, the mean then the mean squared deviation. Collective. */
 int model_bn_stats(model_ws *ws, const float *h, int B, int C, int hw, double *mean, double *var);
@@ -169,7 +172,7 @@ int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, const double
 int model_reduce_sums(fsnn_model *m, model_ws *ws, int B);
 /* Channel sums over the whole batch for mlnet's training-mode BatchNorm
  * backward (mlnet_sums_fn). Collective. */
-int model_ml_sums(void *ctx, const float *x, int B, int C, int hw, double *out);
+int model_ml_sums(void *ctx, const float *x, int B, int C, int hw, int blocked, double *out);
 /* The sum of `count` values over the whole batch (solver_sum_fn):
  * deterministic mode's exact sums, so the solve stops at the same step for
  * any rank count. Collective. */

@@ -605,10 +605,13 @@ static int model_ml_adjoint(fsnn_model *m, model_ws *ws, int B, model_stats *st)
     ws->m = m;
     solver_op op = {model_ml_apply_jt_batch, NULL, ws, m->n};
     solver_stats ss;
-    /* Every iteration multiplies by the same weights (dnn.h's hold). */
+    /* Every iteration multiplies by the same weights (dnn.h's hold), and
+     * the chain keeps oneDNN's layout where it can (mlnet_block). */
     dnn_hold_begin();
+    mlnet_block(m->ml, ws->mlw2, &f1, B);
     int rc = solver_solve_batch(ws->solver, &op, ws->ga, ws->beta, B, ws->max_iters, ws->tol,
                                 ws->global_batch * m->n, model_sum_values, ws, &ss);
+    mlnet_unblock(m->ml, ws->mlw2, B);
     dnn_hold_end();
     CHECK(rc);
     st->adj_iters_sum += ss.iters_mean * B;

@@ -17,6 +17,7 @@
 #include "bn.h"
 #include "bn2d.h"
 #include "clock.h"
+#include "dnnconv.h"
 #include "dropout.h"
 #include "equil.h"
 #include "fc.h"
@@ -81,25 +82,74 @@ int model_pipe_grads(fsnn_model *m) {
     return FSNN_OK;
 }
 
-int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, double *out) {
-    /* Channel by channel on the threads, each channel's terms in one order:
-     * the same bits on any team. */
+/* Fast mode's channel sums, in double, each channel's terms sample after
+ * sample and position after position in either layout. */
+static void model_float_sums(const float *x, int B, int C, int hw, int blk, double *out) {
     const int par = hw > 1 && (long)B * C * hw > BLAS_PARALLEL_MIN;
-    if (!ws->deterministic) {
+    const long n = (long)C * hw;
+    if (blk) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int j = 0; j < C / blk; j++) {
+            double t[DNNCONV_BLOCK] = {0};
+            for (int b = 0; b < B; b++) {
+                const float *xt = x + (long)b * n + (long)j * blk * hw;
+                for (int p = 0; p < hw; p++)
+                    for (int i = 0; i < DNNCONV_BLOCK; i++)
+                        t[i] += xt[(long)p * DNNCONV_BLOCK + i];
+            }
+            for (int i = 0; i < DNNCONV_BLOCK; i++)
+                out[j * DNNCONV_BLOCK + i] = t[i];
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (par)
+    for (int j = 0; j < C; j++) {
+        double t = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *xm = x + (long)b * n + (long)j * hw;
+            for (int p = 0; p < hw; p++)
+                t += xm[p];
+        }
+        out[j] = t;
+    }
+}
+
+/* Deterministic mode's channel sums in fixed point into acc [C]: integer
+ * sums, so the order of the terms does not matter. */
+static void model_fixed_sums(const float *x, int B, int C, int hw, int blk, double scale,
+                             int64_t *acc) {
+    const int par = hw > 1 && (long)B * C * hw > BLAS_PARALLEL_MIN;
+    const long n = (long)C * hw;
+    memset(acc, 0, sizeof(int64_t) * (size_t)C);
+    if (hw == 1) {
+        for (int b = 0; b < B; b++)
+            reduce_fixed_add(acc, x + (long)b * n, (size_t)C, scale);
+    } else if (blk) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int j = 0; j < C / blk; j++)
+            for (int b = 0; b < B; b++)
+                reduce_fixed_add_rows(acc + (long)j * blk, x + (long)b * n + (long)j * hw * blk,
+                                      (size_t)hw, (size_t)blk, scale);
+    } else {
 #pragma omp parallel for schedule(static) if (par)
         for (int j = 0; j < C; j++) {
-            double t = 0.0;
-            for (int b = 0; b < B; b++) {
-                const float *xm = x + ((long)b * C + j) * hw;
-                for (int p = 0; p < hw; p++)
-                    t += xm[p];
-            }
-            out[j] = t;
+            uint64_t t = 0;
+            for (int b = 0; b < B; b++)
+                t += (uint64_t)reduce_fixed_sum(x + (long)b * n + (long)j * hw, (size_t)hw, scale);
+            acc[j] = (int64_t)t;
         }
+    }
+}
+
+int model_channel_sums_in(model_ws *ws, const float *x, int B, int C, int hw, int blk,
+                          double *out) {
+    /* Channel by channel on the threads, each channel's terms in one order:
+     * the same bits on any team and in either layout. */
+    if (!ws->deterministic) {
+        model_float_sums(x, B, C, hw, blk, out);
         return ws->red->size > 1 ? ws->red->sum_f64(ws->red->ctx, out, (size_t)C) : FSNN_OK;
     }
-    const long n = (long)C * hw;
-    double mx = reduce_maxabs(x, (size_t)B * n);
+    double mx = reduce_maxabs(x, (size_t)B * C * hw);
     CHECK(ws->red->max_f64(ws->red->ctx, &mx, 1));
     if (!isfinite(mx)) { /* non-finite somewhere: the step will be skipped */
         for (int j = 0; j < C; j++)
@@ -107,24 +157,15 @@ int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, doubl
         return FSNN_OK;
     }
     double scale = reduce_scale(mx, ws->global_batch * hw);
-    if (hw == 1) {
-        memset(ws->bn_acc, 0, sizeof(int64_t) * (size_t)C);
-        for (int b = 0; b < B; b++)
-            reduce_fixed_add(ws->bn_acc, x + (long)b * n, (size_t)C, scale);
-    } else {
-        /* Integer sums: the order of the terms does not matter. */
-#pragma omp parallel for schedule(static) if (par)
-        for (int j = 0; j < C; j++) {
-            uint64_t t = 0;
-            for (int b = 0; b < B; b++)
-                t += (uint64_t)reduce_fixed_sum(x + (long)b * n + (long)j * hw, (size_t)hw, scale);
-            ws->bn_acc[j] = (int64_t)t;
-        }
-    }
+    model_fixed_sums(x, B, C, hw, blk, scale, ws->bn_acc);
     CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)C));
     for (int j = 0; j < C; j++)
         out[j] = (double)ws->bn_acc[j] / scale;
     return FSNN_OK;
+}
+
+int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, double *out) {
+    return model_channel_sums_in(ws, x, B, C, hw, 0, out);
 }
 
 int model_bn_stats(model_ws *ws, const float *h, int B, int C, int hw, double *mean, double *var) {
@@ -473,8 +514,8 @@ int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
     return FSNN_OK;
 }
 
-int model_ml_sums(void *ctx, const float *x, int B, int C, int hw, double *out) {
-    return model_channel_sums(ctx, x, B, C, hw, out);
+int model_ml_sums(void *ctx, const float *x, int B, int C, int hw, int blocked, double *out) {
+    return model_channel_sums_in(ctx, x, B, C, hw, blocked ? DNNCONV_BLOCK : 0, out);
 }
 
 int model_sum_values(void *ctx, const float *vals, int count, double *out) {

@@ -158,6 +158,12 @@ void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale) {
         acc[i] = (int64_t)((uint64_t)acc[i] + reduce_fixed(x[i], scale));
 }
 
+void reduce_fixed_add_rows(int64_t *acc, const float *x, size_t rows, size_t n, double scale) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < n; i++)
+            acc[i] = (int64_t)((uint64_t)acc[i] + reduce_fixed(x[r * n + i], scale));
+}
+
 int64_t reduce_fixed_sum(const float *x, size_t n, double scale) {
     uint64_t s = 0;
     for (size_t i = 0; i < n; i++)

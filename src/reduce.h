@@ -108,6 +108,10 @@ double reduce_scale(double maxabs, long terms);
  * sum to mean anything (reduce_maxabs tells); others leave garbage, safely. */
 void reduce_fixed_add(int64_t *acc, const float *x, size_t n, double scale);
 
+/* The same for each of `rows` rows of n values, x [rows x n]: acc[i] gets
+ * every row's element i (a tile of a blocked layout's channels). */
+void reduce_fixed_add_rows(int64_t *acc, const float *x, size_t rows, size_t n, double scale);
+
 /* The fixed-point sum of x[0..n) as one term (integer addition wraps as
  * reduce_fixed_add's): adding it to an accumulator gives its bits exactly. */
 int64_t reduce_fixed_sum(const float *x, size_t n, double scale);

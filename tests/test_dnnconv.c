@@ -10,7 +10,11 @@
  * - A second call on the same arrays gives the same bits (run-to-run
  *   reproducibility of the cached primitive), on one thread and on two.
  * - Two threads against one: the same bits for the forward and the
- *   input-VJP (deterministic mode runs the primitives with either count). */
+ *   input-VJP (deterministic mode runs the primitives with either count).
+ * - The blocked layout: dnnconv_block puts channel c of sample b at the
+ *   index dnnconv.h gives, dnnconv_unblock inverts it, and the blocked
+ *   forward and input-VJP (blocked or NCHW result) give the NCHW calls'
+ *   bits, at batches that run as one chunk and as several. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -151,6 +155,52 @@ static void test_threads(int B, int C, int H, int W, int O, int k, int stride, i
     case_free(&c);
 }
 
+/* The blocked layout against its index formula, and the blocked maps
+ * against the NCHW ones, bit for bit. */
+static void test_blocked(int B, int C, int H, int W, int O, int k, int stride, int pad) {
+    case_t c;
+    case_make(&c, B, C, H, W, O, k, stride, pad);
+    const conv_shape *s = &c.s;
+    const int hw = H * W, ohw = s->Ho * s->Wo;
+    EXPECT(dnnconv_blocks(C) && dnnconv_blocks(O) && !dnnconv_blocks(C + 1),
+           "dnnconv_blocks(%d), (%d), (%d)", C, O, C + 1);
+    float *xb = malloc(sizeof(float) * (size_t)c.nx), *yb = malloc(sizeof(float) * (size_t)c.ny);
+    float *back = malloc(sizeof(float) * (size_t)c.nx);
+    if (!xb || !yb || !back) {
+        EXPECT(0, "out of memory");
+        free(xb), free(yb), free(back), case_free(&c);
+        return;
+    }
+    dnnconv_block(c.x, xb, B, C, hw);
+    long wrong = 0;
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++)
+            for (int p = 0; p < hw; p++) {
+                const long at = (((long)b * C / 16 + ch / 16) * hw + p) * 16 + ch % 16;
+                wrong += xb[at] != c.x[((long)b * C + ch) * hw + p];
+            }
+    EXPECT(wrong == 0, "dnnconv_block: %ld values away from their blocked index", wrong);
+    dnnconv_unblock(xb, back, B, C, hw);
+    EXPECT_SAME_BITS(back, c.x, c.nx, "dnnconv_unblock of dnnconv_block");
+    /* Forward: x blocked, y blocked and NCHW. */
+    EXPECT_OK(dnnconv_forward(s, c.x, c.w, NULL, c.y0, B));
+    EXPECT_OK(dnnconv_forward_blocked(s, xb, c.w, c.y1, B, 0));
+    EXPECT_SAME_BITS(c.y1, c.y0, c.ny, "blocked forward into NCHW");
+    EXPECT_OK(dnnconv_forward_blocked(s, xb, c.w, yb, B, 1));
+    dnnconv_unblock(yb, c.y2, B, O, ohw);
+    EXPECT_SAME_BITS(c.y2, c.y0, c.ny, "blocked forward into blocked");
+    /* Input-VJP: dy blocked, dx blocked and NCHW. */
+    dnnconv_block(c.dy, yb, B, O, ohw);
+    EXPECT_OK(dnnconv_backward_data(s, c.w, c.dy, c.dx0, B));
+    EXPECT_OK(dnnconv_backward_data_blocked(s, c.w, yb, c.dx1, B, 0));
+    EXPECT_SAME_BITS(c.dx1, c.dx0, c.nx, "blocked input-VJP into NCHW");
+    EXPECT_OK(dnnconv_backward_data_blocked(s, c.w, yb, xb, B, 1));
+    dnnconv_unblock(xb, c.dx2, B, C, hw);
+    EXPECT_SAME_BITS(c.dx2, c.dx0, c.nx, "blocked input-VJP into blocked");
+    free(xb), free(yb), free(back);
+    case_free(&c);
+}
+
 int main(void) {
     test_case(1, 1, 5, 5, 1, 1, 1, 0);
     test_case(3, 3, 7, 9, 5, 3, 1, 1);
@@ -161,6 +211,9 @@ int main(void) {
     test_case(5, 24, 16, 16, 40, 3, 2, 1);
     test_threads(32, 64, 14, 14, 64, 5, 1, 2);
     test_threads(16, 96, 16, 16, 128, 3, 2, 1);
+    test_blocked(8, 32, 12, 10, 48, 3, 1, 1);
+    test_blocked(11, 16, 16, 16, 32, 3, 2, 1); /* chunks of 8, 2 and 1 */
+    test_blocked(4, 64, 14, 14, 64, 5, 1, 2);
     dnnconv_release();
     return check_finish("dnnconv");
 }

@@ -13,7 +13,13 @@
  *    training (the rule of docs/multilayer.md); the trace's last step
  *    equals model_loss's residual.
  * 3. Dense and event-driven spike products give the same rates; a lone row
- *    group's event products on one thread and on three give the same bits. */
+ *    group's event products on one thread and on three give the same bits.
+ * 4. The adjoint's chain in oneDNN's blocked layout (mlnet_block): on a net
+ *    whose maps all come in 16-channel blocks, BatchNorm in the loop as the
+ *    reference's (its batch statistics' Jacobian, channel sums inside every
+ *    J^T) and dropout, a training step's gradients are the same bits as
+ *    with the chain in NCHW, in fast mode and in deterministic mode (two
+ *    micro-shards, fixed-point sums). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -37,6 +43,7 @@ typedef struct {
 static const ml_net net_deconv = {"4C3-6C3s (F4C3u)", 1, 8, 8, 7, 5e-4f};
 static const ml_net net_pool = {"4C3-P2-6C3 (F4C3u)", 1, 8, 8, 4, 5e-4f};
 static const ml_net net_fc = {"12-10 (F12)", 1, 4, 4, 5, 1e-3f};
+static const ml_net net_blocks = {"16C3-16C3s (F16C3u)", 1, 8, 8, 9, 5e-4f};
 
 static const long sample_ids[MB] = {101, 7, 55, 3};
 static const uint8_t labels[MB] = {0, 3, 1, 4};
@@ -267,6 +274,16 @@ static void test_convergence(const ml_net *net) {
     }
 }
 
+/* A training simulation of the test's input, its figures into *st. */
+static void simulate(fsnn_model *m, model_ws *ws, const ml_net *net, model_stats *st) {
+    static float x[MB * 1024];
+    make_input(net, x);
+    model_prepare_weights(m, 0);
+    EXPECT_OK(model_input(m, ws, x, MB, 1, sample_ids, EPOCH, SEED));
+    memset(st, 0, sizeof *st);
+    model_simulate(m, ws, MB, st);
+}
+
 /* a[T] with the spike products forced to one path; returns the steps of
  * each path through *dense, *event. */
 static void rates_with(const ml_net *net, cfg_spike_product mode, float *a, int *dense,
@@ -281,13 +298,8 @@ static void rates_with(const ml_net *net, cfg_spike_product mode, float *a, int 
     if (!m || !ws) return;
     model_init(m, SEED);
     move_params(m);
-    static float x[MB * 1024];
-    make_input(net, x);
-    model_prepare_weights(m, 0);
-    EXPECT_OK(model_input(m, ws, x, MB, 1, sample_ids, EPOCH, SEED));
     model_stats st;
-    memset(&st, 0, sizeof st);
-    model_simulate(m, ws, MB, &st);
+    simulate(m, ws, net, &st);
     memcpy(a, model_ws_a(ws), sizeof(float) * MB * (size_t)m->n);
     *dense = st.sim.dense_steps;
     *event = st.sim.event_steps;
@@ -327,6 +339,56 @@ static void test_threads(const ml_net *net) {
            net->net);
 }
 
+/* A training step's gradients into g [m->n_params] (malloc'd), with the
+ * adjoint's chain blocked where it can be (plain = 0) or in NCHW. */
+static float *grads_with(const ml_net *net, int plain, int det, int *blockable, size_t *np) {
+    fsnn_cfg c;
+    fill_cfg(&c, net, SOLVER_BROYDEN, 0.2f, 8);
+    c.model_conv = CONV_ONEDNN;
+    c.model_loop_bn = LOOP_BN_REFERENCE;
+    c.solver_max_iters = 20;
+    c.parallel_deterministic = det;
+    c.parallel_micro_batch = det ? MB / 2 : 0;
+    fsnn_model *m = NULL;
+    model_ws *ws = NULL;
+    float *g = NULL;
+    EXPECT_OK(model_create(&m, &c, net->c, net->h, net->w, NOUT));
+    if (m) EXPECT_OK(model_ws_create(&ws, m, &c, MB));
+    if (m && ws && m->ml && (g = malloc(sizeof(float) * m->n_params))) {
+        model_init(m, SEED);
+        move_params(m);
+        m->ml->plain_chain = plain;
+        *blockable = mlnet_blockable(m->ml, &m->fb_op);
+        model_stats st;
+        simulate(m, ws, net, &st);
+        EXPECT_OK(model_loss(m, ws, labels, MB, (double)MB, 1, &st));
+        memcpy(g, m->grads, sizeof(float) * m->n_params);
+        *np = m->n_params;
+    }
+    EXPECT(g != NULL, "%s: no multi-layer model or no memory", net->net);
+    model_ws_destroy(&ws);
+    model_destroy(&m);
+    return g;
+}
+
+static void test_blocked(const ml_net *net, int det) {
+    int bb = 0, bp = 0;
+    size_t nb = 0, np = 0;
+    float *gb = grads_with(net, 0, det, &bb, &nb), *gp = grads_with(net, 1, det, &bp, &np);
+    const char *mode = det ? "deterministic" : "fast";
+    EXPECT(bb == 1 && bp == 0, "%s (%s): blocked chain %d, with plain_chain %d", net->net, mode, bb,
+           bp);
+    if (gb && gp && nb == np) {
+        double gmax = 0.0;
+        for (size_t k = 0; k < nb; k++)
+            gmax = fmax(gmax, fabs(gb[k]));
+        EXPECT(gmax > 0.0 && isfinite(gmax), "%s (%s): gradient max %g", net->net, mode, gmax);
+        EXPECT_SAME_BITS(gb, gp, nb, "gradients with the chain blocked and in NCHW");
+    }
+    free(gb);
+    free(gp);
+}
+
 int main(void) {
     test_grad(&net_deconv, 0.0f);
     test_grad(&net_deconv, 0.2f);
@@ -338,5 +400,7 @@ int main(void) {
     test_event(&net_fc);
     test_threads(&net_deconv);
     test_threads(&net_pool);
+    test_blocked(&net_blocks, 0);
+    test_blocked(&net_blocks, 1);
     return check_finish("mlnet");
 }
