@@ -3,6 +3,7 @@
 #include "conv.h"
 
 #include <cblas.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "blas.h"
@@ -41,9 +42,11 @@ static size_t conv_max(size_t a, size_t b) {
 size_t conv_workspace_size(const conv_shape *s) {
     size_t hw = (size_t)s->Ho * s->Wo;
     size_t in = (size_t)s->C * s->H * s->W; /* conv_masked_vjp_event's accumulator */
-    /* conv_event_one: its accumulator, its lists with a spare slot per
-     * position and their bounds (ints in float slots) */
-    size_t event = hw * s->O + 3 * (size_t)s->H * s->W + 1 + in;
+    /* conv_event_one: its masks (one 64-bit word per 64 channels and
+     * input position, from ws's first 8-byte boundary), its accumulator,
+     * its lists and their bounds (ints in float slots) */
+    const size_t hwi = (size_t)s->H * s->W;
+    size_t event = 2 * hwi * (size_t)((s->C + 63) / 64) + 1 + hw * s->O + 2 * hwi + in;
     return conv_max(conv_max((size_t)s->C * s->k * s->k * hw, event), in);
 }
 
@@ -311,32 +314,39 @@ static void conv_event_scatter(const conv_shape *s, const float *sp, const float
 typedef float conv_v16 __attribute__((vector_size(64), aligned(4)));
 #define CONV_V 16
 
-/* For each input position q of one sample's spikes sp [C x H W]: how many
- * channels spiked, in count[q + 1] (count[0] = 0). */
-static void conv_count_active(const float *sp, int C, int hw, int *count) {
-    memset(count, 0, sizeof(int) * (size_t)(hw + 1));
-    for (int c = 0; c < C; c++)
+/* The channels that spiked at each input position q of one sample's
+ * spikes sp [C x hw], as bits: bit c % 64 of m[(c / 64) hw + q], a row of
+ * hw words per 64 channels. Returns how many spiked. A pass of vector
+ * compares (the loop over positions vectorizes) rather than a scalar step
+ * per value. */
+static long conv_active_masks(const float *sp, int C, int hw, int nw, uint64_t *m) {
+    memset(m, 0, sizeof(uint64_t) * (size_t)hw * nw);
+    for (int c = 0; c < C; c++) {
+        const uint64_t bit = 1ull << (c % 64);
+        const float *row = sp + (long)c * hw;
+        uint64_t *mc = m + (long)(c / 64) * hw;
         for (int q = 0; q < hw; q++)
-            count[q + 1] += sp[(long)c * hw + q] != 0.0f;
+            mc[q] |= row[q] != 0.0f ? bit : 0;
+    }
+    long nnz = 0;
+    for (long i = 0; i < (long)hw * nw; i++)
+        nnz += __builtin_popcountll(m[i]);
+    return nnz;
 }
 
 /* The channels that spiked at position q in ascending order, as offsets
- * c * span of their rows of We, chan[start[q] .. end[q]), from
- * conv_count_active's counts in start (a counting sort). Every (c, q)
- * writes chan at q's cursor and moves the cursor only for a spike, which
- * needs no branch; a spare slot after each list takes the last write of a
- * position whose list is full. chan holds C H W + H W. */
-static void conv_active_lists(const float *sp, int C, int hw, int span, int *start, int *chan,
+ * c * span of their rows of We, chan[start[q] .. end[q]), from the masks
+ * of conv_active_masks: one step per spike. */
+static void conv_active_lists(const uint64_t *m, int hw, int nw, int span, int *start, int *chan,
                               int *end) {
+    int t = 0;
     for (int q = 0; q < hw; q++) {
-        start[q + 1] += start[q] + 1;
-        end[q] = start[q];
+        start[q] = t;
+        for (int w = 0; w < nw; w++)
+            for (uint64_t x = m[(long)w * hw + q]; x; x &= x - 1)
+                chan[t++] = (w * 64 + __builtin_ctzll(x)) * span;
+        end[q] = t;
     }
-    for (int c = 0; c < C; c++)
-        for (int q = 0; q < hw; q++) {
-            chan[end[q]] = c * span;
-            end[q] += sp[(long)c * hw + q] != 0.0f;
-        }
 }
 
 /* The kernel taps of output (yo, xo) that read an input: ky0..ky1 and
@@ -426,22 +436,21 @@ static void conv_gather_rest(const conv_shape *s, const conv_window *w, const in
  * inputs (c, yo st - p + ky, xo st - p + kx) that spiked, gathered in
  * registers from per-position lists of active channels; then y = bias +
  * acc^T. Blocks of 64 channels are the outer loop so that their slice of We
- * stays in cache while every output reads it. ws holds acc [Ho Wo x O],
- * then the lists and their cursor (conv_workspace_size). */
+ * stays in cache while every output reads it. ws holds the masks (from
+ * its first 8-byte boundary), acc [Ho Wo x O], then the lists and their
+ * bounds (conv_workspace_size). */
 static void conv_event_one(const conv_shape *s, const float *sp, const float *We, const float *b,
                            float *y, float *ws) {
-    const int O = s->O, Ho = s->Ho, Wo = s->Wo, hw = s->H * s->W;
-    float *acc = ws;
-    int *start = (int *)(ws + (long)Ho * Wo * O), *end = start + hw + 1, *chan = end + hw;
-    long nnz = 0;
-    for (long i = 0; i < (long)s->C * hw; i++)
-        nnz += sp[i] != 0.0f;
+    const int O = s->O, Ho = s->Ho, Wo = s->Wo, hw = s->H * s->W, nw = (s->C + 63) / 64;
+    uint64_t *mask = (uint64_t *)(((uintptr_t)ws + 7) & ~(uintptr_t)7);
+    float *acc = (float *)(mask + (long)hw * nw);
+    int *start = (int *)(acc + (long)Ho * Wo * O), *end = start + hw, *chan = end + hw;
+    long nnz = conv_active_masks(sp, s->C, hw, nw, mask);
     if (nnz < CONV_GATHER_DENSITY * s->C * hw) {
         conv_event_scatter(s, sp, We, b, y, ws);
         return;
     }
-    conv_count_active(sp, s->C, hw, start);
-    conv_active_lists(sp, s->C, hw, s->k * s->k * s->O, start, chan, end);
+    conv_active_lists(mask, hw, nw, s->k * s->k * s->O, start, chan, end);
     for (int o0 = 0; o0 < O; o0 += 64)
         for (int yo = 0; yo < Ho; yo++)
             for (int xo = 0; xo < Wo; xo++) {

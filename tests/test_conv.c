@@ -604,6 +604,9 @@ int main(void) {
     test_event_conv(2, 64, 14, 14, 64, 5, 1, 2);
     test_event_conv(3, 3, 9, 7, 5, 3, 2, 1);
     test_event_conv(2, 4, 8, 11, 3, 5, 2, 2);
+    /* More than 64 channels: several words of spike bits per position. */
+    test_event_conv(2, 96, 6, 5, 8, 3, 1, 1);
+    test_event_conv(1, 130, 4, 4, 64, 3, 2, 1);
     /* Adjoint products through a sparse mask, the same shapes. */
     test_event_adjoint(2, 64, 14, 14, 64, 5, 1, 2);
     test_event_adjoint(3, 3, 9, 7, 5, 3, 2, 1);
