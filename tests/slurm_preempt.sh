@@ -96,20 +96,25 @@ resumed() {
 # checkpoint exists, and returns with the job id in $jid (empty if the
 # checkpoint never came).
 preempt() {
-    local name=$1 run=$dir/$1 state i
+    local name=$1 run=$dir/$1 state
     shift
     t1=$SECONDS
     jid=$(submit "$name")
     check '[[ "$jid" =~ ^[0-9]+$ ]]' "$name: sbatch printed '$jid', not a job id"
     [[ "$jid" =~ ^[0-9]+$ ]] || { jid=; return; }
     jobs+=("$jid")
-    for ((i = 0; i < 600; i++)); do
+    # The job may wait in the queue while the uninterrupted run holds the
+    # node: its 60 s count from its start, with 300 s in all.
+    local since=
+    while ((SECONDS - t1 <= 300)); do
         [ -f "$run/checkpoint.h5" ] && break
         state=$(field "$jid" JobState)
         [[ "$state" =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] || break
+        [ "$state" = RUNNING ] && [ -z "$since" ] && since=$SECONDS
+        [ -n "$since" ] && ((SECONDS - since > 60)) && break
         sleep 0.1
     done
-    check '[ -f "$run/checkpoint.h5" ]' "$name: no checkpoint after 60 s (job $jid $state): $(tail -n 5 "$run/train.log" "$dir/$name.out" 2>&1)"
+    check '[ -f "$run/checkpoint.h5" ]' "$name: no checkpoint 60 s after the job's start or 300 s after its submission (job $jid $state): $(tail -n 5 "$run/train.log" "$dir/$name.out" 2>&1)"
     [ -f "$run/checkpoint.h5" ] || { jid=; return; }
     "$@" "$jid"
     echo "slurm_preempt: $name: job $jid interrupted after $((SECONDS - t1)) s with: $* $jid"
