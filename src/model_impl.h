@@ -151,9 +151,10 @@ int model_pipe_grads(fsnn_model *m);
  * (double): local sums in fast mode, reproducible fixed-point sums in
  * deterministic mode (the same bits for any number of ranks). Collective. */
 int model_channel_sums(model_ws *ws, const float *x, int B, int C, int hw, double *out);
-/* The same with x in blocks of blk channels (dnnconv.h's blocked layout;
- * blk = 0: NCHW): the same bits as for x in NCHW. */
-int model_channel_sums_in(model_ws *ws, const float *x, int B, int C, int hw, int blk, double *out);
+/* The same with x in dnnconv.h's blocked layout (blocked = 1) or NCHW:
+ * the same bits either way. */
+int model_channel_sums_in(model_ws *ws, const float *x, int B, int C, int hw, int blocked,
+                          double *out);
 /* BatchNorm statistics per channel of the whole (possibly distributed)
  * batch: two passes, the mean then the mean squared deviation. Collective. */
 int model_bn_stats(model_ws *ws, const float *h, int B, int C, int hw, double *mean, double *var);

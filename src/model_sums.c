@@ -83,16 +83,16 @@ int model_pipe_grads(fsnn_model *m) {
 }
 
 /* Fast mode's channel sums, in double, each channel's terms sample after
- * sample and position after position in either layout. */
-static void model_float_sums(const float *x, int B, int C, int hw, int blk, double *out) {
+ * sample and position after position in either layout (blocked: dnnconv.h's). */
+static void model_float_sums(const float *x, int B, int C, int hw, int blocked, double *out) {
     const int par = hw > 1 && (long)B * C * hw > BLAS_PARALLEL_MIN;
     const long n = (long)C * hw;
-    if (blk) {
+    if (blocked) {
 #pragma omp parallel for schedule(static) if (par)
-        for (int j = 0; j < C / blk; j++) {
+        for (int j = 0; j < C / DNNCONV_BLOCK; j++) {
             double t[DNNCONV_BLOCK] = {0};
             for (int b = 0; b < B; b++) {
-                const float *xt = x + (long)b * n + (long)j * blk * hw;
+                const float *xt = x + (long)b * n + (long)j * DNNCONV_BLOCK * hw;
                 for (int p = 0; p < hw; p++)
                     for (int i = 0; i < DNNCONV_BLOCK; i++)
                         t[i] += xt[(long)p * DNNCONV_BLOCK + i];
@@ -116,7 +116,7 @@ static void model_float_sums(const float *x, int B, int C, int hw, int blk, doub
 
 /* Deterministic mode's channel sums in fixed point into acc [C]: integer
  * sums, so the order of the terms does not matter. */
-static void model_fixed_sums(const float *x, int B, int C, int hw, int blk, double scale,
+static void model_fixed_sums(const float *x, int B, int C, int hw, int blocked, double scale,
                              int64_t *acc) {
     const int par = hw > 1 && (long)B * C * hw > BLAS_PARALLEL_MIN;
     const long n = (long)C * hw;
@@ -124,7 +124,8 @@ static void model_fixed_sums(const float *x, int B, int C, int hw, int blk, doub
     if (hw == 1) {
         for (int b = 0; b < B; b++)
             reduce_fixed_add(acc, x + (long)b * n, (size_t)C, scale);
-    } else if (blk) {
+    } else if (blocked) {
+        const int blk = DNNCONV_BLOCK;
 #pragma omp parallel for schedule(static) if (par)
         for (int j = 0; j < C / blk; j++)
             for (int b = 0; b < B; b++)
@@ -141,12 +142,12 @@ static void model_fixed_sums(const float *x, int B, int C, int hw, int blk, doub
     }
 }
 
-int model_channel_sums_in(model_ws *ws, const float *x, int B, int C, int hw, int blk,
+int model_channel_sums_in(model_ws *ws, const float *x, int B, int C, int hw, int blocked,
                           double *out) {
     /* Channel by channel on the threads, each channel's terms in one order:
      * the same bits on any team and in either layout. */
     if (!ws->deterministic) {
-        model_float_sums(x, B, C, hw, blk, out);
+        model_float_sums(x, B, C, hw, blocked, out);
         return ws->red->size > 1 ? ws->red->sum_f64(ws->red->ctx, out, (size_t)C) : FSNN_OK;
     }
     double mx = reduce_maxabs(x, (size_t)B * C * hw);
@@ -157,7 +158,7 @@ int model_channel_sums_in(model_ws *ws, const float *x, int B, int C, int hw, in
         return FSNN_OK;
     }
     double scale = reduce_scale(mx, ws->global_batch * hw);
-    model_fixed_sums(x, B, C, hw, blk, scale, ws->bn_acc);
+    model_fixed_sums(x, B, C, hw, blocked, scale, ws->bn_acc);
     CHECK(ws->red->sum_i64(ws->red->ctx, ws->bn_acc, (size_t)C));
     for (int j = 0; j < C; j++)
         out[j] = (double)ws->bn_acc[j] / scale;
@@ -232,8 +233,7 @@ int model_ml_stats(void *ctx, const float *x, int B, int C, int hw, const double
         }
         const double sc[2] = {reduce_scale(mx, ws->global_batch * hw),
                               reduce_scale(mx * mx, ws->global_batch * hw)};
-        int64_t *acc = ws->bn_acc; /* [2C] */
-                                   /* Integer sums: the order of the terms does not matter. */
+        int64_t *acc = ws->bn_acc; /* [2C], integer sums: the order of the terms does not matter */
 #pragma omp parallel for schedule(static) if (par)
         for (int j = 0; j < C; j++) {
             uint64_t a1 = 0, a2 = 0;
@@ -515,7 +515,7 @@ int model_reduce_sums(fsnn_model *m, model_ws *ws, int B) {
 }
 
 int model_ml_sums(void *ctx, const float *x, int B, int C, int hw, int blocked, double *out) {
-    return model_channel_sums_in(ctx, x, B, C, hw, blocked ? DNNCONV_BLOCK : 0, out);
+    return model_channel_sums_in(ctx, x, B, C, hw, blocked, out);
 }
 
 int model_sum_values(void *ctx, const float *vals, int count, double *out) {
